@@ -1,0 +1,1 @@
+"""Canary analysis: the condition language, AnalysisRun semantics and metric providers."""
