@@ -1,0 +1,323 @@
+"""Wire models for the Argo Rollouts `Rollout` (canary strategy) and its status.
+
+Rules:
+- `argoproj.io/v1alpha1` Rollout exactly as Argo Rollouts accepts it; camelCase on
+  the wire; `Rollout.load(doc).dump() == doc` for every document we accept (only
+  fields that were set are written back).
+- Fields Argo has for features this controller does not run (blueGreen, experiment
+  and plugin steps, other traffic routers) are preserved, never dropped; lint reports
+  them as "not supported by this controller" (`unsupported_fields`).
+- The pod template is kept as a raw dict: the controller hashes and copies it,
+  it never interprets containers beyond images.
+- Status has Argo's shape (`stableRS`, `HPAReplicas`, `observedGeneration` as a
+  string) so Argo CD health checks and `kubectl argo rollouts` keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from analysis.model import (
+    API_VERSION,
+    Argument,
+    ArgoModel,
+    DryRun,
+    IntOrString,
+    MeasurementRetention,
+    ObjectMeta,
+    TemplateRef,
+)
+
+__all__ = ["API_VERSION", "ObjectMeta", "Rollout", "RolloutPhase", "CanaryStep", "StepKind"]
+
+
+class RolloutPhase(StrEnum):
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+
+
+class StepKind(StrEnum):
+    SET_WEIGHT = "setWeight"
+    PAUSE = "pause"
+    ANALYSIS = "analysis"
+    SET_CANARY_SCALE = "setCanaryScale"
+    # Accepted by Argo, preserved here, not run by this controller:
+    EXPERIMENT = "experiment"
+    SET_HEADER_ROUTE = "setHeaderRoute"
+    SET_MIRROR_ROUTE = "setMirrorRoute"
+    PLUGIN = "plugin"
+
+
+SUPPORTED_STEPS = frozenset({StepKind.SET_WEIGHT, StepKind.PAUSE, StepKind.ANALYSIS, StepKind.SET_CANARY_SCALE})
+
+
+# ---------------------------------------------------------------- steps
+
+
+class RolloutPause(ArgoModel):
+    duration: IntOrString | None = None  # None: wait for promote
+
+
+class AnalysisRunMetadata(ArgoModel):
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class RolloutAnalysis(ArgoModel):
+    """An analysis step, or (with `startingStep`) the background analysis."""
+
+    templates: list[TemplateRef] | None = None
+    args: list[Argument] | None = None
+    dry_run: list[DryRun] | None = None
+    measurement_retention: list[MeasurementRetention] | None = None
+    analysis_run_metadata: AnalysisRunMetadata | None = None
+
+
+class RolloutBackgroundAnalysis(RolloutAnalysis):
+    starting_step: int | None = None
+
+
+class SetCanaryScale(ArgoModel):
+    weight: int | None = None
+    replicas: int | None = None
+    match_traffic_weight: bool | None = None
+
+
+class CanaryStep(ArgoModel):
+    """One step: exactly one of the fields is set."""
+
+    set_weight: int | None = None
+    pause: RolloutPause | None = None
+    analysis: RolloutAnalysis | None = None
+    set_canary_scale: SetCanaryScale | None = None
+    experiment: dict[str, Any] | None = None
+    set_header_route: dict[str, Any] | None = None
+    set_mirror_route: dict[str, Any] | None = None
+    plugin: dict[str, Any] | None = None
+
+    def kinds(self) -> list[str]:
+        """Wire names of the keys set on this step (known kinds first, then unknown keys)."""
+        known = [kind.value for kind in StepKind if getattr(self, _FIELD_OF[kind]) is not None]
+        return known + sorted(self.model_extra or {})
+
+    @property
+    def kind(self) -> StepKind | None:
+        """The step kind when exactly one known kind is set, else None."""
+        kinds = self.kinds()
+        if len(kinds) != 1 or kinds[0] not in StepKind._value2member_map_:
+            return None
+        return StepKind(kinds[0])
+
+
+_FIELD_OF = {
+    StepKind.SET_WEIGHT: "set_weight",
+    StepKind.PAUSE: "pause",
+    StepKind.ANALYSIS: "analysis",
+    StepKind.SET_CANARY_SCALE: "set_canary_scale",
+    StepKind.EXPERIMENT: "experiment",
+    StepKind.SET_HEADER_ROUTE: "set_header_route",
+    StepKind.SET_MIRROR_ROUTE: "set_mirror_route",
+    StepKind.PLUGIN: "plugin",
+}
+
+
+# ---------------------------------------------------------------- traffic routing
+
+
+class IstioVirtualService(ArgoModel):
+    name: str
+    routes: list[str] | None = None
+    tls_routes: list[dict[str, Any]] | None = None
+    tcp_routes: list[dict[str, Any]] | None = None
+
+
+class IstioDestinationRule(ArgoModel):
+    name: str
+    canary_subset_name: str
+    stable_subset_name: str
+    additional_subset_names: list[str] | None = None
+
+
+class IstioTrafficRouting(ArgoModel):
+    virtual_service: IstioVirtualService | None = None
+    virtual_services: list[IstioVirtualService] | None = None
+    destination_rule: IstioDestinationRule | None = None
+
+    def all_virtual_services(self) -> list[IstioVirtualService]:
+        single = [self.virtual_service] if self.virtual_service else []
+        return single + list(self.virtual_services or [])
+
+
+class ManagedRoute(ArgoModel):
+    name: str
+
+
+class TrafficRouting(ArgoModel):
+    """Only Istio is run by this controller; other routers are preserved (extra)."""
+
+    istio: IstioTrafficRouting | None = None
+    managed_routes: list[ManagedRoute] | None = None
+    max_traffic_weight: int | None = None
+
+
+# ---------------------------------------------------------------- strategy
+
+
+class CanaryStrategy(ArgoModel):
+    canary_service: str | None = None
+    stable_service: str | None = None
+    steps: list[CanaryStep] | None = None
+    traffic_routing: TrafficRouting | None = None
+    analysis: RolloutBackgroundAnalysis | None = None
+    max_surge: IntOrString | None = None
+    max_unavailable: IntOrString | None = None
+    scale_down_delay_seconds: int | None = None
+    scale_down_delay_revision_limit: int | None = None
+    abort_scale_down_delay_seconds: int | None = None
+    dynamic_stable_scale: bool | None = None
+    min_pods_per_replica_set: int | None = None
+    canary_metadata: AnalysisRunMetadata | None = None
+    stable_metadata: AnalysisRunMetadata | None = None
+    anti_affinity: dict[str, Any] | None = None
+    ping_pong: dict[str, Any] | None = None
+    replica_progress_threshold: dict[str, Any] | None = None
+
+
+class RolloutStrategy(ArgoModel):
+    canary: CanaryStrategy | None = None
+    blue_green: dict[str, Any] | None = None  # preserved; not run by this controller
+
+
+class LabelSelector(ArgoModel):
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[dict[str, Any]] | None = None
+
+
+class WorkloadRef(ArgoModel):
+    api_version: str
+    kind: Literal["Deployment", "ReplicaSet", "PodTemplate"]
+    name: str
+    scale_down: Literal["never", "onsuccess", "progressively"] | None = None
+
+
+class RolloutHistoryLimits(ArgoModel):
+    successful_run_history_limit: int | None = None
+    unsuccessful_run_history_limit: int | None = None
+
+
+class RolloutSpec(ArgoModel):
+    replicas: int | None = None
+    selector: LabelSelector | None = None
+    template: dict[str, Any] | None = None
+    workload_ref: WorkloadRef | None = None
+    min_ready_seconds: int | None = None
+    revision_history_limit: int | None = None
+    paused: bool | None = None
+    progress_deadline_seconds: int | None = None
+    progress_deadline_abort: bool | None = None
+    restart_at: datetime | None = None
+    rollback_window: dict[str, Any] | None = None
+    strategy: RolloutStrategy
+    analysis: RolloutHistoryLimits | None = None
+
+
+# ---------------------------------------------------------------- status
+
+
+class PauseCondition(ArgoModel):
+    reason: str
+    start_time: datetime
+
+
+class RunStatusRef(ArgoModel):
+    name: str
+    status: str
+    message: str | None = None
+
+
+class WeightDestination(ArgoModel):
+    weight: int
+    service_name: str | None = None
+    pod_template_hash: str | None = None
+
+
+class TrafficWeights(ArgoModel):
+    canary: WeightDestination
+    stable: WeightDestination
+    additional: list[WeightDestination] | None = None
+    verified: bool | None = None
+
+
+class CanaryStatus(ArgoModel):
+    current_step_analysis_run_status: RunStatusRef | None = None
+    current_background_analysis_run_status: RunStatusRef | None = None
+    current_experiment: str | None = None
+    weights: TrafficWeights | None = None
+
+
+class RolloutCondition(ArgoModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str | None = None
+    message: str | None = None
+    last_update_time: datetime | None = None
+    last_transition_time: datetime | None = None
+
+
+class RolloutStatus(ArgoModel):
+    phase: RolloutPhase | None = None
+    message: str | None = None
+    current_step_index: int | None = None
+    current_step_hash: str | None = None
+    current_pod_hash: str | None = None
+    stable_rs: str | None = Field(default=None, alias="stableRS")
+    pause_conditions: list[PauseCondition] | None = None
+    controller_pause: bool | None = None
+    abort: bool | None = None
+    aborted_at: datetime | None = None
+    promote_full: bool | None = None
+    canary: CanaryStatus | None = None
+    conditions: list[RolloutCondition] | None = None
+    replicas: int | None = None
+    updated_replicas: int | None = None
+    ready_replicas: int | None = None
+    available_replicas: int | None = None
+    hpa_replicas: int | None = Field(default=None, alias="HPAReplicas")
+    selector: str | None = None
+    observed_generation: str | None = None
+    restarted_at: datetime | None = None
+    collision_count: int | None = None
+
+
+class Rollout(ArgoModel):
+    api_version: str = API_VERSION
+    kind: Literal["Rollout"] = "Rollout"
+    metadata: ObjectMeta
+    spec: RolloutSpec
+    status: RolloutStatus | None = None
+
+    @property
+    def canary(self) -> CanaryStrategy | None:
+        return self.spec.strategy.canary
+
+    @property
+    def steps(self) -> list[CanaryStep]:
+        canary = self.canary
+        return list(canary.steps or []) if canary else []
+
+    def unsupported_fields(self) -> list[str]:
+        """Dotted paths of fields Argo accepts that this controller does not run."""
+        found = [f"spec.{path}" for path in self.spec.unknown_fields()]
+        if self.spec.strategy.blue_green is not None:
+            found.append("spec.strategy.blueGreen")
+        for index, step in enumerate(self.steps):
+            kind = step.kind
+            if kind is not None and kind not in SUPPORTED_STEPS:
+                found.append(f"spec.strategy.canary.steps[{index}].{kind.value}")
+        return found
