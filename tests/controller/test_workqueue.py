@@ -1,0 +1,163 @@
+"""The work queue: de-duplication, never-concurrent keys, due times, backoff, shutdown.
+
+Time is a SteppedClock; nothing here waits on the wall clock except the blocking
+`get` tests, which are woken by the queue itself (add, clock step, shutdown).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from rollouts.clock import SteppedClock
+from rollouts.workqueue import Key, WorkQueue
+
+A = Key("Rollout", "default", "a")
+B = Key("Rollout", "default", "b")
+
+
+@pytest.fixture
+def clock() -> SteppedClock:
+    return SteppedClock()
+
+
+@pytest.fixture
+def queue(clock: SteppedClock) -> WorkQueue:
+    return WorkQueue(clock)
+
+
+def drain(queue: WorkQueue) -> list[Key]:
+    taken = []
+    while (key := queue.pop_ready()) is not None:
+        taken.append(key)
+        queue.done(key)
+    return taken
+
+
+def test_a_key_added_twice_is_handed_out_once(queue: WorkQueue) -> None:
+    queue.add(A)
+    queue.add(B)
+    queue.add(A)
+    assert drain(queue) == [A, B]
+
+
+def test_a_key_readded_while_processing_waits_for_done(queue: WorkQueue) -> None:
+    queue.add(A)
+    assert queue.pop_ready() == A
+    queue.add(A)
+    assert queue.pop_ready() is None, "never hand out a key that is being processed"
+    queue.done(A)
+    assert queue.pop_ready() == A
+    queue.done(A)
+    assert queue.pop_ready() is None
+
+
+def test_add_after_is_due_only_when_the_clock_reaches_it(queue: WorkQueue, clock: SteppedClock) -> None:
+    queue.add_after(A, 30)
+    assert queue.pop_ready() is None
+    assert queue.next_due() == 30.0
+    clock.advance(29.9)
+    assert queue.pop_ready() is None
+    clock.advance(0.1)
+    assert queue.pop_ready() == A
+
+
+def test_the_earlier_due_time_wins(queue: WorkQueue, clock: SteppedClock) -> None:
+    queue.add_after(A, 60)
+    queue.add_after(A, 10)
+    queue.add_after(A, 30)
+    assert queue.next_due() == 10.0
+    clock.advance(10)
+    assert drain(queue) == [A]
+    clock.advance(100)
+    assert drain(queue) == [], "superseded due times do not fire again"
+    assert queue.next_due() is None
+
+
+def test_non_positive_delay_is_a_plain_add(queue: WorkQueue) -> None:
+    queue.add_after(A, 0)
+    queue.add_after(B, -5)
+    assert drain(queue) == [A, B]
+
+
+def test_backoff_doubles_from_5ms_to_a_10s_cap_and_forget_resets(queue: WorkQueue) -> None:
+    delays = [queue.add_rate_limited(A) for _ in range(14)]
+    assert delays[:4] == [0.005, 0.01, 0.02, 0.04]
+    assert delays[-1] == 10.0 and max(delays) == 10.0
+    assert queue.num_requeues(A) == 14
+    queue.forget(A)
+    assert queue.num_requeues(A) == 0
+    assert queue.add_rate_limited(A) == 0.005
+
+
+def test_backoff_is_per_key(queue: WorkQueue) -> None:
+    for _ in range(5):
+        queue.add_rate_limited(A)
+    assert queue.add_rate_limited(B) == 0.005
+
+
+def test_get_blocks_until_an_add(queue: WorkQueue) -> None:
+    got: list[Key | None] = []
+    worker = threading.Thread(target=lambda: got.append(queue.get(timeout=30)))
+    worker.start()
+    queue.add(A)
+    worker.join(timeout=30)
+    assert got == [A]
+
+
+def test_get_wakes_when_a_stepped_clock_reaches_a_due_time(queue: WorkQueue, clock: SteppedClock) -> None:
+    queue.add_after(A, 300)
+    got: list[Key | None] = []
+    worker = threading.Thread(target=lambda: got.append(queue.get(timeout=30)))
+    worker.start()
+    clock.advance(300)
+    worker.join(timeout=30)
+    assert got == [A]
+
+
+def test_get_times_out_with_none(queue: WorkQueue) -> None:
+    assert queue.get(timeout=0.01) is None
+
+
+def test_shutdown_releases_blocked_getters_and_ignores_adds(queue: WorkQueue) -> None:
+    got: list[Key | None] = []
+    worker = threading.Thread(target=lambda: got.append(queue.get()))
+    worker.start()
+    queue.shutdown()
+    worker.join(timeout=30)
+    assert got == [None]
+    queue.add(A)
+    assert queue.pop_ready() is None and len(queue) == 0
+
+
+def test_many_workers_never_process_one_key_concurrently(clock: SteppedClock) -> None:
+    queue = WorkQueue(clock)
+    active: set[Key] = set()
+    overlaps: list[Key] = []
+    processed: list[Key] = []
+    lock = threading.Lock()
+    keys = [Key("Rollout", "ns", f"r{i % 5}") for i in range(200)]
+
+    def work() -> None:
+        while (key := queue.get(timeout=0.05)) is not None:
+            with lock:
+                if key in active:
+                    overlaps.append(key)
+                active.add(key)
+            queue.add(key) if len(processed) < 50 else None  # re-add while processing
+            with lock:
+                active.discard(key)
+                processed.append(key)
+            queue.done(key)
+
+    for key in keys:
+        queue.add(key)
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert overlaps == []
+    assert set(processed) == set(keys)
+    assert queue.idle()
