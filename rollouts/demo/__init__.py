@@ -1,0 +1,1 @@
+"""Local demo: a real Prometheus and the pieces that drive a canary on this machine."""

@@ -1,0 +1,53 @@
+"""Shared fixtures: a real Prometheus with deterministic history (session-scoped).
+
+A missing `prometheus` binary fails the tests that need it, with the install hint: the
+suite never skips a real component.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import pytest
+
+from rollouts.demo.prometheus import INSTALL_HINT, PrometheusServer
+from tests.fixtures import istio_history
+
+
+@dataclass(frozen=True)
+class PrometheusHistory:
+    """A running Prometheus and the fixed times of its backfilled history."""
+
+    url: str
+    start: datetime
+    end: datetime
+    hour_one: datetime  # healthy and degrading canaries both succeed here
+    hour_two: datetime  # the degrading canary's error rate is 10% here
+    healthy_service: str
+    degrading_service: str
+    samples: int
+
+
+def require_prometheus() -> None:
+    """Fail (never skip) when Debian's prometheus is not installed."""
+    if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+        pytest.fail(f"prometheus/promtool not on PATH: {INSTALL_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[PrometheusHistory]:
+    require_prometheus()
+    with PrometheusServer(backfill=istio_history.openmetrics()) as server:
+        yield PrometheusHistory(
+            url=server.url,
+            start=istio_history.START,
+            end=istio_history.END,
+            hour_one=istio_history.HOUR_ONE,
+            hour_two=istio_history.HOUR_TWO,
+            healthy_service=istio_history.HEALTHY,
+            degrading_service=istio_history.DEGRADING,
+            samples=server.backfilled_samples,
+        )
