@@ -143,12 +143,14 @@ class _Request:
     @classmethod
     def build(cls, metric: str, config: WebMetric) -> _Request:
         method = config.method or "GET"
-        parts = urlsplit(config.url)
-        shown = f"web metric {metric!r}: {method} {parts.scheme}://{parts.hostname or ''}"
-        shown += f":{parts.port}" if parts.port else ""
-        shown += parts.path
+        try:
+            parts = urlsplit(config.url)
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError as err:
+            raise ProviderError(f"web metric {metric!r}: url is not valid: {err}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ProviderError(f"web metric {metric!r}: url must be an http(s) URL (got scheme {parts.scheme!r})")
+            raise ProviderError(f"web metric {metric!r}: url must be an http(s) URL like https://host/path")
+        shown = f"web metric {metric!r}: {method} {parts.scheme}://{parts.hostname}{port}{parts.path}"
         if config.body is not None and config.json_body is not None:
             raise ProviderError(f"{shown}: set either body or jsonBody, not both")
         if (config.body is not None or config.json_body is not None) and method == "GET":

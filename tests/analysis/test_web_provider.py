@@ -248,9 +248,14 @@ def test_bad_configuration_is_a_clear_error(config: dict[str, Any], message: str
             provider().measure(metric(URL, **config), at=AT)
 
 
-def test_url_must_be_http() -> None:
-    with pytest.raises(ProviderError, match=r"url must be an http\(s\) URL"):
-        provider().measure(metric("ftp://files.test/x"), at=AT)
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("ftp://files.test/x", r"url must be an http\(s\) URL"), ("http:///x", "url must be"),
+     ("http://host:port/x", "url is not valid: Port could not be cast")],
+)
+def test_url_must_be_http(url: str, message: str) -> None:
+    with pytest.raises(ProviderError, match=message):
+        provider().measure(metric(url), at=AT)
 
 
 @pytest.mark.parametrize(
