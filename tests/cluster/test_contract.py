@@ -1,0 +1,418 @@
+"""The Cluster contract: every test runs against InMemoryCluster and against KubeCluster
+over HTTP (rollouts.apiserver serving an InMemoryCluster). See the port's docstring in
+rollouts/cluster.py for the rules checked here.
+
+A choice documented here: a failing JSON-patch `test` op is `Invalid` (the API server's
+422), not `Conflict`; optimistic concurrency is a merge patch carrying
+metadata.resourceVersion, which is `Conflict` when stale.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from rollouts.cluster import (
+    AlreadyExists, Cluster, Conflict, Gone, Invalid, NotFound, UnknownKind, WatchEvent,
+)
+from rollouts.kinds import KINDS
+from rollouts.workloads import ReplicaSets
+
+if TYPE_CHECKING:
+    from tests.cluster.conftest import Backend
+
+
+def rollout(name: str = "web", **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name, "namespace": "team", "labels": labels},
+        "spec": {"replicas": 3, "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}},
+    }
+
+
+def config_map(name: str, namespace: str = "default", **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels}, "data": {"k": name}}
+
+
+def replica_set(name: str, replicas: int, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "team"}
+    if owner:
+        meta["ownerReferences"] = [owner_ref(owner)]
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta, "spec": {"replicas": replicas}}
+
+
+def owner_ref(owner: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "controller": True}
+
+
+def rv(obj: dict[str, Any]) -> int:
+    return int(obj["metadata"]["resourceVersion"])
+
+
+def summary(events: list[WatchEvent]) -> list[tuple[str, str]]:
+    return [(e.type, e.object["metadata"]["name"]) for e in events]
+
+
+# --- create / get / list / delete -------------------------------------------------------------
+
+def test_create_returns_the_stored_object_with_server_fields(cluster: Cluster) -> None:
+    created = cluster.create(rollout())
+    meta = created["metadata"]
+    assert rv(created) > 0
+    assert meta["uid"] and meta["generation"] == 1
+    assert meta["creationTimestamp"] == "2024-01-01T00:00:00Z"
+    assert created["apiVersion"] == "argoproj.io/v1alpha1" and created["kind"] == "Rollout"
+    assert cluster.get("Rollout", "web", "team") == created
+
+
+def test_create_defaults_the_namespace_and_generates_names(cluster: Cluster) -> None:
+    plain = cluster.create({"kind": "ConfigMap", "metadata": {"name": "plain"}})
+    generated = cluster.create({"kind": "Event", "metadata": {"generateName": "web."}, "reason": "Started"})
+    assert plain["metadata"]["namespace"] == "default" and plain["apiVersion"] == "v1"
+    assert generated["metadata"]["name"].startswith("web.") and len(generated["metadata"]["name"]) > 4
+    assert cluster.get("Event", generated["metadata"]["name"])["reason"] == "Started"
+
+
+def test_create_drops_status_of_kinds_with_a_status_subresource(cluster: Cluster) -> None:
+    with_status = dict(rollout(), status={"phase": "Healthy"})
+    assert "status" not in cluster.create(with_status)
+    vs = {"kind": "VirtualService", "metadata": {"name": "vs"}, "spec": {"hosts": ["web"]}, "status": {"x": 1}}
+    assert cluster.create(vs)["status"] == {"x": 1}  # no status subresource: status is a plain field
+
+
+def test_duplicate_create_is_already_exists(cluster: Cluster) -> None:
+    cluster.create(rollout())
+    with pytest.raises(AlreadyExists, match='rollouts.argoproj.io "web" already exists'):
+        cluster.create(rollout())
+
+
+def test_missing_objects_are_not_found(cluster: Cluster) -> None:
+    with pytest.raises(NotFound, match='rollouts.argoproj.io "nope" not found'):
+        cluster.get("Rollout", "nope", "team")
+    with pytest.raises(NotFound):
+        cluster.patch("Rollout", "nope", "team", {"spec": {"replicas": 1}})
+    with pytest.raises(NotFound):
+        cluster.patch_status("Rollout", "nope", "team", {"status": {"phase": "Healthy"}})
+    with pytest.raises(NotFound):
+        cluster.delete("Rollout", "nope", "team")
+    cluster.create(rollout())
+    with pytest.raises(NotFound):  # same name, other namespace
+        cluster.get("Rollout", "web", "other")
+
+
+def test_bad_input_is_a_clear_error(cluster: Cluster) -> None:
+    with pytest.raises(UnknownKind, match="unknown kind 'Rolout'.*Rollout"):
+        cluster.get("Rolout", "web")
+    with pytest.raises(Invalid, match="metadata.name must be a lowercase"):
+        cluster.create({"kind": "ConfigMap", "metadata": {"name": "Bad_Name"}})
+    with pytest.raises(Invalid, match="kind"):
+        cluster.create({"metadata": {"name": "x"}})
+
+
+def test_list_filters_by_namespace_and_label_selector(cluster: Cluster) -> None:
+    cluster.create(config_map("a", "one", app="web", tier="canary"))
+    cluster.create(config_map("b", "one", app="web", tier="stable"))
+    cluster.create(config_map("c", "two", app="web", tier="canary"))
+    cluster.create(config_map("d", "two", app="db"))
+
+    def names(objs: list[dict[str, Any]]) -> list[str]:
+        return [o["metadata"]["name"] for o in objs]
+
+    assert names(cluster.list("ConfigMap")) == ["a", "b", "c", "d"]
+    assert names(cluster.list("ConfigMap", "two")) == ["c", "d"]
+    assert names(cluster.list("ConfigMap", label_selector={"app": "web", "tier": "canary"})) == ["a", "c"]
+    assert names(cluster.list("ConfigMap", "one", label_selector={"app": "db"})) == []
+    assert all(o["kind"] == "ConfigMap" and o["apiVersion"] == "v1" for o in cluster.list("ConfigMap"))
+
+
+def test_returned_objects_are_copies(cluster: Cluster) -> None:
+    created = cluster.create(config_map("a"))
+    created["data"]["k"] = "mutated"
+    listed = cluster.list("ConfigMap")[0]
+    listed["metadata"]["labels"]["x"] = "y"
+    assert cluster.get("ConfigMap", "a")["data"] == {"k": "a"}
+    assert cluster.get("ConfigMap", "a")["metadata"]["labels"] == {}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_round_trips(cluster: Cluster, kind: str) -> None:
+    namespace = "team" if KINDS[kind].namespaced else None
+    created = cluster.create({"kind": kind, "metadata": {"name": "x", "namespace": "team"}, "spec": {"a": 1}})
+    assert created["metadata"].get("namespace") == namespace
+    assert created["apiVersion"] == KINDS[kind].api_version
+    assert cluster.get(kind, "x", namespace)["spec"] == {"a": 1}
+    assert [o["metadata"]["name"] for o in cluster.list(kind)] == ["x"]
+    cluster.delete(kind, "x", namespace)
+    assert cluster.list(kind) == []
+
+
+def test_cluster_scoped_kinds_ignore_namespaces(cluster: Cluster) -> None:
+    template = {"kind": "ClusterAnalysisTemplate", "metadata": {"name": "success-rate", "namespace": "team"},
+                "spec": {"metrics": [{"name": "m", "provider": {"job": {}}}]}}
+    created = cluster.create(template)
+    assert "namespace" not in created["metadata"]
+    assert cluster.get("ClusterAnalysisTemplate", "success-rate")["spec"] == template["spec"]
+    assert cluster.get("ClusterAnalysisTemplate", "success-rate", "anything") == cluster.get(
+        "ClusterAnalysisTemplate", "success-rate")
+    assert len(cluster.list("ClusterAnalysisTemplate", "team")) == 1
+    cluster.patch("ClusterAnalysisTemplate", "success-rate", None, {"metadata": {"labels": {"a": "b"}}})
+    cluster.delete("ClusterAnalysisTemplate", "success-rate")
+    assert cluster.list("ClusterAnalysisTemplate") == []
+
+
+# --- patch / replace / optimistic concurrency ----------------------------------------------
+
+def test_merge_patch_replaces_lists_wholesale_and_null_deletes(cluster: Cluster) -> None:
+    cluster.create(rollout())
+    patched = cluster.patch("Rollout", "web", "team", {
+        "metadata": {"annotations": {"note": "x"}},
+        "spec": {"strategy": {"canary": {"steps": [{"setWeight": 50}]}}, "replicas": None},
+    })
+    assert patched["spec"]["strategy"]["canary"]["steps"] == [{"setWeight": 50}]
+    assert "replicas" not in patched["spec"]
+    assert patched["metadata"]["annotations"] == {"note": "x"}
+    assert cluster.get("Rollout", "web", "team") == patched
+
+
+def test_writes_bump_resource_version_and_spec_changes_bump_generation(cluster: Cluster) -> None:
+    created = cluster.create(rollout())
+    labelled = cluster.patch("Rollout", "web", "team", {"metadata": {"labels": {"a": "b"}}})
+    assert rv(labelled) > rv(created) and labelled["metadata"]["generation"] == 1
+    scaled = cluster.patch("Rollout", "web", "team", {"spec": {"replicas": 5}})
+    assert rv(scaled) > rv(labelled) and scaled["metadata"]["generation"] == 2
+    status = cluster.patch_status("Rollout", "web", "team", {"status": {"phase": "Progressing"}})
+    assert rv(status) > rv(scaled) and status["metadata"]["generation"] == 2
+    unchanged = cluster.patch("Rollout", "web", "team", {"spec": {"replicas": 5}})
+    assert rv(unchanged) == rv(status)  # a no-op write is not a write
+    assert scaled["metadata"]["uid"] == created["metadata"]["uid"]
+    assert scaled["metadata"]["creationTimestamp"] == created["metadata"]["creationTimestamp"]
+
+
+def test_merge_patch_with_a_stale_resource_version_is_a_conflict(cluster: Cluster) -> None:
+    created = cluster.create(rollout())
+    stale = created["metadata"]["resourceVersion"]
+    cluster.patch("Rollout", "web", "team", {"spec": {"replicas": 4}, "metadata": {"resourceVersion": stale}})
+    with pytest.raises(Conflict, match="the object has been modified"):
+        cluster.patch("Rollout", "web", "team", {"spec": {"replicas": 9}, "metadata": {"resourceVersion": stale}})
+    with pytest.raises(Conflict):
+        cluster.patch_status("Rollout", "web", "team", {"status": {"phase": "x"}, "metadata": {"resourceVersion": stale}})
+    assert cluster.get("Rollout", "web", "team")["spec"]["replicas"] == 4
+
+
+def test_replace_checks_the_resource_version(cluster: Cluster) -> None:
+    created = cluster.create(config_map("a"))
+    fresh = dict(created, data={"k": "fresh"})
+    replaced = cluster.replace(fresh)
+    assert replaced["data"] == {"k": "fresh"} and rv(replaced) > rv(created)
+    with pytest.raises(Conflict):
+        cluster.replace(dict(created, data={"k": "stale"}))
+    unconditional = {"kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}, "data": {"k": "last"}}
+    assert cluster.replace(unconditional)["data"] == {"k": "last"}
+    with pytest.raises(NotFound):
+        cluster.replace(config_map("missing"))
+
+
+def test_status_is_kept_apart_from_spec(cluster: Cluster) -> None:
+    cluster.create(rollout())
+    cluster.patch_status("Rollout", "web", "team", {"status": {"phase": "Paused", "currentStepIndex": 1}})
+    after_spec = cluster.patch("Rollout", "web", "team", {"spec": {"replicas": 1}, "status": {"phase": "Hacked"}})
+    assert after_spec["status"] == {"phase": "Paused", "currentStepIndex": 1}
+    after_status = cluster.patch_status("Rollout", "web", "team",
+                                        {"spec": {"replicas": 99}, "status": {"currentStepIndex": None, "abort": True}})
+    assert after_status["spec"]["replicas"] == 1
+    assert after_status["status"] == {"phase": "Paused", "abort": True}
+    replaced = cluster.replace(dict(after_status, status={"phase": "Replaced"}, spec=dict(after_status["spec"], replicas=2)))
+    assert replaced["status"] == {"phase": "Paused", "abort": True} and replaced["spec"]["replicas"] == 2
+
+
+def test_patch_status_wants_an_object_patch(cluster: Cluster) -> None:
+    cluster.create(rollout())
+    with pytest.raises(Invalid, match="wrap them in 'status'"):
+        cluster.patch_status("Rollout", "web", "team", {"phase": "Healthy"})
+    cluster.create(config_map("a"))
+    with pytest.raises(Invalid, match="ConfigMap has no status subresource"):
+        cluster.patch_status("ConfigMap", "a", "default", {"status": {}})
+
+
+def test_json_patch_ops(cluster: Cluster) -> None:
+    created = cluster.create(rollout())
+    patched = cluster.patch("Rollout", "web", "team", [
+        {"op": "test", "path": "/spec/replicas", "value": 3},
+        {"op": "replace", "path": "/spec/replicas", "value": 2},
+        {"op": "add", "path": "/spec/strategy/canary/steps/-", "value": {"setWeight": 100}},
+        {"op": "add", "path": "/metadata/labels/app~1name", "value": "web"},
+        {"op": "remove", "path": "/spec/strategy/canary/steps/1"},
+    ], patch_type="json")
+    assert patched["spec"]["replicas"] == 2
+    assert patched["spec"]["strategy"]["canary"]["steps"] == [{"setWeight": 20}, {"setWeight": 100}]
+    assert patched["metadata"]["labels"] == {"app/name": "web"}
+    assert rv(patched) > rv(created)
+
+
+def test_failing_json_patch_is_invalid_and_changes_nothing(cluster: Cluster) -> None:
+    before = cluster.create(rollout())
+    with pytest.raises(Invalid, match="test"):
+        cluster.patch("Rollout", "web", "team", [
+            {"op": "replace", "path": "/spec/replicas", "value": 7},
+            {"op": "test", "path": "/metadata/resourceVersion", "value": "0"},
+        ], patch_type="json")
+    with pytest.raises(Invalid):
+        cluster.patch("Rollout", "web", "team", [{"op": "remove", "path": "/spec/nothing"}], patch_type="json")
+    with pytest.raises(Invalid, match="list of operations"):
+        cluster.patch("Rollout", "web", "team", {"spec": {}}, patch_type="json")
+    with pytest.raises(Invalid, match="merge patch must be a JSON object"):
+        cluster.patch("Rollout", "web", "team", [{"op": "remove", "path": "/spec"}])
+    assert cluster.get("Rollout", "web", "team") == before
+
+
+# --- watch -------------------------------------------------------------------------------
+
+def test_watch_replays_changes_in_order_from_a_resource_version(cluster: Cluster) -> None:
+    start = cluster.create(config_map("before"))["metadata"]["resourceVersion"]
+    cluster.create(config_map("a"))
+    cluster.patch("ConfigMap", "a", "default", {"data": {"k": "2"}})
+    cluster.create(rollout())  # another kind: not in this watch
+    cluster.delete("ConfigMap", "a", "default")
+    stream = cluster.watch("ConfigMap", resource_version=start)
+    events = list(itertools.islice(stream, 3))
+    stream.close()
+    assert summary(events) == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+    assert events[1].object["data"] == {"k": "2"}
+    versions = [rv(e.object) for e in events]
+    assert versions == sorted(versions) and len(set(versions)) == 3
+
+
+def test_watch_without_resource_version_lists_first_then_resumes_safely(cluster: Cluster) -> None:
+    cluster.create(config_map("old", "one"))
+    cluster.create(config_map("older", "two"))
+    cluster.patch("ConfigMap", "old", "one", {"data": {"k": "v2"}})  # now newer than "older"
+    stream = cluster.watch("ConfigMap")
+    first = [next(stream), next(stream)]
+    assert summary(first) == [("ADDED", "older"), ("ADDED", "old")]  # oldest resourceVersion first
+    cluster.create(config_map("new", "one"))
+    assert summary([next(stream)]) == [("ADDED", "new")]
+    resume = stream.resource_version
+    stream.close()
+    cluster.patch("ConfigMap", "new", "one", {"data": {"k": "v3"}})
+    again = cluster.watch("ConfigMap", "one", resource_version=resume)
+    assert summary([next(again)]) == [("MODIFIED", "new")]
+    again.close()
+
+
+def test_watch_ends_on_timeout_and_tells_where_to_resume(cluster: Cluster) -> None:
+    cluster.create(config_map("a"))
+    stream = cluster.watch("ConfigMap", timeout=0.2)  # KubeCluster rounds up to 1 s
+    assert summary(list(stream)) == [("ADDED", "a")]
+    resume = stream.resource_version
+    assert resume is not None
+    cluster.create(config_map("b"))
+    again = cluster.watch("ConfigMap", resource_version=resume)
+    assert summary([next(again)]) == [("ADDED", "b")]
+    again.close()
+
+
+def test_watch_filters_by_namespace_and_labels(cluster: Cluster) -> None:
+    start = cluster.create(config_map("other", "elsewhere", app="web"))["metadata"]["resourceVersion"]
+    cluster.create(config_map("a", "one", app="web"))
+    cluster.create(config_map("b", "one", app="db"))
+    cluster.patch("ConfigMap", "a", "one", {"metadata": {"labels": {"app": "moved"}}})  # leaves the selector
+    cluster.patch("ConfigMap", "b", "one", {"metadata": {"labels": {"app": "web"}}})  # enters it
+    stream = cluster.watch("ConfigMap", "one", label_selector={"app": "web"}, resource_version=start)
+    events = list(itertools.islice(stream, 3))
+    stream.close()
+    assert summary(events) == [("ADDED", "a"), ("DELETED", "a"), ("ADDED", "b")]
+
+
+def test_watch_from_an_expired_resource_version_is_gone(backend: Backend) -> None:
+    cluster = backend.make(history=3)
+    first = cluster.create(config_map("a0"))["metadata"]["resourceVersion"]
+    for i in range(1, 6):
+        cluster.create(config_map(f"a{i}"))
+    with pytest.raises(Gone, match="too old resource version"):
+        list(cluster.watch("ConfigMap", resource_version=first, timeout=5))
+    recent = cluster.list("ConfigMap")[-2]["metadata"]["resourceVersion"]
+    stream = cluster.watch("ConfigMap", resource_version=recent)
+    assert summary([next(stream)]) == [("ADDED", "a5")]
+    stream.close()
+
+
+def test_a_blocked_watch_sees_writes_from_another_thread_and_closes_from_outside(cluster: Cluster) -> None:
+    start = cluster.create(config_map("start"))["metadata"]["resourceVersion"]
+    stream = cluster.watch("ConfigMap", resource_version=start)
+    seen: list[WatchEvent] = []
+    ended = threading.Event()
+
+    def consume() -> None:
+        for event in stream:
+            seen.append(event)
+        ended.set()
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    cluster.create(config_map("live"))
+    stream.close()
+    consumer.join(10)
+    assert ended.is_set(), "close() did not end a blocked watch"
+    assert summary(seen) in ([], [("ADDED", "live")])  # close may win the race; it must still end
+
+
+def test_a_watcher_in_another_thread_receives_live_events(cluster: Cluster) -> None:
+    start = cluster.create(config_map("start"))["metadata"]["resourceVersion"]
+    stream = cluster.watch("ConfigMap", resource_version=start, timeout=10)
+    got: list[WatchEvent] = []
+    consumer = threading.Thread(target=lambda: got.extend(itertools.islice(stream, 2)))
+    consumer.start()
+    cluster.create(config_map("x"))
+    cluster.delete("ConfigMap", "x")
+    consumer.join(10)
+    stream.close()
+    assert summary(got) == [("ADDED", "x"), ("DELETED", "x")]
+
+
+# --- garbage collection and workloads ------------------------------------------------------
+
+def test_deleting_an_owner_deletes_its_dependents(cluster: Cluster) -> None:
+    owner = cluster.create(rollout())
+    other = cluster.create(rollout("other"))
+    rs = cluster.create(replica_set("web-abc", 2, owner))
+    pod = {"kind": "Pod", "metadata": {"name": "web-abc-1", "namespace": "team", "ownerReferences": [owner_ref(rs)]}}
+    cluster.create(pod)
+    shared = replica_set("shared", 1, owner)
+    shared["metadata"]["ownerReferences"].append(owner_ref(other))
+    cluster.create(shared)
+    cluster.create(replica_set("unrelated", 1))
+    cluster.delete("Rollout", "web", "team")
+    assert [o["metadata"]["name"] for o in cluster.list("ReplicaSet")] == ["shared", "unrelated"]
+    assert cluster.list("Pod") == []
+    cluster.delete("Rollout", "other", "team")
+    assert [o["metadata"]["name"] for o in cluster.list("ReplicaSet")] == ["unrelated"]
+
+
+def test_replica_set_status_follows_spec_replicas(cluster: Cluster) -> None:
+    created = cluster.create(replica_set("web-abc", 3))
+    status = cluster.get("ReplicaSet", "web-abc", "team")["status"]
+    assert status == {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
+                      "observedGeneration": 1}
+    assert created["status"] == status  # create answers with the status the hook already wrote
+    scaled = cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 1}})
+    assert scaled["status"]["availableReplicas"] == 1 and scaled["status"]["observedGeneration"] == 2
+    zero = cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 0}})
+    assert zero["status"]["replicas"] == 0 and zero["status"]["availableReplicas"] == 0
+
+
+def test_replica_set_pods_become_available_after_a_ready_delay(backend: Backend) -> None:
+    cluster = backend.make(workloads=ReplicaSets(ready_delay=timedelta(seconds=30)))
+    assert backend.memory is not None
+    cluster.create(replica_set("web-abc", 3))
+    assert cluster.get("ReplicaSet", "web-abc", "team")["status"]["availableReplicas"] == 0
+    assert backend.memory.settle(backend.clock.advance(29)) == 0
+    assert backend.memory.settle(backend.clock.advance(1)) == 1
+    assert cluster.get("ReplicaSet", "web-abc", "team")["status"]["availableReplicas"] == 3
+    down = cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 1}})
+    assert down["status"]["availableReplicas"] == 1  # scaling down is immediate
