@@ -278,7 +278,9 @@ def _terminating(run: AnalysisRun, rules: Sequence[MetricRules], results: Mappin
     return any(r.name in results and results[r.name].phase in _BAD for r in rules if not r.dry_run)
 
 
-def _conclude_metrics(rules: Sequence[MetricRules], results: dict[str, MetricResult], *, terminating: bool) -> list[Event]:
+def _conclude_metrics(
+    rules: Sequence[MetricRules], results: dict[str, MetricResult], *, terminating: bool,
+) -> list[Event]:
     """Move each open metric to its phase; an event for each one that completes."""
     events = []
     for rule in rules:
@@ -290,7 +292,8 @@ def _conclude_metrics(rules: Sequence[MetricRules], results: dict[str, MetricRes
         if not phase.completed:
             continue
         if rule.dry_run and reason:
-            result.message = f"Metric assessed {phase} due to {reason}" + (f": {result.message}" if result.message else "")
+            detail = f": {result.message}" if result.message else ""
+            result.message = f"Metric assessed {phase} due to {reason}{detail}"
         warning = phase in (P.FAILED, P.ERROR)
         text = f"Metric '{rule.name}' Completed. Result: {phase}" + (f": {reason}" if reason else "")
         events.append(Event(reason=f"Metric{phase}", message=text, type="Warning" if warning else "Normal"))
@@ -304,7 +307,8 @@ def _metric_phase(rule: MetricRules, result: MetricResult, *, terminating: bool)
     if rule.failure_limit >= 0 and failed > rule.failure_limit:
         phase, reason = P.FAILED, f"failed ({failed}) > failureLimit ({rule.failure_limit})"
     if inconclusive > rule.inconclusive_limit:
-        phase, reason = P.INCONCLUSIVE, f"inconclusive ({inconclusive}) > inconclusiveLimit ({rule.inconclusive_limit})"
+        phase = P.INCONCLUSIVE
+        reason = f"inconclusive ({inconclusive}) > inconclusiveLimit ({rule.inconclusive_limit})"
     if (result.consecutive_error or 0) > rule.consecutive_error_limit:
         phase, reason = P.ERROR, (f"consecutiveErrors ({result.consecutive_error}) > consecutiveErrorLimit "
                                   f"({rule.consecutive_error_limit})")
@@ -316,7 +320,8 @@ def _metric_phase(rule: MetricRules, result: MetricResult, *, terminating: bool)
     if rule.count is not None and (result.count or 0) >= rule.count:
         if needed == 0:
             return P.SUCCESSFUL, ""
-        reason = f"count ({result.count}) reached before consecutiveSuccess ({streak}) reached consecutiveSuccessLimit ({needed})"
+        reason = (f"count ({result.count}) reached before consecutiveSuccess ({streak}) "
+                  f"reached consecutiveSuccessLimit ({needed})")
         return (P.INCONCLUSIVE if rule.failure_limit >= 0 else P.FAILED), reason
     return (P.SUCCESSFUL if terminating else P.RUNNING), ""
 

@@ -1,0 +1,231 @@
+"""The AnalysisRun controller: a thin shell around `analysis.assess`.
+
+Rules:
+- One `reconcile(namespace, name)` observes the run, measures the metrics that are due
+  (through the providers, with args and secrets resolved just before), hands the
+  measurements to the pure core, patches the status only when it changed, records the
+  core's events as Kubernetes Events, and returns the requeue delay in seconds.
+- Stateless between calls: everything lives in the AnalysisRun's status, so a new
+  controller instance on the same cluster resumes where the last one stopped.
+- Talks to the cluster only through `ClusterPort` (get/create/patch_status on plain
+  dicts). Errors are recognised by their Kubernetes reason (`NotFound`, `Conflict`,
+  `AlreadyExists`), so analysis never imports rollouts.
+- A status patch carries the resourceVersion it was computed from; on Conflict the run
+  is read again and the same measurements are assessed against it (bounded retries).
+- Secret values never leave this module unredacted: measurement messages, status and
+  event messages are redacted with every secret value read for the run.
+- A provider failure is data (an Error measurement); an unsupported provider, a bad
+  spec or an unreadable secret ends the run in Error with a message saying why.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from analysis import args, assess
+from analysis.model import API_VERSION, AnalysisRun, AnalysisRunStatus, Measurement
+from analysis.providers import Providers, ProviderError, UnsupportedProvider
+
+log = logging.getLogger(__name__)
+COMPONENT = "rollouts-controller"
+CONFLICT_RETRIES = 3
+Obj = dict[str, Any]
+SecretSource = Callable[[str, str, str], str]
+"""secret_source(namespace, secret name, key) -> value; raises LookupError when missing."""
+
+
+class ClusterPort(Protocol):
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj: ...
+
+    def create(self, obj: Obj) -> Obj: ...
+
+    def patch_status(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> Obj: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class EventSink(Protocol):
+    """Where events go when not written here (rollouts.events.EventRecorder fits)."""
+
+    def record(self, obj: Obj, *, type: str, reason: str, message: str) -> None: ...  # noqa: A002
+
+
+class AnalysisController:
+    def __init__(self, cluster: ClusterPort, providers: Providers, *, clock: Clock,
+                 secret_lookup: SecretSource | None = None, events: EventSink | None = None) -> None:
+        self._cluster = cluster
+        self._events = events
+        self._providers = providers
+        self._clock = clock
+        self._secrets = secret_lookup or self._cluster_secret
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Bring one AnalysisRun forward; seconds until it wants to be seen again, or None."""
+        doc = self._read(namespace, name)
+        if doc is None or (doc.get("status") or {}).get("phase") in ("Successful", "Failed", "Error", "Inconclusive"):
+            return None
+        now = self._clock.now()
+        taken, secrets, problem = self._measure(doc, namespace, now)
+        for attempt in range(CONFLICT_RETRIES):
+            result = self._assess(doc, taken, problem, now)
+            try:
+                self._write(doc, result, secrets, now)
+                return result.requeue_after
+            except Exception as err:
+                if _reason(err) == "NotFound":
+                    return None  # deleted while we measured
+                if _reason(err) != "Conflict" or attempt == CONFLICT_RETRIES - 1:
+                    raise
+                log.info("AnalysisRun %s/%s changed while measuring; assessing again", namespace, name)
+                if (fresh := self._read(namespace, name)) is None:
+                    return None
+                doc = fresh
+        raise AssertionError("unreachable")
+
+    def _read(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._cluster.get("AnalysisRun", name, namespace)
+        except Exception as err:
+            if _reason(err) == "NotFound":
+                return None
+            raise
+
+    # ------------------------------------------------------------ observe and measure
+
+    def _measure(
+        self, doc: Obj, namespace: str, now: datetime,
+    ) -> tuple[dict[str, Measurement], frozenset[str], str | None]:
+        """Measurements for the due metrics, the secret values read, and a run-ending problem."""
+        try:
+            run = AnalysisRun.load(doc)
+        except ValidationError as err:
+            return {}, frozenset(), f"Analysis spec invalid: {_validation_message(err)}"
+        for metric in run.spec.metrics:
+            try:
+                self._providers.for_metric(metric)
+            except UnsupportedProvider as err:
+                return {}, frozenset(), f"Analysis spec invalid: {err}"
+        due = assess.due_metrics(run, now)
+        if not due:
+            return {}, frozenset(), None
+        try:
+            resolved = args.resolve_values(run.spec.args, secret_lookup=lambda n, k: self._secrets(namespace, n, k))
+        except args.ArgError as err:
+            return {}, frozenset(), f"Unable to resolve metric arguments: {err}"
+        taken = {}
+        for metric in due:
+            try:
+                concrete = args.substitute(metric, resolved.values)
+            except args.ArgError as err:
+                return {}, resolved.secrets, f"Unable to resolve metric arguments: {err}"
+            started = self._clock.now()
+            outcome: assess.Outcome
+            try:
+                result = self._providers.for_metric(concrete).measure(concrete, at=now)
+                outcome = assess.Observed(result.value, dict(result.metadata))
+            except ProviderError as err:
+                outcome = assess.Unmeasured(str(err) or type(err).__name__)
+            taken[metric.name] = assess.measurement(concrete, outcome, started_at=started,
+                                                    finished_at=self._clock.now(), secrets=resolved.secrets)
+            log.info("AnalysisRun %s/%s metric %s measured %s: %s", namespace, run.metadata.name, metric.name,
+                     taken[metric.name].phase, taken[metric.name].message)
+        return taken, resolved.secrets, None
+
+    @staticmethod
+    def _assess(doc: Obj, taken: Mapping[str, Measurement], problem: str | None, now: datetime) -> assess.Assessment:
+        if problem is not None:
+            return assess.reject(_status_of(doc), now=now, message=problem)
+        run = AnalysisRun.load(doc)
+        names = {m.name for m in run.spec.metrics}
+        return assess.assess(run, now=now, measurements={k: v for k, v in taken.items() if k in names})
+
+    # ------------------------------------------------------------ write back
+
+    def _write(self, doc: Obj, result: assess.Assessment, secrets: frozenset[str], now: datetime) -> None:
+        new = result.status.dump()
+        if "message" in new:
+            new["message"] = args.redact(new["message"], secrets)
+        patch = merge_diff(doc.get("status") or {}, new)
+        if not patch:
+            return
+        meta = doc["metadata"]
+        self._cluster.patch_status("AnalysisRun", meta["name"], meta.get("namespace"),
+                                   {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": patch})
+        for event in result.events:
+            self._record_event(doc, event, args.redact(event.message, secrets), now)
+
+    def _record_event(self, doc: Obj, event: assess.Event, message: str, now: datetime) -> None:
+        if self._events is not None:
+            self._events.record(doc, type=event.type, reason=event.reason, message=message)
+            return
+        meta = doc["metadata"]
+        digest = hashlib.sha256(f"{meta.get('uid')}|{event.reason}|{message}".encode()).hexdigest()[:16]
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{digest}", "namespace": meta.get("namespace")},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": "AnalysisRun", "name": meta["name"],
+                               "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+            "reason": event.reason, "message": message, "type": event.type,
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+        }
+        try:
+            self._cluster.create(body)
+        except Exception as err:
+            if _reason(err) != "AlreadyExists":
+                log.warning("could not record event %s for AnalysisRun %s: %s", event.reason, meta["name"], err)
+
+    def _cluster_secret(self, namespace: str, name: str, key: str) -> str:
+        try:
+            secret = self._cluster.get("Secret", name, namespace)
+        except Exception as err:
+            if _reason(err) == "NotFound":
+                raise LookupError(f"secret {name!r} not found in namespace {namespace!r}") from None
+            raise
+        data = secret.get("data") or {}
+        if key in data:
+            return base64.b64decode(data[key]).decode()
+        if key in (secret.get("stringData") or {}):
+            return str(secret["stringData"][key])
+        raise LookupError(f"key {key!r} does not exist in secret {name!r}")
+
+
+def merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch turning `old` into `new` (empty when they are equal)."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = merge_diff(before, value)
+            if nested:
+                patch[key] = nested
+        elif key not in old or value != before:
+            patch[key] = value
+    return patch
+
+
+def _status_of(doc: Obj) -> AnalysisRunStatus | None:
+    try:
+        return AnalysisRunStatus.load(doc.get("status") or {})
+    except ValidationError:
+        return None
+
+
+def _reason(err: BaseException) -> str | None:
+    """The Kubernetes StatusReason a Cluster port error carries (`NotFound`, `Conflict`, ...)."""
+    reason = getattr(err, "reason", None)
+    return reason if isinstance(reason, str) else None
+
+
+def _validation_message(err: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors(include_url=False))
