@@ -15,6 +15,9 @@ Rules:
   from a Rollout (`resolve_rollout_args`).
 - Secret values are tracked (`ResolvedArgs.secrets`) and `redact` replaces them with
   `*****` in any text that may reach a message, log, event or status.
+- Deliberate differences from Argo: only `{{args.*}}` placeholders are touched (Argo
+  fails on any other `{{...}}`), and a fieldRef to a missing label or annotation is an
+  error naming it (Argo silently substitutes "").
 - Every failure is `ArgError` with a message naming the arg and the fix; nothing here
   reads a clock, the network or the cluster.
 """

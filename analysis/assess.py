@@ -25,7 +25,9 @@ Rules (argo-rollouts.md §3.4-3.6), everything that decides a phase lives in thi
   Dry-run metrics are measured and summarised in dryRunSummary, never decide the run.
 - Next measurement of a metric: startedAt + initialDelay for the first, the previous
   finishedAt + 10 s after an Error (whatever the interval), else finishedAt + interval;
-  never once its effective count is reached. requeue_after is the earliest of these.
+  never once its effective count is reached. A metric is due AT that time (Argo waits for
+  strictly after it, which a stepped clock would never satisfy). requeue_after is the
+  earliest of these.
 - A spec that cannot run (no metrics, bad duration or limit, unknown `{{args.x}}`,
   dry-run rule matching nothing) puts the run straight into Error with the reason.
 - Timestamps are stored in whole seconds, as the Kubernetes API keeps them.
