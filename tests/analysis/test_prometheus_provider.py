@@ -12,6 +12,7 @@ import requests
 import responses
 import tenacity
 
+from analysis.expr import MeasurementPhase, evaluate_condition
 from analysis.model import Metric
 from analysis.providers import ProviderError
 from analysis.providers.prometheus import PrometheusProvider, instant_value
@@ -74,6 +75,27 @@ def test_degrading_canary_drops_in_the_second_hour(prometheus, provider) -> None
 def test_no_series_is_an_empty_list(prometheus, provider) -> None:  # type: ignore[no-untyped-def]
     query = success_rate_query("no-such-svc.default.svc.cluster.local")
     assert provider.measure(metric(query), at=prometheus.hour_one).value == []
+
+
+@pytest.mark.parametrize(
+    ("service", "hour", "phase"),
+    [
+        (istio_history.HEALTHY, "hour_one", MeasurementPhase.SUCCESSFUL),
+        (istio_history.HEALTHY, "hour_two", MeasurementPhase.SUCCESSFUL),
+        (istio_history.DEGRADING, "hour_one", MeasurementPhase.SUCCESSFUL),
+        (istio_history.DEGRADING, "hour_two", MeasurementPhase.FAILED),
+    ],
+)
+def test_success_condition_on_real_measurements(prometheus, provider, service, hour, phase) -> None:  # type: ignore[no-untyped-def]
+    value = provider.measure(metric(success_rate_query(service)), at=getattr(prometheus, hour)).value
+    assert evaluate_condition("result[0] >= 0.95", None, value).phase is phase
+
+
+def test_no_series_makes_the_condition_an_error_saying_so(prometheus, provider) -> None:  # type: ignore[no-untyped-def]
+    value = provider.measure(metric(success_rate_query("nobody")), at=prometheus.hour_one).value
+    verdict = evaluate_condition("result[0] >= 0.95", None, value)
+    assert verdict.phase is MeasurementPhase.ERROR
+    assert "metric result is nil or empty" in verdict.message
 
 
 def test_history_is_invisible_at_the_wrong_time(prometheus, provider) -> None:  # type: ignore[no-untyped-def]
