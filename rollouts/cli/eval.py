@@ -1,0 +1,113 @@
+"""`rollouts eval`: try a successCondition/failureCondition against a result, offline.
+
+- `rollouts eval EXPR --result JSON` prints `true` or `false` (exit 0), or the error
+  (exit 1): a syntax error is shown with a caret under its column.
+- `rollouts eval --success EXPR [--failure EXPR] --result JSON` prints the measurement
+  phase Argo would record and why (exit 0; exit 1 when the phase is Error).
+- `--json` prints `{"value": ..., "message": ...}` or `{"phase": ..., "message": ...}`.
+- `--result` takes JSON (NaN and Infinity allowed, as Prometheus returns them), `@FILE`,
+  or `-` for standard input. Bad JSON or usage exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from analysis.expr import ExprError, ExprSyntaxError, MeasurementPhase, eval_condition, evaluate_condition
+from rollouts.cli import CommandError
+
+EXAMPLES = """examples:
+  rollouts eval 'result[0] >= 0.95' --result '[0.97]'
+  rollouts eval --success 'result[0] >= 0.95' --failure 'result[0] < 0.9' --result '[0.93]'
+  rollouts eval 'all(result, {# < 0.05})' --result @measurement.json --json
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a condition against a metric result",
+        description="Evaluate a successCondition/failureCondition (expr-lang, as Argo Rollouts) against a "
+        "result. With EXPR: print true/false. With --success/--failure: print the measurement phase. "
+        "Exit 0 for a value, 1 for an evaluation error (or phase Error), 2 for bad JSON or usage.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("expr", nargs="?", metavar="EXPR", help="a condition, e.g. 'result[0] >= 0.95'")
+    parser.add_argument("--success", metavar="EXPR", help="successCondition (phase mode)")
+    parser.add_argument("--failure", metavar="EXPR", help="failureCondition (phase mode)")
+    parser.add_argument("--result", required=True, metavar="JSON",
+                        help="the metric result as JSON, @FILE, or - for stdin")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    phase_mode = args.success is not None or args.failure is not None
+    if phase_mode and args.expr is not None:
+        raise CommandError("give either EXPR or --success/--failure, not both", code=2)
+    if not phase_mode and args.expr is None:
+        raise CommandError("give a condition: EXPR, or --success/--failure EXPR", code=2)
+    result = load_result(args.result)
+    if phase_mode:
+        return _phase(args.success, args.failure, result, as_json=args.json)
+    return _value(args.expr, result, as_json=args.json)
+
+
+def load_result(text: str) -> object:
+    """The --result value: JSON text, @FILE or - (stdin)."""
+    source = "--result"
+    if text == "-":
+        text, source = sys.stdin.read(), "standard input"
+    elif text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text, source = path.read_text(), str(path)
+        except OSError as err:
+            raise CommandError(f"--result {text}: cannot read {path}: {err.strerror}", code=2) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CommandError(
+            f"{source} is not JSON: {err.msg} at column {err.colno}; "
+            "write it like --result '[0.97]' or --result '{\"count\": 10}'",
+            code=2,
+        ) from None
+
+
+def _value(text: str, result: object, *, as_json: bool) -> int:
+    try:
+        value = eval_condition(text, result)
+    except ExprError as err:
+        if as_json:
+            print(json.dumps({"value": None, "message": str(err)}))
+        else:
+            print(f"rollouts eval: {err}", file=sys.stderr)
+            if isinstance(err, ExprSyntaxError):
+                print(caret(text, err.position), file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps({"value": value, "message": None}))
+    else:
+        print("true" if value else "false")
+    return 0
+
+
+def _phase(success: str | None, failure: str | None, result: object, *, as_json: bool) -> int:
+    verdict = evaluate_condition(success, failure, result)
+    if as_json:
+        print(json.dumps({"phase": str(verdict.phase), "message": verdict.message}))
+    else:
+        print(f"{verdict.phase}: {verdict.message}")
+    return 1 if verdict.phase is MeasurementPhase.ERROR else 0
+
+
+def caret(text: str, position: int) -> str:
+    """The line of `text` holding `position`, indented, with a caret under it."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    line = text[start : end if end >= 0 else len(text)]
+    return f"  {line}\n  {' ' * (position - start)}^"
