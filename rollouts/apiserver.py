@@ -21,7 +21,8 @@ Rules (faithful where client bugs hide):
   410. With `allowWatchBookmarks=true` a BOOKMARK carrying the resume resourceVersion is
   sent before the stream ends on `timeoutSeconds`.
 - Label selectors: equality only (`a=b,c==d`); anything else is 400, never ignored.
-- `close()` ends open watches and idle keep-alive connections and joins every thread.
+- `close()` drops every open connection (a watcher sees its stream break, as when a real
+  server goes away) and joins every thread it started.
 """
 
 from __future__ import annotations
@@ -297,8 +298,9 @@ def _route(parts: list[str]) -> tuple[KindInfo, str | None, str | None, str | No
 
 
 def _discovery(parts: list[str], url: str) -> Any:
-    if parts in (["version"],):
-        return {"major": "1", "minor": "31", "gitVersion": "v1.31.0-rollouts", "platform": "linux/amd64"}
+    if parts == ["version"]:
+        return {"major": "1", "minor": "31", "gitVersion": "v1.31.0-rollouts", "gitCommit": "", "gitTreeState": "clean",
+                "buildDate": "2024-01-01T00:00:00Z", "goVersion": "", "compiler": "python", "platform": "linux/amd64"}
     if parts in (["healthz"], ["readyz"], ["livez"]):
         return "ok"
     if parts == ["api"]:

@@ -15,7 +15,8 @@ Rules of the port (both adapters obey them; tests/cluster/test_contract.py check
   first, so resuming from the last event seen is always safe. A resourceVersion older
   than the kept history is `Gone`: list again and watch from there. The stream ends when
   `timeout` runs out or when `.close()` is called (from any thread); afterwards
-  `.resource_version` is where to resume.
+  `.resource_version` is where to resume. `timeout=0` yields what is already there and
+  ends (KubeCluster waits the API server's minimum of one second for it).
 - Deleting an object deletes, at once, the objects whose ownerReferences all point to
   objects that no longer exist (cascade, as kubectl users expect).
 """
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
+Patch = dict[str, Any] | list[Any]  # a merge patch (object) or a JSON patch (list of ops)
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
 
@@ -98,8 +100,7 @@ class Cluster(Protocol):
     def create(self, obj: Obj) -> Obj: ...
 
     def patch(
-        self, kind: str, name: str, namespace: str | None, patch: dict[str, Any] | list[Any],
-        *, patch_type: str = "merge",
+        self, kind: str, name: str, namespace: str | None, patch: Patch, *, patch_type: str = "merge",
     ) -> Obj: ...
 
     def patch_status(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> Obj: ...

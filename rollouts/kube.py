@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import threading
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from rollouts.cluster import (
-    AlreadyExists, ClusterError, Conflict, Forbidden, Gone, Invalid, NotFound, Obj, Unavailable,
+    AlreadyExists, ClusterError, Conflict, Forbidden, Gone, Invalid, NotFound, Obj, Patch, Unavailable,
     WatchEvent, WatchStream, check_patch_type, check_status_patch, namespace_of,
 )
 from rollouts.kinds import KindInfo, kind_info
@@ -119,7 +120,7 @@ class KubeCluster:
         info, namespace, _ = self._identify(obj, need_name=False)
         return self._object(info, self._request("POST", info.collection_path(namespace), body=obj))
 
-    def patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any] | list[Any],
+    def patch(self, kind: str, name: str, namespace: str | None, patch: Patch,
               *, patch_type: str = "merge") -> Obj:
         info = kind_info(kind)
         check_patch_type(patch, patch_type)
@@ -192,14 +193,23 @@ class KubeCluster:
         return json.loads(data) if data else None
 
     def _watch_call(self, *, info: KindInfo, namespace: str | None, label_selector: dict[str, str] | None,
-                    resource_version: str | None = None, timeout_seconds: int = WATCH_CHUNK_SECONDS,
-                    watch: bool = True, _preload_content: bool = False):  # no return annotation: Watch reads it
-        """What kubernetes.watch.Watch calls: one watch request, answered as a raw stream."""
+                    resource_version: str | None, timeout_seconds: int) -> Any:
+        """One watch request, answered as a raw urllib3 stream."""
         query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(timeout_seconds))]
         if resource_version:
             query.append(("resourceVersion", resource_version))
         return self._request("GET", info.collection_path(namespace), query=query + _selector(label_selector),
                              stream=True, timeout=(self.request_timeout, timeout_seconds + self.request_timeout))
+
+
+def _shutdown(response: Any) -> None:
+    """Unblock a thread reading `response` (a urllib3 response) by shutting its socket."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _selector(label_selector: dict[str, str] | None) -> list[tuple[str, str]]:
@@ -218,6 +228,7 @@ class _KubeWatch:
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._watch = k8s_watch.Watch()
         self._closed = threading.Event()
+        self._response: Any = None
         self._events = self._generate()
 
     def __iter__(self) -> _KubeWatch:
@@ -244,10 +255,21 @@ class _KubeWatch:
     def close(self) -> None:
         self._closed.set()
         self._watch.stop()
+        _shutdown(self._response)
         try:
             self._events.close()
-        except ValueError:  # running in another thread: the stopped socket ends it there
+        except ValueError:  # running in another thread: the shut socket ends it there
             pass
+
+    def _open(self, *, resource_version: str | None = None, timeout_seconds: int = WATCH_CHUNK_SECONDS,
+              watch: bool = True, _preload_content: bool = False):  # no return annotation: Watch reads it
+        """One watch request, for kubernetes.watch.Watch; a close() racing with it still wins."""
+        self._response = self._cluster._watch_call(
+            info=self._info, namespace=self._namespace, label_selector=self._selector,
+            resource_version=resource_version, timeout_seconds=timeout_seconds)
+        if self._closed.is_set():
+            _shutdown(self._response)
+        return self._response
 
     def _generate(self) -> Any:
         info = self._info
@@ -261,14 +283,14 @@ class _KubeWatch:
                 self.resource_version = item["metadata"].get("resourceVersion")
                 yield WatchEvent("ADDED", KubeCluster._object(info, item))
             self.resource_version = listing["metadata"]["resourceVersion"]
+        first = True
         while not self._closed.is_set():
             remaining = None if self._deadline is None else self._deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            if remaining is not None and remaining <= 0 and not first:
                 return
-            seconds = WATCH_CHUNK_SECONDS if remaining is None else min(WATCH_CHUNK_SECONDS, math.ceil(remaining))
-            stream = self._watch.stream(self._cluster._watch_call, info=info, namespace=self._namespace,
-                                        label_selector=self._selector, resource_version=self.resource_version,
-                                        timeout_seconds=seconds)
+            first = False  # even timeout=0 asks once, so what is pending arrives (the API's minimum is 1 s)
+            seconds = WATCH_CHUNK_SECONDS if remaining is None else max(1, min(WATCH_CHUNK_SECONDS, math.ceil(remaining)))
+            stream = self._watch.stream(self._open, resource_version=self.resource_version, timeout_seconds=seconds)
             try:
                 for raw in stream:
                     if not isinstance(raw, dict):

@@ -20,13 +20,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from rollouts.cluster import (
-    CONFLICT_MESSAGE, AlreadyExists, Conflict, EventType, Gone, Invalid, NotFound, Obj,
+    CONFLICT_MESSAGE, AlreadyExists, Conflict, EventType, Gone, Invalid, NotFound, Obj, Patch,
     WatchEvent, check_patch_type, check_status_patch, describe, matches, namespace_of,
 )
 from rollouts.kinds import KindInfo, kind_info
@@ -121,7 +121,7 @@ class InMemoryCluster:
             return clone(self._objects.get(key, stored))
 
     def patch(
-        self, kind: str, name: str, namespace: str | None, patch: dict[str, Any] | list[Any],
+        self, kind: str, name: str, namespace: str | None, patch: Patch,
         *, patch_type: str = "merge",
     ) -> Obj:
         info = kind_info(kind)
@@ -299,7 +299,7 @@ class InMemoryCluster:
         self._commit(info, key, current, new)
         return 1
 
-    def _events_after(self, kind: str, cursor: int) -> tuple[list[_Record], int]:
+    def _events_after(self, kind: str, cursor: int) -> tuple[Sequence[_Record], int]:
         """History records of `kind` after `cursor`, and the cursor to continue from."""
         floor = self._floor.get(kind, 0)
         if cursor < floor:

@@ -317,6 +317,22 @@ def test_watch_ends_on_timeout_and_tells_where_to_resume(cluster: Cluster) -> No
     again.close()
 
 
+def test_watch_with_timeout_zero_drains_what_is_pending(cluster: Cluster) -> None:
+    start = cluster.create(config_map("a"))["metadata"]["resourceVersion"]
+    cluster.patch("ConfigMap", "a", "default", {"data": {"k": "2"}})
+    stream = cluster.watch("ConfigMap", resource_version=start, timeout=0)
+    assert summary(list(stream)) == [("MODIFIED", "a")]
+    assert summary(list(cluster.watch("ConfigMap", resource_version=stream.resource_version, timeout=0))) == []
+
+
+def test_a_watch_closed_before_it_is_read_yields_nothing(cluster: Cluster) -> None:
+    cluster.create(config_map("a"))
+    stream = cluster.watch("ConfigMap")
+    stream.close()
+    assert list(stream) == []
+    stream.close()  # closing twice is harmless
+
+
 def test_watch_filters_by_namespace_and_labels(cluster: Cluster) -> None:
     start = cluster.create(config_map("other", "elsewhere", app="web"))["metadata"]["resourceVersion"]
     cluster.create(config_map("a", "one", app="web"))
