@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -198,6 +199,18 @@ def with_cluster(func: Callable[[argparse.Namespace, Cluster, Target], int]) -> 
 
 # --- turning cluster errors into one line ------------------------------------------------
 
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^\"')]+)")
+
+
+def _root_cause(message: str) -> str:
+    """`Connection refused` out of urllib3's `Max retries exceeded ... [Errno 111] ...`."""
+    found = _ERRNO.search(message)
+    if found:
+        return found.group(1).strip()
+    if "timed out" in message.lower():
+        return "timed out"
+    return message
+
 @contextmanager
 def errors(target: Target, *, kind: str = "rollout", name: str | None = None) -> Iterator[None]:
     """Map the port's errors to CommandError messages that say what to do."""
@@ -211,7 +224,8 @@ def errors(target: Target, *, kind: str = "rollout", name: str | None = None) ->
         raise CommandError(f"forbidden by {target.describe()}: {err}; ask for RBAC on {kind}s "
                            f'in namespace "{target.namespace}"') from None
     except Unavailable as err:
-        raise CommandError(f"cannot reach the cluster of {target.describe()}: {err}") from None
+        raise CommandError(f"cannot reach the cluster of {target.describe()}: {_root_cause(str(err))}; "
+                           "check that the server is up and that --context names the right cluster") from None
     except Conflict as err:
         raise CommandError(f"{kind} {name or ''} changed while being updated: {err}; retry the command") from None
     except ClusterError as err:
