@@ -19,10 +19,13 @@ Rules and invariants:
   position, raised by compile_expr. Indexing an empty or nil `result` says
   "result is empty: the query returned no series".
 - Bounded: text <= 4096 chars and nesting <= 64 (expr_parse); strings <= MAX_STRING chars;
-  ranges <= MAX_LIST items; predicates and ranges draw on a budget of MAX_STEPS element
-  visits per evaluation; `**` beyond float64 range is an error (Go gives +Inf) and integers
-  stay within int64 (Go wraps around): both deliberate, named in the tests. `matches` is
-  refused: Python regular expressions cannot be bounded in time.
+  ranges <= MAX_LIST items. Loops are the only way to multiply work, so an expression with
+  nested predicates, ranges, or size-proportional work inside a predicate (`in`, `==` on
+  lists, slices, string and list functions) gets a budget of MAX_STEPS units per
+  evaluation: one per element iterated, and inside loops one per element (or 16 string
+  characters) of every operand. `**` beyond float64 range is an error (Go gives +Inf) and
+  integers stay within int64 (Go wraps around): both deliberate, named in the tests.
+  `matches` is refused: Python regular expressions cannot be bounded in time.
 - Argo quirks kept: `isNil(x)` and `default(x, d)` ignore x and look at the top-level
   `result`; no conditions at all means Successful; failure wins when both conditions hold.
 """
@@ -48,7 +51,7 @@ __all__ = [
     "check_syntax", "compile_expr", "eval_condition", "evaluate_condition", "format_value",
 ]  # fmt: skip
 
-MAX_STRING = 1_000_000
+MAX_STRING = 100_000
 MAX_LIST = 100_000
 MAX_STEPS = 1_000_000
 INT64 = 2**63
@@ -671,8 +674,15 @@ class _Compiler:
         if op == "..":
             self.scoped = self.budgeted = True
             return _C(lambda env: _ranged(env, lf(env), rf(env)), "array")
-        if op in ("==", "!=") and "any" not in (left.kind, right.kind) and "exact" in (left.kind, right.kind):
-            return _C(_typed_equality(op, lf, rf), "bool")
+        typed = op in ("==", "!=") and "any" not in (left.kind, right.kind) and "exact" in (left.kind, right.kind)
+        core = _typed_equality(op) if typed else BINARY[op]
+        kind = "bool" if op in _CMP or op in ("==", "!=", "in", "contains", "startsWith", "endsWith") \
+            else _arith_kind(op, left.kind, right.kind)  # fmt: skip
+        if self.nesting:  # inside a loop: pay for the size of the operands
+            self.budgeted = True
+            return _C(lambda env: _metered(env, core, lf(env), rf(env)), kind)
+        if typed:
+            return _C(lambda env: core(lf(env), rf(env)), kind)
         if op in ("==", "!=") and right.const is not _NOTHING:
             return _C(_equals_const(op, lf, right.const), "bool")
         if op in _CMP and _is_num(right.const):
@@ -684,10 +694,7 @@ class _Compiler:
                 self.leaves[fused] = leaf
                 return _C(fused, "bool")
             return _C(_compare_to(op, lf, right.const), "bool")
-        impl = BINARY[op]
-        kind = "bool" if op in _CMP or op in ("==", "!=", "in", "contains", "startsWith", "endsWith") \
-            else _arith_kind(op, left.kind, right.kind)  # fmt: skip
-        return _C(lambda env: impl(lf(env), rf(env)), kind)
+        return _C(lambda env: core(lf(env), rf(env)), kind)
 
     def logic(self, node: Binary, left: _C, right: _C) -> _C:
         for side in (left, right):
@@ -726,12 +733,15 @@ class _Compiler:
         return _C(member, "any")
 
     def c_Slice(self, node: Slice) -> _C:
-        of = self.compile(node.obj).fn
+        obj = self.compile(node.obj)
+        of = obj.fn
         lo = self.compile(node.lo).fn if node.lo else (lambda env: None)
         hi = self.compile(node.hi).fn if node.hi else (lambda env: None)
-        kind = self.compile(node.obj).kind
-        return _C(lambda env: slice_of(of(env), lo(env), hi(env)),
-                  kind if kind in ("array", "string", "exact") else "any")  # fmt: skip
+        kind = obj.kind if obj.kind in ("array", "string", "exact") else "any"
+        if self.nesting:  # inside a loop: a slice copies, pay for it
+            self.budgeted = True
+            return _C(lambda env: _metered(env, slice_of, of(env), lo(env), hi(env)), kind)
+        return _C(lambda env: slice_of(of(env), lo(env), hi(env)), kind)
 
     def c_Array(self, node: Array) -> _C:
         fns = [self.compile(item).fn for item in node.items]
@@ -784,6 +794,9 @@ class _Compiler:
         if kind == "arg":
             kind = args[0].kind if args[0].kind in _NUMERIC | {"exact"} else "any"
         fns = [a.fn for a in args]
+        if self.nesting:  # inside a loop: pay for the size of the arguments
+            self.budgeted = True
+            return _C(lambda env: _metered(env, impl, *[f(env) for f in fns]), kind)
         if len(fns) == 1 and isinstance(node.args[0], Name):
             var = node.args[0].name
             return _C(lambda env: impl(env[var] if var in env else fns[0](env)), kind)
@@ -975,18 +988,33 @@ def _ranged(env: Any, a: object, b: object) -> list[int]:
     return values
 
 
-def _typed_equality(op: str, lf: Fn, rf: Fn) -> Fn:
+def _typed_equality(op: str) -> Callable[[object, object], bool]:
     """== / != where both sides are typed: incompatible types are an error, as in expr."""
     want = op == "=="
 
-    def eq(env: Any) -> bool:
-        a, b = lf(env), rf(env)
+    def eq(a: object, b: object) -> bool:
         if type(a) is not type(b) and a is not None and b is not None:
             if not (_is_num(a) and _is_num(b)) and kind_of(a) != kind_of(b):
                 raise _mismatch(op, a, b)
         return equal(a, b) is want
 
     return eq
+
+
+def _size(value: object) -> int:
+    """Work units for handling `value`: its length, or one per 16 characters of a string."""
+    kind = type(value)
+    if kind is str:
+        return len(value) >> 4  # type: ignore[arg-type]
+    if kind is list or kind is dict or kind is tuple:
+        return len(value)  # type: ignore[arg-type]
+    return 0
+
+
+def _metered(env: Any, core: Callable[..., object], *args: object) -> object:
+    """core(*args), after charging the budget for the size of the arguments (in loops)."""
+    charge(env, sum(_size(a) for a in args))
+    return core(*args)
 
 
 def _equals_const(op: str, lf: Fn, const: object) -> Fn:

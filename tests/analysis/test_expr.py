@@ -405,8 +405,8 @@ def test_nesting_below_the_cap_works() -> None:
         ("1..1000000", "range 1..1000000 has more than 100000 elements"),
         ("map(1..1000, map(1..1000, #))", "evaluation exceeded its budget of 1000000 steps"),
         ("map(result, map(result, map(result, #)))", "evaluation exceeded its budget of 1000000 steps"),
-        ("len(join(map(1..20000, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')))",
-         "string longer than 1000000 characters"),
+        ("len(join(map(1..2000, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')))",
+         "string longer than 100000 characters"),
         ("9223372036854775807 + 1", "integer overflow in +: the result does not fit in int64"),
         ("9223372036854775807 * 2", "integer overflow in *: the result does not fit in int64"),
     ],
@@ -416,7 +416,29 @@ def test_size_and_work_are_bounded(text: str, message: str) -> None:
 
 
 def test_long_string_concatenation_is_bounded() -> None:
-    assert "string longer than" in error_of("result + result", "a" * 600_000)
+    assert "string longer than" in error_of("result + result", "a" * 60_000)
+
+
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        # Each would do ~10^10 element operations if loops only paid for their iterations.
+        ("all(1..100000, 5 in result)", list(range(100_000))),
+        ("all(1..100000, result == result)", list(range(100_000))),
+        ("map(result, result[1:])", list(range(100_000))),
+        ("map(result, len(keys(#)))", [{str(i): i for i in range(100_000)}] * 100),
+        ("map(1..100000, upper(result))", "a" * 50_000),
+        ("map(1..100000, result contains 'b')", "a" * 50_000),
+    ],
+    ids=["in", "deep equality", "slice", "keys", "upper", "contains"],
+)
+def test_work_inside_loops_pays_for_the_size_of_its_operands(text: str, result: object) -> None:
+    assert error_of(text, result) == "evaluation exceeded its budget of 1000000 steps"
+
+
+def test_the_same_operations_outside_loops_are_fine() -> None:
+    big = list(range(100_000))
+    assert value("5 in result && result == result && len(result[1:]) == 99999", big) is True
 
 
 # ---------------------------------------------------------------- deliberate deviations
