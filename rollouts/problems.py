@@ -1,0 +1,130 @@
+"""Problems found in a spec, and the fields Argo accepts that this controller does not run.
+
+Rules:
+- A `Problem` is a value: the wire path of the field (`spec.strategy.canary.steps[0].setWeight`),
+  what is wrong, and how to fix it. `str(problem)` is `path: message (fix)`; lint prefixes
+  the file and `Kind/name`, the controller puts it in the InvalidSpec condition.
+- Severity ERROR means the object cannot run as written (lint exits 1, the controller
+  sets InvalidSpec and shifts no traffic). WARNING means Argo Rollouts accepts it but this
+  controller ignores it; it never fails lint.
+- Unknown fields are never dropped by the models (`extra="allow"`). `field_problems`
+  sorts them: a field Argo has for a feature we do not run (other traffic routers,
+  other metric providers, ...) is a WARNING "not supported by this controller"; anything
+  else is a typo or a field no controller knows, an ERROR with a did-you-mean.
+- Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from analysis.model import ArgoModel, MetricProvider, WebMetric
+from rollouts.model import CanaryStep, RolloutStatus, TrafficRouting
+
+__all__ = ["ARGO_ONLY_FIELDS", "Problem", "Severity", "did_you_mean", "field_problems", "join"]
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    fix: str
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{where}{self.message} ({self.fix})"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+def warning(path: str, message: str, fix: str) -> Problem:
+    return Problem(path, message, fix, Severity.WARNING)
+
+
+# Fields Argo Rollouts has on these objects that our models do not model (kept as extras).
+ARGO_ONLY_FIELDS: Mapping[type[ArgoModel], frozenset[str]] = {
+    TrafficRouting: frozenset(
+        {"nginx", "alb", "smi", "ambassador", "appMesh", "traefik", "apisix", "plugins"}
+    ),
+    MetricProvider: frozenset(
+        {"kayenta", "datadog", "wavefront", "newRelic", "cloudWatch", "graphite", "influxdb", "skywalking"}
+    ),
+    WebMetric: frozenset({"authentication"}),
+}
+
+_NOT_RUN: Mapping[type[ArgoModel], str] = {
+    TrafficRouting: "it shifts no traffic here; use istio, or let Argo Rollouts run this Rollout",
+    MetricProvider: "its measurements would end in Error here; use prometheus or web",
+    WebMetric: "requests are sent without it",
+}
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    pool = list(candidates)
+    close = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in pool}
+        return lowered.get(word.lower())
+    return close[0]
+
+
+def _aliases(cls: type[ArgoModel]) -> list[str]:
+    return [f.alias or name for name, f in cls.model_fields.items()]
+
+
+def _unknown(model: ArgoModel, key: str, path: str) -> Problem:
+    cls = type(model)
+    known = _aliases(cls) + sorted(ARGO_ONLY_FIELDS.get(cls, ()))
+    guess = did_you_mean(key, known)
+    if cls is CanaryStep:
+        fix = f"did you mean {guess}?" if guess else "a step is one of setWeight, pause, analysis, setCanaryScale"
+        return Problem(path, f"unknown step kind {key!r}", fix)
+    if cls is MetricProvider:
+        fix = f"did you mean {guess}?" if guess else "use one of prometheus, web"
+        return Problem(path, f"unknown metric provider {key!r}", fix)
+    fix = f"did you mean {guess}?" if guess else "remove it or check the spelling"
+    return Problem(path, f"unknown field {key!r}", fix)
+
+
+def field_problems(model: ArgoModel, path: str = "") -> list[Problem]:
+    """Unknown fields under `model` (status excluded), in document order."""
+    found: list[Problem] = []
+    argo_only = ARGO_ONLY_FIELDS.get(type(model), frozenset())
+    for key in model.model_extra or {}:
+        where = join(path, key)
+        if key in argo_only:
+            found.append(warning(where, f"{key} is not supported by this controller", _NOT_RUN[type(model)]))
+        else:
+            found.append(_unknown(model, key, where))
+    fields = type(model).model_fields
+    for name in fields:
+        if name not in model.model_fields_set:
+            continue
+        value = getattr(model, name)
+        if isinstance(value, RolloutStatus) or name == "status":
+            continue
+        alias = fields[name].alias or name
+        if isinstance(value, ArgoModel):
+            found.extend(field_problems(value, join(path, alias)))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, ArgoModel):
+                    found.extend(field_problems(item, join(join(path, alias), index)))
+    return found
