@@ -1,11 +1,10 @@
 """InMemoryCluster: the Cluster port in one process, for local mode, the demo and tests.
 
 Rules and invariants (on top of the port's, see rollouts.cluster):
-- One re-entrant lock guards everything; every write goes through `_commit`, which bumps
-  the global resourceVersion, records the event in a bounded per-kind history and wakes
-  the watchers. Stored objects are never mutated in place, so history records can share
-  them; callers only ever see deep copies.
-- A resourceVersion older than the oldest kept event of that kind is `Gone`.
+- One re-entrant lock guards everything; every write goes through `_commit`, which
+  records the change in the ChangeLog (rollouts.watchlog: the resourceVersion counter,
+  the bounded per-kind history, the watch streams). Stored objects are never mutated in
+  place, so history can share them; callers only ever see deep copies.
 - `metadata.uid`, `creationTimestamp` (from the injected clock) and `generation` (bumped
   when anything outside metadata and status changes) are set by the cluster.
 - The `workloads` hook (rollouts.workloads) stands in for the ReplicaSet controller and
@@ -17,33 +16,23 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from rollouts.cluster import (
-    CONFLICT_MESSAGE, AlreadyExists, Conflict, EventType, Gone, Invalid, NotFound, Obj, Patch,
-    WatchEvent, check_patch_type, check_status_patch, describe, matches, namespace_of,
+    CONFLICT_MESSAGE, AlreadyExists, Conflict, Invalid, NotFound, Obj, Patch,
+    WatchEvent, WatchStream, check_patch_type, check_status_patch, describe, matches, namespace_of,
 )
 from rollouts.kinds import KindInfo, kind_info
 from rollouts.patches import PatchError, clone, json_patch, merge_patch
+from rollouts.watchlog import ChangeLog, LogStream
 from rollouts.workloads import ReplicaSets, Workloads
 
 __all__ = ["InMemoryCluster"]
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-
-
-@dataclass(frozen=True)
-class _Record:
-    rv: int
-    type: EventType
-    old: Obj | None
-    new: Obj  # the state after the event (for DELETED: the last state, with the delete's rv)
 
 
 def _timestamp(moment: datetime) -> str:
@@ -58,12 +47,8 @@ class InMemoryCluster:
         history: int = 1000,
     ) -> None:
         self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
+        self._log = ChangeLog(threading.Condition(self._lock), size=history)
         self._objects: dict[tuple[str, str, str], Obj] = {}
-        self._rv = 0
-        self._history: dict[str, deque[_Record]] = {}
-        self._floor: dict[str, int] = {}
-        self._history_size = max(1, history)
         self._clock = clock or (lambda: datetime.now(UTC))
         self.workloads: Workloads | None = None
         if workloads is True:
@@ -75,7 +60,7 @@ class InMemoryCluster:
     def resource_version(self) -> str:
         """The latest resourceVersion written (what a list response carries)."""
         with self._lock:
-            return str(self._rv)
+            return str(self._log.version)
 
     # --- reads -----------------------------------------------------------------------
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
@@ -101,7 +86,7 @@ class InMemoryCluster:
             raise Invalid(f"{info.kind}: metadata must be an object")
         with self._lock:
             if not meta.get("name") and isinstance(meta.get("generateName"), str):
-                meta["name"] = f"{meta['generateName']}{self._rv + 1:05x}"
+                meta["name"] = f"{meta['generateName']}{self._log.version + 1:05x}"
             name = self._valid_name(info, meta.get("name"))
             ns = namespace_of(info, meta.get("namespace"))
             if ns is None:
@@ -172,23 +157,24 @@ class InMemoryCluster:
         resource_version: str | None = None, timeout: float | None = None,
     ) -> WatchStream:
         info = kind_info(kind)
+
+        def wanted(obj: Obj) -> bool:
+            return self._in_scope(info, obj, namespace) and matches(obj, label_selector)
+
         with self._lock:
             initial: list[WatchEvent] = []
             if resource_version in (None, "", "0"):
-                cursor = self._rv
-                objects = [o for (k, _, _), o in self._objects.items() if k == kind]
+                cursor = self._log.version
+                objects = [o for (k, _, _), o in self._objects.items() if k == kind and wanted(o)]
                 for obj in sorted(objects, key=lambda o: int(o["metadata"]["resourceVersion"])):
-                    if self._in_scope(info, obj, namespace) and matches(obj, label_selector):
-                        initial.append(WatchEvent("ADDED", clone(obj)))
+                    initial.append(WatchEvent("ADDED", clone(obj)))
             else:
                 try:
-                    cursor = int(resource_version)  # type: ignore[arg-type]
+                    cursor = int(str(resource_version))
                 except ValueError:
                     raise Invalid(f"resourceVersion {resource_version!r} is not a resourceVersion") from None
-                floor = self._floor.get(kind, 0)
-                if cursor < floor:
-                    raise Gone(f"too old resource version: {cursor} ({floor + 1})")
-            return _MemoryWatch(self, info, namespace, label_selector, cursor, initial, timeout)
+                self._log.check(kind, cursor)
+            return LogStream(self._log, kind, wanted=wanted, cursor=cursor, initial=initial, timeout=timeout)
 
     # --- internals ---------------------------------------------------------------------
     def _find(self, info: KindInfo, name: str, namespace: str | None) -> Obj:
@@ -252,18 +238,11 @@ class InMemoryCluster:
         return clone(self._objects[key])
 
     def _commit(self, info: KindInfo, key: tuple[str, str, str], old: Obj | None, new: Obj, *, deleted: bool = False) -> Obj:
-        self._rv += 1
-        new["metadata"]["resourceVersion"] = str(self._rv)
         if deleted:
             del self._objects[key]
         else:
             self._objects[key] = new
-        kind_type: EventType = "DELETED" if deleted else "ADDED" if old is None else "MODIFIED"
-        history = self._history.setdefault(info.kind, deque())
-        history.append(_Record(self._rv, kind_type, old, new))
-        while len(history) > self._history_size:
-            self._floor[info.kind] = history.popleft().rv
-        self._changed.notify_all()
+        self._log.record(info.kind, "DELETED" if deleted else "ADDED" if old is None else "MODIFIED", old, new)
         return new
 
     def _remove(self, info: KindInfo, current: Obj) -> None:
@@ -299,19 +278,6 @@ class InMemoryCluster:
         self._commit(info, key, current, new)
         return 1
 
-    def _events_after(self, kind: str, cursor: int) -> tuple[Sequence[_Record], int]:
-        """History records of `kind` after `cursor`, and the cursor to continue from."""
-        floor = self._floor.get(kind, 0)
-        if cursor < floor:
-            raise Gone(f"too old resource version: {cursor} ({floor + 1})")
-        records: list[_Record] = []
-        for record in reversed(self._history.get(kind, ())):
-            if record.rv <= cursor:
-                break
-            records.append(record)
-        records.reverse()
-        return records, self._rv
-
 
 def _kind_of(obj: Any) -> KindInfo:
     if not isinstance(obj, dict) or not isinstance(obj.get("kind"), str):
@@ -321,62 +287,3 @@ def _kind_of(obj: Any) -> KindInfo:
 
 def _body(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
-
-
-class _MemoryWatch:
-    """One watch on an InMemoryCluster: thread-safe close(), resumable resource_version."""
-
-    def __init__(self, cluster: InMemoryCluster, info: KindInfo, namespace: str | None,
-                 selector: dict[str, str] | None, cursor: int, initial: list[WatchEvent],
-                 timeout: float | None) -> None:
-        self._cluster, self._info, self._namespace, self._selector = cluster, info, namespace, selector
-        self._cursor, self._pending = cursor, deque(initial)
-        self._deadline = None if timeout is None else time.monotonic() + timeout
-        self._closed = False
-        self.resource_version: str | None = str(cursor)
-
-    def __iter__(self) -> _MemoryWatch:
-        return self
-
-    def __next__(self) -> WatchEvent:
-        cluster = self._cluster
-        with cluster._changed:
-            while not self._closed:
-                if self._pending:
-                    event = self._pending.popleft()
-                    if not self._pending:
-                        self.resource_version = str(self._cursor)
-                    else:
-                        self.resource_version = event.object["metadata"]["resourceVersion"]
-                    return event
-                records, self._cursor = cluster._events_after(self._info.kind, self._cursor)
-                self._pending.extend(e for r in records if (e := self._translate(r)) is not None)
-                if self._pending:
-                    continue
-                self.resource_version = str(self._cursor)
-                remaining = None if self._deadline is None else self._deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                cluster._changed.wait(remaining)
-        raise StopIteration
-
-    def _translate(self, record: _Record) -> WatchEvent | None:
-        """The event a filtered watcher sees: objects entering or leaving the filter are ADDED/DELETED."""
-        def seen(obj: Obj | None) -> bool:
-            return obj is not None and self._in_scope(obj) and matches(obj, self._selector)
-
-        now_in = record.type != "DELETED" and seen(record.new)
-        was_in = seen(record.old)
-        if record.type == "DELETED":
-            return WatchEvent("DELETED", clone(record.new)) if was_in else None
-        if now_in:
-            return WatchEvent("MODIFIED" if was_in else "ADDED", clone(record.new))
-        return WatchEvent("DELETED", clone(record.new)) if was_in else None
-
-    def _in_scope(self, obj: Obj) -> bool:
-        return InMemoryCluster._in_scope(self._info, obj, self._namespace)
-
-    def close(self) -> None:
-        with self._cluster._changed:
-            self._closed = True
-            self._cluster._changed.notify_all()

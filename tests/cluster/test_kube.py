@@ -4,6 +4,7 @@ behind the embedded API server)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import socket
 from collections.abc import Iterator
@@ -133,3 +134,21 @@ def test_a_watch_broken_by_the_server_going_away_is_unavailable(memory: InMemory
         with pytest.raises(Unavailable):  # the stream breaks, or it ends and reconnecting fails
             next(stream)
         stream.close()
+
+
+def test_only_rollouts_kube_imports_the_kubernetes_client() -> None:
+    root = Path(__file__).resolve().parents[2]
+    importers = []
+    for source in sorted([*root.joinpath("rollouts").rglob("*.py"), *root.joinpath("analysis").rglob("*.py")]):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            if any(n == "kubernetes" or n.startswith("kubernetes.") for n in names):
+                importers.append(str(source.relative_to(root)))
+    assert sorted(set(importers)) == ["rollouts/kube.py"]
+
+
+def test_the_in_memory_cluster_is_importable_from_the_port_module() -> None:
+    from rollouts.cluster import InMemoryCluster as FromPort
+
+    assert FromPort is InMemoryCluster
