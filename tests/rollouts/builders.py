@@ -1,0 +1,315 @@
+"""Builders for Rollout-core tests, and `World`: plan() plus a faithful-enough cluster.
+
+`World` keeps the objects as plain dicts, calls `plan(observed, now)` and applies the
+actions the way the shell and the ReplicaSet controller would: no I/O, no clock (the
+test passes `now`), pods become available only when the test says so (or at once with
+`auto_ready=True`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rollouts.actions import (
+    Action, AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, Event, PatchDestinationRule,
+    PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
+)  # fmt: skip
+from rollouts.model import Rollout
+from rollouts.plan import Observed, Plan, plan
+from rollouts.problems import Problem
+from rollouts.replicas import HASH_LABEL, REVISION, pod_template_hash
+from rollouts.traffic.istio import MANAGED_BY
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+UID = "0b5e3c1a-0000-4000-8000-000000000001"
+
+
+def seconds(n: float) -> timedelta:
+    return timedelta(seconds=n)
+
+
+def template(image: str = "app:v1") -> dict[str, Any]:
+    return {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": image}]}}
+
+
+def rollout(*, name: str = "web", replicas: int = 4, image: str = "app:v1", steps: Sequence[dict[str, Any]] = (),
+            routed: bool = True, subsets: bool = False, services: bool = True, status: dict[str, Any] | None = None,
+            analysis: dict[str, Any] | None = None, vs_routes: list[str] | None = None,
+            spec: dict[str, Any] | None = None, **canary: Any) -> dict[str, Any]:
+    """A canary Rollout document (Istio host routing by default)."""
+    strategy: dict[str, Any] = {"steps": list(steps), **canary}
+    if services:
+        strategy |= {"canaryService": f"{name}-canary", "stableService": f"{name}-stable"}
+    if routed:
+        istio: dict[str, Any] = {"virtualService": {"name": f"{name}-vs", **({"routes": vs_routes} if vs_routes else {})}}
+        if subsets:
+            istio["destinationRule"] = {"name": f"{name}-dr", "canarySubsetName": "canary",
+                                        "stableSubsetName": "stable"}
+        strategy["trafficRouting"] = {"istio": istio}
+    if analysis:
+        strategy["analysis"] = analysis
+    doc: dict[str, Any] = {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name, "namespace": "shop", "uid": UID, "generation": 1},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}}, "template": template(image),
+                 "strategy": {"canary": strategy}, **(spec or {})},
+    }
+    if status is not None:
+        doc["status"] = status
+    return doc
+
+
+def hash_of(image: str) -> str:
+    return pod_template_hash(template(image))
+
+
+def replicaset(*, rollout_name: str = "web", image: str = "app:v1", replicas: int, available: int | None = None,
+               revision: int = 1, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    pod_hash = hash_of(image)
+    available = replicas if available is None else available
+    return {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": f"{rollout_name}-{pod_hash}", "namespace": "shop",
+                     "labels": {"app": "web", HASH_LABEL: pod_hash},
+                     "annotations": {REVISION: str(revision), "rollout.argoproj.io/desired-replicas": str(replicas),
+                                     **(annotations or {})},
+                     "ownerReferences": [{"kind": "Rollout", "name": rollout_name, "uid": UID, "controller": True}]},
+        "spec": {"replicas": replicas},
+        "status": {"replicas": replicas, "readyReplicas": available, "availableReplicas": available},
+    }
+
+
+def service(name: str, pod_hash: str | None = None, *, managed_by: str | None = "web") -> dict[str, Any]:
+    selector = {"app": "web", **({HASH_LABEL: pod_hash} if pod_hash else {})}
+    annotations = {MANAGED_BY: managed_by} if managed_by else {}
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "shop", "annotations": annotations},
+            "spec": {"selector": selector}}
+
+
+def route(name: str | None, *destinations: tuple[str, int] | tuple[str, int, str]) -> dict[str, Any]:
+    """An http/tls/tcp route; a destination is (host, weight) or (host, weight, subset)."""
+    out: dict[str, Any] = {"name": name} if name else {}
+    out["route"] = [{"destination": {"host": d[0], **({"subset": d[2]} if len(d) > 2 else {})}, "weight": d[1]}
+                    for d in destinations]
+    return out
+
+
+def virtual_service(name: str = "web-vs", *, http: list[dict[str, Any]] | None = None,
+                    tls: list[dict[str, Any]] | None = None, tcp: list[dict[str, Any]] | None = None,
+                    resource_version: str = "1") -> dict[str, Any]:
+    if http is None and tls is None and tcp is None:
+        http = [route("primary", ("web-stable", 100), ("web-canary", 0))]
+    spec: dict[str, Any] = {"hosts": ["web.example.com"]}
+    for key, value in (("http", http), ("tls", tls), ("tcp", tcp)):
+        if value is not None:
+            spec[key] = value
+    return {"apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+            "metadata": {"name": name, "namespace": "shop", "resourceVersion": resource_version}, "spec": spec}
+
+
+def destination_rule(name: str = "web-dr", *, canary: str | None = None, stable: str | None = None,
+                     extra: Iterable[str] = ()) -> dict[str, Any]:
+    def subset(sub: str, pod_hash: str | None) -> dict[str, Any]:
+        return {"name": sub, "labels": {"app": "web", **({HASH_LABEL: pod_hash} if pod_hash else {})}}
+
+    subsets = [subset("canary", canary), subset("stable", stable), *(subset(e, None) for e in extra)]
+    return {"apiVersion": "networking.istio.io/v1alpha3", "kind": "DestinationRule",
+            "metadata": {"name": name, "namespace": "shop", "resourceVersion": "1"},
+            "spec": {"host": "web", "subsets": subsets}}
+
+
+def analysis_template(name: str = "success-rate", *, count: int = 3) -> dict[str, Any]:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"args": [{"name": "service"}],
+                     "metrics": [{"name": name, "interval": "1m", "count": count, "failureLimit": 1,
+                                  "successCondition": "result[0] >= 0.95",
+                                  "provider": {"prometheus": {"address": "http://prom:9090",
+                                                              "query": "rate({{args.service}})"}}}]}}
+
+
+def analysis_run(name: str, *, phase: str | None = None, message: str | None = None, pod_hash: str = "",
+                 kind: str = "Step", terminate: bool = False) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+        "metadata": {"name": name, "namespace": "shop", "labels": {HASH_LABEL: pod_hash, "rollout-type": kind},
+                     "ownerReferences": [{"kind": "Rollout", "name": "web", "uid": UID, "controller": True}]},
+        "spec": {"metrics": [], **({"terminate": True} if terminate else {})},
+    }
+    if phase:
+        doc["status"] = {"phase": phase, **({"message": message} if message else {})}
+    return doc
+
+
+def events(p: Plan) -> list[tuple[str, str]]:
+    return [(a.reason, a.message) for a in p.actions if isinstance(a, Event)]
+
+
+def reasons(p: Plan) -> list[str]:
+    return [a.reason for a in p.actions if isinstance(a, Event)]
+
+
+def changes(p: Plan) -> list[Action]:
+    """The actions that change the cluster (events left out)."""
+    return [a for a in p.actions if not isinstance(a, Event)]
+
+
+def weights(vs: dict[str, Any], section: str = "http", index: int = 0) -> dict[str, int]:
+    return {f"{d['destination']['host']}{'/' + d['destination']['subset'] if 'subset' in d['destination'] else ''}":
+            d.get("weight", 0) for d in vs["spec"][section][index]["route"]}
+
+
+@dataclass
+class World:
+    """One Rollout and its objects, planned and applied on a stepped clock."""
+
+    rollout: dict[str, Any]
+    replica_sets: list[dict[str, Any]] = field(default_factory=list)
+    analysis_runs: list[dict[str, Any]] = field(default_factory=list)
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    virtual_services: list[dict[str, Any]] = field(default_factory=list)
+    destination_rule: dict[str, Any] | None = None
+    services: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    auto_ready: bool = True
+    now: datetime = T0
+    recorded: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, doc: dict[str, Any], **kwargs: Any) -> World:
+        strategy = doc["spec"]["strategy"]["canary"]
+        world = cls(rollout=doc, **kwargs)
+        if not world.services and "canaryService" in strategy:
+            world.services = [service(strategy["stableService"], managed_by=None),
+                              service(strategy["canaryService"], managed_by=None)]
+        istio = (strategy.get("trafficRouting") or {}).get("istio") or {}
+        if not world.virtual_services and istio:
+            if "destinationRule" in istio:
+                world.virtual_services = [virtual_service(http=[route("primary", ("web", 100, "stable"),
+                                                                      ("web", 0, "canary"))])]
+            else:
+                world.virtual_services = [virtual_service()]
+        if world.destination_rule is None and "destinationRule" in istio:
+            world.destination_rule = destination_rule()
+        return world
+
+    def observed(self) -> Observed:
+        return Observed(rollout=Rollout.load(copy.deepcopy(self.rollout)), replica_sets=copy.deepcopy(self.replica_sets),
+                        analysis_runs=copy.deepcopy(self.analysis_runs), templates=copy.deepcopy(self.templates),
+                        virtual_services=copy.deepcopy(self.virtual_services),
+                        destination_rule=copy.deepcopy(self.destination_rule), services=copy.deepcopy(self.services),
+                        problems=list(self.problems))
+
+    def plan(self, at: datetime | None = None) -> Plan:
+        return plan(self.observed(), at or self.now)
+
+    def step(self, at: datetime | None = None) -> Plan:
+        """plan() at `at` (default: the world's clock), apply its actions and status."""
+        if at is not None:
+            self.now = at
+        result = plan(self.observed(), self.now)
+        for action in result.actions:
+            self.apply(action)
+        self.rollout["status"] = result.status
+        return result
+
+    def settle(self, at: datetime | None = None, *, limit: int = 30) -> list[Plan]:
+        """Step until a pass changes nothing (the fixed point); the passes are returned."""
+        passes = []
+        for _ in range(limit):
+            before = copy.deepcopy(self.rollout.get("status"))
+            passes.append(self.step(at))
+            if not changes(passes[-1]) and not [a for a in passes[-1].actions if isinstance(a, Event)] \
+                    and self.rollout["status"] == before:
+                return passes
+        raise AssertionError(f"no fixed point after {limit} passes: {passes[-1].actions}")
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+    # -- the cluster side
+    def rs(self, image: str) -> dict[str, Any]:
+        pod_hash = hash_of(image)
+        return next(r for r in self.replica_sets if r["metadata"]["labels"][HASH_LABEL] == pod_hash)
+
+    def run(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.analysis_runs if r["metadata"]["name"] == name)
+
+    def set_ready(self, image: str, available: int | None = None) -> None:
+        rs = self.rs(image)
+        count = rs["spec"]["replicas"] if available is None else available
+        rs["status"] |= {"readyReplicas": count, "availableReplicas": count}
+
+    def finish_run(self, name: str, phase: str, message: str | None = None) -> None:
+        self.run(name)["status"] = {"phase": phase, **({"message": message} if message else {})}
+
+    def set_status(self, **fields: Any) -> None:
+        self.rollout.setdefault("status", {}).update(fields)
+
+    def set_image(self, image: str) -> None:
+        self.rollout["spec"]["template"] = template(image)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.rollout.get("status") or {}
+
+    @property
+    def vs(self) -> dict[str, Any]:
+        return self.virtual_services[0]
+
+    def selector(self, name: str) -> str | None:
+        svc = next(s for s in self.services if s["metadata"]["name"] == name)
+        return svc["spec"]["selector"].get(HASH_LABEL)
+
+    def apply(self, action: Action) -> None:
+        if isinstance(action, Event):
+            self.recorded.append((action.reason, action.message))
+        elif isinstance(action, CreateReplicaSet):
+            doc = copy.deepcopy(action.doc)
+            count = doc["spec"]["replicas"]
+            ready = count if self.auto_ready else 0
+            doc["status"] = {"replicas": count, "readyReplicas": ready, "availableReplicas": ready}
+            self.replica_sets.append(doc)
+        elif isinstance(action, ScaleReplicaSet):
+            rs = next(r for r in self.replica_sets if r["metadata"]["name"] == action.name)
+            rs["spec"]["replicas"] = action.replicas
+            available = rs["status"].get("availableReplicas", 0)
+            available = action.replicas if self.auto_ready else min(available, action.replicas)
+            rs["status"] = {"replicas": action.replicas, "readyReplicas": available, "availableReplicas": available}
+        elif isinstance(action, AnnotateReplicaSet):
+            rs = next(r for r in self.replica_sets if r["metadata"]["name"] == action.name)
+            notes = rs["metadata"].setdefault("annotations", {})
+            for key, value in action.annotations.items():
+                if value is None:
+                    notes.pop(key, None)
+                else:
+                    notes[key] = value
+        elif isinstance(action, SetServiceSelector):
+            svc = next(s for s in self.services if s["metadata"]["name"] == action.service)
+            svc["spec"]["selector"][HASH_LABEL] = action.hash
+            svc["metadata"].setdefault("annotations", {})[MANAGED_BY] = self.rollout["metadata"]["name"]
+        elif isinstance(action, PatchVirtualService):
+            vs = next(v for v in self.virtual_services if v["metadata"]["name"] == action.name)
+            assert vs["metadata"]["resourceVersion"] == action.resource_version, "stale VirtualService patch"
+            for key, value in (("http", action.http), ("tls", action.tls), ("tcp", action.tcp)):
+                if value is not None:
+                    vs["spec"][key] = copy.deepcopy(value)
+            vs["metadata"]["resourceVersion"] = str(int(vs["metadata"]["resourceVersion"]) + 1)
+        elif isinstance(action, PatchDestinationRule):
+            assert self.destination_rule is not None
+            self.destination_rule["spec"]["subsets"] = copy.deepcopy(action.subsets)
+            self.destination_rule["metadata"].setdefault("annotations", {}).update(action.annotations)
+        elif isinstance(action, CreateAnalysisRun):
+            assert all(r["metadata"]["name"] != action.name for r in self.analysis_runs), "run created twice"
+            self.analysis_runs.append(copy.deepcopy(action.doc))
+        elif isinstance(action, TerminateAnalysisRun):
+            self.run(action.name)["spec"]["terminate"] = True
+        else:  # pragma: no cover
+            raise AssertionError(f"unknown action {action!r}")
