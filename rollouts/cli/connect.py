@@ -199,17 +199,21 @@ def with_cluster(func: Callable[[argparse.Namespace, Cluster, Target], int]) -> 
 
 # --- turning cluster errors into one line ------------------------------------------------
 
+# How rollouts.kube words a request that never got an HTTP answer.
+_UNREACHED = ("cannot reach the Kubernetes API", "dropped the answer", "broke:")
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^\"')]+)")
 
 
-def _root_cause(message: str) -> str:
-    """`Connection refused` out of urllib3's `Max retries exceeded ... [Errno 111] ...`."""
+def _root_cause(message: str) -> str | None:
+    """`Connection refused` out of urllib3's `Max retries exceeded ... [Errno 111] ...`;
+    None when the server was reached and answered with an error (5xx, 429)."""
+    if not any(marker in message for marker in _UNREACHED):
+        return None
     found = _ERRNO.search(message)
     if found:
         return found.group(1).strip()
-    if "timed out" in message.lower():
-        return "timed out"
-    return message
+    return "timed out" if "timed out" in message.lower() else message
+
 
 @contextmanager
 def errors(target: Target, *, kind: str = "rollout", name: str | None = None) -> Iterator[None]:
@@ -224,7 +228,11 @@ def errors(target: Target, *, kind: str = "rollout", name: str | None = None) ->
         raise CommandError(f"forbidden by {target.describe()}: {err}; ask for RBAC on {kind}s "
                            f'in namespace "{target.namespace}"') from None
     except Unavailable as err:
-        raise CommandError(f"cannot reach the cluster of {target.describe()}: {_root_cause(str(err))}; "
+        cause = _root_cause(str(err))
+        if cause is None:  # it answered: 5xx or 429
+            raise CommandError(f"the cluster of {target.describe()} failed the request: {err}; "
+                               "retry, or look at the API server") from None
+        raise CommandError(f"cannot reach the cluster of {target.describe()}: {cause}; "
                            "check that the server is up and that --context names the right cluster") from None
     except Conflict as err:
         raise CommandError(f"{kind} {name or ''} changed while being updated: {err}; retry the command") from None

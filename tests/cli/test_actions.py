@@ -10,7 +10,7 @@ import pytest
 
 from rollouts.apiserver import serve
 from rollouts.cli import actions, main
-from rollouts.cluster import Forbidden
+from rollouts.cluster import Forbidden, Unavailable
 from rollouts.memory import InMemoryCluster
 from tests.cli.conftest import IMAGES, NOW, NS, SIDECAR, STABLE, Cli, Shop, rollout_manifest
 
@@ -252,3 +252,20 @@ def test_no_command_is_usage(capsys: pytest.CaptureFixture[str]) -> None:
         main(["set"])
     assert exit_info.value.code == 2
     assert NOW  # the fixture module's clock is what the other tests read
+
+
+class Overloaded(ReadOnly):
+    """An API server that is up but answers 503 (etcd down, say)."""
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Any:
+        raise Unavailable("etcdserver: request timed out, possibly due to leader failure")
+
+
+def test_server_errors_are_not_called_unreachable(capsys: pytest.CaptureFixture[str], shop: Shop, tmp_path: Path,
+                                                  runtime: Any) -> None:
+    shop.seed("paused")
+    with serve(Overloaded(shop.cluster)) as api:  # type: ignore[arg-type]
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", context="prod", namespace=NS)
+        result = Cli(capsys, ["--kubeconfig", str(kubeconfig)])("promote", "checkout")
+    assert result.code == 1
+    assert result.err.startswith(f'rollouts promote: the cluster of context "prod" ({api.url}) failed the request')
