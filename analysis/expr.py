@@ -90,26 +90,26 @@ def _is_num(value: object) -> bool:
 # ---------------------------------------------------------------- runtime operations
 
 
-def equal(a: object, b: object) -> bool:
+def equal(a: Any, b: Any) -> bool:
     """expr's runtime.Equal: numbers by value, lists and maps deeply, other mismatches false."""
     ta, tb = type(a), type(b)
     if ta is tb and ta is not list and ta is not dict:
-        return a == b
+        return bool(a == b)
     if _is_num(a) and _is_num(b):
-        return a == b
+        return bool(a == b)
     ka, kb = kind_of(a), kind_of(b)
     if ka == kb == "array":
-        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))  # type: ignore[arg-type]
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
     if ka == kb == "map":
-        return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)  # type: ignore[attr-defined]
+        return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     return False
 
 
-def _mismatch(op: str, a: object, b: object) -> ExprError:
+def _mismatch(op: str, a: Any, b: Any) -> ExprError:
     return ExprError(f"invalid operation: {op} (mismatched types {go_type(a)} and {go_type(b)})")
 
 
-def order(op: str, a: object, b: object) -> bool:
+def order(op: str, a: Any, b: Any) -> bool:
     if (_is_num(a) and _is_num(b)) or (type(a) is str and type(b) is str):
         return bool(_CMP[op](a, b))
     raise _mismatch(op, a, b)
@@ -121,11 +121,11 @@ def _int_result(op: str, value: int) -> int:
     raise ExprError(f"integer overflow in {op}: the result does not fit in int64")
 
 
-def add(a: object, b: object) -> object:
+def add(a: Any, b: Any) -> object:
     if type(a) is int and type(b) is int:
         return _int_result("+", a + b)
     if _is_num(a) and _is_num(b):
-        return float(a) + float(b)  # type: ignore[arg-type]
+        return float(a) + float(b)
     if type(a) is str and type(b) is str:
         if len(a) + len(b) > MAX_STRING:
             raise ExprError(f"string longer than {MAX_STRING} characters")
@@ -134,26 +134,26 @@ def add(a: object, b: object) -> object:
 
 
 def _arith(op: str, fn: Callable[[Any, Any], Any]) -> Callable[[object, object], object]:
-    def run(a: object, b: object) -> object:
+    def run(a: Any, b: Any) -> object:
         if type(a) is int and type(b) is int:
             return _int_result(op, fn(a, b))
         if _is_num(a) and _is_num(b):
-            return fn(float(a), float(b))  # type: ignore[arg-type]
+            return fn(float(a), float(b))
         raise _mismatch(op, a, b)
 
     return run
 
 
-def divide(a: object, b: object) -> float:
+def divide(a: Any, b: Any) -> float:
     if not (_is_num(a) and _is_num(b)):
         raise _mismatch("/", a, b)
-    x, y = float(a), float(b)  # type: ignore[arg-type]
+    x, y = float(a), float(b)
     if y == 0.0:
         return math.nan if x == 0.0 or math.isnan(x) else math.copysign(math.inf, x)
     return x / y
 
 
-def modulo(a: object, b: object) -> int:
+def modulo(a: Any, b: Any) -> int:
     if not (type(a) is int and type(b) is int):
         raise _mismatch("%", a, b)
     if b == 0:
@@ -162,10 +162,10 @@ def modulo(a: object, b: object) -> int:
     return -rem if a < 0 else rem
 
 
-def power(a: object, b: object) -> float:
+def power(a: Any, b: Any) -> float:
     if not (_is_num(a) and _is_num(b)):
         raise _mismatch("**", a, b)
-    x, y = float(a), float(b)  # type: ignore[arg-type]
+    x, y = float(a), float(b)
     try:
         return math.pow(x, y)
     except OverflowError:
@@ -174,7 +174,7 @@ def power(a: object, b: object) -> float:
         return math.inf if x == 0.0 else math.nan
 
 
-def make_range(a: object, b: object) -> list[int]:
+def make_range(a: Any, b: Any) -> list[int]:
     if not (type(a) is int and type(b) is int):
         raise _mismatch("..", a, b)
     if b - a + 1 > MAX_LIST:
@@ -182,22 +182,22 @@ def make_range(a: object, b: object) -> list[int]:
     return list(range(a, b + 1))
 
 
-def contained(a: object, b: object) -> bool:
+def contained(a: Any, b: Any) -> bool:
     """`a in b`: list membership by equal(), map key presence; `in nil` is false."""
     kind = kind_of(b)
     if kind == "array":
-        return any(equal(item, a) for item in b)  # type: ignore[attr-defined]
+        return any(equal(item, a) for item in b)
     if kind == "map":
         if type(a) is not str:
             raise ExprError(f"cannot use {go_type(a)} as a key of {go_type(b)}")
-        return a in b  # type: ignore[operator]
+        return a in b
     if b is None:
         return False
     raise ExprError(f'operator "in" not defined on {go_type(b)}')
 
 
 def _strings(op: str, fn: Callable[[str, str], bool]) -> Callable[[object, object], bool]:
-    def run(a: object, b: object) -> bool:
+    def run(a: Any, b: Any) -> bool:
         if type(a) is str and type(b) is str:
             return fn(a, b)
         raise _mismatch(op, a, b)
@@ -215,24 +215,24 @@ BINARY: dict[str, Callable[[object, object], object]] = {
 }  # fmt: skip
 
 
-def fetch(obj: object, key: object, *, from_result: bool = False) -> object:
+def fetch(obj: Any, key: Any, *, from_result: bool = False) -> object:
     """`obj[key]` / `obj.key` with expr's rules: negative indexes count from the end,
     a missing map key is nil, anything out of range or on nil is an error."""
     kind = kind_of(obj)
     if kind == "map":
         if type(key) is not str:
             raise ExprError(f"cannot use {go_type(key)} to get an element from {go_type(obj)}")
-        return obj.get(key)  # type: ignore[attr-defined]
+        return obj.get(key)
     if kind in ("array", "string"):
         if type(key) is not int:
             raise ExprError(f"array elements can only be selected using an integer (got {go_type(key)})")
-        size = len(obj)  # type: ignore[arg-type]
+        size = len(obj)
         if size == 0 and from_result:
             raise ExprError(EMPTY_RESULT)
         index = key + size if key < 0 else key
         if not 0 <= index < size:
             raise ExprError(f"index out of range: {index} (array length is {size})")
-        return obj[index]  # type: ignore[index]
+        return obj[index]
     if obj is None:
         if from_result:
             raise ExprError(EMPTY_RESULT)
@@ -242,10 +242,10 @@ def fetch(obj: object, key: object, *, from_result: bool = False) -> object:
     raise ExprError(f"cannot fetch {format_value(key)} from {go_type(obj)}")
 
 
-def slice_of(obj: object, lo: object, hi: object) -> object:
+def slice_of(obj: Any, lo: Any, hi: Any) -> object:
     if kind_of(obj) not in ("array", "string"):
         raise ExprError(f"cannot slice {go_type(obj)}")
-    size = len(obj)  # type: ignore[arg-type]
+    size = len(obj)
     bounds = []
     for value, default in ((lo, 0), (hi, size)):
         if value is None:
@@ -255,7 +255,7 @@ def slice_of(obj: object, lo: object, hi: object) -> object:
         value = value + size if value < 0 else value
         bounds.append(min(max(value, 0), size))
     start, stop = bounds
-    return obj[min(start, stop) : stop]  # type: ignore[index]
+    return obj[min(start, stop) : stop]
 
 
 def charge(env: Any, steps: int) -> None:
@@ -265,7 +265,7 @@ def charge(env: Any, steps: int) -> None:
         raise ExprError(f"evaluation exceeded its budget of {MAX_STEPS} steps")
 
 
-def truth(value: object, what: str) -> bool:
+def truth(value: Any, what: str) -> bool:
     if value is True or value is False:
         return value
     raise ExprError(f"{what} must be bool, got {go_type(value)}")
@@ -274,13 +274,13 @@ def truth(value: object, what: str) -> bool:
 # ---------------------------------------------------------------- formatting
 
 
-def format_value(value: object, limit: int = 200) -> str:
+def format_value(value: Any, limit: int = 200) -> str:
     """A short Go-like rendering for messages: 10, 0.93, NaN, +Inf, [10,11], "OK", nil."""
     text = _format(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _format(value: object) -> str:
+def _format(value: Any) -> str:
     if value is None:
         return "nil"
     if value is True or value is False:
@@ -297,9 +297,9 @@ def _format(value: object) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     kind = kind_of(value)
     if kind == "array":
-        return "[" + ",".join(_format(v) for v in value) + "]"  # type: ignore[attr-defined]
+        return "[" + ",".join(_format(v) for v in value) + "]"
     if kind == "map":
-        items = value.items()  # type: ignore[attr-defined]
+        items = value.items()
         return "{" + ",".join(f"{_format(str(k))}:{_format(v)}" for k, v in items) + "}"
     return str(value)
 
@@ -308,9 +308,10 @@ def _format(value: object) -> str:
 # ---------------------------------------------------------------- built-in functions
 
 
-def _number(name: str, value: object) -> int | float:
+def _number(name: str, value: Any) -> int | float:
     if _is_num(value):
-        return value  # type: ignore[return-value]
+        number: int | float = value
+        return number
     raise ExprError(f"invalid argument for {name} (type {go_type(value)})")
 
 
@@ -327,10 +328,10 @@ def _numbers(name: str, args: Any) -> list[int | float]:
     return out
 
 
-def as_int(value: object) -> int:
+def as_int(value: Any) -> int:
     """Argo's asInt: numbers truncate toward zero, strings parse as base-10 integers."""
-    if _is_num(value) and math.isfinite(value):  # type: ignore[arg-type]
-        return _int_result("asInt", int(value))  # type: ignore[call-overload]
+    if _is_num(value) and math.isfinite(value):
+        return _int_result("asInt", int(value))
     if type(value) is str:
         digits = value[1:] if value[:1] in "+-" else value
         if digits.isascii() and digits.isdigit():
@@ -341,10 +342,10 @@ def as_int(value: object) -> int:
     raise ExprError(f"could not convert {format_value(value)} to int")
 
 
-def as_float(value: object) -> float:
+def as_float(value: Any) -> float:
     """Argo's asFloat: numbers as they are, strings parsed with Go's ParseFloat rules."""
     if _is_num(value):
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
     if type(value) is str:
         if not _GO_FLOAT.fullmatch(value):
             raise ExprError(f'strconv.ParseFloat: parsing "{value}": invalid syntax')
@@ -356,22 +357,22 @@ def as_float(value: object) -> float:
 
 
 def _float_test(name: str, test: Callable[[float], bool]) -> Callable[[object], bool]:
-    def run(value: object) -> bool:
+    def run(value: Any) -> bool:
         if _is_num(value):
-            return test(float(value))  # type: ignore[arg-type]
+            return test(float(value))
         raise ExprError(f"cannot use {go_type(value)} as argument (type float64) to call {name}")
 
     return run
 
 
-def _length(value: object) -> int:
+def _length(value: Any) -> int:
     if type(value) is list or type(value) is str or kind_of(value) in ("array", "map", "string"):
-        return len(value)  # type: ignore[arg-type]
+        return len(value)
     raise ExprError(f"invalid argument for len (type {go_type(value)})")
 
 
 def _rounding(name: str, fn: Callable[[float], float]) -> Callable[[object], float]:
-    def run(value: object) -> float:
+    def run(value: Any) -> float:
         x = float(_number(name, value))
         return float(fn(x)) if math.isfinite(x) else x
 
@@ -383,7 +384,7 @@ def _go_round(x: float) -> float:
     return math.copysign(math.floor(abs(x) + 0.5), x)
 
 
-def _to_int(value: object) -> int:
+def _to_int(value: Any) -> int:
     if type(value) is str:
         try:
             return as_int(value)
@@ -392,7 +393,7 @@ def _to_int(value: object) -> int:
     return as_int(_number("int", value))
 
 
-def _to_float(value: object) -> float:
+def _to_float(value: Any) -> float:
     if type(value) is str:
         try:
             return as_float(value)
@@ -401,21 +402,21 @@ def _to_float(value: object) -> float:
     return float(_number("float", value))
 
 
-def _text(name: str, value: object) -> str:
+def _text(name: str, value: Any) -> str:
     if type(value) is str:
         return value
     raise ExprError(f"invalid argument for {name} (type {go_type(value)})")
 
 
-def _split(text: object, sep: object) -> list[str]:
+def _split(text: Any, sep: Any) -> list[str]:
     a, b = _text("split", text), _text("split", sep)
     return list(a) if b == "" else a.split(b)
 
 
-def _join(items: object, sep: object = "") -> str:
+def _join(items: Any, sep: Any = "") -> str:
     if kind_of(items) != "array":
         raise ExprError(f"invalid argument for join (type {go_type(items)})")
-    parts = [_text("join", item) for item in items]  # type: ignore[attr-defined]
+    parts = [_text("join", item) for item in items]
     out = _text("join", sep).join(parts)
     if len(out) > MAX_STRING:
         raise ExprError(f"string longer than {MAX_STRING} characters")
@@ -423,7 +424,7 @@ def _join(items: object, sep: object = "") -> str:
 
 
 def _extreme(name: str, pick: Callable[..., Any]) -> Callable[..., object]:
-    def run(*args: object) -> object:
+    def run(*args: Any) -> object:
         if len(args) == 1 and type(args[0]) is list:  # the usual max(result)
             items = args[0]
             if all(type(x) is float or type(x) is int for x in items):
@@ -434,12 +435,12 @@ def _extreme(name: str, pick: Callable[..., Any]) -> Callable[..., object]:
     return run
 
 
-def _mean(*args: object) -> float:
+def _mean(*args: Any) -> float:
     values = _numbers("mean", args)
     return math.fsum(values) / len(values) if values else 0.0
 
 
-def _median(*args: object) -> float:
+def _median(*args: Any) -> float:
     values = sorted(_numbers("median", args))
     if not values:
         return 0.0
@@ -448,16 +449,16 @@ def _median(*args: object) -> float:
 
 
 def _end(name: str, index: int) -> Callable[[object], object]:
-    def run(items: object) -> object:
+    def run(items: Any) -> object:
         if kind_of(items) not in ("array", "string"):
             raise ExprError(f"invalid argument for {name} (type {go_type(items)})")
-        return items[index] if items else None  # type: ignore[index]
+        return items[index] if items else None
 
     return run
 
 
 def _map_part(name: str, part: str) -> Callable[[object], list[object]]:
-    def run(value: object) -> list[object]:
+    def run(value: Any) -> list[object]:
         if kind_of(value) != "map":
             raise ExprError(f"invalid argument for {name} (type {go_type(value)})")
         return list(getattr(value, part)())
@@ -503,7 +504,7 @@ PREDICATE_KIND = {"all": "bool", "any": "bool", "none": "bool", "one": "bool",
                   "find": "any", "findLast": "any", "findIndex": "int", "findLastIndex": "int"}  # fmt: skip
 
 
-def _not_bool(name: str, value: object) -> ExprError:
+def _not_bool(name: str, value: Any) -> ExprError:
     return ExprError(f"predicate of {name} must return bool, got {go_type(value)}")
 
 
@@ -538,7 +539,7 @@ def _run_predicate(name: str, keys: Any, test: Callable[[Any], Any], element: Fn
     return -1 if name.endswith("Index") else None
 
 
-def _hit(name: str, value: object) -> bool:
+def _hit(name: str, value: Any) -> bool:
     if value is True or value is False:
         return value
     raise _not_bool(name, value)
@@ -708,7 +709,7 @@ class _Compiler:
         elif len(operands) > 2:
             fn = _conjunction(operands, node.op)
         else:
-            fn = _logic2(*operands, node.op)
+            fn = _logic2(operands[0], operands[1], node.op)
         self.operands[fn] = operands  # `a && b && c` runs as one closure over three operands
         return _C(fn, "bool")
 
@@ -885,7 +886,7 @@ def _scoped_predicate(name: str, cf: Fn, body: Fn) -> Fn:
     return run
 
 
-def _quantifier(name: str, body: Node | None) -> Callable[[Any], bool] | None:
+def _quantifier(name: str, body: Node | None) -> Callable[[Any], object] | None:
     """`all(result, # < 0.05)` and its any/none siblings as one tight loop."""
     if name not in ("all", "any", "none") or not isinstance(body, Binary) or body.op not in _CMP:
         return None
@@ -894,7 +895,8 @@ def _quantifier(name: str, body: Node | None) -> Callable[[Any], bool] | None:
         return None
     if not _is_num(right.value):
         return None
-    op, const, cmp, stop = body.op, right.value, _CMP[body.op], name != "all"
+    op, cmp, stop = body.op, _CMP[body.op], name != "all"
+    const: Any = right.value
 
     def loop(items: Any) -> bool:
         for x in items:
@@ -911,7 +913,8 @@ def _element_test(body: Node) -> Callable[[Any], object] | None:
     plain function of the element, needing no scope; None for any other body."""
     if not (isinstance(body, Binary) and isinstance(body.right, Lit)):
         return None
-    op, const, left = body.op, body.right.value, body.left
+    op, left = body.op, body.left
+    const: Any = body.right.value
     if op not in _CMP and op not in ("==", "!="):
         return None
     key: object = _NOTHING
@@ -1017,7 +1020,7 @@ def _metered(env: Any, core: Callable[..., object], *args: object) -> object:
     return core(*args)
 
 
-def _equals_const(op: str, lf: Fn, const: object) -> Fn:
+def _equals_const(op: str, lf: Fn, const: Any) -> Fn:
     want = op == "=="
     if const is None:
         return lambda env: (lf(env) is None) is want
@@ -1032,13 +1035,13 @@ def _equals_const(op: str, lf: Fn, const: object) -> Fn:
     return equals
 
 
-def _compare_to(op: str, lf: Fn, const: object) -> Fn:
+def _compare_to(op: str, lf: Fn, const: Any) -> Fn:
     cmp = _CMP[op]
 
-    def compare(env: Any) -> bool:
+    def compare(env: Any) -> Any:
         a = lf(env)
         if type(a) is float or type(a) is int:
-            return cmp(a, const)  # type: ignore[no-any-return]
+            return cmp(a, const)
         return order(op, a, const)
 
     return compare
@@ -1049,9 +1052,9 @@ class _Leaf:
     """`name[key] OP const` (or `name.key OP const`), the commonest condition shape."""
 
     name: str
-    key: object
+    key: Any
     op: str
-    const: object
+    const: Any
 
     def read(self, env: Any) -> object:
         """The slow path of the fused closures below: lookup errors, nil, empty result..."""
@@ -1065,7 +1068,7 @@ def _compare_member(leaf: _Leaf) -> Fn:
     name, key, const, op, read = leaf.name, leaf.key, leaf.const, leaf.op, leaf.read
     cmp, by_index = _CMP[op], type(key) is int
 
-    def compare(env: Any) -> bool:
+    def compare(env: Any) -> Any:
         try:
             o = env[name]
             if type(o) is list and by_index or type(o) is dict and not by_index:
@@ -1075,7 +1078,7 @@ def _compare_member(leaf: _Leaf) -> Fn:
         except (KeyError, IndexError):  # unknown name, out of range, missing key
             a = read(env)
         if type(a) is float or type(a) is int:
-            return cmp(a, const)  # type: ignore[no-any-return]
+            return cmp(a, const)
         return order(op, a, const)
 
     return compare
@@ -1090,7 +1093,7 @@ def _compare_pair(first: _Leaf, second: _Leaf, op: str) -> Fn:
     if type(k1) is not int or type(k2) is not int:
         return _logic2(one, two, op)
 
-    def pair(env: Any) -> bool:
+    def pair(env: Any) -> Any:
         try:
             o = env[n1]
             a = o[k1] if type(o) is list else None
@@ -1105,13 +1108,13 @@ def _compare_pair(first: _Leaf, second: _Leaf, op: str) -> Fn:
         except (KeyError, IndexError):
             a = None
         if type(a) is float or type(a) is int:
-            return cmp2(a, c2)  # type: ignore[no-any-return]
+            return cmp2(a, c2)
         return two(env)
 
     return pair
 
 
-def _variable_member(name: str, key: object, from_result: bool) -> Fn:
+def _variable_member(name: str, key: Any, from_result: bool) -> Fn:
     """`result[0]` / `result.a`: the variable lookup and the fetch in one closure."""
     by_index = type(key) is int
 
@@ -1122,7 +1125,7 @@ def _variable_member(name: str, key: object, from_result: bool) -> Fn:
             raise _unknown(name) from None
         if type(o) is list and by_index:
             try:
-                return o[key]  # type: ignore[index]
+                return o[key]
             except IndexError:
                 pass
         elif type(o) is dict and not by_index:

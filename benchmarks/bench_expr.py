@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import timeit
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,25 +21,25 @@ from analysis.expr import compile_expr  # noqa: E402
 
 ROUNDS = 15
 
-CASES: list[tuple[str, Callable[[object], object], object]] = [
+CASES: list[tuple[str, Callable[[Any], object], object]] = [
     (
         "result[0] >= 0.95 && result[0] < 1.5",
-        lambda r: r[0] >= 0.95 and r[0] < 1.5,  # type: ignore[index]
+        lambda r: r[0] >= 0.95 and r[0] < 1.5,
         [0.97],
     ),
     (
         "all(result, {# > 0.9})",
-        lambda r: all(x > 0.9 for x in r),  # type: ignore[attr-defined]
+        lambda r: all(x > 0.9 for x in r),
         [0.91 + i / 100 for i in range(10)],
     ),
     (
         "result.a > 0 && result.b && all(result.c, {# < 5}) && result.d == nil",
-        lambda r: r["a"] > 0 and r["b"] and all(x < 5 for x in r["c"]) and r["d"] is None,  # type: ignore[index]
+        lambda r: r["a"] > 0 and r["b"] and all(x < 5 for x in r["c"]) and r["d"] is None,
         {"a": 1.0, "b": True, "c": [1.0, 2.0, 3.0, 4.0], "d": None},
     ),
     (
         "len(result) > 0 && max(result) < 0.5",
-        lambda r: len(r) > 0 and max(r) < 0.5,  # type: ignore[arg-type]
+        lambda r: len(r) > 0 and max(r) < 0.5,
         [0.1, 0.2, 0.3],
     ),
 ]
@@ -48,7 +49,7 @@ def per_call_ns(timer: timeit.Timer, number: int) -> float:
     return timer.timeit(number) / number * 1e9
 
 
-def measure(text: str, native: Callable[[object], object], result: object) -> tuple[float, float]:
+def measure(text: str, native: Callable[[Any], object], result: object) -> tuple[float, float]:
     """Best-of-ROUNDS nanoseconds per call for the compiled condition and for `native`."""
     evaluate = compile_expr(text).evaluate
     env = {"result": result}
