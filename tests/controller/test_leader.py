@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from rollouts.clock import SteppedClock
-from rollouts.cluster import InMemoryCluster, Unavailable
+from rollouts.cluster import Unavailable
+from rollouts.memory import InMemoryCluster
 from rollouts.leader import LeaderElector, lock_name
 
 

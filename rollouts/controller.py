@@ -1,0 +1,387 @@
+"""The controller process: watches feed one work queue; workers run the two reconcilers.
+
+Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
+- Watches on Rollouts, ReplicaSets, AnalysisRuns, VirtualServices and
+  DestinationRules turn events into keys: a Rollout enqueues itself; a ReplicaSet
+  or AnalysisRun enqueues the Rollout named by its controller ownerReference; an
+  AnalysisRun also enqueues itself for the analysis controller; a VirtualService or
+  DestinationRule enqueues every Rollout that references it (an index kept from the
+  Rollout events, `name.namespace` references honoured).
+- Level-triggered: a fresh watch lists everything first, so a new Manager on an old
+  cluster reconciles every object from status alone. A watch that is `Gone` starts
+  over the same way.
+- Scope: `namespace` limits every watch. The instance-id label
+  `argo-rollouts.argoproj.io/controller-instance-id` shards objects: without an
+  instance id only unlabelled Rollouts and AnalysisRuns are ours, with one only those
+  carrying that value.
+- A key that raises is logged, counted (`*_reconcile_error`), recorded as a Warning
+  event on a Rollout and requeued with the queue's backoff; it never stops the
+  others. Success forgets the backoff and requeues at the reconciler's
+  `requeue_after`.
+- With leader election only the replica holding the Lease reconciles.
+- Two ways to run: `step()` / `run_until()` process everything due *now* and then
+  advance a SteppedClock to the next due time (deterministic tests, the demo,
+  benchmarks); `start()` / `run()` / `stop()` use threads (production).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from analysis.controller import AnalysisController
+from analysis.providers import Providers
+from rollouts.clock import Clock
+from rollouts.cluster import Cluster, ClusterError, Gone, WatchStream
+from rollouts.events import EventRecorder
+from rollouts.informer import Cache
+from rollouts.leader import LeaderElector, default_identity, lock_name
+from rollouts.metrics import ControllerMetrics
+from rollouts.reconciler import INSTANCE_LABEL, RolloutReconciler, references
+from rollouts.workqueue import Key, WorkQueue
+
+__all__ = ["INSTANCE_LABEL", "Manager", "Scope", "Stalled", "WATCHED"]
+
+log = logging.getLogger(__name__)
+
+# Kinds watched into the cache; the first five also make keys due.
+WATCHED = ("Rollout", "ReplicaSet", "AnalysisRun", "VirtualService", "DestinationRule",
+           "Service", "AnalysisTemplate", "ClusterAnalysisTemplate")
+MAX_RECONCILES_PER_STEP = 1_000_000
+POLL_EVERY = 20  # step mode: take in watch events at least every this many reconciles
+
+
+class Stalled(RuntimeError):
+    """run_until: nothing is scheduled, or the clock limit passed, and the predicate is still false."""
+
+
+class Reconciler(Protocol):
+    def reconcile(self, namespace: str, name: str) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class Scope:
+    namespace: str | None = None
+    instance_id: str | None = None
+
+    def admits(self, obj: dict[str, Any]) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return labels.get(INSTANCE_LABEL) == self.instance_id if self.instance_id else INSTANCE_LABEL not in labels
+
+
+class Manager:
+    def __init__(
+        self,
+        cluster: Cluster,
+        providers: Providers,
+        *,
+        clock: Clock,
+        namespace: str | None = None,
+        instance_id: str | None = None,
+        workers: int = 2,
+        leader_election: bool = True,
+        identity: str | None = None,
+        lease_namespace: str | None = None,
+        metrics: ControllerMetrics | None = None,
+        watch_timeout: float = 300.0,
+    ) -> None:
+        self.cluster, self.clock = cluster, clock
+        self.scope = Scope(namespace, instance_id)
+        self.workers = max(1, workers)
+        self.watch_timeout = watch_timeout
+        self.identity = identity or default_identity()
+        self.metrics = metrics or ControllerMetrics()
+        self.recorder = EventRecorder(cluster, clock=clock, metrics=self.metrics, instance=self.identity)
+        self.queue = WorkQueue(clock, on_add=lambda _: self.metrics.workqueue_adds.labels("rollouts").inc())
+        self.cache = Cache()
+        self.rollouts = RolloutReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope, cache=self.cache)
+        self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder)
+        self.elector = (
+            LeaderElector(
+                cluster, identity=self.identity, name=lock_name(instance_id),
+                namespace=lease_namespace or namespace or "default",
+            )
+            if leader_election else None
+        )
+        self._refs: dict[tuple[str, str, str], set[Key]] = {}  # (kind, ns, name) of a VS/DR -> Rollouts
+        self._ref_of: dict[Key, set[tuple[str, str, str]]] = {}
+        self._cursors: dict[str, str | None] = dict.fromkeys(WATCHED)
+        self._leading = not leader_election
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._streams: set[WatchStream] = set()
+        self.reconciles = 0
+
+    # ------------------------------------------------------------ routing events to keys
+
+    def route(self, kind: str, event_type: str, obj: dict[str, Any]) -> list[Key]:
+        """The keys one watch event makes due (and the index/metrics it updates)."""
+        self.cache.apply(event_type, obj)
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "default", meta.get("name", "")
+        deleted = event_type == "DELETED"
+        if kind == "Rollout":
+            key = Key("Rollout", namespace, name)
+            self._index(key, [] if deleted else references(obj))
+            if deleted:
+                self.metrics.forget("Rollout", namespace, name)
+                return [key]
+            if not self.scope.admits(obj):
+                return []
+            if phase := (obj.get("status") or {}).get("phase"):
+                router = "istio" if references(obj) else "none"
+                self.metrics.set_rollout_info(namespace, name, phase=phase, traffic_router=router)
+            return [key]
+        owners = [Key("Rollout", namespace, ref["name"]) for ref in meta.get("ownerReferences") or []
+                  if isinstance(ref, dict) and ref.get("kind") == "Rollout" and ref.get("controller", True)]
+        if kind == "AnalysisRun":
+            if deleted:
+                self.metrics.forget("AnalysisRun", namespace, name)
+            elif self.scope.admits(obj):
+                phase = (obj.get("status") or {}).get("phase") or "Pending"
+                self.metrics.set_analysis_run_info(namespace, name, phase=phase)
+                return [Key("AnalysisRun", namespace, name), *owners]
+            return owners
+        if kind == "ReplicaSet":
+            return owners
+        if kind not in ("VirtualService", "DestinationRule"):
+            return []
+        with self._lock:
+            return sorted(self._refs.get((kind, namespace, name), ()))
+
+    def _index(self, key: Key, refs: Iterable[tuple[str, str, str]]) -> None:
+        with self._lock:
+            for old in self._ref_of.pop(key, set()):
+                self._refs.get(old, set()).discard(key)
+            new = set(refs)
+            if new:
+                self._ref_of[key] = new
+            for ref in new:
+                self._refs.setdefault(ref, set()).add(key)
+
+    # ------------------------------------------------------------ processing one key
+
+    def process(self, key: Key) -> None:
+        """Reconcile one key taken from the queue, then requeue it as it asks (or with backoff)."""
+        reconciler = self.rollouts if key.kind == "Rollout" else self.analysis
+        histogram, errors = (
+            (self.metrics.rollout_reconcile, self.metrics.rollout_reconcile_error) if key.kind == "Rollout"
+            else (self.metrics.analysis_run_reconcile, self.metrics.analysis_run_reconcile_error)
+        )
+        started = time.perf_counter()
+        try:
+            requeue = reconciler.reconcile(key.namespace, key.name)
+        except Exception as err:  # one broken object never stops the others
+            errors.labels(key.namespace, key.name).inc()
+            self.metrics.workqueue_retries.labels("rollouts").inc()
+            delay = self.queue.add_rate_limited(key)
+            log.exception("reconcile %s failed (retry in %.3fs): %s", key, delay, err)
+            if key.kind == "Rollout":
+                self.rollouts.record_failure(key.namespace, key.name, err)
+        else:
+            self.queue.forget(key)
+            if requeue is not None:
+                self.queue.add_after(key, requeue)
+        finally:
+            histogram.labels(key.namespace, key.name).observe(time.perf_counter() - started)
+            self.queue.done(key)
+            self.reconciles += 1
+            self.metrics.workqueue_depth.labels("rollouts").set(len(self.queue))
+
+    # ------------------------------------------------------------ deterministic mode
+
+    def step(self) -> int:
+        """Lead (or not), take in every watch event, reconcile every key due now; returns reconciles."""
+        if not self._lead():
+            return 0
+        done = 0
+        self._poll_watches()
+        while True:
+            key = self.queue.pop_ready()
+            if key is None:
+                if self._poll_watches():
+                    continue
+                return done
+            self.process(key)
+            done += 1
+            if done % POLL_EVERY == 0:
+                self._poll_watches()
+            if done > MAX_RECONCILES_PER_STEP:
+                raise RuntimeError(f"{key} is reconciled in a loop: every reconcile writes and re-triggers itself")
+
+    def next_due(self) -> float | None:
+        """Seconds from now until something is due (a queued key or a lease renewal)."""
+        due = self.queue.next_due()
+        waits = [] if due is None else [max(due - self.clock.monotonic(), 0.0)]
+        if self.elector is not None:
+            waits.append(self.elector.retry_period)
+        return min(waits) if waits else None
+
+    def run_until(self, predicate: Callable[[], bool], *, max_seconds: float = 7 * 24 * 3600.0) -> None:
+        """Step, and advance the (stepped) clock to the next due time, until `predicate()` holds."""
+        advance = getattr(self.clock, "advance", None)
+        if not callable(advance):
+            raise TypeError("Manager.run_until needs a SteppedClock; use run() with a SystemClock")
+        limit = self.clock.monotonic() + max_seconds
+        while True:
+            self.step()
+            if predicate():
+                return
+            wait = self.next_due()
+            if wait is None:
+                raise Stalled("nothing is scheduled and the condition does not hold")
+            if self.clock.monotonic() + wait > limit:
+                raise Stalled(f"the condition did not hold within {max_seconds:.0f}s of controller time")
+            advance(wait)
+
+    def run_for(self, seconds: float) -> None:
+        """Step through `seconds` of (stepped) controller time, stopping at every due time."""
+        advance = getattr(self.clock, "advance", None)
+        if not callable(advance):
+            raise TypeError("Manager.run_for needs a SteppedClock; use run() with a SystemClock")
+        end = self.clock.monotonic() + seconds
+        while True:
+            self.step()
+            left = end - self.clock.monotonic()
+            if left <= 0:
+                return
+            wait = self.next_due()
+            advance(left if wait is None else min(wait, left))
+
+    def _lead(self) -> bool:
+        if self.elector is None:
+            return True
+        leading = self.elector.try_acquire_or_renew(self.clock.now())
+        if leading != self._leading:
+            self.metrics.leader.set(1 if leading else 0)
+            self._cursors = dict.fromkeys(WATCHED)  # a new term starts from a full list
+        self._leading = leading
+        return leading
+
+    def _poll_watches(self) -> int:
+        """Drain every watch without blocking; returns the number of events taken in."""
+        seen = 0
+        for kind in WATCHED:
+            try:
+                stream = self.cluster.watch(kind, self.scope.namespace, resource_version=self._cursors[kind], timeout=0)
+                for event in stream:
+                    seen += 1
+                    for key in self.route(kind, event.type, event.object):
+                        self.queue.add(key)
+                self._cursors[kind] = stream.resource_version
+            except Gone:
+                self._relist(kind)
+            except ClusterError as err:
+                log.warning("watch %s: %s", kind, err)
+        return seen
+
+    def _relist(self, kind: str) -> None:
+        """A watch fell too far behind: the cache takes a fresh list, the next watch starts over."""
+        self.cache.replace_kind(kind, self.cluster.list(kind, self.scope.namespace))
+        self._cursors[kind] = None
+
+    # ------------------------------------------------------------ threaded mode
+
+    def start(self) -> None:
+        """Start leading (or waiting to), watching and working in background threads."""
+        if self.elector is None:
+            self._start_working()
+            return
+        self._spawn(self.elector.run, self.clock, self._stop, on_started=self._start_working, on_stopped=self._lost)
+
+    def run(self) -> None:
+        """Run until stop() is called from another thread (or Ctrl-C)."""
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queue.shutdown()
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(timeout=30)
+
+    def healthy(self) -> bool:
+        return not self._stop.is_set()
+
+    def _start_working(self) -> None:
+        self._leading = True
+        self.metrics.leader.set(1)
+        for kind in WATCHED:
+            self._spawn(self._watch_loop, kind)
+        for _ in range(self.workers):
+            self._spawn(self._work_loop)
+
+    def _lost(self) -> None:
+        self._leading = False
+        self.metrics.leader.set(0)
+        if not self._stop.is_set():
+            log.error("lost leadership: stopping (a new term starts in a new process, as Argo does)")
+            self._stop.set()
+            self.queue.shutdown()
+
+    def _spawn(self, target: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        thread = threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True,
+                                  name=f"rollouts-{getattr(target, '__name__', 'worker')}")
+        self._threads.append(thread)
+        thread.start()
+
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            key = self.queue.get(timeout=1.0)
+            if key is not None:
+                self.process(key)
+
+    def _watch_loop(self, kind: str) -> None:
+        cursor: str | None = None
+        while not self._stop.is_set():
+            try:
+                stream = self.cluster.watch(kind, self.scope.namespace, resource_version=cursor, timeout=self.watch_timeout)
+            except Gone:
+                cursor = None
+                self._relist_quietly(kind)
+                continue
+            except ClusterError as err:
+                log.warning("watch %s: %s; retrying", kind, err)
+                self._stop.wait(1.0)
+                continue
+            with self._lock:
+                self._streams.add(stream)
+            if self._stop.is_set():
+                stream.close()
+            try:
+                for event in stream:
+                    for key in self.route(kind, event.type, event.object):
+                        self.queue.add(key)
+                cursor = stream.resource_version
+            except Gone:
+                cursor = None
+                self._relist_quietly(kind)
+            except ClusterError as err:
+                log.warning("watch %s dropped: %s; resuming", kind, err)
+                cursor = stream.resource_version
+            finally:
+                with self._lock:
+                    self._streams.discard(stream)
+
+    def _relist_quietly(self, kind: str) -> None:
+        try:
+            self._relist(kind)
+        except ClusterError as err:
+            log.warning("relist %s: %s", kind, err)
+            self._stop.wait(1.0)

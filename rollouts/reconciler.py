@@ -1,0 +1,293 @@
+"""The Rollout reconcile: observe, validate, call the pure plan, apply its actions, persist status.
+
+Rules (the imperative shell around rollouts.plan; DESIGN.md §2):
+- Observe from the reads given (the Manager's watch cache, or the Cluster itself):
+  the Rollout, its ReplicaSets and AnalysisRuns (by the Rollout's selector labels;
+  the plan keeps those it owns), the AnalysisTemplates it references (nested ones
+  too), its VirtualServices, DestinationRule and canary/stable Services.
+- Decide nothing: `validation.validate_rollout` and `plan.plan(observed, now)` do.
+  Actions are applied in the plan's order; the first failure stops the pass before
+  the status is written, and the queue's backoff retries it (every action is
+  idempotent: a create that finds the object is success).
+- A 409 Conflict (a VirtualService or DestinationRule edited meanwhile, or the
+  Rollout's status changed by the CLI) re-reads the object from the API and plans
+  again, a bounded number of times. `Unavailable` is retried with tenacity's bounded
+  backoff before it fails the pass.
+- Status is written only when the planned status differs from the observed one, as a
+  merge patch of the difference carrying the resourceVersion it was planned from.
+  A reconcile with nothing to do makes no API write at all.
+- Events the plan asks for are recorded after the pass succeeded (a failed pass is
+  planned again, and its events would be duplicates).
+- Every object this shell writes goes back into the cache at once, so the next pass
+  never plans from a version older than its own write.
+- A Rollout document the models cannot read is reported as a Warning event naming
+  the fields, and looked at again in 20 s; it never raises into the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import tenacity
+from pydantic import ValidationError
+
+from analysis.model import AnalysisTemplate
+from rollouts import actions as act
+from rollouts import plan as core
+from rollouts.clock import Clock
+from rollouts.cluster import AlreadyExists, Cluster, Conflict, NotFound, Unavailable
+from rollouts.events import EventRecorder
+from rollouts.informer import Cache
+from rollouts.model import Rollout
+from rollouts.patches import merge_diff
+from rollouts.replicas import HASH_LABEL
+from rollouts.traffic.istio import MANAGED_BY, vs_reference
+from rollouts.validation import References, validate_rollout
+
+__all__ = ["RolloutReconciler", "INSTANCE_LABEL", "references", "vs_references"]
+
+log = logging.getLogger(__name__)
+
+INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
+CONFLICT_RETRIES = 3
+UNREADABLE_REQUEUE = 20.0
+Obj = dict[str, Any]
+
+
+class Reads(Protocol):
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj: ...
+
+    def list(self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None) -> list[Obj]: ...
+
+
+class Admits(Protocol):
+    instance_id: str | None
+
+    def admits(self, obj: Obj) -> bool: ...
+
+
+def references(doc: Obj) -> list[tuple[str, str, str]]:
+    """(kind, namespace, name) of the VirtualServices and DestinationRule a raw Rollout names."""
+    meta, spec = doc.get("metadata") or {}, doc.get("spec") or {}
+    namespace = meta.get("namespace") or "default"
+    canary = ((spec.get("strategy") or {}).get("canary")) or {}
+    istio = ((canary.get("trafficRouting") or {}).get("istio")) or {}
+    found = []
+    for ref in [istio.get("virtualService"), *(istio.get("virtualServices") or [])]:
+        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+            name, ns = vs_reference(ref["name"], namespace)
+            found.append(("VirtualService", ns, name))
+    rule = istio.get("destinationRule")
+    if isinstance(rule, dict) and isinstance(rule.get("name"), str):
+        found.append(("DestinationRule", namespace, rule["name"]))
+    return found
+
+
+def vs_references(doc: Obj) -> list[tuple[str, str, str]]:
+    return references(doc)
+
+
+class RolloutReconciler:
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        clock: Clock,
+        recorder: EventRecorder,
+        scope: Admits,
+        reads: Reads | None = None,
+        cache: Cache | None = None,
+        retry_wait: tenacity.wait.wait_base = tenacity.wait_exponential(multiplier=0.05, max=1.0),
+        retry_attempts: int = 4,
+    ) -> None:
+        self.cluster, self.clock, self.recorder, self.scope = cluster, clock, recorder, scope
+        self.cache = cache
+        self.reads: Reads = reads or cache or cluster
+        self._retry = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Unavailable), wait=retry_wait,
+            stop=tenacity.stop_after_attempt(retry_attempts), reraise=True,
+        )
+        self._templates: dict[tuple[str, str, str], AnalysisTemplate] = {}  # (uid, rv, kind) -> model
+
+    # ------------------------------------------------------------ the pass
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                doc = self.reads.get("Rollout", name, namespace)
+            except NotFound:
+                return None
+            if not self.scope.admits(doc):
+                return None
+            try:
+                return self._pass(doc)
+            except Conflict as err:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                log.info("Rollout %s/%s: %s; reading again and planning again", namespace, name, err)
+                self._refresh(doc, err)
+        return None  # pragma: no cover - the loop returns or raises
+
+    def _pass(self, doc: Obj) -> float | None:
+        try:
+            rollout = Rollout.load(doc)
+        except ValidationError as err:
+            self._unreadable(doc, err)
+            return UNREADABLE_REQUEUE
+        observed = self.observe(doc, rollout)
+        result = core.plan(observed, self.clock.now())
+        events = [a for a in result.actions if isinstance(a, act.Event)]
+        for action in result.actions:
+            if not isinstance(action, act.Event):
+                self._apply(doc, action)
+        self._write_status(doc, result.status)
+        for event in events:
+            self.recorder.record(doc, type=event.type, reason=event.reason, message=event.message)
+        return result.requeue_after
+
+    # ------------------------------------------------------------ observing
+
+    def observe(self, doc: Obj, rollout: Rollout) -> core.Observed:
+        meta = doc.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        selector = dict(((doc.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+        replica_sets = self.reads.list("ReplicaSet", namespace, label_selector=selector or None)
+        runs = self.reads.list("AnalysisRun", namespace, label_selector=selector or None)
+        found: dict[str, list[Obj]] = {"VirtualService": [], "DestinationRule": []}
+        for kind, ns, name in references(doc):
+            if (obj := self._get(kind, name, ns)) is not None:
+                found[kind].append(obj)
+        canary = rollout.canary
+        services = [svc for name in {canary.canary_service, canary.stable_service} - {None} if canary
+                    for svc in [self._get("Service", str(name), namespace)] if svc is not None]
+        templates = self._templates_of(rollout, namespace)
+        refs = References(
+            templates={t.metadata.name or "": t for t in templates if t.kind == "AnalysisTemplate"},
+            cluster_templates={t.metadata.name or "": t for t in templates if t.kind == "ClusterAnalysisTemplate"},
+        )
+        return core.Observed(
+            rollout=rollout, replica_sets=replica_sets, analysis_runs=runs,
+            templates=[t.dump() for t in templates], virtual_services=found["VirtualService"],
+            destination_rule=(found["DestinationRule"] or [None])[0], services=services,
+            problems=validate_rollout(rollout, refs),
+        )
+
+    def _templates_of(self, rollout: Rollout, namespace: str) -> list[AnalysisTemplate]:
+        """The templates the Rollout references, nested ones included, each once."""
+        canary = rollout.canary
+        if canary is None:
+            return []
+        blocks = [canary.analysis] + [step.analysis for step in canary.steps or []]
+        pending = [ref for block in blocks if block is not None for ref in block.templates or []]
+        seen: dict[tuple[str, str], AnalysisTemplate] = {}
+        while pending:
+            ref = pending.pop()
+            kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
+            if (kind, ref.template_name) in seen:
+                continue
+            raw = self._get(kind, ref.template_name, namespace)
+            template = self._template_model(raw) if raw is not None else None
+            if template is not None:
+                seen[(kind, ref.template_name)] = template
+                pending.extend(template.spec.templates or [])
+        return list(seen.values())
+
+    def _template_model(self, raw: Obj) -> AnalysisTemplate | None:
+        meta = raw.get("metadata") or {}
+        key = (str(meta.get("uid")), str(meta.get("resourceVersion")), str(raw.get("kind")))
+        if key not in self._templates:
+            try:
+                self._templates[key] = AnalysisTemplate.load(raw)
+            except ValidationError:
+                return None  # validation reports it as not usable
+        return self._templates[key]
+
+    def _get(self, kind: str, name: str, namespace: str) -> Obj | None:
+        try:
+            return self.reads.get(kind, name, namespace)
+        except NotFound:
+            return None
+
+    # ------------------------------------------------------------ applying
+
+    def _apply(self, doc: Obj, action: act.Action) -> None:
+        namespace = (doc.get("metadata") or {}).get("namespace") or "default"
+        name = (doc.get("metadata") or {}).get("name")
+        match action:
+            case act.CreateReplicaSet(doc=rs):
+                self._create(rs)
+            case act.ScaleReplicaSet(name=rs_name, replicas=replicas):
+                self._patch("ReplicaSet", rs_name, namespace, {"spec": {"replicas": replicas}})
+            case act.AnnotateReplicaSet(name=rs_name, annotations=annotations):
+                self._patch("ReplicaSet", rs_name, namespace, {"metadata": {"annotations": dict(annotations)}})
+            case act.SetServiceSelector(service=service, hash=pod_hash):
+                self._patch("Service", service, namespace, {
+                    "metadata": {"annotations": {MANAGED_BY: name}}, "spec": {"selector": {HASH_LABEL: pod_hash}}})
+            case act.PatchVirtualService() | act.PatchDestinationRule():
+                kind = "VirtualService" if isinstance(action, act.PatchVirtualService) else "DestinationRule"
+                self._patch(kind, action.name, action.namespace, action.merge_patch())
+            case act.CreateAnalysisRun(doc=run):
+                if self.scope.instance_id:
+                    run = {**run, "metadata": {**run["metadata"], "labels": {
+                        **(run["metadata"].get("labels") or {}), INSTANCE_LABEL: self.scope.instance_id}}}
+                self._create(run)
+            case act.TerminateAnalysisRun(name=run_name):
+                self._patch("AnalysisRun", run_name, namespace, {"spec": {"terminate": True}})
+            case _:
+                raise TypeError(f"the shell does not know the action {action!r}")
+
+    def _create(self, obj: Obj) -> None:
+        try:
+            self._remember(self._call(self.cluster.create, obj))
+        except AlreadyExists:
+            pass  # deterministic names: it is there already, which is what we wanted
+
+    def _patch(self, kind: str, name: str, namespace: str, patch: Obj) -> None:
+        self._remember(self._call(self.cluster.patch, kind, name, namespace, patch))
+
+    def _write_status(self, doc: Obj, status: Obj) -> None:
+        old = doc.get("status") or {}
+        diff = merge_diff(old, status)
+        if not diff:
+            return
+        meta = doc.get("metadata") or {}
+        patch = {"status": diff, "metadata": {"resourceVersion": meta.get("resourceVersion")}}
+        self._remember(self._call(self.cluster.patch_status, "Rollout", meta.get("name"), meta.get("namespace"), patch))
+
+    def _call(self, method: Callable[..., Obj], *args: Any) -> Obj:
+        return self._retry(method, *args)
+
+    def _remember(self, obj: Obj | None) -> None:
+        if self.cache is not None and isinstance(obj, dict):
+            self.cache.update(obj)
+
+    def _refresh(self, doc: Obj, err: Conflict) -> None:
+        """After a 409, read the Rollout and everything it routes through again, from the API."""
+        meta = doc.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        wanted: Iterable[tuple[str, str, str]] = [("Rollout", namespace, str(meta.get("name"))), *references(doc)]
+        for kind, ns, name in wanted:
+            try:
+                self._remember(self._call(self.cluster.get, kind, name, ns))
+            except NotFound:
+                if self.cache is not None:
+                    self.cache.delete({"kind": kind, "metadata": {"name": name, "namespace": ns}})
+
+    # ------------------------------------------------------------ failures
+
+    def _unreadable(self, doc: Obj, err: ValidationError) -> None:
+        fields = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in err.errors()[:5]
+        )
+        self.recorder.record(doc, type=act.WARNING, reason="InvalidSpec",
+                             message=f"the Rollout cannot be read: {fields} (fix these fields; see crds/)")
+
+    def record_failure(self, namespace: str, name: str, err: BaseException) -> None:
+        """A pass raised: say so on the Rollout (best effort, never raises)."""
+        try:
+            doc = self.reads.get("Rollout", name, namespace)
+        except Exception:  # noqa: BLE001 - the failure itself is already logged
+            return
+        self.recorder.record(doc, type=act.WARNING, reason="ReconcileError", message=f"{type(err).__name__}: {err}")

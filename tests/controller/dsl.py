@@ -1,0 +1,237 @@
+"""Given/When/Then for controller scenarios (Argo's e2e fixtures, on the InMemoryCluster).
+
+A `Scenario` holds an InMemoryCluster, a SteppedClock, a scripted metric provider and a
+`Manager` running both controllers. Examples are loaded from examples/<name>/ files.
+Weights are recorded by *watching* the VirtualService (never by instrumenting the
+controller): every distinct (stable, canary) pair of the watched route, with the time.
+User actions (promote, abort, retry, a new image) send the patches the CLI sends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analysis.model import Metric
+from analysis.providers import Provider, Providers, ProviderError, Result
+from rollouts.cli.actions import promote_patches
+from rollouts.clock import SteppedClock
+from rollouts.cluster import Cluster, Conflict
+from rollouts.controller import Manager
+from rollouts.memory import InMemoryCluster
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def load_example(name: str, namespace: str = "default") -> list[dict[str, Any]]:
+    """Every document of examples/<name>/*.yaml, in file order, placed in `namespace`."""
+    docs = []
+    for path in sorted((EXAMPLES / name).glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind"):
+                doc.setdefault("metadata", {})["namespace"] = namespace
+                docs.append(doc)
+    if not docs:
+        raise FileNotFoundError(f"no manifests in {EXAMPLES / name}")
+    return docs
+
+
+@dataclass
+class ScriptedProvider:
+    """A metric provider that returns scripted values per call, per metric name.
+
+    A value that is an Exception is raised as a ProviderError (an Error measurement).
+    When a script runs out, its last value repeats. Every call is recorded.
+    """
+
+    scripts: dict[str, list[Any]] = field(default_factory=dict)
+    calls: list[tuple[str, datetime]] = field(default_factory=list)
+
+    def script(self, metric: str, *values: Any) -> None:
+        self.scripts[metric] = list(values)
+
+    def measure(self, metric: Metric, *, at: datetime) -> Result:
+        self.calls.append((metric.name, at))
+        values = self.scripts.get(metric.name)
+        if not values:
+            raise ProviderError(f"no scripted value for metric {metric.name!r}")
+        value = values.pop(0) if len(values) > 1 else values[0]
+        if isinstance(value, Exception):
+            raise ProviderError(str(value))
+        return Result(value=value, metadata={"ResolvedPrometheusQuery": "scripted"})
+
+
+class WeightHistory:
+    """(time, stable weight, canary weight) of one VirtualService route, from a watch."""
+
+    def __init__(self, cluster: Cluster, clock: SteppedClock, *, name: str, route: str, namespace: str = "default",
+                 stable: str, canary: str) -> None:
+        self.entries: list[tuple[datetime, int, int]] = []
+        self._key = (name, namespace, route, stable, canary)
+        self._clock = clock
+        self._stream = cluster.watch("VirtualService", namespace)
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        name, _, route, stable, canary = self._key
+        for event in self._stream:
+            if event.object["metadata"]["name"] != name or event.type == "DELETED":
+                continue
+            weights = route_weights(event.object, route, stable=stable, canary=canary)
+            if not self.entries or self.entries[-1][1:] != weights:
+                self.entries.append((self._clock.now(), *weights))
+
+    def close(self) -> None:
+        self._stream.close()
+        self._thread.join(timeout=10)
+
+    @property
+    def canary_weights(self) -> list[int]:
+        return [canary for _, _, canary in self.entries]
+
+
+def route_weights(vs: dict[str, Any], route: str, *, stable: str, canary: str) -> tuple[int, int]:
+    """(stable, canary) weight of the named http route; destinations by host or subset."""
+    [http] = [r for r in vs["spec"]["http"] if r.get("name") == route]
+    found = {"stable": 0, "canary": 0}
+    for destination in http["route"]:
+        target = destination["destination"]
+        for role, ident in (("stable", stable), ("canary", canary)):
+            if ident in (target.get("subset"), target["host"].split(".")[0]):
+                found[role] = destination.get("weight", 0)
+    return found["stable"], found["canary"]
+
+
+class Scenario:
+    def __init__(self, example: str, *, namespace: str = "default", cluster: Any = None,
+                 clock: SteppedClock | None = None, provider: Provider | None = None, route: str = "primary",
+                 vs: str | None = None, stable: str = "stable-svc", canary: str = "canary-svc",
+                 manager_options: dict[str, Any] | None = None) -> None:
+        self.namespace = namespace
+        self.clock = clock or SteppedClock(START)
+        self.cluster = cluster if cluster is not None else InMemoryCluster(clock=self.clock.now)
+        self.provider = provider or ScriptedProvider()
+        self.docs = load_example(example, namespace)
+        self.rollout_name = next(d["metadata"]["name"] for d in self.docs if d["kind"] == "Rollout")
+        self.vs_name = vs or next(d["metadata"]["name"] for d in self.docs if d["kind"] == "VirtualService")
+        self.weights = WeightHistory(self.cluster, self.clock, name=self.vs_name, route=route,
+                                     namespace=namespace, stable=stable, canary=canary)
+        self._route = (route, stable, canary)
+        self.manager_options = {"leader_election": False, **(manager_options or {})}
+        self.manager = self.new_manager()
+
+    def new_manager(self, cluster: Any = None) -> Manager:
+        return Manager(cluster if cluster is not None else self.cluster,
+                       Providers({"prometheus": self.provider}), clock=self.clock, **self.manager_options)
+
+    def close(self) -> None:
+        self.weights.close()
+
+    # ------------------------------------------------------------ Given
+
+    def given_objects(self) -> Scenario:
+        for doc in self.docs:
+            self.cluster.create(doc)
+        return self
+
+    def given_healthy(self) -> Scenario:
+        """The example is deployed and its first revision is Healthy (promoted without steps)."""
+        self.given_objects()
+        self.run_until(lambda: self.phase == "Healthy")
+        return self
+
+    # ------------------------------------------------------------ When
+
+    def when_image(self, image: str) -> Scenario:
+        for _ in range(5):
+            rollout = self.rollout
+            rollout["spec"]["template"]["spec"]["containers"][0]["image"] = image
+            try:
+                self.cluster.replace(rollout)
+                return self
+            except Conflict:
+                continue
+        raise AssertionError("could not update the image")
+
+    def when_promote(self, *, full: bool = False) -> Scenario:
+        spec, status = promote_patches(self.rollout, full=full)
+        if spec:
+            self.cluster.patch("Rollout", self.rollout_name, self.namespace, spec)
+        if status:
+            self.cluster.patch_status("Rollout", self.rollout_name, self.namespace, status)
+        return self
+
+    def when_abort(self) -> Scenario:
+        self.cluster.patch_status("Rollout", self.rollout_name, self.namespace, {"status": {"abort": True}})
+        return self
+
+    def when_retry(self) -> Scenario:
+        self.cluster.patch_status("Rollout", self.rollout_name, self.namespace,
+                                  {"status": {"abort": False, "abortedAt": None}})
+        return self
+
+    def run_until(self, predicate: Callable[[], bool], *, max_seconds: float = 24 * 3600.0,
+                  manager: Manager | None = None) -> Scenario:
+        (manager or self.manager).run_until(predicate, max_seconds=max_seconds)
+        self.settle_history()
+        return self
+
+    def run_for(self, seconds: float, *, manager: Manager | None = None) -> Scenario:
+        (manager or self.manager).run_for(seconds)
+        self.settle_history()
+        return self
+
+    def settle_history(self) -> None:
+        """Wait until the history watcher has seen the VirtualService as it is now."""
+        want = self.vs_weights
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while (not self.weights.entries or self.weights.entries[-1][1:] != want) and datetime.now(UTC) < deadline:
+            threading.Event().wait(0.001)
+
+    # ------------------------------------------------------------ Then
+
+    @property
+    def rollout(self) -> dict[str, Any]:
+        return self.cluster.get("Rollout", self.rollout_name, self.namespace)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.rollout.get("status") or {}
+
+    @property
+    def phase(self) -> str | None:
+        return self.status.get("phase")
+
+    @property
+    def vs_weights(self) -> tuple[int, int]:
+        route, stable, canary = self._route
+        return route_weights(self.cluster.get("VirtualService", self.vs_name, self.namespace), route,
+                             stable=stable, canary=canary)
+
+    def analysis_runs(self) -> list[dict[str, Any]]:
+        return self.cluster.list("AnalysisRun", self.namespace)
+
+    def events(self, reason: str | None = None) -> list[dict[str, Any]]:
+        found = [e for e in self.cluster.list("Event", self.namespace)
+                 if e["involvedObject"]["kind"] == "Rollout" and e["involvedObject"]["name"] == self.rollout_name]
+        return [e for e in found if reason is None or e["reason"] == reason]
+
+    def paused_at(self) -> datetime | None:
+        conditions = self.status.get("pauseConditions") or []
+        return datetime.fromisoformat(conditions[0]["startTime"].replace("Z", "+00:00")) if conditions else None
+
+
+def step_boundaries(scenario: Scenario) -> Iterator[int]:  # pragma: no cover - helper for restart tests
+    yield from range(len(scenario.rollout["spec"]["strategy"]["canary"].get("steps") or []) + 1)
+
+
+__all__ = ["EXAMPLES", "START", "Scenario", "ScriptedProvider", "WeightHistory", "load_example", "route_weights",
+           "Sequence"]
