@@ -273,22 +273,24 @@ class _KubeWatch:
 
     def _generate(self) -> Any:
         info = self._info
+        must_ask = True  # timeout=0 still asks once (the API's minimum is 1 s), unless it just listed
         if self.resource_version is None:
+            must_ask = False
             listing = self._cluster._request("GET", info.collection_path(self._namespace),
                                              query=_selector(self._selector))
             items = listing.get("items") or []
             if all(str(i["metadata"].get("resourceVersion", "")).isdigit() for i in items):
                 items.sort(key=lambda i: int(i["metadata"]["resourceVersion"]))
-            for item in items:
-                self.resource_version = item["metadata"].get("resourceVersion")
+            listed = listing["metadata"]["resourceVersion"]
+            for index, item in enumerate(items, start=1):  # resume from the list's version after the last
+                self.resource_version = listed if index == len(items) else item["metadata"].get("resourceVersion")
                 yield WatchEvent("ADDED", KubeCluster._object(info, item))
-            self.resource_version = listing["metadata"]["resourceVersion"]
-        first = True
+            self.resource_version = listed
         while not self._closed.is_set():
             remaining = None if self._deadline is None else self._deadline - time.monotonic()
-            if remaining is not None and remaining <= 0 and not first:
+            if remaining is not None and remaining <= 0 and not must_ask:
                 return
-            first = False  # even timeout=0 asks once, so what is pending arrives (the API's minimum is 1 s)
+            must_ask = False
             seconds = WATCH_CHUNK_SECONDS if remaining is None else max(1, min(WATCH_CHUNK_SECONDS, math.ceil(remaining)))
             stream = self._watch.stream(self._open, resource_version=self.resource_version, timeout_seconds=seconds)
             try:

@@ -168,9 +168,9 @@ class Verbs:
             content_type = MERGE  # an approximation: lists are replaced, not merged by key
         if content_type == MERGE:
             if not isinstance(body, dict):
-                shown = json.dumps(body, separators=(",", ":"))
+                shown, what = json.dumps(body, separators=(",", ":")), "array" if isinstance(body, list) else "value"
                 raise HttpError(422, "Invalid", f' "" is invalid: patch: Invalid value: "{shown}": couldn\'t get '
-                                "version/kind; json parse error: json: cannot unmarshal array into Go value of type "
+                                f"version/kind; json parse error: json: cannot unmarshal {what} into Go value of type "
                                 "struct { APIVersion string; Kind string }")
             if self.sub == "status":
                 return self.cluster.patch_status(info.kind, name, self.namespace,

@@ -432,3 +432,13 @@ def test_replica_set_pods_become_available_after_a_ready_delay(backend: Backend)
     assert cluster.get("ReplicaSet", "web-abc", "team")["status"]["availableReplicas"] == 3
     down = cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 1}})
     assert down["status"]["availableReplicas"] == 1  # scaling down is immediate
+
+
+def test_a_first_watch_with_timeout_zero_is_a_list(cluster: Cluster) -> None:
+    cluster.create(config_map("a"))
+    cluster.create(config_map("b"))
+    stream = cluster.watch("ConfigMap", timeout=0)
+    assert summary(list(stream)) == [("ADDED", "a"), ("ADDED", "b")]
+    cluster.patch("ConfigMap", "a", "default", {"data": {"k": "2"}})
+    assert summary(list(cluster.watch("ConfigMap", resource_version=stream.resource_version, timeout=0))) == [
+        ("MODIFIED", "a")]
