@@ -13,8 +13,9 @@ ReplicaSets and its AnalysisRuns for one stage:
 - "healthy"       step 5/5, stableRS = 1.5.0, old ReplicaSets scaled down
 
 Commands run through `rollouts.cli.main` against an InMemoryCluster served over HTTP by
-`rollouts.apiserver` (KubeCluster, a kubeconfig, the real path), or in process through
-the runtime's `make_cluster` seam where a stepped clock must drive waits.
+`rollouts.apiserver` (KubeCluster, a kubeconfig: the real path, fixture `cli`), or in
+process through the runtime's `make_cluster` seam where a stepped clock must drive waits
+(`connect.use_runtime(...)` in the tests that need it).
 """
 
 from __future__ import annotations
@@ -325,11 +326,3 @@ class Cli:
 def cli(capsys: pytest.CaptureFixture[str], kubeconfig: Path, runtime: connect.Runtime) -> Cli:
     """The real path: KubeCluster over HTTP to the served InMemoryCluster, via a kubeconfig."""
     return Cli(capsys, ["--kubeconfig", str(kubeconfig)])
-
-
-@pytest.fixture
-def local_cli(capsys: pytest.CaptureFixture[str], cluster: InMemoryCluster, clock: SteppedClock) -> Iterator[Cli]:
-    """In process: the runtime's make_cluster hands the InMemoryCluster to every command."""
-    with connect.use_runtime(connect.Runtime(clock=clock, sleep=clock.advance, tty=False, watch=False,
-                                             make_cluster=lambda target: cluster)):
-        yield Cli(capsys, ["-n", NS])
