@@ -112,7 +112,7 @@ def _condition_problems(metric: Metric, path: str) -> list[Problem]:
             continue
         error = check(PLACEHOLDER.sub("0", text))
         if error is not None:
-            problems.append(Problem(join(path, alias), f"{error.reason} at position {error.position} in {text!r}",
+            problems.append(Problem(join(path, alias), f"{error} in {text!r}",
                                     "fix the expression; conditions look like result[0] >= 0.95"))
     return problems
 

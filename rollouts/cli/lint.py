@@ -58,10 +58,13 @@ def _subject(doc: manifests.Document) -> str:
     data = doc.data if isinstance(doc.data, Mapping) else {}
     kind = data.get("kind")
     meta = data.get("metadata")
-    name = meta.get("name") if isinstance(meta, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
+    name, generated = meta.get("name"), meta.get("generateName")
     if not isinstance(kind, str) or not kind:
         return f"document {doc.index}"
-    return f"{kind}/{name}" if isinstance(name, str) and name else f"{kind}/<no name>"
+    if isinstance(name, str) and name:
+        return f"{kind}/{name}"
+    return f"{kind}/{generated}*" if isinstance(generated, str) and generated else f"{kind}/<no name>"
 
 
 def _identity_problems(data: Any) -> list[Problem]:
