@@ -38,7 +38,7 @@ import yaml
 
 from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
 from rollouts.model import Rollout
-from rollouts.validation import ARGO_ONLY_FIELDS
+from rollouts.problems import ARGO_ONLY_FIELDS
 
 GROUP = "argoproj.io"
 VERSION = "v1alpha1"

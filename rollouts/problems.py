@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from analysis.model import ArgoModel, MetricProvider, WebMetric
+from analysis.model import ArgoModel, MetricProvider, ObjectMeta, PrometheusAuth, WebMetric
 from rollouts.model import CanaryStep, RolloutStatus, TrafficRouting
 
 __all__ = ["ARGO_ONLY_FIELDS", "Problem", "Severity", "did_you_mean", "field_problems", "join"]
@@ -61,12 +61,14 @@ ARGO_ONLY_FIELDS: Mapping[type[ArgoModel], frozenset[str]] = {
         {"kayenta", "datadog", "wavefront", "newRelic", "cloudWatch", "graphite", "influxdb", "skywalking"}
     ),
     WebMetric: frozenset({"authentication"}),
+    PrometheusAuth: frozenset({"basicAuth"}),  # ours is `basic` (with username/password values)
 }
 
 _NOT_RUN: Mapping[type[ArgoModel], str] = {
     TrafficRouting: "it shifts no traffic here; use istio, or let Argo Rollouts run this Rollout",
     MetricProvider: "its measurements would end in Error here; use prometheus or web",
     WebMetric: "requests are sent without it",
+    PrometheusAuth: "queries are sent without it; use authentication.basic",
 }
 
 
@@ -104,7 +106,10 @@ def _unknown(model: ArgoModel, key: str, path: str) -> Problem:
 
 
 def field_problems(model: ArgoModel, path: str = "") -> list[Problem]:
-    """Unknown fields under `model` (status excluded), in document order."""
+    """Unknown fields under `model`, extras first then fields in model order.
+
+    `metadata` and `status` are skipped: the API server and the controllers own their
+    extra fields (managedFields, finalizers, Argo's status fields, ...)."""
     found: list[Problem] = []
     argo_only = ARGO_ONLY_FIELDS.get(type(model), frozenset())
     for key in model.model_extra or {}:
@@ -118,8 +123,8 @@ def field_problems(model: ArgoModel, path: str = "") -> list[Problem]:
         if name not in model.model_fields_set:
             continue
         value = getattr(model, name)
-        if isinstance(value, RolloutStatus) or name == "status":
-            continue
+        if name == "status" or isinstance(value, (RolloutStatus, ObjectMeta)):
+            continue  # written by controllers and the API server, not by users
         alias = fields[name].alias or name
         if isinstance(value, ArgoModel):
             found.extend(field_problems(value, join(path, alias)))

@@ -106,3 +106,11 @@ def test_lint_never_raises_on_mutated_examples(example: str) -> None:
             mutated.documents.extend(others)
             for finding in lint.lint(mutated):
                 assert finding.problem.message and finding.problem.fix
+
+
+def test_metadata_written_by_the_api_server_is_not_a_problem() -> None:
+    doc = copy.deepcopy(load("Rollout"))
+    doc["metadata"].update(finalizers=["x"], managedFields=[{"manager": "kubectl"}], selfLink="/x",
+                           deletionTimestamp="2024-01-01T00:00:00Z")  # fmt: skip
+    doc["status"] = {"phase": "Healthy", "workloadObservedGeneration": "1", "alb": {}}
+    assert validation.validate_rollout(Rollout.load(doc)) == []
