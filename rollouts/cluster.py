@@ -1,4 +1,8 @@
-"""The Cluster port, its errors, and InMemoryCluster (local mode, the demo, fast tests).
+"""The Cluster port: the protocol, its errors and watch events, shared by both adapters.
+
+Adapters: `InMemoryCluster` (rollouts.memory, re-exported here; local mode, the demo and
+fast tests) and `KubeCluster` (rollouts.kube, the official client). The kinds the port
+knows are in rollouts.kinds; any other kind is `UnknownKind` (a ValueError).
 
 Rules of the port (both adapters obey them; tests/cluster/test_contract.py checks it):
 - Objects are plain Kubernetes JSON dicts. Every object returned is a fresh deep copy.
@@ -17,8 +21,9 @@ Rules of the port (both adapters obey them; tests/cluster/test_contract.py check
   `timeout` runs out or when `.close()` is called (from any thread); afterwards
   `.resource_version` is where to resume. `timeout=0` yields what is already there and
   ends (KubeCluster waits the API server's minimum of one second for it).
-- Deleting an object deletes, at once, the objects whose ownerReferences all point to
-  objects that no longer exist (cascade, as kubectl users expect).
+- Deleting an object deletes its dependents (objects whose ownerReferences name it) once
+  none of their owners is left, transitively (cascade, as kubectl users expect). The
+  in-memory cluster does it at once; a real cluster's garbage collector does it soon.
 """
 
 from __future__ import annotations

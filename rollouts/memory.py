@@ -84,6 +84,7 @@ class InMemoryCluster:
         meta = new.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise Invalid(f"{info.kind}: metadata must be an object")
+        _check_maps(info, meta)
         with self._lock:
             if not meta.get("name") and isinstance(meta.get("generateName"), str):
                 meta["name"] = f"{meta['generateName']}{self._log.version + 1:05x}"
@@ -208,6 +209,7 @@ class InMemoryCluster:
         meta, old_meta = new.get("metadata"), current["metadata"]
         if not isinstance(meta, dict):
             raise Invalid(f"{describe(info, old_meta['name'])}: metadata must be an object")
+        _check_maps(info, meta)
         for field in ("name", "namespace"):
             if meta.get(field, old_meta.get(field)) != old_meta.get(field):
                 raise Invalid(f"{describe(info, old_meta['name'])}: metadata.{field} cannot be changed")
@@ -283,6 +285,15 @@ def _kind_of(obj: Any) -> KindInfo:
     if not isinstance(obj, dict) or not isinstance(obj.get("kind"), str):
         raise Invalid("an object must be a JSON object with a `kind` field (e.g. kind: Rollout)")
     return kind_info(obj["kind"])
+
+
+def _check_maps(info: KindInfo, meta: Obj) -> None:
+    for field in ("labels", "annotations"):
+        value = meta.get(field)
+        if value is not None and not (isinstance(value, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+            raise Invalid(f"{info.kind} {meta.get('name')!r}: metadata.{field} must map strings to strings "
+                          "(quote numbers and booleans, e.g. version: \"2\")")
 
 
 def _body(obj: Obj) -> Obj:

@@ -113,6 +113,11 @@ def test_bad_input_is_a_clear_error(cluster: Cluster) -> None:
         cluster.create({"kind": "ConfigMap", "metadata": {"name": "Bad_Name"}})
     with pytest.raises(Invalid, match="kind"):
         cluster.create({"metadata": {"name": "x"}})
+    with pytest.raises(Invalid, match="metadata.labels must map strings to strings"):
+        cluster.create({"kind": "ConfigMap", "metadata": {"name": "x", "labels": {"version": 2}}})
+    cluster.create(config_map("x"))
+    with pytest.raises(Invalid, match="metadata.annotations"):
+        cluster.patch("ConfigMap", "x", "default", {"metadata": {"annotations": {"a": True}}})
 
 
 def test_list_filters_by_namespace_and_label_selector(cluster: Cluster) -> None:
