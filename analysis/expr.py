@@ -1092,6 +1092,21 @@ def _compare_pair(first: _Leaf, second: _Leaf, op: str) -> Fn:
     n2, k2, c2, cmp2 = second.name, second.key, second.const, _CMP[second.op]
     if type(k1) is not int or type(k2) is not int:
         return _logic2(one, two, op)
+    if (n1, k1) == (n2, k2):  # a range check on one value: fetch it once
+
+        def between(env: Any) -> Any:
+            try:
+                o = env[n1]
+                a = o[k1] if type(o) is list else None
+            except (KeyError, IndexError):
+                a = None
+            if type(a) is float or type(a) is int:
+                hit = cmp1(a, c1)
+                return hit if hit is short else cmp2(a, c2)
+            hit = one(env)  # not a number where expected: the error, or a tuple's element
+            return hit if hit is short else two(env)
+
+        return between
 
     def pair(env: Any) -> Any:
         try:

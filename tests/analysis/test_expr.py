@@ -202,6 +202,54 @@ def test_one_expression_evaluates_from_many_threads() -> None:
     assert seen == [True] * 800
 
 
+# ---------------------------------------------------------------- fast paths agree with the general path
+
+FUSED = [
+    "result[0] >= 0.95", "result[0] >= 0.95 && result[0] < 1.5", "result[0] > 1 || result[0] < 0",
+    "result[0] > 1 || result[1] < 0", "result[-1] <= 2 && result[0] != 1", "result.a > 1 && result.b < 2",
+    "result[0] == 1", "result.a == nil", "result.a != 'x'", "all(result, # > 0.9)", "any(result, # < 0)",
+    "none(result, # >= 1)", "filter(result, # > 1)", "count(result, .a > 1)", "findIndex(result, # == 2)",
+    "result[0] >= 0.95 && result[1] < 1.5",
+]
+RESULTS: list[object] = [
+    [0.97], [1.0], [2.0], [-1.0], [0.5, -1], [2, 3], [], None, ["a"], [None], (1.0,), {"a": 2, "b": 1},
+    {"a": None}, 1.0, "x", [NAN], [{"a": 2}, {"a": 0}], [[1]], [True],
+]
+
+
+def outcome(text: str, result: object) -> object:
+    try:
+        got = value(text, result)
+    except ExprError as err:
+        return ("error", str(err).split(" at column")[0])
+    return ("nan",) if isinstance(got, float) and math.isnan(got) else (type(got).__name__, got)
+
+
+def unfused(text: str) -> str:
+    """The same expression with literals written `(N + 0)`, `(nil ?? nil)`, `('x' + '')`:
+    no fast path applies to it."""
+    out, i = [], 0
+    while i < len(text):
+        j = i
+        while j < len(text) and (text[j].isdigit() or text[j] == "." and j > i):
+            j += 1
+        if j > i and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "[-")):
+            out.append(f"({text[i:j]} + 0)")
+            i = j
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out).replace("nil", "(nil ?? nil)").replace("'x'", "('x' + '')")
+
+
+@pytest.mark.parametrize("text", FUSED)
+def test_fast_paths_agree_with_the_general_path(text: str) -> None:
+    slow = unfused(text)
+    assert slow != text
+    for result in RESULTS:
+        assert outcome(text, result) == outcome(slow, result), (text, slow, result)
+
+
 # ---------------------------------------------------------------- typing (expr's checker)
 
 def test_typed_mismatch_in_equality_is_an_error() -> None:
