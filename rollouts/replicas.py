@@ -337,7 +337,7 @@ def basic_old_scale_down(*, replicas: int, max_unavailable: int, all_sets: Seque
     """New counts for older ReplicaSets of a basic canary: unhealthy pods go at once, then
     as many available pods as keep `replicas - maxUnavailable` available, newest first.
 
-    10 replicas, maxUnavailable 2, 12 available in all, one old set 3/3 -> old set to 1.
+    10 replicas, maxUnavailable 0, 11 pods available in all, an old set at 3/3 -> 2.
     """
     budget = sum(rs.available for rs in all_sets) - (replicas - max_unavailable)
     targets: dict[str, int] = {}

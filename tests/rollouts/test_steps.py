@@ -1,0 +1,164 @@
+"""The step engine: weights in force, pause transitions, run naming and adoption."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from analysis.build import SpecError
+from rollouts import steps
+from rollouts.model import CanaryStep, PauseCondition, Rollout, RolloutAnalysis
+from tests.rollouts.builders import T0, analysis_run, analysis_template, rollout
+
+STEPS = [CanaryStep.load(s) for s in (
+    {"setWeight": 10}, {"pause": {"duration": "30s"}}, {"setCanaryScale": {"replicas": 3}}, {"setWeight": 40},
+    {"analysis": {"templates": [{"templateName": "a"}, {"templateName": "b"}]}},
+    {"setCanaryScale": {"matchTrafficWeight": True}}, {"pause": {}},
+)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("index", "current", "previous"), [
+    (0, 10, 0), (1, 10, 10), (2, 10, 10), (3, 40, 10), (4, 40, 40), (6, 40, 40), (7, 100, 40),
+])  # fmt: skip
+def test_the_weight_in_force_and_the_one_before(index: int, current: int, previous: int) -> None:
+    assert steps.set_weight_at(STEPS, index) == current
+    assert steps.previous_set_weight(STEPS, index) == previous
+
+
+def test_no_set_weight_means_zero() -> None:
+    only_pause = [CanaryStep.load({"pause": {}})]
+    assert steps.set_weight_at(only_pause, 0) == 0 and steps.set_weight_at(only_pause, 1) == 100
+
+
+@pytest.mark.parametrize(("index", "replicas"), [(1, None), (2, 3), (4, 3), (5, None), (6, None), (7, None)])
+def test_set_canary_scale_stays_in_force_until_match_traffic_weight(index: int, replicas: int | None) -> None:
+    scale = steps.canary_scale_at(STEPS, index)
+    assert (scale.replicas if scale else None) == replicas
+
+
+@pytest.mark.parametrize(("index", "text"), [
+    (0, "setWeight: 10"), (1, "pause: 30s"), (2, 'setCanaryScale: {"replicas": 3}'), (4, "analysis: a,b"),
+    (6, "pause"),
+])  # fmt: skip
+def test_describe(index: int, text: str) -> None:
+    assert steps.describe(STEPS[index]) == text
+
+
+def test_the_step_hash_follows_the_steps() -> None:
+    again = [CanaryStep.load(s.dump()) for s in STEPS]
+    assert steps.step_hash(again) == steps.step_hash(STEPS)
+    assert steps.step_hash(STEPS[:-1]) != steps.step_hash(STEPS)
+
+
+@pytest.mark.parametrize(("step", "path", "words"), [
+    ({"pause": {"duration": "1d"}}, "steps[0].pause.duration", "no 'd'"),
+    ({"setWeight": 10, "pause": {}}, "steps[0]", "exactly one kind"),
+    ({}, "steps[0]", "exactly one kind"),
+])  # fmt: skip
+def test_steps_the_engine_cannot_run(step: dict[str, Any], path: str, words: str) -> None:
+    (problem,) = steps.step_problems([CanaryStep.load(step)])
+    assert problem.path == f"spec.strategy.canary.{path}" and words in problem.message
+
+
+# ---------------------------------------------------------------- pause transitions
+
+
+def cond(reason: str, seconds_ago: int = 0) -> PauseCondition:
+    return PauseCondition(reason=reason, start_time=T0 - timedelta(seconds=seconds_ago))
+
+
+@pytest.mark.parametrize(("duration", "conditions", "controller_pause", "completed", "left", "wake"), [
+    # entering: condition added, wake at the end
+    (30, [], False, False, ["CanaryPauseStep"], 30),
+    (None, [], False, False, ["CanaryPauseStep"], None),
+    # waiting
+    (30, [cond("CanaryPauseStep", 10)], True, False, ["CanaryPauseStep"], 20),
+    (None, [cond("CanaryPauseStep", 10_000)], True, False, ["CanaryPauseStep"], None),
+    # the end of the duration
+    (30, [cond("CanaryPauseStep", 30)], True, True, [], None),
+    (30, [cond("CanaryPauseStep", 31)], True, True, [], None),
+    # a human removed the condition (promote)
+    (None, [], True, True, [], None),
+    (30, [], True, True, [], None),
+    # other pause reasons are kept
+    (30, [cond("CanaryPauseStep", 30), cond("InconclusiveAnalysisRun")], True, True, ["InconclusiveAnalysisRun"], None),
+    # zero: done at once, never paused
+    (0, [], False, True, [], None),
+])  # fmt: skip
+def test_pause_step(duration: int | None, conditions: list[PauseCondition], controller_pause: bool, completed: bool,
+                    left: list[str], wake: int | None) -> None:
+    step = CanaryStep.load({"pause": {} if duration is None else {"duration": duration}})
+    out = steps.pause_step(step, conditions=conditions, controller_pause=controller_pause, now=T0)
+    assert out.completed is completed
+    assert [c.reason for c in out.conditions] == left
+    assert out.controller_pause is bool(left)
+    assert out.wake_at == (None if wake is None else T0 + timedelta(seconds=wake))
+    entered = [c for c in out.conditions if c.reason == "CanaryPauseStep" and c.start_time == T0]
+    assert bool(entered) is (not conditions and not completed)
+
+
+# ---------------------------------------------------------------- runs
+
+
+def test_run_names() -> None:
+    assert steps.run_base_name("web", "abc", 2, None) == "web-abc-2"
+    assert steps.run_base_name("web", "abc", 2, 3) == "web-abc-2-3"
+
+
+BASE = "web-abc-2-1"
+
+
+@pytest.mark.parametrize(("runs", "recorded", "follow", "create"), [
+    ([], None, None, BASE),
+    ([analysis_run(BASE, phase="Running")], BASE, BASE, BASE),
+    ([], BASE, None, BASE),  # recorded but gone: made again under the same name
+    ([analysis_run(BASE, phase="Running")], None, BASE, BASE),  # created, status write lost: adopted
+    ([analysis_run(BASE)], None, BASE, BASE),  # no status yet counts as live
+    ([analysis_run(BASE, phase="Successful")], None, BASE, BASE),
+    ([analysis_run(BASE, phase="Inconclusive")], None, None, f"{BASE}.1"),
+    ([analysis_run(BASE, phase="Running", terminate=True)], None, None, f"{BASE}.1"),
+    ([analysis_run(BASE, phase="Failed"), analysis_run(f"{BASE}.1", phase="Failed")], None, None, f"{BASE}.2"),
+    ([analysis_run(BASE, phase="Failed"), analysis_run(f"{BASE}.1", phase="Running")], None, f"{BASE}.1", f"{BASE}.1"),
+    ([analysis_run("web-abc-2-10", phase="Running")], None, None, BASE),  # step 10 is another family
+    ([analysis_run(BASE, phase="Running")], "web-abc-2-0", BASE, BASE),  # a recorded run of another step
+])  # fmt: skip
+def test_pick_run(runs: list[dict[str, Any]], recorded: str | None, follow: str | None, create: str) -> None:
+    doc, name = steps.pick_run(runs, base=BASE, recorded=recorded)
+    assert (doc["metadata"]["name"] if doc else None) == follow
+    assert name == create
+
+
+def test_verdict_prefers_the_run_message_then_the_metric() -> None:
+    run = analysis_run(BASE, phase="Failed", message='Metric "x" assessed Failed due to failed (2) > failureLimit (1)')
+    assert steps.verdict(run) == 'Metric "x" assessed Failed due to failed (2) > failureLimit (1)'
+    run["status"] = {"phase": "Failed", "metricResults": [
+        {"name": "latency", "phase": "Successful"},
+        {"name": "errors", "phase": "Failed", "message": "too many", "measurements": [{"phase": "Failed", "value": "0.2"}]},
+    ]}  # fmt: skip
+    assert steps.verdict(run) == 'Metric "errors" assessed Failed: too many (last value 0.2)'
+
+
+def test_build_run_doc_resolves_rollout_args_and_labels() -> None:
+    doc = rollout()
+    doc["status"] = {"stableRS": "stablehash"}
+    analysis = RolloutAnalysis.load({
+        "templates": [{"templateName": "success-rate"}],
+        "args": [{"name": "service", "valueFrom": {"podTemplateHashValue": "Latest"}}],
+        "analysisRunMetadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}},
+    })  # fmt: skip
+    request = steps.RunRequest(steps.STEP_RUN, "web-newhash-2-1", analysis, 1, "newhash", "stablehash", 2)
+    run = steps.build_run_doc(Rollout.load(doc), request, [analysis_template()])
+    assert run["metadata"]["labels"] == {"team": "a", "app": "web", "rollouts-pod-template-hash": "newhash",
+                                         "rollout-type": "Step", "step-index": "1"}
+    assert run["metadata"]["annotations"] == {"note": "x", "rollout.argoproj.io/revision": "2"}
+    assert run["spec"]["args"] == [{"name": "service", "value": "newhash"}]
+    assert "dryRun" not in run["spec"]
+
+
+def test_build_run_doc_names_a_missing_template() -> None:
+    analysis = RolloutAnalysis.load({"templates": [{"templateName": "nope", "clusterScope": True}]})
+    request = steps.RunRequest(steps.BACKGROUND_RUN, "web-h-1", analysis, None, "h", None, 1)
+    with pytest.raises(SpecError, match="ClusterAnalysisTemplate 'nope' not found"):
+        steps.build_run_doc(Rollout.load(rollout()), request, [analysis_template()])
