@@ -364,6 +364,7 @@ SYNTAX: list[tuple[str, str, int]] = [
     ("# > 1", "cannot use pointer accessor outside predicate", 0),
     ("invalidVariable", "unknown name invalidVariable", 0),
     ("result > 1 && a", "unknown name a", 14),
+    ("result == NaN", "unknown name NaN", 10),  # no NaN literal in expr: use isNaN(result)
     ("foo(1)", "unknown function foo()", 0),
     ("now()", "function now() is not supported in conditions", 0),
     ("len()", "not enough arguments to call len", 0),
