@@ -1,6 +1,6 @@
-"""The canary step engine: where a Rollout is in its steps, and its AnalysisRuns.
+"""The canary step engine: where a Rollout is in its steps, and its pause steps.
 
-Rules (Argo Rollouts, argo-rollouts.md §1.3, §3.8):
+Rules (Argo Rollouts, argo-rollouts.md §1.3):
 - `status.currentStepIndex` is the step being worked on; `len(steps)` means all done.
   The step list's hash is `status.currentStepHash`; a new hash restarts at step 0.
 - Weight in force at step i = the last `setWeight` at or before i (0 if none); after the
@@ -17,35 +17,24 @@ Rules (Argo Rollouts, argo-rollouts.md §1.3, §3.8):
   `currentStepIndex + 1`; on any other step -> `currentStepIndex + 1`;
   `spec.paused: true` -> `spec.paused: false`; `--full` -> `status.promoteFull: true`.
   Abort -> `status.abort: true`; retry -> `status.abort: false`.
-- AnalysisRuns are named `<rollout>-<podhash>-<revision>` (background) and
-  `<rollout>-<podhash>-<revision>-<stepIndex>` (step), with `.1`, `.2`... when a new run
-  is needed for the same name (after an inconclusive pause is resumed, after a retry).
-  A run recorded in status is the run; else the newest same-name run that is not
-  terminated and not Failed/Error/Inconclusive is adopted (a create whose status write
-  was lost); else the next free name is created.
-- Pure: templates are given by the caller; nothing here reads a clock or the cluster.
+- Pure: nothing here reads a clock or the cluster.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from analysis import args as arguments
-from analysis.build import SpecError, build_run
-from analysis.model import AnalysisPhase, AnalysisTemplate, DurationError, TemplateRef, parse_duration
+from analysis.model import DurationError, parse_duration
 from rollouts.actions import NORMAL, Event
-from rollouts.model import CanaryStep, PauseCondition, Rollout, RolloutAnalysis, SetCanaryScale, StepKind
+from rollouts.model import CanaryStep, PauseCondition, SetCanaryScale, StepKind
 from rollouts.problems import Problem
-from rollouts.replicas import HASH_LABEL, REVISION, owner_reference, short_hash
+from rollouts.replicas import short_hash
 
 CANARY_PAUSE_STEP = "CanaryPauseStep"
 INCONCLUSIVE_PAUSE = "InconclusiveAnalysisRun"
-STEP_RUN, BACKGROUND_RUN = "Step", "Background"
-BAD_PHASES = frozenset({AnalysisPhase.FAILED, AnalysisPhase.ERROR, AnalysisPhase.INCONCLUSIVE})
 
 
 # ---------------------------------------------------------------- the step list
@@ -143,100 +132,3 @@ def pause_step(step: CanaryStep, *, conditions: Sequence[PauseCondition], contro
         return PauseOutcome(list(conditions), True, False, ends)
     done = Event(NORMAL, "RolloutResumed", f"Rollout is resumed (pause of {step.pause.duration if step.pause else seconds} ended)")
     return PauseOutcome(others, bool(others), True, None, (done,))
-
-
-# ---------------------------------------------------------------- analysis runs
-
-
-def run_base_name(rollout_name: str, pod_hash: str, revision: int, step_index: int | None) -> str:
-    base = f"{rollout_name}-{pod_hash}-{revision}"
-    return base if step_index is None else f"{base}-{step_index}"
-
-
-def _suffix(name: str, base: str) -> int | None:
-    if name == base:
-        return 0
-    tail = name[len(base) + 1:]
-    return int(tail) if name.startswith(base + ".") and tail.isdigit() else None
-
-
-def run_phase(doc: Mapping[str, Any]) -> AnalysisPhase:
-    phase = (doc.get("status") or {}).get("phase")
-    return AnalysisPhase(phase) if phase in AnalysisPhase._value2member_map_ else AnalysisPhase.PENDING
-
-
-def is_terminated(doc: Mapping[str, Any]) -> bool:
-    return bool((doc.get("spec") or {}).get("terminate"))
-
-
-def pick_run(runs: Sequence[Mapping[str, Any]], *, base: str,
-             recorded: str | None) -> tuple[Mapping[str, Any] | None, str]:
-    """(the run to follow, or None) and the name to create when it is None."""
-    family = {str(r["metadata"]["name"]): r for r in runs if _suffix(str(r["metadata"]["name"]), base) is not None}
-    if recorded is not None and _suffix(recorded, base) is not None:
-        return family.get(recorded), recorded
-    live = [n for n, r in family.items() if not is_terminated(r) and run_phase(r) not in BAD_PHASES]
-    if live:
-        newest = max(live, key=lambda n: _suffix(n, base) or 0)
-        return family[newest], newest
-    if not family:
-        return None, base
-    return None, f"{base}.{max(_suffix(n, base) or 0 for n in family) + 1}"
-
-
-def verdict(doc: Mapping[str, Any]) -> str:
-    """The run's message, or one built from its metric results (metric, phase, last value)."""
-    status = doc.get("status") or {}
-    if status.get("message"):
-        return str(status["message"])
-    phase = run_phase(doc)
-    for result in status.get("metricResults") or []:
-        if result.get("phase") == phase:
-            last = (result.get("measurements") or [{}])[-1]
-            detail = f": {result['message']}" if result.get("message") else ""
-            value = f" (last value {last['value']})" if last.get("value") is not None else ""
-            return f'Metric "{result.get("name")}" assessed {phase}{detail}{value}'
-    return f"AnalysisRun phase {phase}"
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    kind: str  # STEP_RUN | BACKGROUND_RUN
-    name: str
-    analysis: RolloutAnalysis
-    step_index: int | None
-    pod_hash: str
-    stable_hash: str | None
-    revision: int
-
-
-def build_run_doc(rollout: Rollout, request: RunRequest, templates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The AnalysisRun document (raises analysis.build.SpecError / analysis.args.ArgError)."""
-    loaded = [AnalysisTemplate.load(doc) for doc in templates]
-
-    def resolve(ref: TemplateRef) -> AnalysisTemplate:
-        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
-        for template in loaded:
-            if template.kind == kind and template.metadata.name == ref.template_name:
-                return template
-        raise SpecError(f"{kind} {ref.template_name!r} not found; create it or fix templateName")
-
-    meta = rollout.metadata
-    analysis = request.analysis
-    selector = (rollout.spec.selector.match_labels if rollout.spec.selector else None) or {}
-    labels = {**selector, HASH_LABEL: request.pod_hash, "rollout-type": request.kind}
-    if request.step_index is not None:
-        labels["step-index"] = str(request.step_index)
-    extra = analysis.analysis_run_metadata
-    args = arguments.resolve_rollout_args(analysis.args, rollout.dump(), stable_hash=request.stable_hash,
-                                          latest_hash=request.pod_hash)
-    run = build_run(
-        name=request.name, namespace=str(meta.namespace or "default"),
-        templates=[resolve(ref) for ref in analysis.templates or []], args=args,
-        labels={**((extra.labels if extra else None) or {}), **labels},
-        annotations={**((extra.annotations if extra else None) or {}), REVISION: str(request.revision)},
-        owner=owner_reference(rollout),
-        dry_run=analysis.dry_run or (), measurement_retention=analysis.measurement_retention or (),
-        resolve_ref=resolve,
-    )
-    return run.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -282,6 +282,14 @@ class IstioRouter:
                     resource_version=meta.get("resourceVersion")))
         return patches
 
+    def selected_hashes(self) -> tuple[str | None, str | None] | None:
+        """(canary, stable) hashes of the DestinationRule subsets; None without subsets."""
+        targets = self.targets()
+        if self.destination_rule is None or not targets.canary_subset or not targets.stable_subset:
+            return None
+        return (subset_hash(self.destination_rule, targets.canary_subset),
+                subset_hash(self.destination_rule, targets.stable_subset))
+
     def update_hash(self, *, canary_hash: str | None, stable_hash: str | None) -> list[Action]:
         targets, doc = self.targets(), self.destination_rule
         if doc is None or not targets.canary_subset or not targets.stable_subset:

@@ -228,6 +228,8 @@ def test_the_step_run_verdict(phase: str, index: int, phase_after: str, message_
         assert world.status["abort"] is True and world.status["abortedAt"] == "2024-05-01T12:00:00Z"
         assert weights(world.vs) == {"web-stable": 100, "web-canary": 0}  # at once, in the same pass
         assert world.run(f"web-{H2}-2-1")["spec"]["terminate"] is True
+        world.settle()
+        assert world.status["canary"]["currentStepAnalysisRunStatus"]["status"] == phase  # kept for display
     if phase == "Inconclusive":
         assert world.status["pauseConditions"][0]["reason"] == "InconclusiveAnalysisRun"
         assert weights(world.vs)["web-canary"] == 25

@@ -1,4 +1,4 @@
-"""The step engine: weights in force, pause transitions, run naming and adoption."""
+"""The step engine: weights in force, step problems, pause transitions."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from analysis.build import SpecError
 from rollouts import steps
-from rollouts.model import CanaryStep, PauseCondition, Rollout, RolloutAnalysis
-from tests.rollouts.builders import T0, analysis_run, analysis_template, rollout
+from rollouts.model import CanaryStep, PauseCondition
+from tests.rollouts.builders import T0
 
 STEPS = [CanaryStep.load(s) for s in (
     {"setWeight": 10}, {"pause": {"duration": "30s"}}, {"setCanaryScale": {"replicas": 3}}, {"setWeight": 40},
@@ -97,68 +96,3 @@ def test_pause_step(duration: int | None, conditions: list[PauseCondition], cont
     assert out.wake_at == (None if wake is None else T0 + timedelta(seconds=wake))
     entered = [c for c in out.conditions if c.reason == "CanaryPauseStep" and c.start_time == T0]
     assert bool(entered) is (not conditions and not completed)
-
-
-# ---------------------------------------------------------------- runs
-
-
-def test_run_names() -> None:
-    assert steps.run_base_name("web", "abc", 2, None) == "web-abc-2"
-    assert steps.run_base_name("web", "abc", 2, 3) == "web-abc-2-3"
-
-
-BASE = "web-abc-2-1"
-
-
-@pytest.mark.parametrize(("runs", "recorded", "follow", "create"), [
-    ([], None, None, BASE),
-    ([analysis_run(BASE, phase="Running")], BASE, BASE, BASE),
-    ([], BASE, None, BASE),  # recorded but gone: made again under the same name
-    ([analysis_run(BASE, phase="Running")], None, BASE, BASE),  # created, status write lost: adopted
-    ([analysis_run(BASE)], None, BASE, BASE),  # no status yet counts as live
-    ([analysis_run(BASE, phase="Successful")], None, BASE, BASE),
-    ([analysis_run(BASE, phase="Inconclusive")], None, None, f"{BASE}.1"),
-    ([analysis_run(BASE, phase="Running", terminate=True)], None, None, f"{BASE}.1"),
-    ([analysis_run(BASE, phase="Failed"), analysis_run(f"{BASE}.1", phase="Failed")], None, None, f"{BASE}.2"),
-    ([analysis_run(BASE, phase="Failed"), analysis_run(f"{BASE}.1", phase="Running")], None, f"{BASE}.1", f"{BASE}.1"),
-    ([analysis_run("web-abc-2-10", phase="Running")], None, None, BASE),  # step 10 is another family
-    ([analysis_run(BASE, phase="Running")], "web-abc-2-0", BASE, BASE),  # a recorded run of another step
-])  # fmt: skip
-def test_pick_run(runs: list[dict[str, Any]], recorded: str | None, follow: str | None, create: str) -> None:
-    doc, name = steps.pick_run(runs, base=BASE, recorded=recorded)
-    assert (doc["metadata"]["name"] if doc else None) == follow
-    assert name == create
-
-
-def test_verdict_prefers_the_run_message_then_the_metric() -> None:
-    run = analysis_run(BASE, phase="Failed", message='Metric "x" assessed Failed due to failed (2) > failureLimit (1)')
-    assert steps.verdict(run) == 'Metric "x" assessed Failed due to failed (2) > failureLimit (1)'
-    run["status"] = {"phase": "Failed", "metricResults": [
-        {"name": "latency", "phase": "Successful"},
-        {"name": "errors", "phase": "Failed", "message": "too many", "measurements": [{"phase": "Failed", "value": "0.2"}]},
-    ]}  # fmt: skip
-    assert steps.verdict(run) == 'Metric "errors" assessed Failed: too many (last value 0.2)'
-
-
-def test_build_run_doc_resolves_rollout_args_and_labels() -> None:
-    doc = rollout()
-    doc["status"] = {"stableRS": "stablehash"}
-    analysis = RolloutAnalysis.load({
-        "templates": [{"templateName": "success-rate"}],
-        "args": [{"name": "service", "valueFrom": {"podTemplateHashValue": "Latest"}}],
-        "analysisRunMetadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}},
-    })  # fmt: skip
-    request = steps.RunRequest(steps.STEP_RUN, "web-newhash-2-1", analysis, 1, "newhash", "stablehash", 2)
-    run = steps.build_run_doc(Rollout.load(doc), request, [analysis_template()])
-    assert run["metadata"]["labels"] == {"team": "a", "app": "web", "rollouts-pod-template-hash": "newhash",
-                                         "rollout-type": "Step", "step-index": "1"}
-    assert run["metadata"]["annotations"] == {"note": "x", "rollout.argoproj.io/revision": "2"}
-    assert run["spec"]["args"] == [{"name": "service", "value": "newhash"}]
-    assert "dryRun" not in run["spec"]
-
-
-def test_build_run_doc_names_a_missing_template() -> None:
-    analysis = RolloutAnalysis.load({"templates": [{"templateName": "nope", "clusterScope": True}]})
-    request = steps.RunRequest(steps.BACKGROUND_RUN, "web-h-1", analysis, None, "h", None, 1)
-    with pytest.raises(SpecError, match="ClusterAnalysisTemplate 'nope' not found"):
-        steps.build_run_doc(Rollout.load(rollout()), request, [analysis_template()])
