@@ -32,7 +32,7 @@ from rollouts.model import RolloutCondition, RolloutPhase, RolloutStatus, StepKi
 from rollouts.replicas import surge_and_unavailable
 
 if TYPE_CHECKING:
-    from rollouts.plan import _Pass
+    from rollouts.plan import Pass
 
 PROGRESSING, AVAILABLE, COMPLETED = "Progressing", "Available", "Completed"
 PAUSED, HEALTHY, INVALID_SPEC = "Paused", "Healthy", "InvalidSpec"
@@ -71,17 +71,17 @@ def dump(st: RolloutStatus) -> dict[str, Any]:
     return st.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def deadline(p: _Pass) -> timedelta:
+def deadline(p: Pass) -> timedelta:
     seconds = p.ro.spec.progress_deadline_seconds
     return timedelta(seconds=DEFAULT_PROGRESS_DEADLINE if seconds is None else seconds)
 
 
-def complete(p: _Pass) -> bool:
+def complete(p: Pass) -> bool:
     new = p.view(p.pod_hash)
     return p.promoted and new is not None and new.replicas == p.replicas and new.available >= p.replicas
 
 
-def counting(p: _Pass) -> bool:
+def counting(p: Pass) -> bool:
     """Whether the progress deadline runs right now."""
     step = p.step
     return not (
@@ -91,13 +91,13 @@ def counting(p: _Pass) -> bool:
     )
 
 
-def _counts(p: _Pass) -> tuple[int, int, int, int]:
+def _counts(p: Pass) -> tuple[int, int, int, int]:
     new = p.view(p.pod_hash)
     return (sum(rs.created for rs in p.views), new.created if new else 0,
             sum(rs.ready for rs in p.views), sum(rs.available for rs in p.views))
 
 
-def counts_progressed(p: _Pass) -> bool:
+def counts_progressed(p: Pass) -> bool:
     replicas, updated, ready, available = _counts(p)
     old = p.old
     old_updated = old.updated_replicas or 0
@@ -105,7 +105,7 @@ def counts_progressed(p: _Pass) -> bool:
             or ready > (old.ready_replicas or 0) or available > (old.available_replicas or 0))
 
 
-def finish(p: _Pass) -> None:
+def finish(p: Pass) -> None:
     """Counts, conditions, phase and the progress-deadline wake-up for the final status."""
     st, now = p.st, p.now
     progressed = p.progress or counts_progressed(p)
@@ -134,7 +134,7 @@ def finish(p: _Pass) -> None:
         "Rollout is healthy" if healthy else "Rollout is not healthy")
 
 
-def _progressing(p: _Pass, *, progressed: bool, paused: bool) -> None:
+def _progressing(p: Pass, *, progressed: bool, paused: bool) -> None:
     st, now = p.st, p.now
     before = get(st, PROGRESSING)
     name = p.new.name
@@ -154,7 +154,7 @@ def _progressing(p: _Pass, *, progressed: bool, paused: bool) -> None:
         p.wake.append(after.last_update_time + deadline(p))
 
 
-def _completed(p: _Pass) -> None:
+def _completed(p: Pass) -> None:
     st = p.st
     before = get(st, COMPLETED)
     if complete(p):
@@ -167,7 +167,7 @@ def _completed(p: _Pass) -> None:
             f"Rollout not completed: update to revision {p.revision} ({p.pod_hash}) in progress")
 
 
-def phase(p: _Pass) -> tuple[RolloutPhase, str | None]:
+def phase(p: Pass) -> tuple[RolloutPhase, str | None]:
     st = p.st
     for cond in st.conditions or []:
         if cond.type == INVALID_SPEC and cond.status == "True":
