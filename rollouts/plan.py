@@ -243,9 +243,10 @@ def _check_spec(p: Pass) -> None:
 def _sync_revision(p: Pass) -> None:
     st = p.st
     if st.current_pod_hash != p.pod_hash or st.current_step_hash != engine.step_hash(p.steps):
-        if st.current_pod_hash is not None:
-            what = f"revision {p.revision}" if st.current_pod_hash != p.pod_hash else "new steps"
-            p.event(NORMAL, "RolloutUpdated", f"Rollout updated to {what}")
+        if st.current_pod_hash is not None and st.current_pod_hash != p.pod_hash:
+            p.event(NORMAL, "RolloutUpdated", f"Rollout updated to revision {p.revision}")
+        elif st.current_pod_hash is not None and not p.promoted:
+            p.event(NORMAL, "RolloutUpdated", "Rollout steps changed: starting again from step 1")
         st.current_pod_hash, st.current_step_hash = p.pod_hash, engine.step_hash(p.steps)
         st.current_step_index = 0 if p.steps else None
         st.pause_conditions = st.controller_pause = st.abort = st.aborted_at = st.promote_full = None

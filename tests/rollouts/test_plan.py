@@ -74,6 +74,17 @@ def test_first_deploy_is_promoted_at_once_without_steps() -> None:
     assert weights(world.vs) == {"web-stable": 100, "web-canary": 0}
     assert ("RolloutCompleted", f"Rollout completed update to revision 1 ({H1})") in world.recorded
     assert not any(r == "RolloutStepCompleted" for r, _ in world.recorded)
+    status = world.status
+    assert {k: status[k] for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
+                                   "HPAReplicas", "selector", "observedGeneration", "currentPodHash")} == {
+        "replicas": 4, "updatedReplicas": 4, "readyReplicas": 4, "availableReplicas": 4, "HPAReplicas": 4,
+        "selector": "app=web", "observedGeneration": "1", "currentPodHash": H1}
+    kinds = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert kinds == {"Progressing": ("True", "NewReplicaSetAvailable"), "Available": ("True", "AvailableReason"),
+                     "Completed": ("True", "RolloutCompleted"), "Healthy": ("True", "RolloutHealthy")}
+    world.rollout["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 5}]  # new steps on a healthy rollout
+    result = world.step()
+    assert world.status["currentStepIndex"] == 1 and world.status["phase"] == "Healthy" and not changes(result)
 
 
 # ---------------------------------------------------------------- setWeight
@@ -111,6 +122,23 @@ def test_a_higher_weight_waits_for_the_pods_it_needs() -> None:
     world.settle()
     assert world.status["currentStepIndex"] == 2 and sizes(world)[H2] == 4  # past the last step: all pods
     assert weights(world.vs)["web-canary"] == 75 and world.status["stableRS"] == H1
+
+
+def test_set_canary_scale_decouples_pods_from_weight() -> None:
+    steps = [{"setCanaryScale": {"replicas": 2}}, {"setWeight": 25}, {"pause": {}},
+             {"setCanaryScale": {"matchTrafficWeight": True}}, {"setWeight": 75}, {"pause": {}}]
+    world = updated(steps)
+    assert sizes(world)[H2] == 2 and weights(world.vs)["web-canary"] == 0
+    world.set_ready("app:v2")
+    world.settle()
+    assert world.status["currentStepIndex"] == 2  # setCanaryScale, then setWeight 25 on the same 2 pods
+    assert sizes(world)[H2] == 2 and weights(world.vs)["web-canary"] == 25
+    world.set_status(pauseConditions=None)
+    world.settle()
+    assert sizes(world)[H2] == 3 and world.status["currentStepIndex"] == 4  # back to ceil(75% of 4)
+    world.set_ready("app:v2")
+    world.settle()
+    assert world.status["currentStepIndex"] == 5 and weights(world.vs)["web-canary"] == 75
 
 
 # ---------------------------------------------------------------- pause
@@ -401,7 +429,7 @@ def test_changing_the_steps_starts_over() -> None:
     world.rollout["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 10}, {"pause": {}}]
     result = world.step()
     assert world.status["currentStepHash"] != hash_before
-    assert ("RolloutUpdated", "Rollout updated to new steps") in events(result)
+    assert ("RolloutUpdated", "Rollout steps changed: starting again from step 1") in events(result)
     # back at step 0 (setWeight 10: 1 pod, available), which completes in the same pass
     assert ("RolloutStepCompleted", "Rollout step 1/2 completed (setWeight: 10)") in events(result)
     assert world.status["currentStepIndex"] == 1 and weights(world.vs)["web-canary"] == 10
@@ -583,7 +611,31 @@ CHECKPOINTS = {
     "inconclusive": lambda: _finish(analysis_world(), "Inconclusive"),
     "subsets": lambda: _ready(updated(subsets=True, services=False)),
     "basic": lambda: _ready(updated(routed=False, services=False)),
+    "promote-full": lambda: _promote_full(_ready(updated())),
+    "scale-down-delay": lambda: _end(updated([{"setWeight": 50}])),
+    "abort-delay": lambda: _abort(_ready(updated())),
 }
+
+
+def _promote_full(world: World) -> World:
+    world.set_status(promoteFull=True)
+    world.settle()
+    return world
+
+
+def _end(world: World) -> World:
+    world.auto_ready = True
+    world.set_ready("app:v2")
+    world.settle()
+    assert world.plan().requeue_after == 30.0  # waiting for the old ReplicaSet's deadline
+    return world
+
+
+def _abort(world: World) -> World:
+    world.set_status(abort=True)
+    world.settle()
+    assert world.plan().requeue_after == 30.0
+    return world
 
 
 def _ready(world: World) -> World:
