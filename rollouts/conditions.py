@@ -53,12 +53,13 @@ def put(st: RolloutStatus, now: datetime, kind: str, status: str, reason: str, m
         if (old.status, old.reason, old.message) == (status, reason, message) and not touch:
             return
         moved = now if old.status != status else (old.last_transition_time or now)
-        conditions[index] = RolloutCondition(type=kind, status=status, reason=reason, message=message,  # type: ignore[arg-type]
-                                             last_update_time=now, last_transition_time=moved)
+        conditions[index] = RolloutCondition.load({"type": kind, "status": status, "reason": reason,
+                                                   "message": message, "lastUpdateTime": now,
+                                                   "lastTransitionTime": moved})
         st.conditions = conditions
         return
-    conditions.append(RolloutCondition(type=kind, status=status, reason=reason, message=message,  # type: ignore[arg-type]
-                                       last_update_time=now, last_transition_time=now))
+    conditions.append(RolloutCondition.load({"type": kind, "status": status, "reason": reason, "message": message,
+                                             "lastUpdateTime": now, "lastTransitionTime": now}))
     st.conditions = conditions
 
 

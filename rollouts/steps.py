@@ -130,5 +130,6 @@ def pause_step(step: CanaryStep, *, conditions: Sequence[PauseCondition], contro
     ends = mine.start_time + timedelta(seconds=seconds)
     if now < ends:
         return PauseOutcome(list(conditions), True, False, ends)
-    done = Event(NORMAL, "RolloutResumed", f"Rollout is resumed (pause of {step.pause.duration if step.pause else seconds} ended)")
+    written = step.pause.duration if step.pause else seconds
+    done = Event(NORMAL, "RolloutResumed", f"Rollout is resumed (pause of {written} ended)")
     return PauseOutcome(others, bool(others), True, None, (done,))

@@ -108,14 +108,16 @@ def select_routes(vs: Mapping[str, Any], ref: IstioVirtualService, targets: Targ
         for route_name in ref.routes:
             found = [i for i, r in enumerate(http) if r.get("name") == route_name]
             if not found:
-                problems.append(Problem(f"{path}.routes", f"HTTP Route '{route_name}' is not found in the "
-                                        f"defined Virtual Service.", f"add it to VirtualService {name} or fix the name"))
+                problems.append(Problem(f"{path}.routes",
+                                        f"HTTP Route '{route_name}' is not found in the defined Virtual Service.",
+                                        f"add it to VirtualService {name} or fix the name"))
             chosen["http"] += found
     elif len(http) == 1:
         chosen["http"] = [0]
     elif len(http) > 1:
-        problems.append(Problem(f"{path}.routes", f"VirtualService {name} has {len(http)} http routes, so spec.http[] "
-                                "must have exactly one route when omitting routes", "list the routes to manage by name"))
+        problems.append(Problem(f"{path}.routes", f"VirtualService {name} has {len(http)} http routes, so "
+                                "spec.http[] must have exactly one route when omitting routes",
+                                "list the routes to manage by name"))
     for section, wanted, match in (("tls", ref.tls_routes, _tls_match), ("tcp", ref.tcp_routes, _tcp_match)):
         routes = spec.get(section) or []
         for want in wanted or []:
