@@ -61,11 +61,6 @@ def router_for(rollout: Rollout, *, virtual_services: Sequence[Mapping[str, Any]
     return IstioRouter(rollout, virtual_services, destination_rule)
 
 
-def is_routed(rollout: Rollout) -> bool:
-    canary = rollout.canary
-    return bool(canary and canary.traffic_routing and canary.traffic_routing.istio)
-
-
 def desired_weight(*, steps: Sequence[CanaryStep], index: int, aborted: bool, promoted: bool, promote_full: bool,
                    canary_selected: bool, canary_available: int, at_desired: bool, recorded: int) -> int:
     """The canary weight for this pass (see the module rules).
