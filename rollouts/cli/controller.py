@@ -1,0 +1,245 @@
+"""`rollouts controller`: run the Rollout and AnalysisRun controllers until SIGTERM or Ctrl-C.
+
+Rules:
+- Against the cluster of `--kubeconfig`/`--context` (or the in-cluster service account);
+  `--namespace` limits the watches (default: all namespaces); `--instance-id` shards
+  objects with Argo's instance-id label; `--workers` reconcile in parallel.
+- Leader election is on by default (one Lease per instance id, in `--namespace`, else
+  $POD_NAMESPACE, else the context's namespace). Losing the lease stops the process with
+  exit 1, so the pod restarts and a new term starts from status alone (Argo does this).
+- `--metrics-addr` serves `/metrics` (and `/healthz`), `--health-addr` serves `/healthz`
+  (and `/metrics`); `:8090` means every interface, port 0 a free port. The bound
+  addresses are logged, so `127.0.0.1:0` is usable in tests.
+- `--log-format json` writes one JSON object per line on stderr (`time`, `level`,
+  `logger`, `msg`); `text` is for people.
+- `--local` runs against a fresh InMemoryCluster served over HTTP on 127.0.0.1 and logs
+  the kubeconfig that reaches it, so `rollouts get rollout NAME --watch --kubeconfig ...`
+  works from another terminal; `--apply PATH` loads manifests into it first.
+- Mistakes are one line and exit 1 (bad address: exit 2), never a traceback: an address
+  whose port is taken names the flag; a kubeconfig that does not exist names the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rollouts.cli import CommandError, connect
+
+log = logging.getLogger("rollouts.controller.cli")
+
+DEFAULT_METRICS_ADDR = ":8090"
+DEFAULT_HEALTH_ADDR = ":8080"
+
+
+# --- flags ----------------------------------------------------------------------------
+
+def address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `:PORT` (every interface) as (host, port); argparse type."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address: use HOST:PORT or :PORT, e.g. :8090 or 127.0.0.1:0")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers")
+    return int(text)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "controller", help="Run the controller (Rollouts and AnalysisRuns) until stopped",
+        description="Run the Rollout and AnalysisRun controllers against a cluster until SIGTERM or Ctrl-C.",
+    )
+    parser.add_argument("--namespace", "-n", metavar="NS", help="watch only this namespace (default: all namespaces)")
+    parser.add_argument("--instance-id", metavar="ID",
+                        help="handle only objects labelled argo-rollouts.argoproj.io/controller-instance-id=ID")
+    parser.add_argument("--workers", type=positive, default=4, metavar="N", help="parallel reconciles (default 4)")
+    parser.add_argument("--metrics-addr", type=address, default=DEFAULT_METRICS_ADDR, metavar="HOST:PORT",
+                        help=f"serve /metrics here (default {DEFAULT_METRICS_ADDR})")
+    parser.add_argument("--health-addr", type=address, default=DEFAULT_HEALTH_ADDR, metavar="HOST:PORT",
+                        help=f"serve /healthz here (default {DEFAULT_HEALTH_ADDR})")
+    parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                        help="hold a Lease so only one replica reconciles (default: on)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines on stderr")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    parser.add_argument("--prometheus", metavar="URL", help="use this Prometheus for every prometheus metric")
+    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, "
+                                                              "else the in-cluster service account)")
+    parser.add_argument("--context", metavar="NAME", help="kubeconfig context (default: its current-context)")
+    local = parser.add_argument_group("trying it out")
+    local.add_argument("--local", action="store_true",
+                       help="run against a fresh in-memory cluster served on 127.0.0.1 (its kubeconfig is logged)")
+    local.add_argument("--apply", action="append", default=[], metavar="PATH",
+                       help="with --local: create the manifests in PATH (file or directory) first; repeatable")
+    parser.set_defaults(func=run)
+
+
+# --- logging ---------------------------------------------------------------------------
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+@contextmanager
+def configured_logging(fmt: str, level: str) -> Iterator[None]:
+    """Root logging to stderr in `fmt` for the command's lifetime; the old setup comes back after."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    old_handlers, old_level = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    quiet = {name: logging.getLogger(name).level for name in ("urllib3", "kubernetes")}
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.handlers[:] = old_handlers
+        root.setLevel(old_level)
+        for name, previous in quiet.items():
+            logging.getLogger(name).setLevel(previous)
+
+
+# --- the pieces ------------------------------------------------------------------------
+
+def _listen(flag: str, addr: tuple[str, int], start: Callable[[str], Any]) -> Any:
+    try:
+        return start(f"{addr[0]}:{addr[1]}")
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise CommandError(f"{flag} {addr[0]}:{addr[1]}: port {addr[1]} is already in use; "
+                               f"stop what listens there or pass another {flag}") from None
+        raise CommandError(f"{flag} {addr[0]}:{addr[1]}: cannot listen: {err.strerror or err}") from None
+
+
+def _local_cluster(stack: ExitStack, paths: list[str]) -> Any:
+    from rollouts import apiserver
+    from rollouts.memory import InMemoryCluster
+
+    cluster = InMemoryCluster()
+    _apply(cluster, paths)
+    server = stack.enter_context(apiserver.serve(cluster))
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rollouts-local-")))
+    kubeconfig = server.write_kubeconfig(workdir / "kubeconfig", context="rollouts-local")
+    log.info("local cluster at %s; from another terminal: rollouts get rollout NAME --watch --kubeconfig %s",
+             server.url, kubeconfig)
+    return cluster
+
+
+def _apply(cluster: Any, paths: list[str]) -> None:
+    from rollouts import manifests
+    from rollouts.cluster import ClusterError
+    from rollouts.kinds import UnknownKind
+
+    if not paths:
+        return
+    try:
+        loaded = manifests.load(paths)
+    except manifests.ManifestError as err:
+        raise CommandError(f"--apply: {err}") from None
+    for issue in loaded.issues:
+        raise CommandError(f"--apply: {issue.file}:{issue.line}:{issue.column}: {issue.message}")
+    for doc in loaded.documents:
+        try:
+            created = cluster.create(manifests.drop_nulls(doc.data))
+        except (ClusterError, UnknownKind) as err:
+            raise CommandError(f"--apply: {doc.file} (document {doc.index}): {err}") from None
+        log.info("applied %s/%s from %s", created["kind"], created["metadata"]["name"], doc.file)
+
+
+@contextmanager
+def _signals_stop(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` (main thread only); the old handlers come back after."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+# --- the command -----------------------------------------------------------------------
+
+def run(args: argparse.Namespace) -> int:
+    if args.apply and not args.local:
+        raise CommandError("--apply works only with --local (use kubectl apply for a real cluster)", 2)
+    with configured_logging(args.log_format, args.log_level):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from analysis.providers.registry import default_providers
+    from rollouts import metrics as controller_metrics
+    from rollouts.clock import SystemClock
+    from rollouts.controller import Manager
+
+    stop = threading.Event()
+    with ExitStack() as stack:
+        if args.local:
+            cluster: Any = _local_cluster(stack, args.apply)
+            lease_namespace = args.namespace or "default"
+        else:
+            cluster, target = connect.connect(args)
+            if callable(getattr(cluster, "close", None)):
+                stack.callback(cluster.close)
+            lease_namespace = args.namespace or os.environ.get("POD_NAMESPACE") or target.namespace
+            log.info("cluster: %s", target.describe())
+        manager = Manager(
+            cluster, default_providers(prometheus_address=args.prometheus), clock=SystemClock(),
+            namespace=args.namespace, instance_id=args.instance_id, workers=args.workers,
+            leader_election=args.leader_elect, lease_namespace=lease_namespace,
+        )
+        serve = controller_metrics.serve
+        metrics_server = _listen("--metrics-addr", args.metrics_addr,
+                                 lambda a: serve(manager.metrics, a, healthy=manager.healthy))
+        stack.callback(metrics_server.close)
+        log.info("metrics on http://%s:%d/metrics", args.metrics_addr[0], metrics_server.port)
+        if args.health_addr != args.metrics_addr or args.health_addr[1] == 0:
+            health_server = _listen("--health-addr", args.health_addr,
+                                    lambda a: serve(manager.metrics, a, healthy=manager.healthy))
+            stack.callback(health_server.close)
+            log.info("health on http://%s:%d/healthz", args.health_addr[0], health_server.port)
+        with _signals_stop(stop):
+            log.info("controller starting: namespace=%s instance-id=%s workers=%d leader-election=%s",
+                     args.namespace or "(all)", args.instance_id or "(none)", args.workers,
+                     "on" if args.leader_elect else "off")
+            manager.start()
+            try:
+                while not stop.wait(0.5) and manager.healthy():
+                    pass
+            finally:
+                manager.stop()
+        if not stop.is_set():
+            raise CommandError("stopped: lost leadership (another replica holds the lease); restart to rejoin")
+        log.info("controller stopped")
+    return 0
