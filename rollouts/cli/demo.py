@@ -1,0 +1,278 @@
+"""`rollouts demo`: run the local canary demo (rollouts.demo.run) and show it.
+
+Rules:
+- On a terminal the `get rollout --watch` screen is drawn live (rich Live): the view-model
+  and renderers of `rollouts.view`/`rollouts.render`, laid out with the demo's own lines
+  (stage, live traffic split, the controller's latest events, how to reach the demo from
+  a second terminal). Without a terminal: one plain line per change. `--json`: nothing
+  but the summary as JSON on stdout (progress goes to stderr).
+- The end is the summary table (or JSON) and exit 0 when every release had its expected
+  outcome, else 1. Ctrl-C and SIGTERM stop the demo and every process it started (exit
+  130); a taken port or a Prometheus that cannot start is one line and exit 1.
+- Controller logs go to a bounded in-memory buffer, never onto the screen; when the demo
+  fails, the last warnings are printed with the message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from rollouts import render, view
+from rollouts.cli import CommandError
+from rollouts.demo.summary import ReleaseRecord, Summary, outcome, table, to_json
+
+WIDTH = 120
+HEADER_WIDTH = 58
+
+
+def second_terminal(kubeconfig: str) -> list[str]:
+    return [f"export KUBECONFIG={kubeconfig}",
+            "rollouts get rollout demo --watch   ·   rollouts promote demo   ·   rollouts abort demo"]
+
+
+class RecentLogs(logging.Handler):
+    """Keeps the last warnings of the controller threads instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: deque[str] = deque(maxlen=5)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name}: {record.getMessage()}".splitlines()[0][:200])
+
+
+@contextmanager
+def captured_logs() -> Iterator[RecentLogs]:
+    root, handler = logging.getLogger(), RecentLogs()
+    old_handlers, old_level = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.handlers[:] = old_handlers
+        root.setLevel(old_level)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread, so cleanup runs as on Ctrl-C."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# --- observers -------------------------------------------------------------------------
+
+def _rollout_view(frame: Any) -> view.RolloutView | None:
+    if frame.rollout is None:
+        return None
+    return view.build(frame.rollout, frame.replica_sets, frame.analysis_runs, now=datetime.now(UTC))
+
+
+def traffic_rows(frame: Any) -> list[tuple[str, str, int]]:
+    """(role, workload, weight) per ReplicaSet that routes reach; a ReplicaSet behind both
+    Services (after a promotion or an abort) is one row with the summed weight."""
+    status = (frame.rollout or {}).get("status") or {}
+    stable = f"{((frame.rollout or {}).get('metadata') or {}).get('name', '')}-{status.get('stableRS', '')}"
+    weights: dict[str, int] = {}
+    for backend in frame.routes:
+        weights[backend.workload] = weights.get(backend.workload, 0) + backend.weight
+    return [("stable" if name == stable else "canary", name, weight) for name, weight in weights.items()]
+
+
+def traffic_table(frame: Any) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(5):
+        grid.add_column(no_wrap=True)
+    grid.add_row(Text("Traffic", style="bold"), "", Text("weight", style="dim"), Text("req/s", style="dim"),
+                 Text("ok (last 5s)", style="dim"))
+    for role, workload, weight in traffic_rows(frame):
+        rate, ok = frame.traffic.get(workload, (0.0, 1.0))
+        ok_text = Text(f"{ok * 100:5.1f}%", style="green" if ok >= 0.95 else "bold red") if rate else Text("    -")
+        grid.add_row(f"  {role}", Text(workload, style="green" if role == "stable" else "yellow"),
+                     f"{weight:>3}%", f"{rate:5.1f}", ok_text)
+    return grid
+
+
+def events_table(frame: Any, limit: int = 4) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, min_width=23)
+    grid.add_column(overflow="ellipsis", no_wrap=True, max_width=80)
+    grid.add_row(Text("Events", style="bold"), "")
+    for event in list(frame.events)[-limit:]:
+        style = "red" if event.type == "Warning" else "dim"
+        grid.add_row(Text(f"  {event.reason}", style="yellow" if event.type == "Warning" else ""),
+                     Text(event.message, style=style))
+    return grid
+
+
+class LiveScreen:
+    """The live `get rollout --watch` screen with the demo's stage, traffic and events."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = Live(console=console, auto_refresh=False, redirect_stdout=False, transient=False)
+        self.kubeconfig = ""
+
+    def __enter__(self) -> LiveScreen:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def started(self, endpoints: dict[str, str], kubeconfig: str) -> None:
+        self.kubeconfig = kubeconfig
+
+    def release_done(self, record: ReleaseRecord) -> None:
+        pass
+
+    def frame(self, frame: Any) -> None:
+        self.live.update(self.screen(frame), refresh=True)
+
+    def screen(self, frame: Any) -> RenderableType:
+        title = Text("rollouts demo", style="bold magenta")
+        title.append(f"   {frame.stage}", style="bold")
+        if frame.expected:
+            title.append(f"   expected: {frame.expected}", style="bold cyan")
+        title.append(f"   {frame.elapsed:.0f}s", style="dim")
+        subtitle = Text(frame.why, style="dim")
+        current = _rollout_view(frame)
+        if current is None:
+            return Group(title, subtitle, Text("starting…", style="dim"))
+        side = Group(*(part for part in (render.steps(current), Text(""), traffic_table(frame), Text(""),
+                                         events_table(frame)) if part is not None))
+        top = Table.grid(padding=(0, 3))
+        top.add_column(width=HEADER_WIDTH)
+        top.add_column()
+        top.add_row(render.header(current), side)
+        return Group(title, subtitle, top, Text(""), render.tree(current), Text(""), self.hint())
+
+    def hint(self) -> Text:
+        hint = Text("Second terminal:  ", style="dim")
+        if not self.kubeconfig:
+            return hint
+        hint.append(f"export KUBECONFIG={self.kubeconfig}\n", style="cyan")
+        hint.append(" " * 18 + "rollouts get rollout demo --watch   ·   rollouts promote demo   ·   rollouts abort demo",
+                    style="cyan")
+        return hint
+
+
+class LinePrinter:
+    """One plain line per change, for logs and CI."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.last = ""
+        self.stage = ""
+        self.apps: dict[str, tuple[str, int]] = {}
+
+    def started(self, endpoints: dict[str, str], kubeconfig: str) -> None:
+        print("rollouts demo: cluster API at " + endpoints.get("api", "?") + ", Prometheus at "
+              + endpoints.get("prometheus", "?"), file=self.out, flush=True)
+        print("  from a second terminal:", file=self.out, flush=True)
+        for line in second_terminal(kubeconfig):
+            print(f"    {line}", file=self.out, flush=True)
+
+    def frame(self, frame: Any) -> None:
+        if frame.stage != self.stage:
+            self.stage = frame.stage
+            print(f"[{frame.elapsed:5.1f}s] == {frame.stage}", file=self.out, flush=True)
+        for name, (image, port) in sorted(frame.apps.items()):
+            if self.apps.get(name) != (image, port):
+                print(f"[{frame.elapsed:5.1f}s] app {name} ({image}) listening on 127.0.0.1:{port}",
+                      file=self.out, flush=True)
+        self.apps = dict(frame.apps)
+        current = _rollout_view(frame)
+        if current is None:
+            return
+        weights = " ".join(f"{b.workload}={b.weight}" for b in frame.routes)
+        key = f"{view.change_key(current)}  routes: {weights}"
+        if key != self.last:
+            self.last = key
+            print(f"[{frame.elapsed:5.1f}s] {key}", file=self.out, flush=True)
+
+    def release_done(self, record: ReleaseRecord) -> None:
+        print(f"== {record.image}: {outcome(record)} ({record.phase}: {record.message})", file=self.out, flush=True)
+
+
+# --- the command -------------------------------------------------------------------------
+
+def run(args: argparse.Namespace) -> int:
+    from rollouts.demo.run import DemoError, Options, run_demo
+
+    options = Options(short=args.short, api_port=args.api_port, rate=args.rate)
+    tty = sys.stdout.isatty() and not args.json and not args.plain
+    console = Console(file=sys.stdout, force_terminal=tty, highlight=False, width=None if tty else WIDTH)
+    with captured_logs() as logs, sigterm_interrupts():
+        try:
+            if tty:
+                with LiveScreen(console) as screen:
+                    summary = run_demo(options, screen)
+            else:
+                summary = run_demo(options, LinePrinter(sys.stderr if args.json else sys.stdout))
+        except DemoError as err:
+            raise CommandError(_with_logs(str(err), logs)) from None
+        except KeyboardInterrupt:
+            print("rollouts demo: interrupted; every process the demo started has been stopped", file=sys.stderr)
+            return 130
+    show(summary, json_output=args.json, console=console, tty=tty)
+    return 0 if summary.ok else 1
+
+
+def _with_logs(message: str, logs: RecentLogs) -> str:
+    if not logs.lines:
+        return message
+    return message + "\n  last controller warnings:\n    " + "\n    ".join(logs.lines)
+
+
+def show(summary: Summary, *, json_output: bool, console: Console, tty: bool) -> None:
+    if json_output:
+        print(json.dumps(to_json(summary), indent=2), flush=True)
+        return
+    if tty:
+        console.print()
+        console.print(table(summary))
+    else:
+        print("\n" + render.to_text(table(summary), width=WIDTH), end="", flush=True)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="Run a whole canary on this machine: v2 promoted, v3 aborted by analysis",
+        description="Start an in-memory cluster, real app processes, a traffic generator, Debian's Prometheus and "
+                    "the controller; release demo:v2 (promoted) then demo:v3 (aborted by analysis); print a summary. "
+                    "Exit 0 when both outcomes are as expected.",
+    )
+    parser.add_argument("--json", action="store_true", help="print only the summary, as JSON (no live view)")
+    parser.add_argument("--short", "--fast", action="store_true", help="shorter pauses and intervals (for CI)")
+    parser.add_argument("--plain", action="store_true", help="one line per change even on a terminal")
+    parser.add_argument("--api-port", type=int, default=0, metavar="PORT",
+                        help="serve the demo's cluster API on this port (default: a free one)")
+    parser.add_argument("--rate", type=float, default=40.0, metavar="RPS", help="requests per second (default 40)")
+    parser.set_defaults(func=run)

@@ -1,0 +1,415 @@
+"""`rollouts demo`: a whole canary on one machine, with real parts, end to end.
+
+Rules:
+- Parts, in start order: the InMemoryCluster served over HTTP (a second terminal reaches
+  it with the kubeconfig written to a temp dir); the scenario's manifests; the PodRunner
+  (one real app process per ReplicaSet, synced on a 0.3 s tick that also rewrites the
+  Prometheus file_sd target list); the TrafficGenerator following the VirtualService
+  weights; Debian's Prometheus scraping the generator and the apps every second; the
+  controller Manager on the system clock with the real Prometheus provider.
+- The initial deploy (`demo:v1`) must be Healthy and Prometheus must hold the
+  generator's series before the first release starts. Each release sets the image,
+  then waits (bounded by the scenario's `release_timeout`) for the Rollout to be
+  promoted (its hash is `stableRS`) or aborted with the canary weight back at 0.
+- History is recorded as it happens: every VirtualService weight (a non-blocking
+  watch drained each tick, so no weight is missed), the AnalysisRun and its
+  measurements, and the canary's requests from the generator's own counts. The
+  summary is computed from it (rollouts.demo.summary).
+- The observer sees a `Frame` about four times a second; it draws, the demo decides.
+- Everything started is stopped in reverse order, on success, failure, Ctrl-C and
+  SIGTERM (the caller turns SIGTERM into KeyboardInterrupt); both are ignored while
+  cleaning up, so a second Ctrl-C cannot leave processes behind. Failures a user can
+  fix (a taken port, Prometheus missing or not starting, an app that cannot start)
+  are `DemoError` with one line saying what to do.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import json
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+from analysis.providers.registry import default_providers
+from rollouts import apiserver
+from rollouts.clock import SystemClock
+from rollouts.cluster import ClusterError
+from rollouts.controller import Manager
+from rollouts.demo import scenario as scenarios
+from rollouts.demo.pods import AppStartError, PodRunner
+from rollouts.demo.prometheus import INSTALL_HINT, PrometheusError, PrometheusServer
+from rollouts.demo.summary import Outcome, ReleaseRecord, Summary, outcome, summarize
+from rollouts.demo.traffic import Backend, TrafficGenerator
+from rollouts.events import Recorded
+from rollouts.memory import InMemoryCluster
+
+HASH_LABEL = "rollouts-pod-template-hash"
+TICK = 0.25
+POD_TICK = 0.3
+READY_TIMEOUT = 40.0
+TRAFFIC_WINDOW = 5.0
+
+
+class DemoError(RuntimeError):
+    """Something the user can fix stopped the demo; the message says what."""
+
+
+@dataclass(frozen=True)
+class Options:
+    short: bool = False
+    api_port: int = 0  # 0: a free port
+    rate: float = 40.0  # requests per second
+    namespace: str = "default"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the screen shows: the cluster's objects, the live traffic, the stage."""
+
+    stage: str
+    why: str  # what this release is meant to show
+    release: int  # 0: initial deploy, then 1..N
+    releases: int
+    expected: str
+    rollout: dict[str, Any] | None
+    replica_sets: list[dict[str, Any]]
+    analysis_runs: list[dict[str, Any]]
+    routes: tuple[Backend, ...]
+    traffic: dict[str, tuple[float, float]]  # workload -> (requests/s, non-5xx share) over the last seconds
+    events: tuple[Recorded, ...]
+    apps: dict[str, tuple[str, int]]  # ReplicaSet -> (image, port) of its running app process
+    elapsed: float
+
+
+class Observer(Protocol):
+    def started(self, endpoints: dict[str, str], kubeconfig: str) -> None: ...
+    def frame(self, frame: Frame) -> None: ...
+    def release_done(self, record: ReleaseRecord) -> None: ...
+
+
+class DemoPrometheus(PrometheusServer):
+    """The helper's Prometheus plus a file_sd job: app targets come and go without a reload."""
+
+    file_sd: Path | None = None
+
+    def _config_text(self) -> str:
+        text = super()._config_text()
+        if self.file_sd is None:
+            return text
+        job = f"  - job_name: apps\n    file_sd_configs:\n      - files: ['{self.file_sd}']\n        refresh_interval: 1s\n"
+        return text + job if "scrape_configs:" in text else text + "scrape_configs:\n" + job
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Ignore Ctrl-C and SIGTERM while cleaning up (main thread only): a second signal must
+    not leave processes behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+class Demo:
+    def __init__(self, options: Options, observer: Observer) -> None:
+        self.options = options
+        self.observer = observer
+        self.scenario = scenarios.build(scenarios.SHORT if options.short else scenarios.FULL,
+                                        namespace=options.namespace)
+        self.cluster = InMemoryCluster()
+        self.endpoints: dict[str, str] = {}
+        self.kubeconfig = ""
+        self._stack = ExitStack()
+        self._ticker_stop = threading.Event()
+        self._ticker_error: BaseException | None = None
+        self._app_ports: set[str] = set()
+        self._samples: deque[tuple[float, dict[str, dict[str, int]]]] = deque()
+        self._vs_cursor: str | None = None
+        self._weights: list[int] = []
+        self._started = time.monotonic()
+        self.manager: Manager | None = None
+        self._stage, self._why, self._release, self._expected = "starting", "", 0, ""
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def run(self) -> Summary:
+        try:
+            self._start()
+            records = [self._release_one(i + 1, r) for i, r in enumerate(scenarios.RELEASES)]
+            self._release, self._expected = 0, ""
+            self._hold(2.0 if not self.options.short else 0.5, "done: all traffic on the stable ReplicaSet")
+        finally:
+            with _shielded():
+                self._stack.close()
+        return summarize(records, duration_seconds=time.monotonic() - self._started,
+                         endpoints=self.endpoints, kubeconfig=self.kubeconfig)
+
+    def _start(self) -> None:
+        if shutil.which("prometheus") is None:
+            raise DemoError(f"prometheus is not installed: {INSTALL_HINT} (or run `make deps`)")
+        stack, ns = self._stack, self.options.namespace
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rollouts-demo-")))
+        try:
+            api = stack.enter_context(apiserver.serve(self.cluster, port=self.options.api_port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise DemoError(f"port {self.options.api_port} on 127.0.0.1 is taken: stop what listens there "
+                                "or pass --api-port 0 for a free port") from None
+            raise DemoError(f"cannot serve the demo's API on port {self.options.api_port}: {err.strerror}") from None
+        self.kubeconfig = str(api.write_kubeconfig(workdir / "kubeconfig", context="rollouts-demo", namespace=ns))
+        self.endpoints["api"] = api.url
+        for obj in self.scenario.objects:
+            self.cluster.create(copy.deepcopy(obj))
+
+        pods = PodRunner(self.cluster, namespace=ns, service=self.scenario.service_name)
+        stack.callback(pods.close)
+        targets = workdir / "apps.json"
+        targets.write_text("[]")
+        ticker = threading.Thread(target=self._tick_pods, args=(pods, targets), name="demo-pods", daemon=True)
+        ticker.start()
+        stack.callback(ticker.join, 10)
+        stack.callback(self._ticker_stop.set)
+
+        vs = str(self.scenario.virtual_service["metadata"]["name"])
+        traffic = TrafficGenerator(lambda: pods.routes(vs, self.scenario.route),
+                                   service=self.scenario.service_name, rate=self.options.rate)
+        self.endpoints["traffic"] = f"http://127.0.0.1:{traffic.serve_metrics()}/metrics"
+        traffic.start()
+        stack.callback(traffic.stop)
+        self.traffic, self.pods, self._vs_name = traffic, pods, vs
+
+        prometheus = DemoPrometheus(scrape_targets=[self.endpoints["traffic"].split("/")[2]])
+        prometheus.file_sd = targets
+        try:
+            stack.enter_context(prometheus)
+        except PrometheusError as err:
+            raise DemoError(f"Prometheus could not start: {_one_line(str(err))}") from None
+        self.endpoints["prometheus"] = prometheus.url
+
+        manager = Manager(self.cluster, default_providers(prometheus_address=prometheus.url), clock=SystemClock(),
+                          namespace=ns, leader_election=False, workers=2)
+        manager.start()
+        stack.callback(manager.stop)
+        self.manager = manager
+        self.observer.started(dict(self.endpoints), self.kubeconfig)
+        self._wait_initial()
+
+    def _tick_pods(self, pods: PodRunner, targets: Path) -> None:
+        written: list[str] = []
+        while not self._ticker_stop.wait(POD_TICK):
+            try:
+                pods.sync()
+            except (AppStartError, ClusterError, OSError) as err:
+                self._ticker_error = err
+                return
+            current = pods.metrics_targets()
+            self._app_ports.update(current)
+            if current != written:
+                tmp = targets.with_suffix(".tmp")
+                tmp.write_text(json.dumps([{"targets": current, "labels": {"job": "apps"}}]))
+                tmp.replace(targets)  # Prometheus reads whole files only
+                written = current
+
+    # ---------------------------------------------------------------- waiting
+
+    def _wait_initial(self) -> None:
+        self._stage = f"initial deploy: {scenarios.FIRST_IMAGE}"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not (_healthy(self._rollout()) and self._scraped()):
+            if time.monotonic() > deadline:
+                why = "the Rollout did not become Healthy" if not _healthy(self._rollout()) else \
+                    f"Prometheus at {self.endpoints['prometheus']} has no traffic samples yet"
+                raise DemoError(f"the demo could not get ready within {READY_TIMEOUT:.0f}s: {why}")
+            self._tick()
+        self._weights = [self._canary_weight()]
+
+    def _scraped(self) -> bool:
+        try:
+            answer = requests.get(f"{self.endpoints['prometheus']}/api/v1/query", timeout=2,
+                                  params={"query": 'count(rate(istio_requests_total{reporter="source"}[10s]))'})
+            return bool(answer.ok and answer.json()["data"]["result"])
+        except (requests.RequestException, ValueError, KeyError):
+            return False
+
+    def _release_one(self, index: int, release: scenarios.Release) -> ReleaseRecord:
+        self._stage = f"release {index}/{len(scenarios.RELEASES)}: {release.image}"
+        self._why = release.why
+        self._release, self._expected = index, release.expected
+        started, before = _now(), self._sent()
+        self._weights = [self._weights[-1]]
+        rollout = self._rollout()
+        old_stable = str((rollout.get("status") or {}).get("stableRS", ""))
+        self.cluster.patch("Rollout", scenarios.ROLLOUT_NAME, self.options.namespace,
+                           scenarios.with_image(rollout, release.image))
+        deadline = time.monotonic() + self.scenario.timing.release_timeout
+        while True:
+            self._tick()
+            rollout = self._rollout()
+            status = rollout.get("status") or {}
+            pod_hash = str(status.get("currentPodHash", ""))
+            promoted = pod_hash != old_stable and _healthy(rollout) and status.get("stableRS") == pod_hash
+            aborted = status.get("abort") is True and self._weights[-1] == 0
+            if promoted or aborted or time.monotonic() > deadline:
+                break
+        self._drain_weights()  # the promotion's last weights are written before its status
+        run = self._analysis_run(pod_hash)
+        canary = f"{scenarios.ROLLOUT_NAME}-{pod_hash}"
+        record = ReleaseRecord(
+            image=release.image, expected=Outcome(release.expected), started=started, ended=_now(),
+            phase=str(status.get("phase", "")), message=str(status.get("message", "")),
+            aborted=status.get("abort") is True, promoted=promoted, weights=tuple(self._weights), canary=canary,
+            analysis_run=None if run is None else run["metadata"]["name"],
+            analysis_phase=None if run is None else (run.get("status") or {}).get("phase"),
+            measurements=_measurements(run),
+            requests=_delta(self._sent().get(canary, {}), before.get(canary, {})),
+        )
+        self.observer.release_done(record)
+        self._hold(1.5 if not self.options.short else 0.3, f"{release.image}: {outcome(record)}")
+        return record
+
+    def _analysis_run(self, pod_hash: str) -> dict[str, Any] | None:
+        """The release's AnalysisRun, once it is over (a promotion terminates it a moment later)."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            runs = [r for r in self.cluster.list("AnalysisRun", self.options.namespace)
+                    if ((r.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL) == pod_hash]
+            run = runs[-1] if runs else None
+            phase = ((run or {}).get("status") or {}).get("phase")
+            if run is None or phase not in (None, "", "Pending", "Running") or time.monotonic() > deadline:
+                return run
+            self._tick()
+
+    def _hold(self, seconds: float, stage: str) -> None:
+        self._stage, self._why = stage, ""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            self._tick()
+
+    # ---------------------------------------------------------------- one tick
+
+    def _tick(self) -> None:
+        if self._ticker_error is not None:
+            raise DemoError(f"the demo's pods stopped: {self._ticker_error}")
+        if self.manager is not None and not self.manager.healthy():
+            raise DemoError("the controller stopped")
+        self._drain_weights()
+        self._sample_traffic()
+        ns = self.options.namespace
+        self.observer.frame(Frame(
+            stage=self._stage, why=self._why, release=self._release, releases=len(scenarios.RELEASES), expected=self._expected,
+            rollout=self._rollout_or_none(), replica_sets=self.cluster.list("ReplicaSet", ns),
+            analysis_runs=self.cluster.list("AnalysisRun", ns), routes=tuple(self.pods.routes(self._vs_name, self.scenario.route)),
+            traffic=self._traffic_rates(), events=() if self.manager is None else tuple(self.manager.recorder.recorded),
+            apps={name: (app.image, app.port) for name, app in self.pods.apps.items()},
+            elapsed=time.monotonic() - self._started,
+        ))
+        time.sleep(TICK)
+
+    def _drain_weights(self) -> None:
+        """Every VirtualService change since the last tick, in order (a watch with timeout 0 drains)."""
+        stream = self.cluster.watch("VirtualService", self.options.namespace, resource_version=self._vs_cursor, timeout=0)
+        try:
+            for event in stream:
+                if event.object["metadata"]["name"] == self._vs_name:
+                    weight = _canary_weight(event.object, self.scenario.route, self.scenario.canary_service)
+                    if not self._weights or self._weights[-1] != weight:
+                        self._weights.append(weight)
+        finally:
+            self._vs_cursor = stream.resource_version
+            stream.close()
+
+    def _sent(self) -> dict[str, dict[str, int]]:
+        return {workload: dict(codes) for workload, codes in list(self.traffic.sent.items())}
+
+    def _sample_traffic(self) -> None:
+        now = time.monotonic()
+        self._samples.append((now, self._sent()))
+        while len(self._samples) > 2 and self._samples[1][0] < now - TRAFFIC_WINDOW:
+            self._samples.popleft()
+
+    def _traffic_rates(self) -> dict[str, tuple[float, float]]:
+        (t0, first), (t1, last) = self._samples[0], self._samples[-1]
+        rates: dict[str, tuple[float, float]] = {}
+        for workload, codes in last.items():
+            delta = _delta(codes, first.get(workload, {}))
+            total = sum(delta.values())
+            if total and t1 > t0:
+                ok = total - sum(n for code, n in delta.items() if code.startswith("5"))
+                rates[workload] = (total / (t1 - t0), ok / total)
+        return rates
+
+    def _rollout(self) -> dict[str, Any]:
+        return self.cluster.get("Rollout", scenarios.ROLLOUT_NAME, self.options.namespace)
+
+    def _rollout_or_none(self) -> dict[str, Any] | None:
+        try:
+            return self._rollout()
+        except ClusterError:
+            return None
+
+    def _canary_weight(self) -> int:
+        vs = self.cluster.get("VirtualService", self._vs_name, self.options.namespace)
+        return _canary_weight(vs, self.scenario.route, self.scenario.canary_service)
+
+    def app_endpoints(self) -> list[str]:
+        return sorted(f"http://{target}/" for target in self._app_ports)
+
+
+def _one_line(message: str) -> str:
+    """`what failed: last line of the log` out of a message carrying a log tail."""
+    lines = [line for line in message.splitlines() if line.strip()] or [""]
+    return lines[0] if len(lines) == 1 else f"{lines[0].split(':')[0]}: {lines[-1].strip()}"
+
+
+def _now() -> datetime:
+    return SystemClock().now()
+
+
+def _healthy(rollout: dict[str, Any]) -> bool:
+    status, meta = rollout.get("status") or {}, rollout.get("metadata") or {}
+    return (status.get("phase") == "Healthy" and bool(status.get("stableRS"))
+            and int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0))
+
+
+def _canary_weight(vs: dict[str, Any], route: str, canary_service: str) -> int:
+    """The weight of the canary Service's destinations in the named route."""
+    for http in (vs.get("spec") or {}).get("http") or []:
+        if http.get("name") == route:
+            return sum(int(d.get("weight", 0)) for d in http.get("route") or []
+                       if str((d.get("destination") or {}).get("host", "")).split(".")[0] == canary_service)
+    return 0
+
+
+def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {code: n - before.get(code, 0) for code, n in after.items() if n - before.get(code, 0) > 0}
+
+
+def _measurements(run: dict[str, Any] | None) -> tuple[str, ...]:
+    results = ((run or {}).get("status") or {}).get("metricResults") or []
+    return tuple(str(m["value"]) for r in results for m in r.get("measurements") or [] if m.get("value") is not None)
+
+
+def run_demo(options: Options, observer: Observer) -> Summary:
+    demo = Demo(options, observer)
+    summary = demo.run()
+    endpoints = dict(summary.endpoints)
+    endpoints.update({f"app{i}": url for i, url in enumerate(demo.app_endpoints(), 1)})
+    return Summary(summary.releases, summary.duration_seconds, endpoints, summary.kubeconfig)

@@ -1,0 +1,239 @@
+"""The demo's summary: what each release did, from the history the demo recorded.
+
+Rules:
+- Pure: built from `ReleaseRecord`s (what the demo observed: the Rollout's final state,
+  every VirtualService canary weight in order, the AnalysisRun's measurements, the
+  canary's requests by response code) and plain endpoint data; no clock, no I/O.
+- Outcome: `Promoted` when the release's ReplicaSet became stable and the Rollout is
+  not aborted; `Aborted` when `status.abort` is set; otherwise `Unfinished` (the demo
+  gave up waiting). The demo succeeds when every outcome is the expected one.
+- Weight history: the canary weight at the start, then each change, consecutive
+  repeats dropped; the last value is marked `(stable)` when it is 0 (all traffic on
+  the stable ReplicaSet: the old one after an abort, the new one after a promotion).
+- Success rates: the analysis values are the AnalysisRun's measurements (Prometheus'
+  answers to the template's query, as Argo stores them: `[0.85]`); the traffic rate is
+  the share of non-5xx among the canary's requests counted by the traffic generator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+
+class Outcome(StrEnum):
+    PROMOTED = "Promoted"
+    ABORTED = "Aborted"
+    UNFINISHED = "Unfinished"
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    image: str
+    expected: Outcome
+    started: datetime
+    ended: datetime
+    phase: str  # the Rollout's phase at the end
+    message: str
+    aborted: bool  # status.abort
+    promoted: bool  # the release's pod hash is status.stableRS
+    weights: tuple[int, ...]  # VirtualService canary weight: at the start, then each change
+    canary: str  # the release's ReplicaSet
+    analysis_run: str | None = None
+    analysis_phase: str | None = None
+    measurements: tuple[str, ...] = ()  # measurement values as stored in the AnalysisRun
+    requests: Mapping[str, int] = field(default_factory=dict)  # canary requests by response code
+
+
+@dataclass(frozen=True)
+class ReleaseSummary:
+    image: str
+    expected: Outcome
+    outcome: Outcome
+    duration_seconds: float
+    weights: tuple[int, ...]
+    phase: str
+    message: str
+    canary: str
+    analysis_run: str | None
+    analysis_phase: str | None
+    analysis_values: tuple[float, ...]
+    requests: int
+    errors: int
+
+    @property
+    def as_expected(self) -> bool:
+        return self.outcome == self.expected
+
+    @property
+    def final_weight(self) -> int:
+        return self.weights[-1] if self.weights else 0
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of the canary's requests that were not 5xx (None without requests)."""
+        return None if self.requests == 0 else (self.requests - self.errors) / self.requests
+
+    @property
+    def weight_text(self) -> str:
+        """`0 → 20 → 50 → 100 → 0(stable)`."""
+        texts = [str(w) for w in self.weights]
+        if texts and self.weights[-1] == 0 and len(texts) > 1:
+            texts[-1] += "(stable)"
+        return " → ".join(texts)
+
+
+@dataclass(frozen=True)
+class Summary:
+    releases: tuple[ReleaseSummary, ...]
+    duration_seconds: float
+    endpoints: Mapping[str, str]  # name -> URL of everything the demo served or started
+    kubeconfig: str
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.releases) and all(r.as_expected for r in self.releases)
+
+
+def outcome(record: ReleaseRecord) -> Outcome:
+    if record.aborted:
+        return Outcome.ABORTED
+    if record.promoted:
+        return Outcome.PROMOTED
+    return Outcome.UNFINISHED
+
+
+def weight_history(weights: Iterable[int]) -> tuple[int, ...]:
+    """Consecutive repeats dropped: (0, 0, 20, 20, 50) -> (0, 20, 50)."""
+    kept: list[int] = []
+    for weight in weights:
+        if not kept or kept[-1] != weight:
+            kept.append(weight)
+    return tuple(kept)
+
+
+def measurement_value(value: str) -> float | None:
+    """The first number of a stored measurement value: `[0.85]` -> 0.85, `0.9` -> 0.9, `[]` -> None.
+
+    >>> [measurement_value(v) for v in ("[0.8529]", "1", "[]", "NaN", "[0.5,0.7]", "x")]
+    [0.8529, 1.0, None, nan, 0.5, None]
+    """
+    first = value.strip().strip("[]").split(",")[0].strip()
+    try:
+        return float(first)
+    except ValueError:
+        return None
+
+
+def _errors(requests: Mapping[str, int]) -> int:
+    return sum(n for code, n in requests.items() if code.startswith("5"))
+
+
+def release_summary(record: ReleaseRecord) -> ReleaseSummary:
+    values = tuple(v for v in (measurement_value(m) for m in record.measurements) if v is not None)
+    return ReleaseSummary(
+        image=record.image,
+        expected=record.expected,
+        outcome=outcome(record),
+        duration_seconds=round((record.ended - record.started).total_seconds(), 1),
+        weights=weight_history(record.weights),
+        phase=record.phase,
+        message=record.message,
+        canary=record.canary,
+        analysis_run=record.analysis_run,
+        analysis_phase=record.analysis_phase,
+        analysis_values=values,
+        requests=sum(record.requests.values()),
+        errors=_errors(record.requests),
+    )
+
+
+def summarize(records: Sequence[ReleaseRecord], *, duration_seconds: float, endpoints: Mapping[str, str],
+              kubeconfig: str) -> Summary:
+    return Summary(tuple(release_summary(r) for r in records), round(duration_seconds, 1), dict(endpoints), kubeconfig)
+
+
+# ---------------------------------------------------------------- output
+
+
+def _number(value: float | None) -> float | None:
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return round(value, 4)
+
+
+def to_json(summary: Summary) -> dict[str, Any]:
+    return {
+        "ok": summary.ok,
+        "duration_seconds": summary.duration_seconds,
+        "releases": [
+            {
+                "image": r.image,
+                "expected": str(r.expected),
+                "outcome": str(r.outcome),
+                "as_expected": r.as_expected,
+                "duration_seconds": r.duration_seconds,
+                "phase": r.phase,
+                "message": r.message,
+                "canary_replicaset": r.canary,
+                "weights": list(r.weights),
+                "weight_history": r.weight_text,
+                "final_canary_weight": r.final_weight,
+                "success_rate": _number(r.success_rate),
+                "traffic": {"requests": r.requests, "errors": r.errors, "success_rate": _number(r.success_rate)},
+                "analysis": {
+                    "run": r.analysis_run,
+                    "phase": r.analysis_phase,
+                    "values": [_number(v) for v in r.analysis_values],
+                    "min": _number(min(r.analysis_values, default=None)),
+                    "last": _number(r.analysis_values[-1] if r.analysis_values else None),
+                },
+            }
+            for r in summary.releases
+        ],
+        "endpoints": dict(summary.endpoints),
+        "kubeconfig": summary.kubeconfig,
+    }
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value * 100:.1f}%"
+
+
+def _analysis_text(r: ReleaseSummary) -> str:
+    if not r.analysis_values:
+        return f"{r.analysis_phase or '-'} (no values)"
+    values = ", ".join(_rate(v) for v in r.analysis_values[-4:])
+    more = "…, " if len(r.analysis_values) > 4 else ""
+    return f"{r.analysis_phase}: {more}{values}"
+
+
+def table(summary: Summary) -> RenderableType:
+    """The end-of-demo table, then one verdict line."""
+    grid = Table(title="rollouts demo: summary", title_justify="left", header_style="bold", pad_edge=False)
+    for column in ("release", "outcome", "took", "canary weight", "analysis (success rate)", "canary traffic"):
+        grid.add_column(column, no_wrap=column != "analysis (success rate)")
+    for r in summary.releases:
+        style = "green" if r.as_expected else "red"
+        mark = "✔" if r.as_expected else "✖"
+        verdict = Text(f"{mark} {r.outcome}", style=style)
+        if not r.as_expected:
+            verdict.append(f" (expected {r.expected})", style="red")
+        traffic = f"{_rate(r.success_rate)} ok of {r.requests}"
+        grid.add_row(r.image, verdict, f"{r.duration_seconds:.0f}s", r.weight_text, _analysis_text(r), traffic)
+    if summary.ok:
+        done = ", ".join(f"{r.image} {r.outcome}" for r in summary.releases)
+        line = Text(f"✔ as expected: {done} (demo took {summary.duration_seconds:.0f}s)", style="bold green")
+    else:
+        wrong = ", ".join(f"{r.image} {r.outcome} (expected {r.expected}: {r.message or r.phase})"
+                          for r in summary.releases if not r.as_expected) or "no release ran"
+        line = Text(f"✖ not as expected: {wrong}", style="bold red")
+    return Group(grid, line)
