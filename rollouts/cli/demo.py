@@ -138,12 +138,16 @@ class LiveScreen:
         self.console = console
         self.live = Live(console=console, auto_refresh=False, redirect_stdout=False, transient=False)
         self.kubeconfig = ""
+        self.last: Any = None
 
     def __enter__(self) -> LiveScreen:
         self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.last is not None:  # the demo's cluster is gone: no more second-terminal hint
+            self.kubeconfig = ""
+            self.live.update(self.screen(self.last), refresh=True)
         self.live.__exit__(None, None, None)
 
     def started(self, endpoints: dict[str, str], kubeconfig: str) -> None:
@@ -153,6 +157,7 @@ class LiveScreen:
         pass
 
     def frame(self, frame: Any) -> None:
+        self.last = frame
         self.live.update(self.screen(frame), refresh=True)
 
     def screen(self, frame: Any) -> RenderableType:
@@ -174,9 +179,9 @@ class LiveScreen:
         return Group(title, subtitle, top, Text(""), render.tree(current), Text(""), self.hint())
 
     def hint(self) -> Text:
-        hint = Text("Second terminal:  ", style="dim")
         if not self.kubeconfig:
-            return hint
+            return Text("")
+        hint = Text("Second terminal:  ", style="dim")
         hint.append(f"export KUBECONFIG={self.kubeconfig}\n", style="cyan")
         hint.append(" " * 18 + "rollouts get rollout demo --watch   ·   rollouts promote demo   ·   rollouts abort demo",
                     style="cyan")

@@ -33,7 +33,6 @@ import signal
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from rollouts import apiserver
 from rollouts.clock import SystemClock
 from rollouts.cluster import ClusterError
 from rollouts.controller import Manager
+from rollouts.demo import record as rec
 from rollouts.demo import scenario as scenarios
 from rollouts.demo.pods import AppStartError, PodRunner
 from rollouts.demo.prometheus import INSTALL_HINT, PrometheusError, PrometheusServer
@@ -56,7 +56,6 @@ from rollouts.demo.traffic import Backend, TrafficGenerator
 from rollouts.events import Recorded
 from rollouts.memory import InMemoryCluster
 
-HASH_LABEL = "rollouts-pod-template-hash"
 TICK = 0.25
 POD_TICK = 0.3
 READY_TIMEOUT = 40.0
@@ -141,9 +140,6 @@ class Demo:
         self._ticker_stop = threading.Event()
         self._ticker_error: BaseException | None = None
         self._app_ports: set[str] = set()
-        self._samples: deque[tuple[float, dict[str, dict[str, int]]]] = deque()
-        self._vs_cursor: str | None = None
-        self._weights: list[int] = []
         self._started = time.monotonic()
         self.manager: Manager | None = None
         self._stage, self._why, self._release, self._expected = "starting", "", 0, ""
@@ -195,6 +191,9 @@ class Demo:
         traffic.start()
         stack.callback(traffic.stop)
         self.traffic, self.pods, self._vs_name = traffic, pods, vs
+        self.window = rec.TrafficWindow(self._sent, window=TRAFFIC_WINDOW)
+        self.weights = rec.WeightLog(self.cluster, namespace=ns, name=vs, route=self.scenario.route,
+                                     canary_service=self.scenario.canary_service)
 
         prometheus = DemoPrometheus(scrape_targets=[self.endpoints["traffic"].split("/")[2]])
         prometheus.file_sd = targets
@@ -233,13 +232,12 @@ class Demo:
     def _wait_initial(self) -> None:
         self._stage = f"initial deploy: {scenarios.FIRST_IMAGE}"
         deadline = time.monotonic() + READY_TIMEOUT
-        while not (_healthy(self._rollout()) and self._scraped()):
+        while not (rec.healthy(self._rollout()) and self._scraped()):
             if time.monotonic() > deadline:
-                why = "the Rollout did not become Healthy" if not _healthy(self._rollout()) else \
+                why = "the Rollout did not become Healthy" if not rec.healthy(self._rollout()) else \
                     f"Prometheus at {self.endpoints['prometheus']} has no traffic samples yet"
                 raise DemoError(f"the demo could not get ready within {READY_TIMEOUT:.0f}s: {why}")
             self._tick()
-        self._weights = [self._canary_weight()]
 
     def _scraped(self) -> bool:
         try:
@@ -254,7 +252,7 @@ class Demo:
         self._why = release.why
         self._release, self._expected = index, release.expected
         started, before = _now(), self._sent()
-        self._weights = [self._weights[-1]]
+        self.weights.restart()
         rollout = self._rollout()
         old_stable = str((rollout.get("status") or {}).get("stableRS", ""))
         self.cluster.patch("Rollout", scenarios.ROLLOUT_NAME, self.options.namespace,
@@ -265,21 +263,20 @@ class Demo:
             rollout = self._rollout()
             status = rollout.get("status") or {}
             pod_hash = str(status.get("currentPodHash", ""))
-            promoted = pod_hash != old_stable and _healthy(rollout) and status.get("stableRS") == pod_hash
-            aborted = status.get("abort") is True and self._weights[-1] == 0
+            promoted = pod_hash != old_stable and rec.healthy(rollout) and status.get("stableRS") == pod_hash
+            aborted = status.get("abort") is True and self.weights.weights[-1] == 0
             if promoted or aborted or time.monotonic() > deadline:
                 break
-        self._drain_weights()  # the promotion's last weights are written before its status
+        self.weights.drain()  # the promotion's last weights are written before its status
         run = self._analysis_run(pod_hash)
         canary = f"{scenarios.ROLLOUT_NAME}-{pod_hash}"
         record = ReleaseRecord(
             image=release.image, expected=Outcome(release.expected), started=started, ended=_now(),
             phase=str(status.get("phase", "")), message=str(status.get("message", "")),
-            aborted=status.get("abort") is True, promoted=promoted, weights=tuple(self._weights), canary=canary,
-            analysis_run=None if run is None else run["metadata"]["name"],
-            analysis_phase=None if run is None else (run.get("status") or {}).get("phase"),
-            measurements=_measurements(run),
-            requests=_delta(self._sent().get(canary, {}), before.get(canary, {})),
+            aborted=status.get("abort") is True, promoted=promoted, weights=tuple(self.weights.weights),
+            canary=canary, analysis_run=None if run is None else run["metadata"]["name"],
+            analysis_phase=rec.run_phase(run), measurements=rec.measurements(run),
+            requests=rec.delta(self._sent().get(canary, {}), before.get(canary, {})),
         )
         self.observer.release_done(record)
         self._hold(1.5 if not self.options.short else 0.3, f"{release.image}: {outcome(record)}")
@@ -289,11 +286,8 @@ class Demo:
         """The release's AnalysisRun, once it is over (a promotion terminates it a moment later)."""
         deadline = time.monotonic() + 5.0
         while True:
-            runs = [r for r in self.cluster.list("AnalysisRun", self.options.namespace)
-                    if ((r.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL) == pod_hash]
-            run = runs[-1] if runs else None
-            phase = ((run or {}).get("status") or {}).get("phase")
-            if run is None or phase not in (None, "", "Pending", "Running") or time.monotonic() > deadline:
+            run = rec.run_for(self.cluster.list("AnalysisRun", self.options.namespace), pod_hash)
+            if run is None or rec.run_phase(run) not in rec.RUNNING_PHASES or time.monotonic() > deadline:
                 return run
             self._tick()
 
@@ -310,51 +304,22 @@ class Demo:
             raise DemoError(f"the demo's pods stopped: {self._ticker_error}")
         if self.manager is not None and not self.manager.healthy():
             raise DemoError("the controller stopped")
-        self._drain_weights()
-        self._sample_traffic()
-        ns = self.options.namespace
+        self.weights.drain()
+        self.window.sample(time.monotonic())
+        ns, manager = self.options.namespace, self.manager
         self.observer.frame(Frame(
-            stage=self._stage, why=self._why, release=self._release, releases=len(scenarios.RELEASES), expected=self._expected,
-            rollout=self._rollout_or_none(), replica_sets=self.cluster.list("ReplicaSet", ns),
-            analysis_runs=self.cluster.list("AnalysisRun", ns), routes=tuple(self.pods.routes(self._vs_name, self.scenario.route)),
-            traffic=self._traffic_rates(), events=() if self.manager is None else tuple(self.manager.recorder.recorded),
+            stage=self._stage, why=self._why, release=self._release, releases=len(scenarios.RELEASES),
+            expected=self._expected, rollout=self._rollout_or_none(),
+            replica_sets=self.cluster.list("ReplicaSet", ns), analysis_runs=self.cluster.list("AnalysisRun", ns),
+            routes=tuple(self.pods.routes(self._vs_name, self.scenario.route)), traffic=self.window.rates(),
+            events=() if manager is None else tuple(manager.recorder.recorded),
             apps={name: (app.image, app.port) for name, app in self.pods.apps.items()},
             elapsed=time.monotonic() - self._started,
         ))
         time.sleep(TICK)
 
-    def _drain_weights(self) -> None:
-        """Every VirtualService change since the last tick, in order (a watch with timeout 0 drains)."""
-        stream = self.cluster.watch("VirtualService", self.options.namespace, resource_version=self._vs_cursor, timeout=0)
-        try:
-            for event in stream:
-                if event.object["metadata"]["name"] == self._vs_name:
-                    weight = _canary_weight(event.object, self.scenario.route, self.scenario.canary_service)
-                    if not self._weights or self._weights[-1] != weight:
-                        self._weights.append(weight)
-        finally:
-            self._vs_cursor = stream.resource_version
-            stream.close()
-
-    def _sent(self) -> dict[str, dict[str, int]]:
+    def _sent(self) -> rec.Counts:
         return {workload: dict(codes) for workload, codes in list(self.traffic.sent.items())}
-
-    def _sample_traffic(self) -> None:
-        now = time.monotonic()
-        self._samples.append((now, self._sent()))
-        while len(self._samples) > 2 and self._samples[1][0] < now - TRAFFIC_WINDOW:
-            self._samples.popleft()
-
-    def _traffic_rates(self) -> dict[str, tuple[float, float]]:
-        (t0, first), (t1, last) = self._samples[0], self._samples[-1]
-        rates: dict[str, tuple[float, float]] = {}
-        for workload, codes in last.items():
-            delta = _delta(codes, first.get(workload, {}))
-            total = sum(delta.values())
-            if total and t1 > t0:
-                ok = total - sum(n for code, n in delta.items() if code.startswith("5"))
-                rates[workload] = (total / (t1 - t0), ok / total)
-        return rates
 
     def _rollout(self) -> dict[str, Any]:
         return self.cluster.get("Rollout", scenarios.ROLLOUT_NAME, self.options.namespace)
@@ -364,10 +329,6 @@ class Demo:
             return self._rollout()
         except ClusterError:
             return None
-
-    def _canary_weight(self) -> int:
-        vs = self.cluster.get("VirtualService", self._vs_name, self.options.namespace)
-        return _canary_weight(vs, self.scenario.route, self.scenario.canary_service)
 
     def app_endpoints(self) -> list[str]:
         return sorted(f"http://{target}/" for target in self._app_ports)
@@ -381,30 +342,6 @@ def _one_line(message: str) -> str:
 
 def _now() -> datetime:
     return SystemClock().now()
-
-
-def _healthy(rollout: dict[str, Any]) -> bool:
-    status, meta = rollout.get("status") or {}, rollout.get("metadata") or {}
-    return (status.get("phase") == "Healthy" and bool(status.get("stableRS"))
-            and int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0))
-
-
-def _canary_weight(vs: dict[str, Any], route: str, canary_service: str) -> int:
-    """The weight of the canary Service's destinations in the named route."""
-    for http in (vs.get("spec") or {}).get("http") or []:
-        if http.get("name") == route:
-            return sum(int(d.get("weight", 0)) for d in http.get("route") or []
-                       if str((d.get("destination") or {}).get("host", "")).split(".")[0] == canary_service)
-    return 0
-
-
-def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    return {code: n - before.get(code, 0) for code, n in after.items() if n - before.get(code, 0) > 0}
-
-
-def _measurements(run: dict[str, Any] | None) -> tuple[str, ...]:
-    results = ((run or {}).get("status") or {}).get("metricResults") or []
-    return tuple(str(m["value"]) for r in results for m in r.get("measurements") or [] if m.get("value") is not None)
 
 
 def run_demo(options: Options, observer: Observer) -> Summary:

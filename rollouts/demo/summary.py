@@ -211,6 +211,8 @@ def _rate(value: float | None) -> str:
 def _analysis_text(r: ReleaseSummary) -> str:
     if not r.analysis_values:
         return f"{r.analysis_phase or '-'} (no values)"
+    if len(set(r.analysis_values)) == 1:
+        return f"{r.analysis_phase}: {_rate(r.analysis_values[0])} × {len(r.analysis_values)}"
     values = ", ".join(_rate(v) for v in r.analysis_values[-4:])
     more = "…, " if len(r.analysis_values) > 4 else ""
     return f"{r.analysis_phase}: {more}{values}"
@@ -218,7 +220,7 @@ def _analysis_text(r: ReleaseSummary) -> str:
 
 def table(summary: Summary) -> RenderableType:
     """The end-of-demo table, then one verdict line."""
-    grid = Table(title="rollouts demo: summary", title_justify="left", header_style="bold", pad_edge=False)
+    grid = Table(title="rollouts demo: summary", title_justify="left", header_style="bold")
     for column in ("release", "outcome", "took", "canary weight", "analysis (success rate)", "canary traffic"):
         grid.add_column(column, no_wrap=column != "analysis (success rate)")
     for r in summary.releases:
