@@ -1,9 +1,9 @@
-"""Tokenizer and parser for the condition language (expr-lang syntax, hand-written).
+"""Parser of the condition language: expr-lang syntax, precedence climbing, hand-written.
 
 Rules and invariants:
-- User text is never handed to `eval`, `exec`, `compile` or `ast`: a tokenizer turns it
-  into tokens, a precedence-climbing parser (expr-lang's own precedence table, below) turns
-  the tokens into the frozen node classes defined here, and `analysis.expr` compiles those.
+- User text is never handed to `eval`, `exec`, `compile` or `ast`: `expr_tokens` turns it
+  into tokens, this precedence-climbing parser (expr-lang's own precedence table, below)
+  turns the tokens into `expr_nodes`, and `expr_compile` compiles those.
 - Bounded: text longer than MAX_LENGTH characters, or a tree deeper than MAX_DEPTH nodes
   (parentheses, unary operators and long operator chains all count), is an ExprSyntaxError
   before anything recurses deeply.
@@ -15,128 +15,20 @@ Rules and invariants:
   and bind tighter than unary minus (`-2 ** 2 == -4`); `??` cannot be mixed with other
   binary operators without parentheses; predicates take `{...}` or a bare expression, in
   which `#` is the element, `#index` its index and `.name` means `#.name`; `x | f(y)` is
-  `f(x, y)`. Method calls (`result.Name()`) are rejected: only built-ins can be called.
+  `f(x, y)`; lists, maps and calls allow a trailing comma. Method calls (`result.Name()`)
+  are rejected: only built-ins can be called.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from analysis.expr_nodes import (
+    Array, Binary, Call, Cond, Lit, MapLit, Member, Name, Node, Pointer, Predicate, Slice, Unary,
+)  # fmt: skip
+from analysis.expr_tokens import Cursor, ExprSyntaxError, Token
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 64
 
-
-class ExprError(Exception):
-    """An expression could not be compiled or evaluated; the message says why."""
-
-
-class ExprSyntaxError(ExprError):
-    """The text itself is wrong (syntax, unknown name, static type mismatch)."""
-
-    def __init__(self, message: str, *, position: int, source: str = "") -> None:
-        self.reason = message
-        self.position = position
-        self.source = source
-        super().__init__(f"{message} at {where(source, position)}")
-
-
-def where(source: str, position: int) -> str:
-    """`column N` for one-line text, `line L, column C` (line 1-based) otherwise."""
-    if "\n" not in source:
-        return f"column {position}"
-    line = source.count("\n", 0, position) + 1
-    column = position - (source.rfind("\n", 0, position) + 1)
-    return f"line {line}, column {column}"
-
-
-# ---------------------------------------------------------------- nodes
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    pos: int
-    depth: int
-
-
-@dataclass(frozen=True, slots=True)
-class Lit(Node):
-    value: object
-
-
-@dataclass(frozen=True, slots=True)
-class Name(Node):
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Pointer(Node):
-    name: str  # "" for `#`, "index" for `#index`
-
-
-@dataclass(frozen=True, slots=True)
-class Unary(Node):
-    op: str  # "!" or "-" or "+"
-    operand: Node
-
-
-@dataclass(frozen=True, slots=True)
-class Binary(Node):
-    op: str  # normalised: "&&", "||", "**" for and/or/^
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True, slots=True)
-class Member(Node):
-    obj: Node
-    prop: Node
-    optional: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Slice(Node):
-    obj: Node
-    lo: Node | None
-    hi: Node | None
-
-
-@dataclass(frozen=True, slots=True)
-class Call(Node):
-    name: str
-    args: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Predicate(Node):
-    body: Node
-
-
-@dataclass(frozen=True, slots=True)
-class Array(Node):
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MapLit(Node):
-    pairs: tuple[tuple[Node, Node], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Cond(Node):
-    test: Node
-    then: Node | None  # None for the Elvis form `a ?: b`
-    other: Node
-
-
-# ---------------------------------------------------------------- tokens
-
-WORD_OPERATORS = frozenset(
-    {"and", "or", "not", "in", "matches", "contains", "startsWith", "endsWith", "let"}
-)
-SYMBOLS = (
-    "**", "==", "!=", "<=", ">=", "&&", "||", "??", "?.", "..", "::",
-    "+", "-", "*", "/", "%", "^", "<", ">", "!", "?", ":", ",", ".", "#", "|", "=", ";",
-)  # fmt: skip
 BINARY = {
     "|": (0, "left"), "or": (10, "left"), "||": (10, "left"), "and": (15, "left"),
     "&&": (15, "left"), "==": (20, "left"), "!=": (20, "left"), "<": (20, "left"),
@@ -147,143 +39,8 @@ BINARY = {
     "^": (100, "right"), "??": (500, "left"),
 }  # fmt: skip
 UNARY = {"not": 50, "!": 50, "-": 90, "+": 90}
-DIGITS = "0123456789"
 NEGATABLE = frozenset({"in", "matches", "contains", "startsWith", "endsWith"})
 NORMAL = {"and": "&&", "or": "||", "^": "**", "not": "!"}
-ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "`": "`",
-           "a": "\a", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    kind: str  # "num", "str", "ident", "op", "bracket", "eof"
-    text: str
-    pos: int
-    value: object = None
-
-    def shown(self) -> str:
-        return "end of expression" if self.kind == "eof" else repr(self.text)
-
-
-def tokenize(source: str) -> list[Token]:
-    if len(source) > MAX_LENGTH:
-        raise ExprSyntaxError(
-            f"expression is {len(source)} characters long, more than the {MAX_LENGTH} allowed",
-            position=MAX_LENGTH,
-            source=source,
-        )
-    tokens: list[Token] = []
-    i, n = 0, len(source)
-    while i < n:
-        ch = source[i]
-        if ch in " \t\r\n":
-            i += 1
-        elif source.startswith("//", i):
-            end = source.find("\n", i)
-            i = n if end < 0 else end
-        elif source.startswith("/*", i):
-            end = source.find("*/", i + 2)
-            if end < 0:
-                raise ExprSyntaxError("unclosed comment", position=i, source=source)
-            i = end + 2
-        elif ch in DIGITS or (ch == "." and i + 1 < n and source[i + 1] in DIGITS):
-            i = _number(source, i, tokens)
-        elif ch.isalpha() or ch in "_$":
-            j = i + 1
-            while j < n and (source[j].isalnum() or source[j] in "_$"):
-                j += 1
-            word = source[i:j]
-            tokens.append(Token("op" if word in WORD_OPERATORS else "ident", word, i))
-            i = j
-        elif ch in "'\"`":
-            i = _string(source, i, tokens)
-        elif ch in "()[]{}":
-            tokens.append(Token("bracket", ch, i))
-            i += 1
-        else:
-            sym = next((s for s in SYMBOLS if source.startswith(s, i)), None)
-            if sym is None:
-                raise ExprSyntaxError(f"unexpected character {ch!r}", position=i, source=source)
-            if sym == "?." and i + 2 < n and source[i + 2] in DIGITS:
-                sym = "?"  # `a ?.5 : 1` is a ternary, not optional chaining
-            tokens.append(Token("op", sym, i))
-            i += len(sym)
-    tokens.append(Token("eof", "", n))
-    return tokens
-
-
-def _number(source: str, i: int, tokens: list[Token]) -> int:
-    j, n = i, len(source)
-    lower = source[i : i + 2].lower()
-    if lower in ("0x", "0b", "0o"):
-        j = i + 2
-        while j < n and (source[j].isalnum() or source[j] == "_"):
-            j += 1
-        text = source[i:j]
-        try:
-            value: int | float = int(text.replace("_", ""), 0)
-        except ValueError:
-            raise ExprSyntaxError(f"invalid number {text!r}", position=i, source=source) from None
-    else:
-        while j < n and (source[j] in DIGITS or source[j] == "_"):
-            j += 1
-        if j < n and source[j] == "." and not source.startswith("..", j):
-            j += 1
-            while j < n and (source[j] in DIGITS or source[j] == "_"):
-                j += 1
-        if j < n and source[j] in "eE":
-            k = j + 1
-            if k < n and source[k] in "+-":
-                k += 1
-            if k < n and source[k] in DIGITS:
-                j = k
-                while j < n and source[j] in DIGITS:
-                    j += 1
-        text = source[i:j]
-        clean = text.replace("_", "")
-        value = float(clean) if any(c in clean for c in ".eE") else int(clean)
-    if isinstance(value, int) and value > 2**63 - 1:
-        raise ExprSyntaxError("integer literal is too large", position=i, source=source)
-    if value == float("inf"):
-        raise ExprSyntaxError("float literal is too large", position=i, source=source)
-    tokens.append(Token("num", text, i, value))
-    return j
-
-
-def _string(source: str, i: int, tokens: list[Token]) -> int:
-    quote, j, n = source[i], i + 1, len(source)
-    out: list[str] = []
-    while j < n and source[j] != quote:
-        ch = source[j]
-        if ch == "\\" and quote != "`":
-            j += 1
-            esc = source[j] if j < n else ""
-            if esc in ESCAPES:
-                out.append(ESCAPES[esc])
-                j += 1
-            elif esc in ("x", "u", "U"):
-                width = {"x": 2, "u": 4, "U": 8}[esc]
-                digits = source[j + 1 : j + 1 + width]
-                try:
-                    out.append(chr(int(digits, 16)))
-                except ValueError:
-                    raise ExprSyntaxError(
-                        "invalid escape in string", position=j - 1, source=source
-                    ) from None
-                j += 1 + width
-            else:
-                raise ExprSyntaxError("invalid escape in string", position=j - 1, source=source)
-        else:
-            out.append(ch)
-            j += 1
-    if j >= n:
-        raise ExprSyntaxError("literal not terminated", position=i, source=source)
-    tokens.append(Token("str", source[i : j + 1], i, "".join(out)))
-    return j + 1
-
-
-# ---------------------------------------------------------------- parser
-
 # Built-ins whose arguments are predicates: one spec letter per argument,
 # "e" an expression, "p" a predicate, "P" an optional predicate.
 PREDICATE_ARGS = {
@@ -295,55 +52,29 @@ PREDICATE_ARGS = {
 
 def parse(source: str) -> Node:
     """Parse `source` into a node tree, or raise ExprSyntaxError."""
+    if len(source) > MAX_LENGTH:
+        raise ExprSyntaxError(
+            f"expression is {len(source)} characters long, more than the {MAX_LENGTH} allowed",
+            position=MAX_LENGTH,
+            source=source,
+        )
     return _Parser(source).parse()
 
 
-class _Parser:
+class _Parser(Cursor):
     def __init__(self, source: str) -> None:
-        self.source = source
-        self.tokens = tokenize(source)
-        self.i = 0
+        super().__init__(source)
         self.nesting = 0  # recursion guard
         self.predicates = 0  # how many predicates we are inside
 
-    # -- helpers
-    @property
-    def cur(self) -> Token:
-        return self.tokens[self.i]
-
-    def advance(self) -> Token:
-        tok = self.tokens[self.i]
-        if tok.kind != "eof":
-            self.i += 1
-        return tok
-
-    def error(self, message: str, token: Token | None = None) -> ExprSyntaxError:
-        tok = token or self.cur
-        return ExprSyntaxError(message, position=tok.pos, source=self.source)
-
-    def unexpected(self, token: Token | None = None) -> ExprSyntaxError:
-        tok = token or self.cur
-        if tok.kind == "eof":
-            return self.error("unexpected end of expression", tok)
-        return self.error(f"unexpected token {tok.shown()}", tok)
-
-    def is_(self, kind: str, text: str | None = None) -> bool:
-        tok = self.cur
-        return tok.kind == kind and (text is None or tok.text == text)
-
-    def expect(self, kind: str, text: str) -> Token:
-        if not self.is_(kind, text):
-            raise self.unexpected()
-        return self.advance()
+    def too_deep(self, pos: int) -> ExprSyntaxError:
+        message = f"expression nests too deeply (more than {MAX_DEPTH} levels)"
+        return ExprSyntaxError(message, position=pos, source=self.source)
 
     def node(self, cls: type, pos: int, *children: Node | None, **fields: object) -> Node:
         depth = 1 + max((c.depth for c in children if c is not None), default=0)
         if depth > MAX_DEPTH:
-            raise ExprSyntaxError(
-                f"expression nests too deeply (more than {MAX_DEPTH} levels)",
-                position=pos,
-                source=self.source,
-            )
+            raise self.too_deep(pos)
         made: Node = cls(pos=pos, depth=depth, **fields)
         return made
 
@@ -359,7 +90,7 @@ class _Parser:
     def expression(self, precedence: int) -> Node:
         self.nesting += 1
         if self.nesting > MAX_DEPTH:
-            raise self.error(f"expression nests too deeply (more than {MAX_DEPTH} levels)")
+            raise self.too_deep(self.cur.pos)
         try:
             left = self.binary(self.primary(), precedence)
             if precedence == 0:
@@ -480,60 +211,41 @@ class _Parser:
         if tok.kind in ("num", "str"):
             return self.node(Lit, tok.pos, value=tok.value)
         if tok.kind == "bracket" and tok.text == "[":
-            items = self.sequence("]")
+            items = self.items("]", self.argument)
             return self.node(Array, tok.pos, *items, items=tuple(items))
         if tok.kind == "bracket" and tok.text == "{":
             return self.map_literal(tok)
         raise self.unexpected(tok)
 
-    def sequence(self, closing: str) -> list[Node]:
-        items: list[Node] = []
-        while not self.is_("bracket", closing):
-            if items:
-                self.expect("op", ",")
-                if self.is_("bracket", closing):
-                    break
-            items.append(self.expression(0))
-        self.advance()
-        return items
+    def argument(self) -> Node:
+        return self.expression(0)
 
     def map_literal(self, open_tok: Token) -> Node:
-        pairs: list[tuple[Node, Node]] = []
-        while not self.is_("bracket", "}"):
-            if pairs:
-                self.expect("op", ",")
-                if self.is_("bracket", "}"):
-                    break
-            key_tok = self.cur
-            if key_tok.kind in ("num", "str", "ident"):
-                self.advance()
-                text = key_tok.value if key_tok.kind == "str" else key_tok.text
-                key = self.node(Lit, key_tok.pos, value=text)
-            elif self.is_("bracket", "("):
-                key = self.expression(0)
-            else:
-                raise self.error(
-                    "a map key must be a quoted string, a number, an identifier, or an "
-                    f"expression in parentheses (unexpected token {key_tok.shown()})"
-                )
-            self.expect("op", ":")
-            pairs.append((key, self.expression(0)))
-        self.advance()
+        pairs = self.items("}", self.map_pair)
         children = [n for pair in pairs for n in pair]
         return self.node(MapLit, open_tok.pos, *children, pairs=tuple(pairs))
+
+    def map_pair(self) -> tuple[Node, Node]:
+        key_tok = self.cur
+        if key_tok.kind in ("num", "str", "ident"):
+            self.advance()
+            text = key_tok.value if key_tok.kind == "str" else key_tok.text
+            key = self.node(Lit, key_tok.pos, value=text)
+        elif self.is_("bracket", "("):
+            key = self.expression(0)
+        else:
+            raise self.error(
+                "a map key must be a quoted string, a number, an identifier, or an "
+                f"expression in parentheses (unexpected token {key_tok.shown()})"
+            )
+        self.expect("op", ":")
+        return key, self.expression(0)
 
     def call(self, name_tok: Token, args: list[Node]) -> Node:
         spec = PREDICATE_ARGS.get(name_tok.text)
         self.expect("bracket", "(")
-        if spec is None:
-            offset = len(args)  # a piped-in first argument has no comma before it
-            while not self.is_("bracket", ")"):
-                if len(args) > offset:
-                    self.expect("op", ",")
-                    if self.is_("bracket", ")"):
-                        break
-                args.append(self.expression(0))
-            self.advance()
+        if spec is None:  # a piped-in first argument has no comma before it
+            args.extend(self.items(")", self.argument))
         else:
             for index, kind in enumerate(spec[len(args) :]):
                 if self.is_("bracket", ")"):

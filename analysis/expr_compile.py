@@ -1,0 +1,316 @@
+"""The compiler: a syntax tree becomes a tree of Python closures, checked and typed once.
+
+Rules and invariants:
+- Compiling runs once per text (expr.compile_expr caches); evaluating only calls closures,
+  each `fn(env) -> value`. Closures keep no state between calls: anything an evaluation
+  needs (a predicate's `#`, the step budget) lives in its scope, a copy of env made per
+  evaluation (expr.Expression), so one compiled expression may run on many threads.
+- Typing follows expr's checker, which types each variable from its concrete Go value.
+  Every compiled node has a static kind: one of CONCRETE (nil, bool, int, float, string,
+  array, map) when known at compile time; "exact" when it is a variable's own value,
+  concrete but known only at run time; "any" for elements of lists and maps (`result[0]`,
+  `result.a`, `#`). Operands of CONCRETE kinds that expr's checker would refuse are an
+  ExprSyntaxError here (`asFloat(result) == "1.1"`, `1 ? 2 : 3`, `!1`); `==`/`!=` between
+  an "exact" and a typed operand raises at run time on incompatible types, while with an
+  "any" operand it is simply false.
+- Anything wrong with the text (unknown name or function, argument count, a predicate
+  outside a built-in, `matches`) is an ExprSyntaxError pointing at the node.
+- Work is bounded: a range, or a predicate, operator, slice or call inside a predicate,
+  marks the expression `budgeted`, and such operations pay into the budget (expr_ops).
+- Common shapes are compiled to the specialised closures of expr_shapes and
+  expr_predicates; everything else to the general operations of expr_ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from analysis.expr_builtins import FUNCTIONS, NOT_SUPPORTED
+from analysis.expr_nodes import (
+    Array, Binary, Call, Cond, Lit, MapLit, Member, Name, Node, Pointer, Predicate, Slice, Unary,
+)  # fmt: skip
+from analysis.expr_ops import (
+    BINARY, INDEX, ITEM, fetch, metered, ranged, slice_of, typed_equality, unknown_name,
+)  # fmt: skip
+from analysis.expr_predicates import PREDICATE_KIND, element_loop, scoped_loop
+from analysis.expr_shapes import (
+    Leaf, compare_member, compare_pair, compare_to, conjunction, equals_const, logic2,
+    variable_member,
+)  # fmt: skip
+from analysis.expr_tokens import ExprError, ExprSyntaxError
+from analysis.expr_values import (
+    CMP, CONCRETE, GO, NOTHING, NUMERIC, Fn, allowed, arith_kind, go_type, is_num, kind_of, truth,
+)  # fmt: skip
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A compiled node: its closure, its static kind, its value if constant."""
+
+    fn: Fn
+    kind: str  # "any", "exact" or one of CONCRETE
+    const: object = NOTHING
+
+
+def _const(value: object) -> Compiled:
+    return Compiled(lambda env: value, kind_of(value), value)
+
+
+def _optional_chain(node: Node) -> bool:
+    """True inside a chain that has `?.`: nil anywhere after it makes the chain nil."""
+    while isinstance(node, (Member, Slice)):
+        if isinstance(node, Member) and node.optional:
+            return True
+        node = node.obj
+    return False
+
+
+class Compiler:
+    def __init__(self, source: str, variables: frozenset[str]) -> None:
+        self.source = source
+        self.variables = variables
+        self.scoped = False  # some predicate reads `#` from a scope (a copy of env)
+        self.budgeted = False  # nested predicates or ranges: the scope carries a step budget
+        self.nesting = 0  # predicates being compiled, innermost last
+        self.operands: dict[Fn, list[Fn]] = {}  # flattened operands of && / || closures
+        self.leaves: dict[Fn, Leaf] = {}  # fused comparisons, by their closure
+
+    def error(self, node: Node, message: str) -> ExprSyntaxError:
+        return ExprSyntaxError(message, position=node.pos, source=self.source)
+
+    def compile(self, node: Node) -> Compiled:
+        method: Callable[[Any], Compiled] = getattr(self, "c_" + type(node).__name__)
+        return method(node)
+
+    def c_Lit(self, node: Lit) -> Compiled:
+        return _const(node.value)
+
+    def c_Name(self, node: Name) -> Compiled:
+        name = node.name
+        if name not in self.variables:
+            raise self.error(node, f"unknown name {name}")
+
+        def var(env: Any) -> object:
+            try:
+                return env[name]
+            except KeyError:
+                raise unknown_name(name) from None
+
+        return Compiled(var, "exact")
+
+    def c_Pointer(self, node: Pointer) -> Compiled:
+        key = INDEX if node.name else ITEM
+        return Compiled(lambda env: env[key], "int" if node.name else "any")
+
+    def c_Predicate(self, node: Predicate) -> Compiled:
+        raise self.error(node, "a predicate can only be an argument of a built-in function")
+
+    def c_Unary(self, node: Unary) -> Compiled:
+        c = self.compile(node.operand)
+        f, op = c.fn, node.op
+        wanted = ("bool",) if op == "!" else ("int", "float")
+        if c.kind in CONCRETE and c.kind not in wanted:
+            raise self.error(node, f"invalid operation: {op} (mismatched type {GO[c.kind]})")
+        if op == "!":
+            def negate(env: Any) -> bool:
+                return not truth(f(env), "operand of !")
+
+            return Compiled(negate, "bool")
+
+        def sign(value: object) -> object:
+            if not is_num(value):
+                raise ExprError(f"invalid operation: {op} {go_type(value)}")
+            return value if op == "+" else -value  # type: ignore[operator]
+
+        if c.const is not NOTHING:
+            return _const(sign(c.const))
+        return Compiled(lambda env: sign(f(env)), c.kind if c.kind in NUMERIC | {"exact"} else "any")
+
+    def c_Binary(self, node: Binary) -> Compiled:
+        op = node.op
+        if op == "matches":
+            raise self.error(node, "the matches operator is not supported: regular expressions "
+                             "cannot be bounded in time; use contains, startsWith or endsWith")  # fmt: skip
+        left, right = self.compile(node.left), self.compile(node.right)
+        if op in ("&&", "||"):
+            return self.logic(node, left, right)
+        lf, rf = left.fn, right.fn
+        if op == "??":
+            same = left.kind == right.kind and left.kind in CONCRETE
+            kind = right.kind if left.kind == "nil" else (left.kind if same else "any")
+            return Compiled(lambda env: rf(env) if (v := lf(env)) is None else v, kind)
+        if left.kind in CONCRETE and right.kind in CONCRETE and not allowed(op, left.kind, right.kind):
+            raise self.error(node, f"invalid operation: {op} (mismatched types "
+                             f"{GO[left.kind]} and {GO[right.kind]})")  # fmt: skip
+        if op == "..":
+            self.scoped = self.budgeted = True
+            return Compiled(lambda env: ranged(env, lf(env), rf(env)), "array")
+        typed = op in ("==", "!=") and "any" not in (left.kind, right.kind) and "exact" in (left.kind, right.kind)
+        core = typed_equality(op) if typed else BINARY[op]
+        kind = "bool" if op in CMP or op in ("==", "!=", "in", "contains", "startsWith", "endsWith") \
+            else arith_kind(op, left.kind, right.kind)  # fmt: skip
+        if self.nesting:  # inside a loop: pay for the size of the operands
+            self.budgeted = True
+            return Compiled(lambda env: metered(env, core, lf(env), rf(env)), kind)
+        if typed:
+            return Compiled(lambda env: core(lf(env), rf(env)), kind)
+        if op in ("==", "!=") and right.const is not NOTHING:
+            return Compiled(equals_const(op, lf, right.const), "bool")
+        if op in CMP and is_num(right.const):
+            target = node.left
+            if isinstance(target, Member) and isinstance(target.obj, Name) and \
+                    isinstance(target.prop, Lit) and not target.optional:  # fmt: skip
+                leaf = Leaf(target.obj.name, target.prop.value, op, right.const)
+                fused = compare_member(leaf)
+                self.leaves[fused] = leaf
+                return Compiled(fused, "bool")
+            return Compiled(compare_to(op, lf, right.const), "bool")
+        return Compiled(lambda env: core(lf(env), rf(env)), kind)
+
+    def logic(self, node: Binary, left: Compiled, right: Compiled) -> Compiled:
+        for side in (left, right):
+            if side.kind in CONCRETE and side.kind != "bool":
+                raise self.error(node, f"invalid operation: {node.op} (mismatched types "
+                                 f"{GO[side.kind]} and bool)")  # fmt: skip
+        same = isinstance(node.left, Binary) and node.left.op == node.op
+        operands = [*(self.operands.pop(left.fn, [left.fn]) if same else [left.fn]), right.fn]
+        if len(operands) == 2 and all(f in self.leaves for f in operands):
+            fn = compare_pair(self.leaves[operands[0]], self.leaves[operands[1]], node.op)
+        elif len(operands) > 2:
+            fn = conjunction(operands, node.op)
+        else:
+            fn = logic2(operands[0], operands[1], node.op)
+        self.operands[fn] = operands  # `a && b && c` runs as one closure over three operands
+        return Compiled(fn, "bool")
+
+    def c_Member(self, node: Member) -> Compiled:
+        obj, prop = self.compile(node.obj), self.compile(node.prop)
+        of, pf, key = obj.fn, prop.fn, prop.const
+        tolerant = _optional_chain(node)
+        from_result = isinstance(node.obj, Name) and node.obj.name == "result"
+        if tolerant:
+            return Compiled(lambda env: None if (o := of(env)) is None else fetch(o, pf(env)), "any")
+        if key is NOTHING:
+            return Compiled(lambda env: fetch(of(env), pf(env), from_result=from_result), "any")
+        if isinstance(node.obj, Name):
+            return Compiled(variable_member(node.obj.name, key, from_result), "any")
+
+        def member(env: Any) -> object:
+            o = of(env)
+            if type(o) is dict and type(key) is str:
+                return o.get(key)
+            return fetch(o, key, from_result=from_result)
+
+        return Compiled(member, "any")
+
+    def c_Slice(self, node: Slice) -> Compiled:
+        obj = self.compile(node.obj)
+        of = obj.fn
+        lo = self.compile(node.lo).fn if node.lo else (lambda env: None)
+        hi = self.compile(node.hi).fn if node.hi else (lambda env: None)
+        kind = obj.kind if obj.kind in ("array", "string", "exact") else "any"
+        if self.nesting:  # inside a loop: a slice copies, pay for it
+            self.budgeted = True
+            return Compiled(lambda env: metered(env, slice_of, of(env), lo(env), hi(env)), kind)
+        return Compiled(lambda env: slice_of(of(env), lo(env), hi(env)), kind)
+
+    def c_Array(self, node: Array) -> Compiled:
+        fns = [self.compile(item).fn for item in node.items]
+        return Compiled(lambda env: [f(env) for f in fns], "array")
+
+    def c_MapLit(self, node: MapLit) -> Compiled:
+        pairs = [(self.compile(k).fn, self.compile(v).fn) for k, v in node.pairs]
+
+        def build(env: Any) -> dict[str, object]:
+            out: dict[str, object] = {}
+            for kf, vf in pairs:
+                key = kf(env)
+                if type(key) is not str:
+                    raise ExprError(f"a map key must be a string, got {go_type(key)}")
+                out[key] = vf(env)
+            return out
+
+        return Compiled(build, "map")
+
+    def c_Cond(self, node: Cond) -> Compiled:
+        test = self.compile(node.test)
+        if test.kind in CONCRETE and test.kind != "bool":
+            raise self.error(node, f"non-bool expression (type {GO[test.kind]}) used as condition")
+        then = self.compile(node.then) if node.then is not None else test
+        other = self.compile(node.other)
+        tf, thf, of = test.fn, then.fn, other.fn
+
+        def choose(env: Any) -> object:
+            return thf(env) if truth(tf(env), "condition of ?:") else of(env)
+
+        same = then.kind == other.kind and then.kind in CONCRETE
+        return Compiled(choose, then.kind if same else "any")
+
+    def c_Call(self, node: Call) -> Compiled:
+        name = node.name
+        if name in PREDICATE_KIND:
+            return self.predicate_call(node)
+        args = [self.compile(arg) for arg in node.args]
+        if name in ("isNil", "default"):
+            return self.argo_quirk(node, args)
+        if name not in FUNCTIONS:
+            if name in NOT_SUPPORTED:
+                raise self.error(node, f"function {name}() is not supported in conditions")
+            raise self.error(node, f"unknown function {name}()")
+        low, high, impl, kind = FUNCTIONS[name]
+        if len(args) < low:
+            raise self.error(node, f"not enough arguments to call {name}")
+        if high >= 0 and len(args) > high:
+            raise self.error(node, f"too many arguments to call {name}")
+        if kind == "arg":
+            kind = args[0].kind if args[0].kind in NUMERIC | {"exact"} else "any"
+        fns = [a.fn for a in args]
+        if self.nesting:  # inside a loop: pay for the size of the arguments
+            self.budgeted = True
+            return Compiled(lambda env: metered(env, impl, *[f(env) for f in fns]), kind)
+        if len(fns) == 1 and isinstance(node.args[0], Name):
+            var = node.args[0].name
+            return Compiled(lambda env: impl(env[var] if var in env else fns[0](env)), kind)
+        if len(fns) == 1:
+            f0 = fns[0]
+            return Compiled(lambda env: impl(f0(env)), kind)
+        return Compiled(lambda env: impl(*[f(env) for f in fns]), kind)
+
+    def argo_quirk(self, node: Call, args: list[Compiled]) -> Compiled:
+        """Argo's isNil(_) and default(_, d) ignore their first argument (§4.1): they test
+        the top-level `result`. Arguments are still evaluated, as Go evaluates them."""
+        wanted = 1 if node.name == "isNil" else 2
+        if len(args) != wanted:
+            few = "not enough" if len(args) < wanted else "too many"
+            raise self.error(node, f"{few} arguments to call {node.name}")
+        fns = [a.fn for a in args]
+
+        def quirk(env: Any) -> object:
+            values = [f(env) for f in fns]
+            result = env.get("result")
+            if node.name == "isNil":
+                return result is None
+            return values[1] if result is None else result
+
+        return Compiled(quirk, "bool" if node.name == "isNil" else "any")
+
+    def predicate_call(self, node: Call) -> Compiled:
+        name = node.name
+        coll = self.compile(node.args[0])
+        if coll.kind in CONCRETE and coll.kind != "array":
+            raise self.error(node, f"builtin {name} takes only array (got {GO[coll.kind]})")
+        if self.nesting:  # a loop inside a loop: the scope carries a step budget
+            self.budgeted = True
+        cf, pred = coll.fn, node.args[1] if len(node.args) > 1 else None
+        body = pred.body if isinstance(pred, Predicate) else None
+        loop = element_loop(name, cf, body)
+        if loop is not None:
+            return Compiled(loop, PREDICATE_KIND[name])
+        self.scoped = True  # the body reads `#` from a scope
+        self.nesting += 1
+        compiled = self.compile(body)  # type: ignore[arg-type]
+        self.nesting -= 1
+        if name not in ("map", "sum") and compiled.kind in CONCRETE and compiled.kind != "bool":
+            raise self.error(body, f"predicate should return boolean (got {GO[compiled.kind]})")  # type: ignore[arg-type]
+        return Compiled(scoped_loop(name, cf, compiled.fn), PREDICATE_KIND[name])

@@ -1,0 +1,179 @@
+"""Built-ins that take a predicate: all, any, none, one, filter, map, count, sum, find,
+findIndex, findLast, findLastIndex. These are the language's only loops.
+
+Rules and invariants:
+- A predicate must return bool (map and sum excepted): anything else is "predicate of NAME
+  must return bool". all/any/none stop at the first element that decides; find/findIndex
+  scan forwards and findLast/findLastIndex backwards; `one` and `count` look at all.
+- The collection must be an array; nil or anything else is "builtin NAME takes only array".
+- Two ways to run one. The common bodies `# OP const` and `#.field OP const` (OP a
+  comparison) become a plain function of the element (`element_loop`), with no scope at
+  all. Any other body reads `#` and `#index` from the scope (`scoped_loop`), which are
+  saved and restored around the loop, so nested predicates each see their own element and
+  one compiled expression can run on many threads (each evaluation has its own scope).
+- Every loop charges the budget one unit per element when the evaluation carries one
+  (expr_ops.BUDGET: loops inside loops, ranges); a loop at the top level does not need to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from analysis.expr_builtins import numeric_arg
+from analysis.expr_nodes import Binary, Lit, Member, Node, Pointer
+from analysis.expr_ops import BUDGET, INDEX, ITEM, add, charge, fetch
+from analysis.expr_tokens import ExprError
+from analysis.expr_values import CMP, NOTHING, Fn, equal, go_type, is_num, kind_of, order
+
+PREDICATE_KIND = {"all": "bool", "any": "bool", "none": "bool", "one": "bool",
+                  "filter": "array", "map": "array", "count": "int", "sum": "any",
+                  "find": "any", "findLast": "any", "findIndex": "int", "findLastIndex": "int"}  # fmt: skip
+
+
+def _not_bool(name: str, value: Any) -> ExprError:
+    return ExprError(f"predicate of {name} must return bool, got {go_type(value)}")
+
+
+def run_predicate(name: str, keys: Any, test: Callable[[Any], Any], element: Fn) -> object:
+    """One predicate built-in. `keys` are what `test` takes (the elements themselves, or
+    their indexes when the predicate needs a scope); `element(key)` is the element."""
+    if name == "map":
+        return [test(k) for k in keys]
+    if name == "sum":
+        total: object = 0
+        for k in keys:
+            total = add(total, numeric_arg("sum", test(k)))
+        return total
+    if name in ("all", "any", "none"):
+        stop = name != "all"  # all stops at the first False, any/none at the first True
+        for k in keys:
+            hit = test(k)
+            if hit is stop:
+                return name == "any"
+            if hit is not (not stop):
+                raise _not_bool(name, hit)
+        return name != "any"
+    hits = [k for k in keys if _hit(name, test(k))] if name in ("one", "count", "filter") else []
+    if name == "filter":
+        return [element(k) for k in hits]
+    if name in ("one", "count"):
+        return len(hits) == 1 if name == "one" else len(hits)
+    positions = range(len(keys)) if name in ("find", "findIndex") else range(len(keys) - 1, -1, -1)
+    for i in positions:
+        if _hit(name, test(keys[i])):
+            return i if name.endswith("Index") else element(keys[i])
+    return -1 if name.endswith("Index") else None
+
+
+def _hit(name: str, value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    raise _not_bool(name, value)
+
+
+def _identity(value: object) -> object:
+    return value
+
+
+def _enter(name: str, env: Any, items: Any) -> None:
+    """Check the collection of a predicate built-in, and pay for its loop if budgeted."""
+    if kind_of(items) != "array":
+        raise ExprError(f"builtin {name} takes only array (got {go_type(items)})")
+    if BUDGET in env:
+        charge(env, len(items))
+
+
+def element_loop(name: str, cf: Fn, body: Node | None) -> Fn | None:
+    """`name(cf, body)` when the body needs no scope: none at all (`count(result)`), or
+    `# OP const` / `#.field OP const`. None when the body must be compiled (scoped_loop)."""
+    test = _element_test(body) if body is not None else _identity
+    if test is None:
+        return None
+    element_test = test
+    loop = _quantifier(name, body) or (lambda items: run_predicate(name, items, element_test, _identity))
+
+    def run(env: Any) -> object:
+        items = cf(env)
+        if type(items) is not list or BUDGET in env:
+            _enter(name, env, items)
+        return loop(items)
+
+    return run
+
+
+def scoped_loop(name: str, cf: Fn, body: Fn) -> Fn:
+    """`name(cf, body)` where the compiled body reads `#`/`#index` from the scope; they are
+    saved and restored around the loop so nested predicates each see their own element."""
+
+    def run(env: Any) -> object:
+        items = cf(env)
+        _enter(name, env, items)
+        outer = env.get(ITEM, NOTHING), env.get(INDEX)
+
+        def test(i: int) -> object:
+            env[ITEM] = items[i]
+            env[INDEX] = i
+            return body(env)
+
+        try:
+            return run_predicate(name, range(len(items)), test, items.__getitem__)
+        finally:
+            if outer[0] is not NOTHING:
+                env[ITEM], env[INDEX] = outer
+
+    return run
+
+
+def _quantifier(name: str, body: Node | None) -> Callable[[Any], object] | None:
+    """`all(result, # < 0.05)` and its any/none siblings as one tight loop."""
+    if name not in ("all", "any", "none") or not isinstance(body, Binary) or body.op not in CMP:
+        return None
+    left, right = body.left, body.right
+    if not (isinstance(left, Pointer) and not left.name and isinstance(right, Lit)):
+        return None
+    if not is_num(right.value):
+        return None
+    op, cmp, stop = body.op, CMP[body.op], name != "all"
+    const: Any = right.value
+
+    def loop(items: Any) -> bool:
+        for x in items:
+            hit = cmp(x, const) if type(x) is float or type(x) is int else order(op, x, const)
+            if hit is stop:
+                return name == "any"
+        return name != "any"
+
+    return loop
+
+
+def _element_test(body: Node) -> Callable[[Any], object] | None:
+    """The common predicate `# OP const` or `#.field OP const` (OP a comparison) as a
+    plain function of the element, needing no scope; None for any other body."""
+    if not (isinstance(body, Binary) and isinstance(body.right, Lit)):
+        return None
+    op, left = body.op, body.left
+    const: Any = body.right.value
+    if op not in CMP and op not in ("==", "!="):
+        return None
+    key: object = NOTHING
+    if isinstance(left, Member) and isinstance(left.obj, Pointer) and isinstance(left.prop, Lit) \
+            and not left.optional:  # fmt: skip
+        key, left = left.prop.value, left.obj
+    if not (isinstance(left, Pointer) and left.name == ""):
+        return None
+    if op in ("==", "!="):
+        want = op == "=="
+        compare: Callable[[Any], object] = lambda x: equal(x, const) is want  # noqa: E731
+    elif is_num(const):
+        cmp = CMP[op]
+
+        def compare(x: Any) -> object:
+            if type(x) is float or type(x) is int:
+                return cmp(x, const)
+            return order(op, x, const)
+    else:
+        compare = lambda x: order(op, x, const)  # noqa: E731
+    if key is NOTHING:
+        return compare
+    return lambda x: compare(x.get(key) if type(x) is dict and type(key) is str else fetch(x, key))
