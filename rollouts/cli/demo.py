@@ -267,6 +267,22 @@ def show(summary: Summary, *, json_output: bool, console: Console, tty: bool) ->
         print("\n" + render.to_text(table(summary), width=WIDTH), end="", flush=True)
 
 
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not 1 <= rate <= 500:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a request rate: use 1 to 500 requests per second")
+    return rate
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 0 (a free port) to 65535")
+    return int(text)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo", help="Run a whole canary on this machine: v2 promoted, v3 aborted by analysis",
@@ -277,7 +293,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print only the summary, as JSON (no live view)")
     parser.add_argument("--short", "--fast", action="store_true", help="shorter pauses and intervals (for CI)")
     parser.add_argument("--plain", action="store_true", help="one line per change even on a terminal")
-    parser.add_argument("--api-port", type=int, default=0, metavar="PORT",
+    parser.add_argument("--api-port", type=_port, default=0, metavar="PORT",
                         help="serve the demo's cluster API on this port (default: a free one)")
-    parser.add_argument("--rate", type=float, default=40.0, metavar="RPS", help="requests per second (default 40)")
+    parser.add_argument("--rate", type=_rate, default=40.0, metavar="RPS", help="requests per second (default 40)")
     parser.set_defaults(func=run)

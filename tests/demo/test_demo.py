@@ -140,6 +140,14 @@ def test_a_taken_api_port_is_one_clear_line(capsys: pytest.CaptureFixture[str]) 
                    "or pass --api-port 0 for a free port\n")
 
 
+@pytest.mark.parametrize(("argv", "message"), [(["--rate", "0"], "'0' is not a request rate"),
+                                               (["--api-port", "http"], "'http' is not a port")])
+def test_bad_flags_are_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", *argv])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_prometheus_that_cannot_start_is_one_clear_line(tmp_path: Path) -> None:
     fake = tmp_path / "prometheus"
     fake.write_text("#!/bin/sh\necho 'err=\"opening storage failed: permission denied\"' >&2\nexit 1\n")
