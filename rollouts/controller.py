@@ -9,7 +9,10 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
   Rollout events, `name.namespace` references honoured).
 - Level-triggered: a fresh watch lists everything first, so a new Manager on an old
   cluster reconciles every object from status alone. A watch that is `Gone` starts
-  over the same way.
+  over the same way, after the cache took a fresh list. Reads come from the cache
+  (rollouts.informer); workers start only once every watched kind has been listed into
+  it (client-go's "caches synced"), else a Rollout could be judged against a
+  half-listed cache (templates or Services "not found").
 - Scope: `namespace` limits every watch. The instance-id label
   `argo-rollouts.argoproj.io/controller-instance-id` shards objects: without an
   instance id only unlabelled Rollouts and AnalysisRuns are ours, with one only those
@@ -27,11 +30,14 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import tenacity
 
 from analysis.controller import AnalysisController
 from analysis.providers import Providers
@@ -53,6 +59,11 @@ WATCHED = ("Rollout", "ReplicaSet", "AnalysisRun", "VirtualService", "Destinatio
            "Service", "AnalysisTemplate", "ClusterAnalysisTemplate")
 MAX_RECONCILES_PER_STEP = 1_000_000
 POLL_EVERY = 20  # step mode: take in watch events at least every this many reconciles
+
+
+def _whole_microseconds(seconds: float) -> float:
+    """A step a datetime-based clock can take (µs resolution) that reaches the due time: at least 1 µs."""
+    return max(math.ceil(seconds * 1_000_000 - 1e-6), 1) / 1_000_000
 
 
 class Stalled(RuntimeError):
@@ -88,6 +99,7 @@ class Manager:
         lease_namespace: str | None = None,
         metrics: ControllerMetrics | None = None,
         watch_timeout: float = 300.0,
+        retry_wait: tenacity.wait.wait_base | None = None,
     ) -> None:
         self.cluster, self.clock = cluster, clock
         self.scope = Scope(namespace, instance_id)
@@ -98,7 +110,8 @@ class Manager:
         self.recorder = EventRecorder(cluster, clock=clock, metrics=self.metrics, instance=self.identity)
         self.queue = WorkQueue(clock, on_add=lambda _: self.metrics.workqueue_adds.labels("rollouts").inc())
         self.cache = Cache()
-        self.rollouts = RolloutReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope, cache=self.cache)
+        self.rollouts = RolloutReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope, cache=self.cache,
+                                          **({"retry_wait": retry_wait} if retry_wait is not None else {}))
         self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder)
         self.elector = (
             LeaderElector(
@@ -195,8 +208,12 @@ class Manager:
 
     # ------------------------------------------------------------ deterministic mode
 
-    def step(self) -> int:
-        """Lead (or not), take in every watch event, reconcile every key due now; returns reconciles."""
+    def step(self, *, stop_when: Callable[[], bool] | None = None) -> int:
+        """Lead (or not), take in every watch event, reconcile every key due now; returns reconciles.
+
+        `stop_when` is checked after every reconcile: when it holds the step ends at once,
+        with work left undone (crash tests stop a controller between two reconciles).
+        """
         if not self._lead():
             return 0
         done = 0
@@ -209,6 +226,8 @@ class Manager:
                 return done
             self.process(key)
             done += 1
+            if stop_when is not None and stop_when():
+                return done
             if done % POLL_EVERY == 0:
                 self._poll_watches()
             if done > MAX_RECONCILES_PER_STEP:
@@ -222,14 +241,21 @@ class Manager:
             waits.append(self.elector.retry_period)
         return min(waits) if waits else None
 
-    def run_until(self, predicate: Callable[[], bool], *, max_seconds: float = 7 * 24 * 3600.0) -> None:
-        """Step, and advance the (stepped) clock to the next due time, until `predicate()` holds."""
+    def run_until(self, predicate: Callable[[], bool], *, max_seconds: float = 7 * 24 * 3600.0,
+                  between_reconciles: bool = False, after_step: Callable[[], None] | None = None) -> None:
+        """Step, and advance the (stepped) clock to the next due time, until `predicate()` holds.
+
+        With `between_reconciles` the predicate is also checked after every single reconcile.
+        `after_step` runs after every step, before the clock moves (observers record there).
+        """
         advance = getattr(self.clock, "advance", None)
         if not callable(advance):
             raise TypeError("Manager.run_until needs a SteppedClock; use run() with a SystemClock")
         limit = self.clock.monotonic() + max_seconds
         while True:
-            self.step()
+            self.step(stop_when=predicate if between_reconciles else None)
+            if after_step is not None:
+                after_step()
             if predicate():
                 return
             wait = self.next_due()
@@ -237,9 +263,9 @@ class Manager:
                 raise Stalled("nothing is scheduled and the condition does not hold")
             if self.clock.monotonic() + wait > limit:
                 raise Stalled(f"the condition did not hold within {max_seconds:.0f}s of controller time")
-            advance(wait)
+            advance(_whole_microseconds(wait))
 
-    def run_for(self, seconds: float) -> None:
+    def run_for(self, seconds: float, *, after_step: Callable[[], None] | None = None) -> None:
         """Step through `seconds` of (stepped) controller time, stopping at every due time."""
         advance = getattr(self.clock, "advance", None)
         if not callable(advance):
@@ -247,11 +273,13 @@ class Manager:
         end = self.clock.monotonic() + seconds
         while True:
             self.step()
+            if after_step is not None:
+                after_step()
             left = end - self.clock.monotonic()
             if left <= 0:
                 return
             wait = self.next_due()
-            advance(left if wait is None else min(wait, left))
+            advance(_whole_microseconds(left if wait is None else min(wait, left)))
 
     def _lead(self) -> bool:
         if self.elector is None:
@@ -320,8 +348,17 @@ class Manager:
         return not self._stop.is_set()
 
     def _start_working(self) -> None:
+        """Fill the cache first (no worker may plan from a half-listed cache), then watch and work."""
         self._leading = True
         self.metrics.leader.set(1)
+        for kind in WATCHED:
+            while not self._stop.is_set():
+                try:
+                    self._relist(kind)
+                    break
+                except ClusterError as err:
+                    log.warning("initial list of %s: %s; retrying", kind, err)
+                    self._stop.wait(1.0)
         for kind in WATCHED:
             self._spawn(self._watch_loop, kind)
         for _ in range(self.workers):

@@ -11,6 +11,8 @@ Rules (client-go's EventRecorder and EventCorrelator, simplified):
 - Recording is best effort: an API fault is logged and dropped, it never fails the
   reconcile that recorded it. The `rollout_events_total{type,reason}` counter counts
   every recording, written or not.
+- Names are `<object>.<time><sequence><random>`: two controllers recording in the same
+  instant (a stepped clock, a restart) do not collide.
 - Every recorded event is also kept in `recorder.recorded` (bounded), which tests and
   the demo read without listing the cluster.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -118,7 +121,8 @@ class EventRecorder:
             event = {
                 "apiVersion": "v1",
                 "kind": "Event",
-                "metadata": {"name": f"{name[:200]}.{stamp:x}{next(self._seq):04x}", "namespace": namespace},
+                "metadata": {"name": f"{name[:200]}.{stamp:x}{next(self._seq):04x}{secrets.token_hex(2)}",
+                             "namespace": namespace},
                 "involvedObject": involved,
                 "reason": reason,
                 "message": message,

@@ -19,7 +19,9 @@ Rules (the imperative shell around rollouts.plan; DESIGN.md §2):
 - Events the plan asks for are recorded after the pass succeeded (a failed pass is
   planned again, and its events would be duplicates).
 - Every object this shell writes goes back into the cache at once, so the next pass
-  never plans from a version older than its own write.
+  never plans from a version older than its own write. The watch event of its own
+  status write does reconcile again: a pass that advances a step or promotes leaves
+  the next step's actions to the next pass.
 - A Rollout document the models cannot read is reported as a Warning event naming
   the fields, and looked at again in 20 s; it never raises into the worker.
 """
@@ -104,12 +106,13 @@ class RolloutReconciler:
     ) -> None:
         self.cluster, self.clock, self.recorder, self.scope = cluster, clock, recorder, scope
         self.cache = cache
-        self.reads: Reads = reads or cache or cluster
+        self.reads: Reads = reads if reads is not None else cache if cache is not None else cluster
         self._retry = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(Unavailable), wait=retry_wait,
             stop=tenacity.stop_after_attempt(retry_attempts), reraise=True,
         )
         self._templates: dict[tuple[str, str, str], AnalysisTemplate] = {}  # (uid, rv, kind) -> model
+        self._validated: dict[tuple[Any, ...], list[Any]] = {}
 
     # ------------------------------------------------------------ the pass
 
@@ -171,8 +174,23 @@ class RolloutReconciler:
             rollout=rollout, replica_sets=replica_sets, analysis_runs=runs,
             templates=[t.dump() for t in templates], virtual_services=found["VirtualService"],
             destination_rule=(found["DestinationRule"] or [None])[0], services=services,
-            problems=validate_rollout(rollout, refs),
+            problems=self._problems(doc, rollout, refs, templates),
         )
+
+    def _problems(self, doc: Obj, rollout: Rollout, refs: References, templates: list[AnalysisTemplate]) -> list[Any]:
+        """validate_rollout, remembered per (Rollout generation, template versions): specs rarely change."""
+        meta = doc.get("metadata") or {}
+        if meta.get("generation") is None:
+            return validate_rollout(rollout, refs)
+        key = (meta.get("uid"), meta.get("generation"), meta.get("name"),
+               tuple(sorted((t.kind, t.metadata.name or "", t.metadata.resource_version or "") for t in templates)))
+        found = self._validated.get(key)
+        if found is None:
+            found = validate_rollout(rollout, refs)
+            if len(self._validated) > 10_000:
+                self._validated.clear()
+            self._validated[key] = found
+        return found
 
     def _templates_of(self, rollout: Rollout, namespace: str) -> list[AnalysisTemplate]:
         """The templates the Rollout references, nested ones included, each once."""

@@ -10,7 +10,7 @@ User actions (promote, abort, retry, a new image) send the patches the CLI sends
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,34 +68,54 @@ class ScriptedProvider:
         return Result(value=value, metadata={"ResolvedPrometheusQuery": "scripted"})
 
 
-class WeightHistory:
+class Follower:
+    """Watches one object; `poll()` takes in what changed and keeps every distinct value of
+    `extract(object)` with the clock's time. The Scenario polls after every controller step,
+    before the clock moves, so the times are exact."""
+
+    def __init__(self, cluster: Cluster, clock: SteppedClock, *, kind: str, name: str, namespace: str,
+                 extract: Callable[[dict[str, Any]], Any]) -> None:
+        self.values: list[tuple[datetime, Any]] = []
+        self._cluster, self._kind, self._namespace = cluster, kind, namespace
+        self._name, self._clock, self._extract = name, clock, extract
+        self._cursor: str | None = None
+        self._lock = threading.Lock()
+        self.poll()  # from here on every change is seen, not just the latest state
+
+    def poll(self) -> None:
+        with self._lock:
+            stream = self._cluster.watch(self._kind, self._namespace, resource_version=self._cursor, timeout=0)
+            for event in stream:
+                if event.object["metadata"]["name"] != self._name or event.type == "DELETED":
+                    continue
+                value = self._extract(event.object)
+                if not self.values or self.values[-1][1] != value:
+                    self.values.append((self._clock.now(), value))
+            self._cursor = stream.resource_version
+
+    def close(self) -> None:
+        pass
+
+
+class WeightHistory(Follower):
     """(time, stable weight, canary weight) of one VirtualService route, from a watch."""
 
     def __init__(self, cluster: Cluster, clock: SteppedClock, *, name: str, route: str, namespace: str = "default",
                  stable: str, canary: str) -> None:
-        self.entries: list[tuple[datetime, int, int]] = []
-        self._key = (name, namespace, route, stable, canary)
-        self._clock = clock
-        self._stream = cluster.watch("VirtualService", namespace)
-        self._thread = threading.Thread(target=self._follow, daemon=True)
-        self._thread.start()
+        super().__init__(cluster, clock, kind="VirtualService", name=name, namespace=namespace,
+                         extract=lambda vs: route_weights(vs, route, stable=stable, canary=canary))
 
-    def _follow(self) -> None:
-        name, _, route, stable, canary = self._key
-        for event in self._stream:
-            if event.object["metadata"]["name"] != name or event.type == "DELETED":
-                continue
-            weights = route_weights(event.object, route, stable=stable, canary=canary)
-            if not self.entries or self.entries[-1][1:] != weights:
-                self.entries.append((self._clock.now(), *weights))
-
-    def close(self) -> None:
-        self._stream.close()
-        self._thread.join(timeout=10)
+    @property
+    def entries(self) -> list[tuple[datetime, int, int]]:
+        return [(at, *weights) for at, weights in self.values]
 
     @property
     def canary_weights(self) -> list[int]:
         return [canary for _, _, canary in self.entries]
+
+
+def pause_starts(rollout: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(c["startTime"] for c in (rollout.get("status") or {}).get("pauseConditions") or [])
 
 
 def route_weights(vs: dict[str, Any], route: str, *, stable: str, canary: str) -> tuple[int, int]:
@@ -124,6 +144,8 @@ class Scenario:
         self.vs_name = vs or next(d["metadata"]["name"] for d in self.docs if d["kind"] == "VirtualService")
         self.weights = WeightHistory(self.cluster, self.clock, name=self.vs_name, route=route,
                                      namespace=namespace, stable=stable, canary=canary)
+        self.pauses = Follower(self.cluster, self.clock, kind="Rollout", name=self.rollout_name, namespace=namespace,
+                               extract=pause_starts)
         self._route = (route, stable, canary)
         self.manager_options = {"leader_election": False, **(manager_options or {})}
         self.manager = self.new_manager()
@@ -134,12 +156,25 @@ class Scenario:
 
     def close(self) -> None:
         self.weights.close()
+        self.pauses.close()
+
+    def observe(self) -> None:
+        """Let the watchers take in what changed (called after every controller step)."""
+        self.weights.poll()
+        self.pauses.poll()
+
+    @property
+    def pause_history(self) -> list[str]:
+        """Every distinct pause startTime the Rollout's status has shown, in order."""
+        self.observe()
+        return list(dict.fromkeys(start for _, starts in self.pauses.values for start in starts))
 
     # ------------------------------------------------------------ Given
 
     def given_objects(self) -> Scenario:
         for doc in self.docs:
             self.cluster.create(doc)
+        self.observe()  # the watchers' cursors move past "0" (which would mean "list, no history")
         return self
 
     def given_healthy(self) -> Scenario:
@@ -174,27 +209,25 @@ class Scenario:
         return self
 
     def when_retry(self) -> Scenario:
-        self.cluster.patch_status("Rollout", self.rollout_name, self.namespace,
-                                  {"status": {"abort": False, "abortedAt": None}})
+        """`kubectl argo rollouts retry`: exactly Argo's patch, {"status": {"abort": false}}
+        (the controller tells a retry by `abortedAt` still being set)."""
+        self.cluster.patch_status("Rollout", self.rollout_name, self.namespace, {"status": {"abort": False}})
         return self
 
     def run_until(self, predicate: Callable[[], bool], *, max_seconds: float = 24 * 3600.0,
-                  manager: Manager | None = None) -> Scenario:
-        (manager or self.manager).run_until(predicate, max_seconds=max_seconds)
-        self.settle_history()
+                  manager: Manager | None = None, between_reconciles: bool = False) -> Scenario:
+        (manager or self.manager).run_until(predicate, max_seconds=max_seconds, between_reconciles=between_reconciles,
+                                            after_step=self.observe)
+        self.observe()
         return self
 
     def run_for(self, seconds: float, *, manager: Manager | None = None) -> Scenario:
-        (manager or self.manager).run_for(seconds)
-        self.settle_history()
+        (manager or self.manager).run_for(seconds, after_step=self.observe)
         return self
 
     def settle_history(self) -> None:
-        """Wait until the history watcher has seen the VirtualService as it is now."""
-        want = self.vs_weights
-        deadline = datetime.now(UTC) + timedelta(seconds=10)
-        while (not self.weights.entries or self.weights.entries[-1][1:] != want) and datetime.now(UTC) < deadline:
-            threading.Event().wait(0.001)
+        """Take in the VirtualService as it is now (after steps made outside run_until/run_for)."""
+        self.observe()
 
     # ------------------------------------------------------------ Then
 
@@ -229,9 +262,44 @@ class Scenario:
         return datetime.fromisoformat(conditions[0]["startTime"].replace("Z", "+00:00")) if conditions else None
 
 
-def step_boundaries(scenario: Scenario) -> Iterator[int]:  # pragma: no cover - helper for restart tests
-    yield from range(len(scenario.rollout["spec"]["strategy"]["canary"].get("steps") or []) + 1)
+class CountingCluster:
+    """Wraps a Cluster and counts the API writes made through it, by verb and kind.
+
+    `fail` maps (verb, kind, name) to exceptions raised (one per call) before the call.
+    """
+
+    WRITES = ("create", "patch", "patch_status", "replace", "delete")
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes: list[tuple[str, str, str]] = []
+        self.fail: dict[tuple[str, str, str], list[BaseException]] = {}
+        self.before: dict[tuple[str, str, str], Callable[[], None]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+        if name not in self.WRITES:
+            return method
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            if name in ("create", "replace"):
+                obj = args[0]
+                key = (name, obj.get("kind", ""), (obj.get("metadata") or {}).get("name", ""))
+            else:
+                key = (name, args[0], args[1])
+            if key in self.before:
+                self.before.pop(key)()
+            if self.fail.get(key):
+                raise self.fail[key].pop(0)
+            result = method(*args, **kwargs)
+            self.writes.append(key)
+            return result
+
+        return counted
+
+    def count(self, *, exclude: Sequence[str] = ("Event", "Lease")) -> int:
+        return sum(1 for _, kind, _ in self.writes if kind not in exclude)
 
 
-__all__ = ["EXAMPLES", "START", "Scenario", "ScriptedProvider", "WeightHistory", "load_example", "route_weights",
-           "Sequence"]
+__all__ = ["EXAMPLES", "START", "CountingCluster", "Follower", "Scenario", "ScriptedProvider", "WeightHistory", "load_example",
+           "route_weights"]
