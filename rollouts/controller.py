@@ -1,40 +1,37 @@
 """The controller process: watches feed one work queue; workers run the two reconcilers.
 
 Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
-- Watches on Rollouts, ReplicaSets, AnalysisRuns, VirtualServices and
-  DestinationRules turn events into keys: a Rollout enqueues itself; a ReplicaSet
-  or AnalysisRun enqueues the Rollout named by its controller ownerReference; an
-  AnalysisRun also enqueues itself for the analysis controller; a VirtualService or
-  DestinationRule enqueues every Rollout that references it (an index kept from the
-  Rollout events, `name.namespace` references honoured).
+- Watches on Rollouts, ReplicaSets, AnalysisRuns, VirtualServices, DestinationRules,
+  Services and AnalysisTemplates feed the cache (rollouts.informer) and, through
+  rollouts.routing, make keys due: a Rollout for the Rollout reconciler
+  (rollouts.reconciler), an AnalysisRun for the analysis controller.
 - Level-triggered: a fresh watch lists everything first, so a new Manager on an old
   cluster reconciles every object from status alone. A watch that is `Gone` starts
-  over the same way, after the cache took a fresh list. Reads come from the cache
-  (rollouts.informer); workers start only once every watched kind has been listed into
-  it (client-go's "caches synced"), else a Rollout could be judged against a
-  half-listed cache (templates or Services "not found").
-- Scope: `namespace` limits every watch. The instance-id label
-  `argo-rollouts.argoproj.io/controller-instance-id` shards objects: without an
-  instance id only unlabelled Rollouts and AnalysisRuns are ours, with one only those
-  carrying that value.
+  over the same way, after the cache took a fresh list. Workers start only once every
+  watched kind has been listed into the cache (client-go's "caches synced"), else a
+  Rollout could be judged against a half-listed cache (templates or Services "not found").
+- Scope: `namespace` limits every watch; `instance_id` shards objects by label
+  (rollouts.routing.Scope).
 - A key that raises is logged, counted (`*_reconcile_error`), recorded as a Warning
   event on a Rollout and requeued with the queue's backoff; it never stops the
   others. Success forgets the backoff and requeues at the reconciler's
   `requeue_after`.
-- With leader election only the replica holding the Lease reconciles.
-- Two ways to run: `step()` / `run_until()` process everything due *now* and then
-  advance a SteppedClock to the next due time (deterministic tests, the demo,
-  benchmarks); `start()` / `run()` / `stop()` use threads (production).
+- With leader election only the replica holding the Lease reconciles; losing it stops
+  the process's work (a new term starts in a new process, as in Argo).
+- Two ways to run: `step()` / `run_until()` / `run_for()` process everything due *now*
+  and then advance a SteppedClock to the next due time (deterministic tests, the demo,
+  benchmarks; the cluster's watch must honour `timeout=0`, as InMemoryCluster does);
+  `start()` / `run()` / `stop()` use threads (production). Threaded mode also resyncs:
+  every `resync_period` wall seconds every known Rollout and AnalysisRun is
+  reconciled once more (Argo's 900 s informer resync).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import tenacity
@@ -42,12 +39,14 @@ import tenacity
 from analysis.controller import AnalysisController
 from analysis.providers import Providers
 from rollouts.clock import Clock
-from rollouts.cluster import Cluster, ClusterError, Gone, WatchStream
+from rollouts.cluster import Cluster, ClusterError, Gone
 from rollouts.events import EventRecorder
 from rollouts.informer import Cache
 from rollouts.leader import LeaderElector, default_identity, lock_name
 from rollouts.metrics import ControllerMetrics
-from rollouts.reconciler import INSTANCE_LABEL, RolloutReconciler, references
+from rollouts.reconciler import INSTANCE_LABEL, RolloutReconciler
+from rollouts.routing import EventRouter, Scope
+from rollouts.threads import ThreadedRun
 from rollouts.workqueue import Key, WorkQueue
 
 __all__ = ["INSTANCE_LABEL", "Manager", "Scope", "Stalled", "WATCHED"]
@@ -74,16 +73,6 @@ class Reconciler(Protocol):
     def reconcile(self, namespace: str, name: str) -> float | None: ...
 
 
-@dataclass(frozen=True)
-class Scope:
-    namespace: str | None = None
-    instance_id: str | None = None
-
-    def admits(self, obj: dict[str, Any]) -> bool:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        return labels.get(INSTANCE_LABEL) == self.instance_id if self.instance_id else INSTANCE_LABEL not in labels
-
-
 class Manager:
     def __init__(
         self,
@@ -99,19 +88,22 @@ class Manager:
         lease_namespace: str | None = None,
         metrics: ControllerMetrics | None = None,
         watch_timeout: float = 300.0,
+        resync_period: float | None = 900.0,
         retry_wait: tenacity.wait.wait_base | None = None,
     ) -> None:
         self.cluster, self.clock = cluster, clock
         self.scope = Scope(namespace, instance_id)
         self.workers = max(1, workers)
         self.watch_timeout = watch_timeout
+        self.resync_period = resync_period
         self.identity = identity or default_identity()
         self.metrics = metrics or ControllerMetrics()
         self.recorder = EventRecorder(cluster, clock=clock, metrics=self.metrics, instance=self.identity)
         self.queue = WorkQueue(clock, on_add=lambda _: self.metrics.workqueue_adds.labels("rollouts").inc())
         self.cache = Cache()
-        self.rollouts = RolloutReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope, cache=self.cache,
-                                          **({"retry_wait": retry_wait} if retry_wait is not None else {}))
+        retry = {"retry_wait": retry_wait} if retry_wait is not None else {}
+        self.rollouts = RolloutReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope,
+                                          cache=self.cache, **retry)
         self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder)
         self.elector = (
             LeaderElector(
@@ -120,62 +112,16 @@ class Manager:
             )
             if leader_election else None
         )
-        self._refs: dict[tuple[str, str, str], set[Key]] = {}  # (kind, ns, name) of a VS/DR -> Rollouts
-        self._ref_of: dict[Key, set[tuple[str, str, str]]] = {}
+        self.router = EventRouter(cache=self.cache, metrics=self.metrics, scope=self.scope)
+        self.watched = WATCHED
         self._cursors: dict[str, str | None] = dict.fromkeys(WATCHED)
-        self._leading = not leader_election
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._streams: set[WatchStream] = set()
+        self.leading = not leader_election
+        self.threads = ThreadedRun(self)
         self.reconciles = 0
 
-    # ------------------------------------------------------------ routing events to keys
-
     def route(self, kind: str, event_type: str, obj: dict[str, Any]) -> list[Key]:
-        """The keys one watch event makes due (and the index/metrics it updates)."""
-        self.cache.apply(event_type, obj)
-        meta = obj.get("metadata") or {}
-        namespace, name = meta.get("namespace") or "default", meta.get("name", "")
-        deleted = event_type == "DELETED"
-        if kind == "Rollout":
-            key = Key("Rollout", namespace, name)
-            self._index(key, [] if deleted else references(obj))
-            if deleted:
-                self.metrics.forget("Rollout", namespace, name)
-                return [key]
-            if not self.scope.admits(obj):
-                return []
-            if phase := (obj.get("status") or {}).get("phase"):
-                router = "istio" if references(obj) else "none"
-                self.metrics.set_rollout_info(namespace, name, phase=phase, traffic_router=router)
-            return [key]
-        owners = [Key("Rollout", namespace, ref["name"]) for ref in meta.get("ownerReferences") or []
-                  if isinstance(ref, dict) and ref.get("kind") == "Rollout" and ref.get("controller", True)]
-        if kind == "AnalysisRun":
-            if deleted:
-                self.metrics.forget("AnalysisRun", namespace, name)
-            elif self.scope.admits(obj):
-                phase = (obj.get("status") or {}).get("phase") or "Pending"
-                self.metrics.set_analysis_run_info(namespace, name, phase=phase)
-                return [Key("AnalysisRun", namespace, name), *owners]
-            return owners
-        if kind == "ReplicaSet":
-            return owners
-        if kind not in ("VirtualService", "DestinationRule"):
-            return []
-        with self._lock:
-            return sorted(self._refs.get((kind, namespace, name), ()))
-
-    def _index(self, key: Key, refs: Iterable[tuple[str, str, str]]) -> None:
-        with self._lock:
-            for old in self._ref_of.pop(key, set()):
-                self._refs.get(old, set()).discard(key)
-            new = set(refs)
-            if new:
-                self._ref_of[key] = new
-            for ref in new:
-                self._refs.setdefault(ref, set()).add(key)
+        """The keys one watch event makes due (the cache, index and info metrics follow it)."""
+        return self.router.route(kind, event_type, obj)
 
     # ------------------------------------------------------------ processing one key
 
@@ -285,10 +231,10 @@ class Manager:
         if self.elector is None:
             return True
         leading = self.elector.try_acquire_or_renew(self.clock.now())
-        if leading != self._leading:
+        if leading != self.leading:
             self.metrics.leader.set(1 if leading else 0)
             self._cursors = dict.fromkeys(WATCHED)  # a new term starts from a full list
-        self._leading = leading
+        self.leading = leading
         return leading
 
     def _poll_watches(self) -> int:
@@ -303,122 +249,30 @@ class Manager:
                         self.queue.add(key)
                 self._cursors[kind] = stream.resource_version
             except Gone:
-                self._relist(kind)
+                self.relist(kind)
             except ClusterError as err:
                 log.warning("watch %s: %s", kind, err)
         return seen
 
-    def _relist(self, kind: str) -> None:
+    def relist(self, kind: str) -> None:
         """A watch fell too far behind: the cache takes a fresh list, the next watch starts over."""
         self.cache.replace_kind(kind, self.cluster.list(kind, self.scope.namespace))
         self._cursors[kind] = None
 
-    # ------------------------------------------------------------ threaded mode
+    # ------------------------------------------------------------ threaded mode (rollouts.threads)
 
     def start(self) -> None:
         """Start leading (or waiting to), watching and working in background threads."""
-        if self.elector is None:
-            self._start_working()
-            return
-        self._spawn(self.elector.run, self.clock, self._stop, on_started=self._start_working, on_stopped=self._lost)
+        self.threads.start()
 
     def run(self) -> None:
         """Run until stop() is called from another thread (or Ctrl-C)."""
-        self.start()
-        try:
-            while not self._stop.wait(1.0):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
+        self.threads.run()
 
     def stop(self) -> None:
-        self._stop.set()
-        self.queue.shutdown()
-        with self._lock:
-            streams = list(self._streams)
-        for stream in streams:
-            stream.close()
-        for thread in list(self._threads):
-            if thread is not threading.current_thread():
-                thread.join(timeout=30)
+        """Stop every thread; a graceful stop releases the lease."""
+        self.threads.stop()
 
     def healthy(self) -> bool:
-        return not self._stop.is_set()
-
-    def _start_working(self) -> None:
-        """Fill the cache first (no worker may plan from a half-listed cache), then watch and work."""
-        self._leading = True
-        self.metrics.leader.set(1)
-        for kind in WATCHED:
-            while not self._stop.is_set():
-                try:
-                    self._relist(kind)
-                    break
-                except ClusterError as err:
-                    log.warning("initial list of %s: %s; retrying", kind, err)
-                    self._stop.wait(1.0)
-        for kind in WATCHED:
-            self._spawn(self._watch_loop, kind)
-        for _ in range(self.workers):
-            self._spawn(self._work_loop)
-
-    def _lost(self) -> None:
-        self._leading = False
-        self.metrics.leader.set(0)
-        if not self._stop.is_set():
-            log.error("lost leadership: stopping (a new term starts in a new process, as Argo does)")
-            self._stop.set()
-            self.queue.shutdown()
-
-    def _spawn(self, target: Callable[..., None], *args: Any, **kwargs: Any) -> None:
-        thread = threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True,
-                                  name=f"rollouts-{getattr(target, '__name__', 'worker')}")
-        self._threads.append(thread)
-        thread.start()
-
-    def _work_loop(self) -> None:
-        while not self._stop.is_set():
-            key = self.queue.get(timeout=1.0)
-            if key is not None:
-                self.process(key)
-
-    def _watch_loop(self, kind: str) -> None:
-        cursor: str | None = None
-        while not self._stop.is_set():
-            try:
-                stream = self.cluster.watch(kind, self.scope.namespace, resource_version=cursor, timeout=self.watch_timeout)
-            except Gone:
-                cursor = None
-                self._relist_quietly(kind)
-                continue
-            except ClusterError as err:
-                log.warning("watch %s: %s; retrying", kind, err)
-                self._stop.wait(1.0)
-                continue
-            with self._lock:
-                self._streams.add(stream)
-            if self._stop.is_set():
-                stream.close()
-            try:
-                for event in stream:
-                    for key in self.route(kind, event.type, event.object):
-                        self.queue.add(key)
-                cursor = stream.resource_version
-            except Gone:
-                cursor = None
-                self._relist_quietly(kind)
-            except ClusterError as err:
-                log.warning("watch %s dropped: %s; resuming", kind, err)
-                cursor = stream.resource_version
-            finally:
-                with self._lock:
-                    self._streams.discard(stream)
-
-    def _relist_quietly(self, kind: str) -> None:
-        try:
-            self._relist(kind)
-        except ClusterError as err:
-            log.warning("relist %s: %s", kind, err)
-            self._stop.wait(1.0)
+        """False once stopped, or once leadership was lost."""
+        return self.threads.healthy()

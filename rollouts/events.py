@@ -75,7 +75,9 @@ class EventRecorder:
         self._seq = itertools.count(1)
         self.recorded: deque[Recorded] = deque(maxlen=_KEEP)
 
-    def record(self, obj: dict[str, Any], *, type: str = EventType.NORMAL, reason: str, message: str) -> None:  # noqa: A002
+    def record(
+        self, obj: dict[str, Any], *, type: str = EventType.NORMAL, reason: str, message: str  # noqa: A002
+    ) -> None:
         meta = obj.get("metadata") or {}
         kind, namespace, name = obj.get("kind", ""), meta.get("namespace") or "default", meta.get("name", "")
         self.recorded.append(Recorded(kind, namespace, name, str(type), reason, message))

@@ -89,7 +89,9 @@ class Cache:
             raise NotFound(f'{kind_info(kind).resource} "{name}" not found (in the controller cache)')
         return obj
 
-    def list(self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None) -> list[Obj]:
+    def list(
+        self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None
+    ) -> list[Obj]:
         with self._lock:
             buckets = [b for (k, ns), b in self._objects.items() if k == kind and (namespace is None or ns == namespace
                                                                                      or not kind_info(kind).namespaced)]

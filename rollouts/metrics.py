@@ -74,7 +74,8 @@ class ControllerMetrics:
     # The info gauges keep exactly one series per object: the old phase is removed.
 
     def set_rollout_info(self, namespace: str, name: str, *, phase: str, traffic_router: str) -> None:
-        self._set_info(self.rollout_info, ("Rollout", namespace, name), (namespace, name, "canary", traffic_router, phase))
+        labels = (namespace, name, "canary", traffic_router, phase)
+        self._set_info(self.rollout_info, ("Rollout", namespace, name), labels)
 
     def set_analysis_run_info(self, namespace: str, name: str, *, phase: str) -> None:
         self._set_info(self.analysis_run_info, ("AnalysisRun", namespace, name), (namespace, name, phase))

@@ -48,7 +48,7 @@ from rollouts.replicas import HASH_LABEL
 from rollouts.traffic.istio import MANAGED_BY, vs_reference
 from rollouts.validation import References, validate_rollout
 
-__all__ = ["RolloutReconciler", "INSTANCE_LABEL", "references", "vs_references"]
+__all__ = ["RolloutReconciler", "INSTANCE_LABEL", "references"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ Obj = dict[str, Any]
 class Reads(Protocol):
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj: ...
 
-    def list(self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None) -> list[Obj]: ...
+    def list(
+        self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None
+    ) -> list[Obj]: ...
 
 
 class Admits(Protocol):
@@ -85,10 +87,6 @@ def references(doc: Obj) -> list[tuple[str, str, str]]:
     if isinstance(rule, dict) and isinstance(rule.get("name"), str):
         found.append(("DestinationRule", namespace, rule["name"]))
     return found
-
-
-def vs_references(doc: Obj) -> list[tuple[str, str, str]]:
-    return references(doc)
 
 
 class RolloutReconciler:

@@ -301,5 +301,5 @@ class CountingCluster:
         return sum(1 for _, kind, _ in self.writes if kind not in exclude)
 
 
-__all__ = ["EXAMPLES", "START", "CountingCluster", "Follower", "Scenario", "ScriptedProvider", "WeightHistory", "load_example",
-           "route_weights"]
+__all__ = ["EXAMPLES", "START", "CountingCluster", "Follower", "Scenario", "ScriptedProvider", "WeightHistory",
+           "load_example", "route_weights"]

@@ -32,7 +32,9 @@ def rollout(cluster: InMemoryCluster) -> dict[str, Any]:
     })
 
 
-def test_an_event_is_a_core_v1_event_on_the_object(cluster: InMemoryCluster, clock: SteppedClock, rollout: dict[str, Any]) -> None:
+def test_an_event_is_a_core_v1_event_on_the_object(
+    cluster: InMemoryCluster, clock: SteppedClock, rollout: dict[str, Any]
+) -> None:
     recorder = EventRecorder(cluster, clock=clock, instance="host-1")
     recorder.record(rollout, reason="RolloutStepCompleted", message="Rollout step 1/2 completed (setWeight: 50)")
     [event] = cluster.list("Event", "shop")
@@ -61,7 +63,9 @@ def test_the_same_reason_and_message_bump_count_and_last_timestamp(
     assert events[0]["lastTimestamp"] == "2024-01-01T00:00:30Z"
 
 
-def test_a_deleted_aggregate_is_created_again(cluster: InMemoryCluster, clock: SteppedClock, rollout: dict[str, Any]) -> None:
+def test_a_deleted_aggregate_is_created_again(
+    cluster: InMemoryCluster, clock: SteppedClock, rollout: dict[str, Any]
+) -> None:
     recorder = EventRecorder(cluster, clock=clock)
     recorder.record(rollout, reason="RolloutPaused", message="Rollout is paused (CanaryPauseStep)")
     [event] = cluster.list("Event", "shop")
@@ -71,7 +75,9 @@ def test_a_deleted_aggregate_is_created_again(cluster: InMemoryCluster, clock: S
     assert again["count"] == 1
 
 
-def test_many_events_in_one_instant_get_distinct_names(cluster: InMemoryCluster, clock: SteppedClock, rollout: dict[str, Any]) -> None:
+def test_many_events_in_one_instant_get_distinct_names(
+    cluster: InMemoryCluster, clock: SteppedClock, rollout: dict[str, Any]
+) -> None:
     recorder = EventRecorder(cluster, clock=clock)
     for step in range(5):
         recorder.record(rollout, reason="RolloutStepCompleted", message=f"Rollout step {step + 1}/5 completed")
