@@ -5,6 +5,8 @@ Rules and invariants:
   kind of its result); "arg" means the kind of its first argument, "any" unknown until
   run time. Implementations are pure functions of their arguments: they read no scope,
   no clock and no state, so the compiler may call them directly, in any order.
+  ONE_ARGUMENT holds the one-argument forms of variadic ones (max, min), which the
+  compiler calls when there is a single argument, with no `*args` to pack.
 - Argo's helpers: `asInt` truncates numbers toward zero and parses strings as base-10
   int64; `asFloat` parses strings with Go's ParseFloat rules (inf, nan, exponents). Their
   errors are Go's: `strconv.ParseInt: parsing "x": invalid syntax`.
@@ -143,16 +145,30 @@ def _join(items: Any, sep: Any = "") -> str:
     return out
 
 
-def _extreme(name: str, pick: Callable[..., Any]) -> Callable[..., object]:
+def _extreme(name: str, pick: Callable[..., Any]) -> tuple[Callable[..., object], Callable[[Any], object]]:
+    """max/min of any number of arguments, and the same of exactly one (`max(result)`)."""
+
     def run(*args: Any) -> object:
-        if len(args) == 1 and type(args[0]) is list:  # the usual max(result)
-            items = args[0]
-            if all(type(x) is float or type(x) is int for x in items):
+        return one(args[0]) if len(args) == 1 else flattened(args)
+
+    def one(items: Any) -> object:
+        if type(items) is list:
+            for x in items:  # a plain loop: cheaper than any C-level check on short lists
+                if type(x) is not float and type(x) is not int:
+                    break
+            else:
                 return pick(items) if items else None
+        return flattened((items,))
+
+    def flattened(args: Any) -> object:
         values = _numbers(name, args)
         return pick(values) if values else None
 
-    return run
+    return run, one
+
+
+_MAX, _MAX_ONE = _extreme("max", max)
+_MIN, _MIN_ONE = _extreme("min", min)
 
 
 def _mean(*args: Any) -> float:
@@ -205,8 +221,8 @@ FUNCTIONS: dict[str, tuple[int, int, Callable[..., object], str]] = {
     "lower": (1, 1, lambda s: _text("lower", s).lower(), "string"),
     "split": (2, 2, _split, "array"),
     "join": (1, 2, _join, "string"),
-    "max": (1, -1, _extreme("max", max), "any"),
-    "min": (1, -1, _extreme("min", min), "any"),
+    "max": (1, -1, _MAX, "any"),
+    "min": (1, -1, _MIN, "any"),
     "mean": (1, -1, _mean, "float"),
     "median": (1, -1, _median, "float"),
     "first": (1, 1, _end("first", 0), "any"),
@@ -214,6 +230,8 @@ FUNCTIONS: dict[str, tuple[int, int, Callable[..., object], str]] = {
     "keys": (1, 1, _map_part("keys", "keys"), "array"),
     "values": (1, 1, _map_part("values", "values"), "array"),
 }
+# Forms taking exactly one argument, for the compiler to call with no `*args` to pack.
+ONE_ARGUMENT: dict[str, Callable[[Any], object]] = {"max": _MAX_ONE, "min": _MIN_ONE}
 NOT_SUPPORTED = frozenset(
     "now date duration timezone toJSON fromJSON toBase64 fromBase64 sort sortBy uniq groupBy "
     "reduce repeat replace indexOf lastIndexOf hasPrefix hasSuffix flatten concat reverse get "

@@ -16,7 +16,9 @@ Rules and invariants:
 - Anything wrong with the text (unknown name or function, argument count, a predicate
   outside a built-in, `matches`) is an ExprSyntaxError pointing at the node.
 - Work is bounded: a range, or a predicate, operator, slice or call inside a predicate,
-  marks the expression `budgeted`, and such operations pay into the budget (expr_ops).
+  marks the expression `budgeted`, and such operations pay into the budget (expr_ops) for
+  the size of their operands. Operands of SCALAR kinds have no size, so an operator or
+  call on them only is compiled as outside loops: it would pay nothing.
 - Common shapes are compiled to the specialised closures of expr_shapes and
   expr_predicates; everything else to the general operations of expr_ops.
 """
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.expr_builtins import FUNCTIONS, NOT_SUPPORTED
+from analysis.expr_builtins import FUNCTIONS, NOT_SUPPORTED, ONE_ARGUMENT
 from analysis.expr_nodes import (
     Array, Binary, Call, Cond, Lit, MapLit, Member, Name, Node, Pointer, Predicate, Slice, Unary,
 )  # fmt: skip
@@ -36,13 +38,15 @@ from analysis.expr_ops import (
 )  # fmt: skip
 from analysis.expr_predicates import PREDICATE_KIND, element_loop, scoped_loop
 from analysis.expr_shapes import (
-    Leaf, compare_member, compare_pair, compare_to, conjunction, equals_const, logic2,
-    variable_member,
+    Applied, Leaf, apply_to_variable, compare_applied, compare_member, compare_pair, compare_to,
+    conjunction, equals_const, logic2, variable_member,
 )  # fmt: skip
 from analysis.expr_tokens import ExprError, ExprSyntaxError
 from analysis.expr_values import (
-    CMP, CONCRETE, GO, NOTHING, NUMERIC, Fn, allowed, arith_kind, go_type, is_num, kind_of, truth,
+    CMP, CONCRETE, GO, NOTHING, NUMERIC, SCALAR, Fn, allowed, arith_kind, go_type, is_num, kind_of,
+    truth,
 )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
@@ -73,7 +77,7 @@ class Compiler:
         self.scoped = False  # some predicate reads `#` from a scope (a copy of env)
         self.budgeted = False  # nested predicates or ranges: the scope carries a step budget
         self.nesting = 0  # predicates being compiled, innermost last
-        self.operands: dict[Fn, list[Fn]] = {}  # flattened operands of && / || closures
+        self.operands: dict[Fn, list[Compiled]] = {}  # flattened operands of && / || closures
         self.leaves: dict[Fn, Leaf] = {}  # fused comparisons, by their closure
 
     def error(self, node: Node, message: str) -> ExprSyntaxError:
@@ -146,11 +150,12 @@ class Compiler:
         if op == "..":
             self.scoped = self.budgeted = True
             return Compiled(lambda env: ranged(env, lf(env), rf(env)), "array")
-        typed = op in ("==", "!=") and "any" not in (left.kind, right.kind) and "exact" in (left.kind, right.kind)
+        kinds = {left.kind, right.kind}
+        typed = op in ("==", "!=") and "any" not in kinds and "exact" in kinds
         core = typed_equality(op) if typed else BINARY[op]
         kind = "bool" if op in CMP or op in ("==", "!=", "in", "contains", "startsWith", "endsWith") \
             else arith_kind(op, left.kind, right.kind)  # fmt: skip
-        if self.nesting:  # inside a loop: pay for the size of the operands
+        if self.nesting and not kinds <= SCALAR:  # inside a loop: pay for the operands' sizes
             self.budgeted = True
             return Compiled(lambda env: metered(env, core, lf(env), rf(env)), kind)
         if typed:
@@ -165,6 +170,9 @@ class Compiler:
                 fused = compare_member(leaf)
                 self.leaves[fused] = leaf
                 return Compiled(fused, "bool")
+            applied = self.applied(target)
+            if applied is not None:
+                return Compiled(compare_applied(applied, op, right.const), "bool")
             return Compiled(compare_to(op, lf, right.const), "bool")
         return Compiled(lambda env: core(lf(env), rf(env)), kind)
 
@@ -174,13 +182,14 @@ class Compiler:
                 raise self.error(node, f"invalid operation: {node.op} (mismatched types "
                                  f"{GO[side.kind]} and bool)")  # fmt: skip
         same = isinstance(node.left, Binary) and node.left.op == node.op
-        operands = [*(self.operands.pop(left.fn, [left.fn]) if same else [left.fn]), right.fn]
-        if len(operands) == 2 and all(f in self.leaves for f in operands):
-            fn = compare_pair(self.leaves[operands[0]], self.leaves[operands[1]], node.op)
-        elif len(operands) > 2:
-            fn = conjunction(operands, node.op)
+        operands = [*(self.operands.pop(left.fn, [left]) if same else [left]), right]
+        fns = [c.fn for c in operands]
+        if len(fns) == 2 and all(f in self.leaves for f in fns):
+            fn = compare_pair(self.leaves[fns[0]], self.leaves[fns[1]], node.op)
+        elif len(fns) > 2:
+            fn = conjunction(fns, node.op)
         else:
-            fn = logic2(operands[0], operands[1], node.op)
+            fn = logic2(fns[0], fns[1], node.op, bools=left.kind == right.kind == "bool")
         self.operands[fn] = operands  # `a && b && c` runs as one closure over three operands
         return Compiled(fn, "bool")
 
@@ -266,16 +275,25 @@ class Compiler:
         if kind == "arg":
             kind = args[0].kind if args[0].kind in NUMERIC | {"exact"} else "any"
         fns = [a.fn for a in args]
-        if self.nesting:  # inside a loop: pay for the size of the arguments
+        if self.nesting and not {a.kind for a in args} <= SCALAR:  # in a loop: pay for their sizes
             self.budgeted = True
             return Compiled(lambda env: metered(env, impl, *[f(env) for f in fns]), kind)
-        if len(fns) == 1 and isinstance(node.args[0], Name):
-            var = node.args[0].name
-            return Compiled(lambda env: impl(env[var] if var in env else fns[0](env)), kind)
+        applied = self.applied(node)
+        if applied is not None:
+            return Compiled(apply_to_variable(applied), kind)
         if len(fns) == 1:
-            f0 = fns[0]
-            return Compiled(lambda env: impl(f0(env)), kind)
+            f0, one = fns[0], ONE_ARGUMENT.get(name, impl)
+            return Compiled(lambda env: one(f0(env)), kind)
         return Compiled(lambda env: impl(*[f(env) for f in fns]), kind)
+
+    def applied(self, node: Node) -> Applied | None:
+        """`f(name)` outside loops, f a plain built-in: called on the variable directly."""
+        if self.nesting or not isinstance(node, Call) or node.name not in FUNCTIONS:
+            return None
+        if len(node.args) != 1 or not isinstance(node.args[0], Name):
+            return None
+        impl, kind = FUNCTIONS[node.name][2], FUNCTIONS[node.name][3]
+        return Applied(node.args[0].name, ONE_ARGUMENT.get(node.name, impl), kind in NUMERIC)
 
     def argo_quirk(self, node: Call, args: list[Compiled]) -> Compiled:
         """Argo's isNil(_) and default(_, d) ignore their first argument (§4.1): they test
@@ -312,5 +330,6 @@ class Compiler:
         compiled = self.compile(body)  # type: ignore[arg-type]
         self.nesting -= 1
         if name not in ("map", "sum") and compiled.kind in CONCRETE and compiled.kind != "bool":
-            raise self.error(body, f"predicate should return boolean (got {GO[compiled.kind]})")  # type: ignore[arg-type]
+            message = f"predicate should return boolean (got {GO[compiled.kind]})"
+            raise self.error(body, message)  # type: ignore[arg-type]
         return Compiled(scoped_loop(name, cf, compiled.fn), PREDICATE_KIND[name])

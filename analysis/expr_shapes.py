@@ -7,23 +7,34 @@ Rules and invariants:
   the expected types (a list indexed by an int, a dict by a str, a number compared with a
   number); anything else falls back to the general operation (`fetch`, `order`,
   `equal`), which owns the rules and the error messages.
-- `&&`/`||` short-circuit and accept only bools, as `truth` says. A chain `a && b && c`
-  is one closure over its operands (`conjunction`), not a nest of pairs.
+- `&&`/`||` short-circuit and accept only bools, as `truth` says; when both sides are
+  bool by their static kind nothing is checked. A chain `a && b && c` is one closure over
+  its operands (`conjunction`), not a nest of pairs.
 - Shapes: `result[0] >= 0.95` (a Leaf: variable, constant key, comparison, numeric
   constant) fused into one closure; two leaves joined by && or || fused into one, with a
   range check on one value (`result[0] >= 0.9 && result[0] < 1.5`) fetching it once;
-  `x == const`; `x < const`; `result[0]`/`result.a` as one lookup.
+  `x == const`; `x < const`; `result[0]`/`result.a` as one lookup; a plain built-in of
+  one variable (`len(result)`, Applied) as one lookup and one call, and compared with a
+  number (`max(result) < 0.5`) in the same closure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from analysis.expr_ops import fetch, unknown_name
 from analysis.expr_values import CMP, Fn, equal, order, truth
 
-def logic2(lf: Fn, rf: Fn, op: str) -> Fn:
+
+def logic2(lf: Fn, rf: Fn, op: str, *, bools: bool = False) -> Fn:
+    """`a && b`, `a || b`. With `bools` (both sides are bool by their static kind, so
+    nothing needs checking) Python's own `and`/`or` do it in one expression."""
+    if bools:
+        if op == "&&":
+            return lambda env: lf(env) and rf(env)
+        return lambda env: lf(env) or rf(env)
     short = op == "||"  # the value that decides without looking at the right side
     other = not short
     what = f"operand of {op}"
@@ -187,3 +198,51 @@ def variable_member(name: str, key: Any, from_result: bool) -> Fn:
         return fetch(o, key, from_result=from_result)
 
     return member
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """`f(name)`: a plain built-in of one argument applied to a variable (`len(result)`)."""
+
+    variable: str
+    impl: Callable[[Any], object]
+    numeric: bool  # f always returns an int or a float (its declared kind says so)
+
+
+def apply_to_variable(applied: Applied) -> Fn:
+    """`len(result)`: the variable lookup and the call in one closure."""
+    name, impl = applied.variable, applied.impl
+
+    def call(env: Any) -> object:
+        try:
+            value = env[name]
+        except KeyError:
+            raise unknown_name(name) from None
+        return impl(value)
+
+    return call
+
+
+def compare_applied(applied: Applied, op: str, const: Any) -> Fn:
+    """`len(result) > 0`, `max(result) < 0.5`: lookup, call and comparison in one closure,
+    with no type check on the result when the built-in always returns a number."""
+    name, impl, cmp = applied.variable, applied.impl, CMP[op]
+
+    def compare_number(env: Any) -> Any:
+        try:
+            value = env[name]
+        except KeyError:
+            raise unknown_name(name) from None
+        return cmp(impl(value), const)
+
+    def compare(env: Any) -> Any:
+        try:
+            value = env[name]
+        except KeyError:
+            raise unknown_name(name) from None
+        a = impl(value)
+        if type(a) is float or type(a) is int:
+            return cmp(a, const)
+        return order(op, a, const)
+
+    return compare_number if applied.numeric else compare

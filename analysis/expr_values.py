@@ -115,6 +115,7 @@ def _format(value: Any) -> str:
 
 CONCRETE = frozenset(GO)  # kinds known at compile time; "exact" = known at run time
 NUMERIC = frozenset({"int", "float"})
+SCALAR = frozenset({"nil", "bool", "int", "float"})  # values with no size (no work to handle)
 
 
 def allowed(op: str, a: str, b: str) -> bool:
