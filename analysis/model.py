@@ -138,7 +138,7 @@ class OAuth2Config(ArgoModel):
 
 
 class BasicAuth(ArgoModel):
-    """Extension: HTTP basic auth for Prometheus (Flagger's secretRef username/password)."""
+    """HTTP basic auth for Prometheus (Argo's `authentication.basicAuth`)."""
 
     username: str
     password: str
@@ -147,7 +147,7 @@ class BasicAuth(ArgoModel):
 class PrometheusAuth(ArgoModel):
     sigv4: dict[str, Any] | None = None
     oauth2: OAuth2Config | None = None
-    basic: BasicAuth | None = None  # extension
+    basic_auth: BasicAuth | None = None
     bearer_token: str | None = None  # extension
 
 

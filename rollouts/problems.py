@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from analysis.model import ArgoModel, MetricProvider, ObjectMeta, PrometheusAuth, WebMetric
+from analysis.model import ArgoModel, MetricProvider, ObjectMeta, WebMetric
 from rollouts.model import CanaryStep, RolloutStatus, TrafficRouting
 
 __all__ = ["ARGO_ONLY_FIELDS", "Problem", "Severity", "did_you_mean", "field_problems", "join"]
@@ -61,14 +61,12 @@ ARGO_ONLY_FIELDS: Mapping[type[ArgoModel], frozenset[str]] = {
         {"kayenta", "datadog", "wavefront", "newRelic", "cloudWatch", "graphite", "influxdb", "skywalking"}
     ),
     WebMetric: frozenset({"authentication"}),
-    PrometheusAuth: frozenset({"basicAuth"}),  # ours is `basic` (with username/password values)
 }
 
 _NOT_RUN: Mapping[type[ArgoModel], str] = {
     TrafficRouting: "it shifts no traffic here; use istio, or let Argo Rollouts run this Rollout",
     MetricProvider: "its measurements would end in Error here; use prometheus or web",
     WebMetric: "requests are sent without it",
-    PrometheusAuth: "queries are sent without it; use authentication.basic",
 }
 
 

@@ -11,7 +11,7 @@ Rules (Argo's metricproviders/prometheus, argo-rollouts.md §4.2 and §5):
 - Address: `address_override` (the CLI's --prometheus, the demo) wins over the metric's
   `address`; neither → ProviderError. It must be an http(s) URL.
 - `timeout` (seconds, default 30, negative is an error) bounds each HTTP request.
-  `headers`, `authentication.basic` and `authentication.bearerToken` are sent on every
+  `headers`, `authentication.basicAuth` and `authentication.bearerToken` are sent on every
   request (an explicit `Authorization` header wins); TLS is verified unless `insecure: true`.
 - Transient faults (connection refused, timeouts, HTTP 5xx/429) are retried `attempts`
   times with the injected tenacity wait, then ProviderError naming the query and the cause.
@@ -164,10 +164,10 @@ class PrometheusProvider:
             if authentication.oauth2 is not None or authentication.sigv4 is not None:
                 raise ProviderError(
                     f"prometheus query {query!r}: authentication.oauth2 and authentication.sigv4 are not "
-                    "supported; use authentication.basic, authentication.bearerToken or an Authorization header"
+                    "supported; use authentication.basicAuth, authentication.bearerToken or an Authorization header"
                 )
-            if authentication.basic is not None:
-                auth = (authentication.basic.username, authentication.basic.password)
+            if authentication.basic_auth is not None:
+                auth = (authentication.basic_auth.username, authentication.basic_auth.password)
             if authentication.bearer_token:
                 headers["Authorization"] = f"Bearer {authentication.bearer_token}"
         for header in config.headers or []:

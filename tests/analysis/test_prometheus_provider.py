@@ -242,7 +242,7 @@ def test_insecure_disables_tls_verification() -> None:
 @responses.activate
 def test_basic_auth_and_custom_headers_are_sent() -> None:
     responses.get(QUERY_URL, json=OK_BODY)
-    config = {"authentication": {"basic": {"username": "ann", "password": "s3cret"}},
+    config = {"authentication": {"basicAuth": {"username": "ann", "password": "s3cret"}},
               "headers": [{"key": "X-Scope-OrgID", "value": "team-a"}]}
     fake_provider().measure(metric("up", **config), at=AT)
     headers = responses.calls[0].request.headers
