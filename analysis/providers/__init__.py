@@ -16,12 +16,19 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+import tenacity
 
 from analysis.model import Metric
+
+T = TypeVar("T")
+
+ATTEMPTS = 3
+DEFAULT_WAIT = tenacity.wait_exponential(multiplier=0.2, max=2)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,21 @@ class Result:
 
 class ProviderError(Exception):
     """A measurement could not be taken; the message goes into the Error measurement."""
+
+
+class Transient(Exception):
+    """A fault worth another attempt (connection refused, timeout, 5xx); its message is the cause."""
+
+
+def with_retries(call: Callable[[], T], *, attempts: int, wait: tenacity.wait.wait_base) -> T:
+    """`call()`, again after each `Transient` up to `attempts` tries; the last `Transient` is raised."""
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=wait,
+        retry=tenacity.retry_if_exception_type(Transient),
+        reraise=True,
+    )
+    return retrying(call)
 
 
 class UnsupportedProvider(ProviderError):

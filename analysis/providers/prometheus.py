@@ -38,19 +38,14 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from analysis.model import Metric, PrometheusMetric
-from analysis.providers import ProviderError, Result
+from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, with_retries
+from analysis.providers import Transient as _Transient
 
 DEFAULT_TIMEOUT = 30  # seconds per request, as Argo
-ATTEMPTS = 3
-DEFAULT_WAIT = tenacity.wait_exponential(multiplier=0.2, max=2)
 
 T = TypeVar("T")
 _STATUS = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
-
-
-class _Transient(Exception):
-    """A fault worth another attempt; its message is the cause shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -130,14 +125,8 @@ class PrometheusProvider:
         def attempt() -> T:
             return _classify(lambda: request(connection, timeout), query=query, timeout=timeout)
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Transient),
-            reraise=True,
-        )
         try:
-            return retrying(attempt)
+            return with_retries(attempt, attempts=self._attempts, wait=self._wait)
         except _Transient as err:
             raise ProviderError(
                 f"prometheus query {query!r} against {settings.address} failed after "

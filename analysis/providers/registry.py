@@ -14,11 +14,10 @@ from __future__ import annotations
 import requests
 import tenacity
 
-from analysis.providers import Providers
+from analysis.providers import DEFAULT_WAIT, Providers
 from analysis.providers.prometheus import PrometheusProvider
 from analysis.providers.web import WebProvider
 
-DEFAULT_WAIT = tenacity.wait_exponential(multiplier=0.2, max=2)
 
 
 def default_providers(

@@ -32,21 +32,16 @@ import requests
 import tenacity
 
 from analysis.model import Metric, WebMetric
-from analysis.providers import ProviderError, Result
+from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, with_retries
+from analysis.providers import Transient as _Transient
 
 DEFAULT_TIMEOUT = 10  # seconds, as Argo
-ATTEMPTS = 3
 MAX_REDIRECTS = 3
 MAX_BODY_BYTES = 1 << 20
-DEFAULT_WAIT = tenacity.wait_exponential(multiplier=0.2, max=2)
 _SHOWN_BODY = 200  # characters of an error body kept in messages
 
 _STEP = re.compile(r"\.([^.\[\]]+)|\[(-?\d+)\]|\[\*\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 _ALL = object()
-
-
-class _Transient(Exception):
-    """A fault worth another attempt; its message is the cause shown to the user."""
 
 
 class WebProvider:
@@ -72,14 +67,8 @@ class WebProvider:
             raise ProviderError(f"metric {metric.name!r} has no provider.web")
         request = _Request.build(metric.name, config)
         path = parse_json_path(config.json_path or "{$}", metric=metric.name)
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Transient),
-            reraise=True,
-        )
         try:
-            text = retrying(self._fetch, request)
+            text = with_retries(lambda: self._fetch(request), attempts=self._attempts, wait=self._wait)
         except _Transient as err:
             raise ProviderError(f"{request.shown} failed after {self._attempts} attempts: {err}") from err
         try:
