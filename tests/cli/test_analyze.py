@@ -20,6 +20,7 @@ from rollouts.cli import analyze, main
 from tests.fixtures import istio_history
 
 TEMPLATE = Path(__file__).parent.parent / "fixtures" / "success-rate-template.yaml"
+EXAMPLE_TEMPLATE = Path(__file__).parents[2] / "examples" / "istio-canary" / "analysis-template.yaml"
 
 
 def analyze_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
@@ -49,6 +50,24 @@ def test_degrading_canary_passes_hour_one_fails_hour_two(prometheus, capsys) -> 
     assert (code, out["phase"]) == (1, "Failed")
     assert out["metrics"][0]["value"] == [istio_history.success_rate(istio_history.DEGRADING, late=True)]
     assert 'did not satisfy successCondition "result[0] >= 0.95"' in out["metrics"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("service", "at", "code", "phase", "value"),
+    [
+        ("healthy", "2024-01-01T01:30:00Z", 0, "Successful", [0.99]),
+        ("degrading", "2024-01-01T00:30:00Z", 0, "Successful", [0.98]),
+        ("degrading", "2024-01-01T01:30:00Z", 1, "Failed", [istio_history.success_rate(istio_history.DEGRADING, late=True)]),
+    ],
+)
+def test_the_examples_success_rate_template_as_shipped(  # type: ignore[no-untyped-def]
+    prometheus, capsys, service: str, at: str, code: int, phase: str, value: list[float]
+) -> None:
+    name = prometheus.healthy_service if service == "healthy" else prometheus.degrading_service
+    got = main(["analyze", str(EXAMPLE_TEMPLATE), "--prometheus", prometheus.url,
+                "--arg", f"service-name={name}", "--at", at, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert (got, out["phase"], out["metrics"][0]["value"]) == (code, phase, value)
 
 
 def test_no_data_is_an_error_saying_so(prometheus, capsys) -> None:  # type: ignore[no-untyped-def]
