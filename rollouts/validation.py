@@ -19,6 +19,8 @@ Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
   their nested `templates`; required args must be supplied; metric names must be
   unique across them. VirtualService routes named in the Rollout must exist and
   carry the canary and stable destinations; DestinationRule subsets must exist.
+  A background metric that cannot fail before the steps end is a WARNING
+  (`rollouts.timing_checks`).
 - Unknown fields: see `rollouts.problems.field_problems`.
 - Pure: no file, network or cluster I/O; never raises for bad input.
 """
@@ -38,6 +40,7 @@ from rollouts.problems import (
     ARGO_ONLY_FIELDS, Problem, Severity, did_you_mean, field_problems, join, warning,
 )  # fmt: skip
 from rollouts.template_checks import duration_problem, runs_indefinitely, validate_template
+from rollouts.timing_checks import background_timing_problems
 from rollouts.traffic_checks import traffic_problems
 
 __all__ = [
@@ -83,6 +86,7 @@ def validate_rollout(rollout: Rollout, refs: References | None = None) -> list[P
         found.extend(traffic_problems(strategy.canary, virtual_services=refs.virtual_services,
                                       destination_rules=refs.destination_rules, services=refs.services))
         found.extend(_analysis_ref_problems(strategy.canary, refs))
+        found.extend(_background_timing(strategy.canary, refs))
     return found
 
 
@@ -289,6 +293,18 @@ def _analysis_ref_problems(canary: CanaryStrategy, refs: References) -> list[Pro
                                              "set count on the metric, or use the template for background analysis"))
         found.extend(_duplicate_metric_problems(path, analysis, refs))
     return found
+
+
+def _background_timing(canary: CanaryStrategy, refs: References) -> list[Problem]:
+    """rollouts.timing_checks on the background templates; a ref not known or not found is None."""
+    resolved: list[list[AnalysisTemplate] | None] = []
+    background = (canary.analysis.templates if canary.analysis else None) or []
+    for ref in background:
+        missing: list[Problem] = []
+        templates: list[AnalysisTemplate] = []
+        _resolve(ref, refs, "", missing, templates)
+        resolved.append(None if missing or _lookup(ref, refs)[1] is None else templates)
+    return background_timing_problems(canary, resolved, path=f"{CANARY}.analysis")
 
 
 def _duplicate_metric_problems(path: str, analysis: RolloutAnalysis, refs: References) -> list[Problem]:

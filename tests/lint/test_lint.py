@@ -1,7 +1,8 @@
 """`rollouts lint`: one bad manifest per class of mistake, each with its documented line.
 
 Each file under bad/ (warn/) starts with `# expect: LINE`: lint run on that file alone
-must print exactly that problem line and exit 1 (warnings: exit 0).
+must print exactly that problem line and exit 1 (warnings: exit 0). A file may hold
+several objects (a Rollout and the template it names).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rollouts import manifests
 from rollouts.cli import CommandError, lint, main
 
 HERE = Path(__file__).parent
@@ -56,9 +58,11 @@ def test_bad_manifest_gives_its_documented_line(path: Path, monkeypatch: pytest.
 def test_unsupported_but_argo_valid_is_a_warning(path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     monkeypatch.chdir(path.parent)
+    objects = len(manifests.load([str(path)]).documents)
     code = run_lint(path.name)
     assert code == 0
-    assert capsys.readouterr().out.splitlines() == [expected(path), "OK: 1 file, 1 object, 1 warning"]
+    assert capsys.readouterr().out.splitlines() == [
+        expected(path), f"OK: 1 file, {objects} object{'s' * (objects != 1)}, 1 warning"]
 
 
 def test_missing_path_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
