@@ -15,6 +15,9 @@ Rules (Argo Rollouts' canary, argo-rollouts.md §1.4, §2.3, §3.8, §8):
   selectors and DestinationRule subsets; VirtualService weights; step advance (one per
   pass); promotion; scale-down of old ReplicaSets after their deadline; runs that are no
   longer wanted are terminated; conditions, counts and the phase.
+- Retry: `abort` false after an abort this controller recorded (abortedAt, or the
+  Progressing condition RolloutAborted when a client cleared abortedAt too) restarts
+  the update at step 0 with new AnalysisRuns (`.1`, `.2`...), once.
 - Applied to the state it produced (its actions applied, its status written), plan
   reaches a fixed point: no actions and the same status. Events are emitted only on
   transitions, so a pass that changes nothing emits nothing.
@@ -109,6 +112,7 @@ class Pass:
     wake: list[datetime] = field(default_factory=list)
     step_done: bool = False
     progress: bool = False
+    restarted: bool = False  # a new pod template or step list: back to step 0
     at_desired: bool = False
     weight: int | None = None
 
@@ -251,7 +255,7 @@ def _sync_revision(p: Pass) -> None:
         st.current_step_index = 0 if p.steps else None
         st.pause_conditions = st.controller_pause = st.abort = st.aborted_at = st.promote_full = None
         p.forget_runs()
-        p.progress = True
+        p.progress = p.restarted = True
     if st.stable_rs is None:  # the first deploy is promoted at once, without steps
         st.stable_rs = p.pod_hash
     if p.promoted and p.steps:
@@ -266,11 +270,20 @@ def _sync_abort(p: Pass) -> None:
         st.pause_conditions = st.controller_pause = None  # promote --full skips pauses and analysis
     elif st.abort and st.aborted_at is None:
         p.abort("")
-    elif not st.abort and st.aborted_at is not None:
-        st.abort = st.aborted_at = st.pause_conditions = st.controller_pause = None
+    elif not st.abort and not p.restarted and _was_aborted(st):
+        st.abort = st.aborted_at = st.pause_conditions = st.controller_pause = st.promote_full = None
+        st.current_step_index = 0 if p.steps else None
         p.forget_runs()
         p.event(NORMAL, "RolloutRetried", f"Rollout retried: update to revision {p.revision} starts from step 1")
         p.progress = True
+
+
+def _was_aborted(st: RolloutStatus) -> bool:
+    """Aborted before, whichever way `abort` was cleared: Argo's `retry` sends only
+    `{abort: false}` (abortedAt stays), other tools clear abortedAt too; the Progressing
+    condition RolloutAborted stays until this controller takes the retry in."""
+    cond = conditions.get(st, conditions.PROGRESSING)
+    return st.aborted_at is not None or (cond is not None and cond.reason == "RolloutAborted")
 
 
 def _check_deadline(p: Pass) -> None:

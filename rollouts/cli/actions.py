@@ -9,7 +9,8 @@ What each sends (merge patches; `status` ones through the status subresource):
                 {pauseConditions: null, currentStepIndex: i+1} (capped at len(steps)).
 - promote --full: status {promoteFull: true} unless already fully promoted.
 - abort:        status {abort: true} (the controller sets abortedAt, weight 0, Degraded).
-- retry:        status {abort: false, abortedAt: null}: the controller replays from step 0.
+- retry:        status {abort: false}, exactly Argo's patch (abortedAt is left for the
+                controller, which replays from step 0 with new AnalysisRuns).
 - pause:        spec {paused: true};  resume: spec {paused: false} + status
                 {pauseConditions: null} (only the parts that are set).
 - restart:      spec {restartAt: now (+ --in)} in RFC 3339 UTC.
@@ -104,8 +105,10 @@ def _for_each(verb: str, spec: dict[str, Any] | None,
     return command
 
 
-run_abort = _for_each("aborted", None, {"status": {"abort": True}})
-run_retry = _for_each("retried", None, {"status": {"abort": False, "abortedAt": None}})
+ABORT_PATCH = {"status": {"abort": True}}
+RETRY_PATCH = {"status": {"abort": False}}  # Argo's `retry rollout`, byte for byte
+run_abort = _for_each("aborted", None, ABORT_PATCH)
+run_retry = _for_each("retried", None, RETRY_PATCH)
 run_pause = _for_each("paused", {"spec": {"paused": True}}, None)
 
 

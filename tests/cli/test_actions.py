@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from rollouts.apiserver import serve
-from rollouts.cli import actions, main
+from rollouts.cli import actions, connect, main
+from rollouts.clock import SteppedClock
 from rollouts.cluster import Forbidden, Unavailable
 from rollouts.memory import InMemoryCluster
-from tests.cli.conftest import IMAGES, NOW, NS, SIDECAR, STABLE, Cli, Shop, rollout_manifest
+from tests.cli.conftest import IMAGES, NOW, NS, SIDECAR, STABLE, Cli, Shop, rollout_manifest, rollout_status
 
 # --- what promote sends (pure, Argo's getPatches) ------------------------------------------
 
@@ -100,7 +101,33 @@ def test_abort_then_retry(cli: Cli, shop: Shop) -> None:
     result = cli("retry", "rollout", "checkout")  # Argo's spelling; `retry checkout` works too
     assert (result.code, result.out) == (0, "rollout 'checkout' retried\n")
     status = status_of(shop)
-    assert status["abort"] is False and "abortedAt" not in status
+    # Argo's patch, {"status": {"abort": false}}: abortedAt is left for the controller to clear
+    assert status["abort"] is False and status["abortedAt"] == "2024-05-01T12:06:00Z"
+
+
+def test_retry_sends_exactly_argos_patch(capsys: pytest.CaptureFixture[str], shop: Shop,
+                                         clock: SteppedClock) -> None:
+    shop.seed("aborted")
+    sent: list[tuple[Any, ...]] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            method = getattr(shop.cluster, name)
+            if name not in ("patch", "patch_status", "replace", "create", "delete"):
+                return method
+
+            def record(*args: Any) -> Any:
+                sent.append((name, *args))
+                return method(*args)
+            return record
+
+    recording: Any = Recording()
+    with connect.use_runtime(connect.Runtime(clock=clock, sleep=clock.advance, tty=False, watch=False,
+                                             make_cluster=lambda _: recording)):
+        result = Cli(capsys, ["-n", NS])("retry", "checkout")
+    assert (result.code, result.out) == (0, "rollout 'checkout' retried\n")
+    assert sent == [("patch_status", "Rollout", "checkout", NS, {"status": {"abort": False}})]
+    assert status_of(shop)["abortedAt"] == rollout_status("aborted")["abortedAt"]
 
 
 def test_pause_and_resume(cli: Cli, shop: Shop) -> None:

@@ -210,7 +210,8 @@ class Scenario:
 
     def when_retry(self) -> Scenario:
         """`kubectl argo rollouts retry`: exactly Argo's patch, {"status": {"abort": false}}
-        (the controller tells a retry by `abortedAt` still being set)."""
+        (the controller tells a retry by the abort it recorded: abortedAt or the
+        RolloutAborted condition)."""
         self.cluster.patch_status("Rollout", self.rollout_name, self.namespace, {"status": {"abort": False}})
         return self
 

@@ -7,11 +7,14 @@ is recorded by a watch on the cluster, as an outside observer would see it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from rollouts.cli import connect
+from rollouts.cli import main as cli_main
 from tests.controller.dsl import START, Scenario
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
@@ -202,3 +205,105 @@ def test_a_failing_step_analysis_aborts_the_multi_step_canary_at_25_percent() ->
         assert "error-rate" in scenario.status["message"]
     finally:
         scenario.close()
+
+
+def retry_with_cli(scenario: Scenario) -> None:
+    """`rollouts retry rollout NAME`, through the CLI's main(), against the scenario's cluster."""
+    runtime = connect.Runtime(clock=scenario.clock, sleep=scenario.clock.advance, tty=False, watch=False,
+                              make_cluster=lambda _: scenario.cluster)
+    with connect.use_runtime(runtime):
+        assert cli_main(["retry", "rollout", scenario.rollout_name, "-n", scenario.namespace]) == 0
+
+
+def retry_clearing_aborted_at(scenario: Scenario) -> None:
+    """A tool that clears abortedAt as well (the shape this CLI used to send)."""
+    scenario.cluster.patch_status("Rollout", scenario.rollout_name, scenario.namespace,
+                                  {"status": {"abort": False, "abortedAt": None}})
+
+
+def step_runs(scenario: Scenario) -> dict[str, dict[str, Any]]:
+    return {run["metadata"]["name"]: run for run in scenario.analysis_runs()
+            if run["metadata"]["labels"].get("rollout-type") == "Step"}
+
+
+@pytest.fixture
+def aborted_at_25() -> Iterator[Scenario]:
+    """multi-step, its step analysis failed at 25%: aborted, all traffic back on stable."""
+    scenario = Scenario("multi-step", stable="stable", canary="canary")
+    scenario.provider.script("error-rate", [0.0])
+    scenario.given_healthy()
+    scenario.provider.script("error-rate", [0.01], [0.30])
+    scenario.when_image(NEW_IMAGE).run_until(lambda: scenario.phase == "Degraded")
+    assert scenario.weights.canary_weights == [0, 10, 25, 0] and len(scenario.provider.calls) == 2
+    [failed] = step_runs(scenario).values()
+    assert failed["status"]["phase"] == "Failed" and failed["spec"]["terminate"] is True
+    scenario.run_for(60)
+    yield scenario
+    scenario.close()
+
+
+@pytest.mark.parametrize("retry", [retry_with_cli, retry_clearing_aborted_at])
+def test_retry_measures_the_canary_again_and_promotes_on_good_measurements(
+        aborted_at_25: Scenario, retry: Callable[[Scenario], None]) -> None:
+    scenario = aborted_at_25
+    [old] = step_runs(scenario)
+    # When the error rate is good again and a human retries
+    scenario.provider.script("error-rate", [0.01])
+    retry(scenario)
+    scenario.run_until(lambda: scenario.phase == "Healthy")
+    # Then every step is replayed from the first, with a new step run `<name>.1` measured 3 times
+    assert scenario.weights.canary_weights == [0, 10, 25, 0, 10, 25, 50, 100, 0]
+    assert len(scenario.provider.calls) == 2 + 3
+    runs = step_runs(scenario)
+    assert sorted(runs) == [old, f"{old}.1"]
+    assert runs[f"{old}.1"]["status"]["phase"] == "Successful"
+    assert len(runs[f"{old}.1"]["status"]["metricResults"][0]["measurements"]) == 3
+    status = scenario.status
+    assert "abort" not in status and "abortedAt" not in status and status["stableRS"] == status["currentPodHash"]
+    assert sum(event["count"] for event in scenario.events("RolloutRetried")) == 1
+    # retried at 3m; then 10% for 1m, 25% with 3 measurements a minute apart, 50% 2m, 100% 30s
+    assert scenario.clock.now() == START + timedelta(minutes=3 + 1 + 2 + 2, seconds=30)
+
+
+@pytest.mark.parametrize("retry", [retry_with_cli, retry_clearing_aborted_at])
+def test_a_retry_that_measures_badly_again_aborts_again(aborted_at_25: Scenario,
+                                                          retry: Callable[[Scenario], None]) -> None:
+    scenario = aborted_at_25
+    [old] = step_runs(scenario)
+    scenario.provider.script("error-rate", [0.30])
+    retry(scenario)
+    scenario.run_until(lambda: f"{old}.1" in step_runs(scenario) and scenario.status.get("abort") is True)
+    # Then the new run measured once, failed, and the rollout is aborted again, naming it
+    assert len(scenario.provider.calls) == 2 + 1
+    assert step_runs(scenario)[f"{old}.1"]["status"]["phase"] == "Failed"
+    assert scenario.weights.canary_weights == [0, 10, 25, 0, 10, 25, 0]
+    assert scenario.phase == "Degraded" and "error-rate" in scenario.status["message"]
+    assert sum(event["count"] for event in scenario.events("RolloutAborted")) == 2
+    scenario.run_for(3600)
+    assert len(step_runs(scenario)) == 2 and len(scenario.provider.calls) == 3, "nothing measures while aborted"
+
+
+@pytest.mark.parametrize("retry", [retry_with_cli, retry_clearing_aborted_at])
+def test_retry_after_a_failed_background_analysis_starts_a_new_background_run(
+        istio: Scenario, retry: Callable[[Scenario], None]) -> None:
+    # Given the istio example aborted by its background analysis (4th failure at 15m)
+    with_pause(istio, {"duration": "30m"})
+    istio.provider.script("success-rate", HEALTHY)
+    istio.given_healthy()
+    istio.provider.script("success-rate", FAILING)
+    istio.when_image(NEW_IMAGE).run_until(lambda: istio.phase == "Degraded")
+    [old] = [run["metadata"]["name"] for run in istio.analysis_runs()]
+    # When the success rate is good again and a human retries at 20m
+    istio.run_for(300)
+    istio.provider.script("success-rate", HEALTHY)
+    retry(istio)
+    istio.run_until(lambda: istio.phase == "Healthy")
+    # Then a new background run `<name>.1` measured the canary every 5 minutes of the 30m pause
+    assert istio.clock.now() == START + timedelta(minutes=20 + 30)
+    runs = {run["metadata"]["name"]: run for run in istio.analysis_runs()}
+    assert sorted(runs) == [old, f"{old}.1"]
+    values = [m["value"] for m in runs[f"{old}.1"]["status"]["metricResults"][0]["measurements"]]
+    assert values == ["[0.99]"] * 7, "0, 5, ... 30 minutes after the retry"
+    assert [at - START for _, at in istio.provider.calls][4:] == [timedelta(minutes=m) for m in range(20, 51, 5)]
+    assert istio.weights.canary_weights == [0, 50, 0, 50, 100, 0]
+    assert "abort" not in istio.status and "abortedAt" not in istio.status

@@ -372,6 +372,34 @@ def test_retry_starts_again_from_step_zero() -> None:
     assert "RolloutRetried" in [r for r, _ in world.recorded]
 
 
+@pytest.mark.parametrize("cleared", [("abort",), ("abort", "abortedAt")], ids=["argo-retry", "abortedAt-cleared"])
+def test_retry_is_taken_in_whichever_way_abort_was_cleared(cleared: tuple[str, ...]) -> None:
+    world = analysis_world(background=True)
+    world.finish_run(f"web-{H2}-2", "Failed", FAILED)
+    world.settle()
+    assert world.status["abort"] is True and world.run(f"web-{H2}-2")["spec"]["terminate"] is True
+    world.set_status(abort=False)  # Argo's `retry rollout` sends exactly {"status": {"abort": false}}
+    for key in cleared[1:]:
+        world.status.pop(key)
+    result = world.step()
+    assert ("RolloutRetried", "Rollout retried: update to revision 2 starts from step 1") in events(result)
+    assert world.status["currentStepIndex"] == 1  # step 0 (setWeight 25 on the available pod) done again
+    assert "abort" not in world.status and "abortedAt" not in world.status and world.status["phase"] != "Degraded"
+    world.settle()
+    names = [r["metadata"]["name"] for r in world.analysis_runs]
+    assert names[-2:] == [f"web-{H2}-2.1", f"web-{H2}-2-1.1"], "a retry measures again, with new runs"
+    assert world.status["canary"]["currentBackgroundAnalysisRunStatus"]["name"] == f"web-{H2}-2.1"
+    assert reasons(world.step()).count("RolloutRetried") == 0, "taken in once"
+
+
+def test_a_new_revision_after_an_abort_is_not_a_retry() -> None:
+    world = _abort(_ready(updated()))
+    world.set_image("app:v3")
+    result = world.step()
+    assert "RolloutRetried" not in reasons(result) and "RolloutUpdated" in reasons(result)
+    assert world.status["currentPodHash"] == H3 and "abort" not in world.status
+
+
 def test_promote_full_skips_the_remaining_steps() -> None:
     world = updated()
     world.set_ready("app:v2")
