@@ -45,6 +45,7 @@ from rollouts.informer import Cache
 from rollouts.model import Rollout
 from rollouts.patches import merge_diff
 from rollouts.replicas import HASH_LABEL
+from rollouts.runs import INSTANCE_LABEL
 from rollouts.traffic.istio import MANAGED_BY, vs_reference
 from rollouts.validation import References, validate_rollout
 
@@ -52,7 +53,6 @@ __all__ = ["RolloutReconciler", "INSTANCE_LABEL", "references"]
 
 log = logging.getLogger(__name__)
 
-INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
 CONFLICT_RETRIES = 3
 UNREADABLE_REQUEUE = 20.0
 Obj = dict[str, Any]
@@ -67,8 +67,6 @@ class Reads(Protocol):
 
 
 class Admits(Protocol):
-    instance_id: str | None
-
     def admits(self, obj: Obj) -> bool: ...
 
 
@@ -245,10 +243,7 @@ class RolloutReconciler:
                 kind = "VirtualService" if isinstance(action, act.PatchVirtualService) else "DestinationRule"
                 self._patch(kind, action.name, action.namespace, action.merge_patch())
             case act.CreateAnalysisRun(doc=run):
-                if self.scope.instance_id:
-                    run = {**run, "metadata": {**run["metadata"], "labels": {
-                        **(run["metadata"].get("labels") or {}), INSTANCE_LABEL: self.scope.instance_id}}}
-                self._create(run)
+                self._create(run)  # the plan copied the Rollout's instance-id label onto it
             case act.TerminateAnalysisRun(name=run_name):
                 self._patch("AnalysisRun", run_name, namespace, {"spec": {"terminate": True}})
             case _:

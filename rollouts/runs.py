@@ -8,7 +8,10 @@ Rules (argo-rollouts.md §3.8):
   terminated and not Failed/Error/Inconclusive is adopted (its create went through but
   the status write was lost); else the next free name is created. Labels:
   `rollouts-pod-template-hash`, `rollout-type` (Step|Background), `step-index`, the
-  Rollout's selector labels; annotation `rollout.argoproj.io/revision`.
+  Rollout's selector labels, and the Rollout's own
+  `argo-rollouts.argoproj.io/controller-instance-id` when it has one (as Argo copies
+  it), so the run is measured by the controller that owns the Rollout; annotation
+  `rollout.argoproj.io/revision`.
 - The step run is created on entering an analysis step (not while aborted or
   `spec.paused`); the background run once `currentStepIndex >= startingStep` while an
   update is in progress. Successful step run -> the step is done; Failed/Error (either
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from rollouts.plan import Pass
 
 STEP_RUN, BACKGROUND_RUN = "Step", "Background"
+INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
 BAD_PHASES = frozenset({AnalysisPhase.FAILED, AnalysisPhase.ERROR, AnalysisPhase.INCONCLUSIVE})
 
 
@@ -132,6 +136,9 @@ def build_run_doc(rollout: Rollout, request: RunRequest, templates: Sequence[Map
     labels = {**selector, HASH_LABEL: request.pod_hash, "rollout-type": request.kind}
     if request.step_index is not None:
         labels["step-index"] = str(request.step_index)
+    instance = (meta.labels or {}).get(INSTANCE_LABEL)
+    if instance:
+        labels[INSTANCE_LABEL] = instance
     extra = analysis.analysis_run_metadata
     args = arguments.resolve_rollout_args(analysis.args, rollout.dump(), stable_hash=request.stable_hash,
                                           latest_hash=request.pod_hash)

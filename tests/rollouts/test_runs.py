@@ -72,3 +72,16 @@ def test_build_run_doc_names_a_missing_template() -> None:
     request = runs.RunRequest(runs.BACKGROUND_RUN, "web-h-1", analysis, None, "h", None, 1)
     with pytest.raises(SpecError, match="ClusterAnalysisTemplate 'nope' not found"):
         runs.build_run_doc(Rollout.load(rollout()), request, [analysis_template()])
+
+
+@pytest.mark.parametrize("instance", [None, "blue"])
+def test_build_run_doc_copies_the_rollouts_instance_id_label(instance: str | None) -> None:
+    doc = rollout()
+    if instance is not None:
+        doc["metadata"]["labels"] = {runs.INSTANCE_LABEL: instance, "team": "not copied"}
+    analysis = RolloutAnalysis.load({"templates": [{"templateName": "success-rate"}],
+                                     "args": [{"name": "service", "value": "web"}]})
+    request = runs.RunRequest(runs.BACKGROUND_RUN, "web-h-1", analysis, None, "h", None, 1)
+    labels = runs.build_run_doc(Rollout.load(doc), request, [analysis_template()])["metadata"]["labels"]
+    assert labels.get(runs.INSTANCE_LABEL) == instance
+    assert "team" not in labels
