@@ -20,15 +20,23 @@ Rules (argo-rollouts.md §1.5, Argo's `CalculateRolloutPhase`, first match wins)
   progress); lastTransitionTime only when its status changes. So a pass that changes
   nothing leaves status byte-for-byte equal.
 - `RolloutCompleted` is emitted once, when Completed turns True.
+- A Rollout that cannot run as written (spec problems, or a document the models cannot
+  load) gets `invalid_status`: its last status with the InvalidSpec condition (the
+  problems, each `path: message (fix)`, joined by "; "), phase Degraded
+  "InvalidSpec: ...", and nothing else changed: no step, weight or count moves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from rollouts.actions import NORMAL
 from rollouts.model import RolloutCondition, RolloutPhase, RolloutStatus, StepKind
+from rollouts.problems import Problem
 from rollouts.replicas import surge_and_unavailable
 
 if TYPE_CHECKING:
@@ -70,6 +78,25 @@ def drop(st: RolloutStatus, kind: str) -> None:
 
 def dump(st: RolloutStatus) -> dict[str, Any]:
     return st.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def problems_message(problems: Sequence[Problem]) -> str:
+    return "; ".join(dict.fromkeys(str(problem) for problem in problems))
+
+
+def invalid_status(status: Mapping[str, Any] | None, problems: Sequence[Problem], *, now: datetime,
+                   generation: int | None) -> dict[str, Any]:
+    """`status` (a status document, possibly unreadable itself) with InvalidSpec set (see the rules)."""
+    try:
+        st = RolloutStatus.load(dict(status or {}))
+    except ValidationError:
+        st = RolloutStatus()  # a status no model reads is written afresh
+    message = problems_message(problems)
+    put(st, now, INVALID_SPEC, "True", "InvalidSpec", message)
+    st.phase, st.message = RolloutPhase.DEGRADED, f"InvalidSpec: {message}"
+    if generation is not None:
+        st.observed_generation = str(generation)
+    return dump(st)
 
 
 def deadline(p: Pass) -> timedelta:

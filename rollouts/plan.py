@@ -35,7 +35,7 @@ from typing import Any
 from rollouts import conditions, runs, scaling
 from rollouts import steps as engine
 from rollouts.actions import NORMAL, WARNING, Action, Event
-from rollouts.model import CanaryStatus, CanaryStep, CanaryStrategy, Rollout, RolloutPhase, RolloutStatus, StepKind
+from rollouts.model import CanaryStatus, CanaryStep, CanaryStrategy, Rollout, RolloutStatus, StepKind
 from rollouts.problems import Problem
 from rollouts.replicas import ReplicaSetView, pod_template_hash, replicaset_name, spec_replicas
 from rollouts.traffic import router
@@ -351,14 +351,23 @@ def _promote(p: Pass) -> None:
 
 def _invalid(observed: Observed, now: datetime, problems: list[Problem]) -> Plan:
     ro = observed.rollout
-    st = (ro.status or RolloutStatus()).model_copy(deep=True)
-    message = "; ".join(dict.fromkeys(str(problem) for problem in problems))
-    before = conditions.get(st, conditions.INVALID_SPEC)
+    status = conditions.dump(ro.status) if ro.status is not None else None
+    return invalid(status, problems, now=now, generation=ro.metadata.generation)
+
+
+def invalid(status: Mapping[str, Any] | None, problems: Sequence[Problem], *, now: datetime,
+            generation: int | None) -> Plan:
+    """The plan for a Rollout that cannot run as written: spec problems, or a document the
+    models cannot load (the shell turns its errors into Problems). InvalidSpec, phase
+    Degraded, no action but one Warning event when the message is new, requeue in 20 s."""
+    now = now.astimezone(UTC).replace(microsecond=0)
+    status = status if isinstance(status, Mapping) else None
+    message = conditions.problems_message(problems)
+    found = (status or {}).get("conditions")
+    before = next((c for c in found if isinstance(c, Mapping) and c.get("type") == conditions.INVALID_SPEC),
+                  None) if isinstance(found, list) else None
     events: tuple[Action, ...] = ()
-    if before is None or before.status != "True" or before.message != message:
+    if before is None or before.get("status") != "True" or before.get("message") != message:
         events = (Event(WARNING, "InvalidSpec", message),)
-    conditions.put(st, now, conditions.INVALID_SPEC, "True", "InvalidSpec", message)
-    st.phase, st.message = RolloutPhase.DEGRADED, f"InvalidSpec: {message}"
-    if ro.metadata.generation is not None:
-        st.observed_generation = str(ro.metadata.generation)
-    return Plan(conditions.dump(st), events, INVALID_SPEC_REQUEUE)
+    return Plan(conditions.invalid_status(status, problems, now=now, generation=generation), events,
+                INVALID_SPEC_REQUEUE)

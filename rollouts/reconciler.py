@@ -22,12 +22,15 @@ Rules (the imperative shell around rollouts.plan; DESIGN.md §2):
   never plans from a version older than its own write. The watch event of its own
   status write does reconcile again: a pass that advances a step or promotes leaves
   the next step's actions to the next pass.
-- A Rollout document the models cannot read is reported as a Warning event naming
-  the fields, and looked at again in 20 s; it never raises into the worker.
+- A Rollout document the models cannot read gets what a spec problem gets
+  (`plan.invalid`): the InvalidSpec condition naming each field and its fix (the CRD
+  schema's wording, as `rollouts lint` gives it), phase Degraded, one Warning event,
+  no other write, and another look in 20 s; it never raises into the worker.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -44,6 +47,7 @@ from rollouts.events import EventRecorder
 from rollouts.informer import Cache
 from rollouts.model import Rollout
 from rollouts.patches import merge_diff
+from rollouts.problems import Problem, join
 from rollouts.replicas import HASH_LABEL
 from rollouts.runs import INSTANCE_LABEL
 from rollouts.traffic.istio import MANAGED_BY, vs_reference
@@ -54,7 +58,6 @@ __all__ = ["RolloutReconciler", "INSTANCE_LABEL", "references"]
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
-UNREADABLE_REQUEUE = 20.0
 Obj = dict[str, Any]
 
 
@@ -85,6 +88,18 @@ def references(doc: Obj) -> list[tuple[str, str, str]]:
     if isinstance(rule, dict) and isinstance(rule.get("name"), str):
         found.append(("DestinationRule", namespace, rule["name"]))
     return found
+
+
+def unreadable_problems(doc: Obj, err: ValidationError) -> list[Problem]:
+    """Why the models cannot load a Rollout: the CRD schema's problems (wire path, what is
+    wrong, the fix: what `rollouts lint` says), else pydantic's own, at their wire paths."""
+    from rollouts import crdschema  # lazily: only a broken document pays for the schema validator
+
+    found = [problem for problem in crdschema.problems(doc) if problem.is_error]
+    if found:
+        return found
+    return [Problem(functools.reduce(join, item["loc"], ""), item["msg"], "fix this field (see the schema in crds/)")
+            for item in err.errors()]
 
 
 class RolloutReconciler:
@@ -133,10 +148,11 @@ class RolloutReconciler:
         try:
             rollout = Rollout.load(doc)
         except ValidationError as err:
-            self._unreadable(doc, err)
-            return UNREADABLE_REQUEUE
-        observed = self.observe(doc, rollout)
-        result = core.plan(observed, self.clock.now())
+            generation = (doc.get("metadata") or {}).get("generation")
+            result = core.invalid(doc.get("status"), unreadable_problems(doc, err), now=self.clock.now(),
+                                  generation=generation if isinstance(generation, int) else None)
+        else:
+            result = core.plan(self.observe(doc, rollout), self.clock.now())
         events = [a for a in result.actions if isinstance(a, act.Event)]
         for action in result.actions:
             if not isinstance(action, act.Event):
@@ -287,13 +303,6 @@ class RolloutReconciler:
                     self.cache.delete({"kind": kind, "metadata": {"name": name, "namespace": ns}})
 
     # ------------------------------------------------------------ failures
-
-    def _unreadable(self, doc: Obj, err: ValidationError) -> None:
-        fields = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in err.errors()[:5]
-        )
-        self.recorder.record(doc, type=act.WARNING, reason="InvalidSpec",
-                             message=f"the Rollout cannot be read: {fields} (fix these fields; see crds/)")
 
     def record_failure(self, namespace: str, name: str, err: BaseException) -> None:
         """A pass raised: say so on the Rollout (best effort, never raises)."""

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from rollouts.actions import (
-    CreateAnalysisRun, CreateReplicaSet, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
+    CreateAnalysisRun, CreateReplicaSet, Event, PatchVirtualService, ScaleReplicaSet, SetServiceSelector,
+    TerminateAnalysisRun,
 )  # fmt: skip
-from rollouts.plan import plan
+from rollouts.plan import invalid, plan
 from rollouts.problems import Problem
 from tests.rollouts.builders import (
     T0, UID, World, analysis_template, changes, events, hash_of, reasons, rollout, seconds, weights,
@@ -616,6 +617,33 @@ def test_an_invalid_spec_changes_no_traffic(change: Any, message: str | None) ->
     assert world.status["currentPodHash"] == H2  # nothing moved
     again = world.step(T0 + seconds(21))
     assert again.actions == () and again.requeue_after == 20.0  # the event is not repeated
+
+
+@pytest.mark.parametrize("status", [None, {"currentStepIndex": "x", "phase": "Healthy"}, "healthy"])
+def test_invalid_is_the_status_path_for_a_document_the_models_cannot_load(status: Any) -> None:
+    problems = [Problem("spec.strategy.canary.steps[0].setWeight", "must be an integer, got 'abc'",
+                        "write a whole number such as 20, without quotes")]
+    message = "spec.strategy.canary.steps[0].setWeight: must be an integer, got 'abc' " \
+              "(write a whole number such as 20, without quotes)"
+    if status == "healthy":
+        status = deployed().status
+    result = invalid(status, problems, now=T0 + seconds(0.5), generation=7)
+    assert result.status["phase"] == "Degraded" and result.status["message"] == f"InvalidSpec: {message}"
+    [condition] = [c for c in result.status["conditions"] if c["type"] == "InvalidSpec"]
+    assert condition == {"type": "InvalidSpec", "status": "True", "reason": "InvalidSpec", "message": message,
+                         "lastUpdateTime": "2024-05-01T12:00:00Z", "lastTransitionTime": "2024-05-01T12:00:00Z"}
+    assert result.status["observedGeneration"] == "7" and result.requeue_after == 20.0
+    assert result.actions == (Event("Warning", "InvalidSpec", message),)
+    if isinstance(status, dict) and status.get("stableRS"):  # a readable status keeps everything else
+        moved = ("conditions", "phase", "message", "observedGeneration")
+        assert {k: v for k, v in result.status.items() if k not in moved} == {
+            k: v for k, v in status.items() if k not in moved}
+    elif status is not None:
+        assert "currentStepIndex" not in result.status  # an unreadable status is written afresh
+    again = invalid(result.status, problems, now=T0 + seconds(60), generation=7)
+    assert again.status == result.status and again.actions == (), "the same problems: no new event, no write"
+    other = invalid(result.status, problems[:0] + [Problem("spec", "x", "y")], now=T0 + seconds(60), generation=7)
+    assert [a.reason for a in other.actions] == ["InvalidSpec"]
 
 
 def test_a_missing_analysis_template_is_an_invalid_spec() -> None:
