@@ -11,7 +11,10 @@ Rules:
   dicts). Errors are recognised by their Kubernetes reason (`NotFound`, `Conflict`,
   `AlreadyExists`), so analysis never imports rollouts.
 - A status patch carries the resourceVersion it was computed from; on Conflict the run
-  is read again and the same measurements are assessed against it (bounded retries).
+  is read again and the same measurements are assessed against it (bounded retries). A
+  transient API fault (reason `ServiceUnavailable`: 5xx, 429, no connection) on that
+  write is retried with tenacity's bounded backoff, so measurements already taken are
+  not thrown away and taken again for a blip.
 - Secret values never leave this module unredacted: measurement messages, status and
   event messages are redacted with every secret value read for the run.
 - A provider failure is data (an Error measurement); an unsupported provider, a bad
@@ -27,6 +30,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+import tenacity
 from pydantic import ValidationError
 
 from analysis import args, assess
@@ -36,6 +40,7 @@ from analysis.providers import Providers, ProviderError, UnsupportedProvider
 log = logging.getLogger(__name__)
 COMPONENT = "rollouts-controller"
 CONFLICT_RETRIES = 3
+WRITE_ATTEMPTS = 4
 Obj = dict[str, Any]
 SecretSource = Callable[[str, str, str], str]
 """secret_source(namespace, secret name, key) -> value; raises LookupError when missing."""
@@ -61,8 +66,13 @@ class EventSink(Protocol):
 
 class AnalysisController:
     def __init__(self, cluster: ClusterPort, providers: Providers, *, clock: Clock,
-                 secret_lookup: SecretSource | None = None, events: EventSink | None = None) -> None:
+                 secret_lookup: SecretSource | None = None, events: EventSink | None = None,
+                 retry_wait: tenacity.wait.wait_base = tenacity.wait_exponential(multiplier=0.05, max=1.0)) -> None:
         self._cluster = cluster
+        self._write_retry = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda err: _reason(err) == "ServiceUnavailable"),
+            wait=retry_wait, stop=tenacity.stop_after_attempt(WRITE_ATTEMPTS), reraise=True,
+        )
         self._events = events
         self._providers = providers
         self._clock = clock
@@ -78,7 +88,7 @@ class AnalysisController:
         for attempt in range(CONFLICT_RETRIES):
             result = self._assess(doc, taken, problem, now)
             try:
-                self._write(doc, result, secrets, now)
+                self._write_retry(self._write, doc, result, secrets, now)
                 return result.requeue_after
             except Exception as err:
                 if _reason(err) == "NotFound":

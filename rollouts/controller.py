@@ -12,6 +12,8 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
   Rollout could be judged against a half-listed cache (templates or Services "not found").
 - Scope: `namespace` limits every watch; `instance_id` shards objects by label
   (rollouts.routing.Scope).
+- Every API request goes through rollouts.clientset.MeteredCluster: counted by verb and
+  status code, so a fault the shells retried away is still recorded.
 - A key that raises is logged, counted (`*_reconcile_error`), recorded as a Warning
   event on a Rollout and requeued with the queue's backoff; it never stops the
   others. Success forgets the backoff and requeues at the reconciler's
@@ -38,6 +40,7 @@ import tenacity
 
 from analysis.controller import AnalysisController
 from analysis.providers import Providers
+from rollouts.clientset import MeteredCluster
 from rollouts.clock import Clock
 from rollouts.cluster import Cluster, ClusterError, Gone
 from rollouts.events import EventRecorder
@@ -91,20 +94,21 @@ class Manager:
         resync_period: float | None = 900.0,
         retry_wait: tenacity.wait.wait_base | None = None,
     ) -> None:
+        self.metrics = metrics or ControllerMetrics()
+        cluster = MeteredCluster(cluster, self.metrics)  # every API request and fault is counted
         self.cluster, self.clock = cluster, clock
         self.scope = Scope(namespace, instance_id)
         self.workers = max(1, workers)
         self.watch_timeout = watch_timeout
         self.resync_period = resync_period
         self.identity = identity or default_identity()
-        self.metrics = metrics or ControllerMetrics()
         self.recorder = EventRecorder(cluster, clock=clock, metrics=self.metrics, instance=self.identity)
         self.queue = WorkQueue(clock, on_add=lambda _: self.metrics.workqueue_adds.labels("rollouts").inc())
         self.cache = Cache()
         retry = {"retry_wait": retry_wait} if retry_wait is not None else {}
         self.rollouts = RolloutReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope,
                                           cache=self.cache, **retry)
-        self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder)
+        self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder, **retry)
         self.elector = (
             LeaderElector(
                 cluster, identity=self.identity, name=lock_name(instance_id),

@@ -8,7 +8,9 @@ Rules:
   old phase series is removed when the phase changes), `rollout_reconcile`
   (histogram, seconds), `rollout_reconcile_error`, `rollout_events_total{namespace,
   name,type,reason}`, `analysis_run_info{namespace,name,phase}`,
-  `analysis_run_reconcile`, `analysis_run_reconcile_error`, and client-go style
+  `analysis_run_reconcile`, `analysis_run_reconcile_error`,
+  `controller_clientset_k8s_request_total{kind,namespace,name,verb,status_code}` (every
+  API request, faults included; counted by rollouts.clientset), and client-go style
   `workqueue_*` series for the shared queue.
 - Extra series (ours): `rollouts_controller_leader` (1 while this replica leads)
   and `rollouts_controller_info{version}`.
@@ -61,6 +63,10 @@ class ControllerMetrics:
         )
         self.analysis_run_reconcile_error = Counter(
             "analysis_run_reconcile_error", "AnalysisRun reconciles that raised.", ["namespace", "name"], registry=reg,
+        )
+        self.k8s_requests = Counter(
+            "controller_clientset_k8s_request", "API requests made by the controller, by verb and status code.",
+            ["kind", "namespace", "name", "verb", "status_code"], registry=reg,
         )
         self.workqueue_adds = Counter("workqueue_adds", "Keys added to the work queue.", ["name"], registry=reg)
         self.workqueue_retries = Counter("workqueue_retries", "Keys requeued after a failure.", ["name"], registry=reg)
