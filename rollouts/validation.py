@@ -17,7 +17,9 @@ Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
   checks are skipped (lint given no AnalysisTemplate at all); a given mapping is
   authoritative: a name not in it is "not found". Templates are flattened through
   their nested `templates`; required args must be supplied; metric names must be
-  unique across them. VirtualService routes named in the Rollout must exist and
+  unique across them; a referenced template's own errors (a condition that does not
+  parse, ...) are the Rollout's errors too, unless `template_errors` is off (lint
+  reports them on the template). VirtualService routes named in the Rollout must exist and
   carry the canary and stable destinations; DestinationRule subsets must exist.
   A background metric that cannot fail before the steps end is a WARNING
   (`rollouts.timing_checks`).
@@ -61,6 +63,10 @@ class References:
     virtual_services: Mapping[str, Mapping[str, Any]] | None = None
     destination_rules: Mapping[str, Mapping[str, Any]] | None = None
     services: Collection[str] | None = None
+    # Report the referenced templates' own errors on the Rollout too (the controller: a
+    # broken template must stop the update before any traffic moves). Lint reports them
+    # on the template itself and turns this off.
+    template_errors: bool = True
 
 
 def errors(problems: Sequence[Problem]) -> list[Problem]:
@@ -282,6 +288,10 @@ def _analysis_ref_problems(canary: CanaryStrategy, refs: References) -> list[Pro
             _resolve(ref, refs, join(where, "templateName"), found, templates)
             for template in templates:
                 name = template.metadata.name
+                if refs.template_errors:
+                    found.extend(Problem(join(where, "templateName"), f"{template.kind} {name!r} is invalid: "
+                                         f"{problem.path}: {problem.message}", problem.fix)
+                                 for problem in template_checks.spec_problems(template) if problem.is_error)
                 for arg in template_checks.required_args(template):
                     if arg not in supplied:
                         found.append(Problem(join(path, "args"), f"{template.kind} {name!r} requires arg {arg!r}",

@@ -144,6 +144,7 @@ def _references(parsed: list[_Parsed]) -> validation.References:
         virtual_services=vs or None,
         destination_rules=dr or None,
         services=set(svc) or None,
+        template_errors=False,  # reported on the template itself
     )
 
 
