@@ -1,0 +1,94 @@
+"""Scenarios for the fault proofs: the dsl's Scenario with real providers and edited examples.
+
+`FaultScenario(example, providers=..., cluster=...)` is tests.controller.dsl.Scenario whose
+Manager runs the given `Providers` (the real Prometheus and web providers, with no wait
+between retries) instead of one scripted provider. `template(...)` builds an
+AnalysisTemplate document; `replace_template` swaps it into the example before the
+objects are created. `stable_hashes` follows every stableRS the Rollout's status showed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import tenacity
+
+from analysis.providers import Providers
+from analysis.providers.registry import default_providers
+from rollouts.controller import Manager
+from rollouts.kinds import KINDS
+from tests.controller.dsl import Follower, Scenario
+
+NEW_IMAGE = "argoproj/rollouts-demo:yellow"
+
+
+def real_providers(*, prometheus_address: str | None = None) -> Providers:
+    """The controller's providers as shipped, with no wait between retries (tests stay fast)."""
+    return default_providers(prometheus_address=prometheus_address, retry_wait=tenacity.wait_none())
+
+
+class FaultScenario(Scenario):
+    def __init__(self, example: str = "istio-canary", *, providers: Providers | None = None, **options: Any) -> None:
+        self.providers = providers
+        options.setdefault("manager_options", {})
+        options["manager_options"] = {"retry_wait": tenacity.wait_none(), **options["manager_options"]}
+        super().__init__(example, **options)
+        self.stable_hashes = Follower(self.cluster, self.clock, kind="Rollout", name=self.rollout_name,
+                                      namespace=self.namespace,
+                                      extract=lambda ro: (ro.get("status") or {}).get("stableRS"))
+
+    def new_manager(self, cluster: Any = None) -> Manager:
+        providers = self.providers if self.providers is not None else Providers({"prometheus": self.provider})
+        return Manager(cluster if cluster is not None else self.cluster, providers, clock=self.clock,
+                       **self.manager_options)
+
+    def observe(self) -> None:
+        super().observe()
+        if hasattr(self, "stable_hashes"):
+            self.stable_hashes.poll()
+
+    @property
+    def rollout_doc(self) -> dict[str, Any]:
+        """The example's Rollout document (edit it before `given_*`)."""
+        return next(doc for doc in self.docs if doc["kind"] == "Rollout")
+
+    def replace_template(self, template: dict[str, Any]) -> FaultScenario:
+        self.docs = [doc for doc in self.docs if doc["kind"] != "AnalysisTemplate"] + [template]
+        return self
+
+    def set_pause(self, duration: str) -> FaultScenario:
+        steps = self.rollout_doc["spec"]["strategy"]["canary"]["steps"]
+        steps[[i for i, step in enumerate(steps) if "pause" in step][0]] = {"pause": {"duration": duration}}
+        return self
+
+    def metric_results(self) -> list[dict[str, Any]]:
+        [run] = self.analysis_runs()
+        return list((run.get("status") or {}).get("metricResults") or [])
+
+    def measurements(self, metric: str) -> list[dict[str, Any]]:
+        return [m for r in self.metric_results() if r["name"] == metric for m in r.get("measurements") or []]
+
+
+def template(name: str, metrics: list[dict[str, Any]], *, args: list[dict[str, Any]] | None = None,
+             namespace: str = "default") -> dict[str, Any]:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"args": args if args is not None else [{"name": "service-name"}], "metrics": metrics}}
+
+
+def everything(cluster: Any, *, skip: tuple[str, ...] = ()) -> str:
+    """Every object of every kind the cluster holds, as one JSON text (to search for a value)."""
+    return json.dumps([obj for kind in KINDS if kind not in skip for obj in cluster.list(kind)])
+
+
+def wait_for(predicate: Callable[[], bool], what: str, *, seconds: float = 30.0) -> None:
+    """Threaded tests: wait (real time, generous) for an observable outcome of the controller."""
+    pause = threading.Event()
+    for _ in range(int(seconds * 100)):
+        if predicate():
+            return
+        pause.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
