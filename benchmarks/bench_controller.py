@@ -12,7 +12,9 @@ all are updated at once and stepped through their 8 steps until fully promoted. 
 - API writes per step transition against the minimum (one weight patch plus one status
   patch = 2), counted by a wrapper around the Cluster: the Rollout controller's own
   writes (ratio target 1.0), with the breakdown, and separately the AnalysisRun
-  controller's writes and Events;
+  controller's writes and Events; then the writes of one Rollout's update, kind by kind,
+  with why each is there (`WHY`): the plan enters the step it reached in the same pass,
+  so what is left above the minimum is inherent;
 - peak traced memory per Rollout (tracemalloc, in a second pass of the same N) against
   the memory the cluster itself holds for those objects.
 
@@ -70,6 +72,22 @@ class CountingCluster:
             return method(*args, **kwargs)
 
         return counted
+
+
+# Why each of the Rollout controller's writes of one update is there (printed with the counts).
+WHY = {
+    ("patch_status", "Rollout"): "one per step index, each written once (what `get rollout` and a restarted "
+                                 "controller see), plus one when the step AnalysisRun turns Running (Argo's "
+                                 "currentStepAnalysisRunStatus)",
+    ("patch", "VirtualService"): "one per distinct weight of the steps, then 0 once the new pods are the stable "
+                                 "ones: fewer than one per transition",
+    ("patch", "DestinationRule"): "the canary subset onto the new pods, then the stable subset at promotion",
+    ("create", "ReplicaSet"): "the new revision's ReplicaSet (its status write is the step-0 one)",
+    ("patch", "ReplicaSet"): "scale-ups: a weight rises only onto available pods, so the pods a step needs start "
+                             "one pass and its weight follows in the pass after they are available; and the old "
+                             "stable's scale-down-deadline annotation",
+    ("create", "AnalysisRun"): "the step analysis, created in the pass that enters its step",
+}
 
 
 def example_docs() -> list[dict[str, Any]]:
@@ -187,6 +205,11 @@ def report(result: dict[str, Any], memory: tuple[float, float] | None) -> None:
     print(f"    per transition: {detail}")
     print(f"  plus AnalysisRun status writes {analysis / transitions:.2f}, Events {events / transitions:.2f} "
           f"per transition")
+    print(f"  one Rollout's update: {own / n:.0f} writes for {result['steps']} transitions "
+          f"(minimum {2 * result['steps']}); what is above it is inherent:")
+    for (verb, kind), count in sorted(writes.items(), key=lambda item: -item[1]):
+        if kind != "Event" and not (kind == "AnalysisRun" and verb == "patch_status"):
+            print(f"    {count / n:4.1f} {verb} {kind}: {WHY.get((verb, kind), '(not explained)')}")
     if memory is not None:
         peak, held = memory
         print(f"  peak traced memory per Rollout: {peak / 1024:.0f} KiB "

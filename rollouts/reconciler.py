@@ -20,8 +20,9 @@ Rules (the imperative shell around rollouts.plan; DESIGN.md §2):
   planned again, and its events would be duplicates).
 - Every object this shell writes goes back into the cache at once, so the next pass
   never plans from a version older than its own write. The watch event of its own
-  status write does reconcile again: a pass that advances a step or promotes leaves
-  the next step's actions to the next pass.
+  status write does reconcile again; the plan already entered the step it reached, so
+  that pass usually writes nothing (or what needed waiting: a setWeight step entered
+  is completed there, the pods a step needs are started there).
 - A Rollout document the models cannot read gets what a spec problem gets
   (`plan.invalid`): the InvalidSpec condition naming each field and its fix (the CRD
   schema's wording, as `rollouts lint` gives it), phase Degraded, one Warning event,

@@ -17,6 +17,11 @@ Rules (Argo Rollouts, argo-rollouts.md §1.3):
   `currentStepIndex + 1`; on any other step -> `currentStepIndex + 1`;
   `spec.paused: true` -> `spec.paused: false`; `--full` -> `status.promoteFull: true`.
   Abort -> `status.abort: true`; retry -> `status.abort: false`.
+- One plan pass (`follow_pause_step`, `advance`, `promote`, called by rollouts.plan):
+  a step is done when its pause ended, its step run succeeded, or (setWeight,
+  setCanaryScale) its pods are all available and the router carries its weight; done
+  moves `currentStepIndex` by one and emits `RolloutStepCompleted`. Promotion sets
+  `stableRS` once past the last step (or on promote --full) with every pod available.
 - Pure: nothing here reads a clock or the cluster.
 """
 
@@ -26,12 +31,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from analysis.model import DurationError, parse_duration
 from rollouts.actions import NORMAL, Event
 from rollouts.model import CanaryStep, PauseCondition, SetCanaryScale, StepKind
 from rollouts.problems import Problem
 from rollouts.replicas import short_hash
+
+if TYPE_CHECKING:
+    from rollouts.plan import Pass
 
 CANARY_PAUSE_STEP = "CanaryPauseStep"
 INCONCLUSIVE_PAUSE = "InconclusiveAnalysisRun"
@@ -133,3 +142,58 @@ def pause_step(step: CanaryStep, *, conditions: Sequence[PauseCondition], contro
     written = step.pause.duration if step.pause else seconds
     done = Event(NORMAL, "RolloutResumed", f"Rollout is resumed (pause of {written} ended)")
     return PauseOutcome(others, bool(others), True, None, (done,))
+
+
+# ---------------------------------------------------------------- one plan pass
+
+
+def follow_pause_step(p: Pass) -> None:
+    """Enter, wait on or complete the current pause step (not while paused, aborted or promoted)."""
+    st, step = p.st, p.step
+    if p.ro.spec.paused:
+        return
+    if step is not None and step.pause is not None and not (p.promoted or p.aborted or st.promote_full):
+        outcome = pause_step(step, conditions=st.pause_conditions or [],
+                             controller_pause=bool(st.controller_pause), now=p.now)
+        st.pause_conditions, st.controller_pause = outcome.conditions, outcome.controller_pause
+        p.actions += outcome.events
+        p.wake += [outcome.wake_at] if outcome.wake_at else []
+        p.step_done = outcome.completed
+    if not st.pause_conditions:
+        st.pause_conditions = st.controller_pause = None
+
+
+def advance(p: Pass) -> None:
+    """Move to the next step when the current one is done (never in an entering round)."""
+    step = p.step
+    if p.entering or p.halted or step is None or p.st.promote_full:
+        return
+    if step.kind in (StepKind.PAUSE, StepKind.ANALYSIS):
+        done = p.step_done
+    elif step.kind is StepKind.SET_WEIGHT:
+        done = p.at_desired and (p.router is None or p.weight == step.set_weight)
+    elif step.kind is StepKind.SET_CANARY_SCALE:
+        done = p.at_desired
+    else:
+        done = True  # kinds this controller does not run are passed over (lint warns)
+    if done:
+        completed = p.index
+        p.st.current_step_index = completed + 1
+        if p.st.canary is not None:
+            p.st.canary.current_step_analysis_run_status = None
+        p.event(NORMAL, "RolloutStepCompleted",
+                f"Rollout step {completed + 1}/{len(p.steps)} completed ({describe(step)})")
+        p.progress = True
+
+
+def promote(p: Pass) -> None:
+    """Past the last step (or promote --full) with every new pod available: the new stable."""
+    st = p.st
+    if p.entering or p.halted or not (st.promote_full or p.index >= len(p.steps)):
+        return
+    if p.new.available < p.replicas or p.new.replicas != p.replicas:
+        return
+    st.stable_rs = p.pod_hash
+    st.current_step_index = len(p.steps) if p.steps else None
+    st.promote_full = st.pause_conditions = st.controller_pause = None
+    p.progress = True

@@ -7,6 +7,7 @@ wrapper around the Cluster, faults are injected by the same wrapper.
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from rollouts.memory import InMemoryCluster
 from rollouts.model import Rollout
 from rollouts.reconciler import unreadable_problems
 from rollouts.workqueue import Key
-from tests.controller.dsl import START, CountingCluster, Scenario, ScriptedProvider, load_example
+from tests.controller.dsl import START, CountingCluster, Follower, Scenario, ScriptedProvider, load_example
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
 
@@ -65,6 +66,36 @@ def test_a_reconcile_with_nothing_to_do_makes_no_write(counted: Scenario) -> Non
         counted.manager.step()
     assert cluster.writes[before:] == []
 
+
+
+def test_the_multi_step_update_writes_each_step_index_once_and_each_weight_once() -> None:
+    scenario = Scenario("multi-step", stable="stable", canary="canary")
+    try:
+        counting = CountingCluster(scenario.cluster)
+        scenario.cluster = counting
+        scenario.manager = scenario.new_manager()
+        scenario.provider.script("error-rate", [0.01])
+        scenario.given_healthy()
+        steps = Follower(counting, scenario.clock, kind="Rollout", name="multi-step", namespace="default",
+                         extract=lambda ro: (ro.get("status") or {}).get("currentStepIndex"))
+        scenario.when_image(NEW_IMAGE)
+        counting.writes.clear()
+        scenario.run_until(lambda: scenario.phase == "Healthy"
+                           and scenario.status["stableRS"] == scenario.status["currentPodHash"])
+        steps.poll()
+        assert [index for _, index in steps.values] == [8, 0, 1, 2, 3, 4, 5, 6, 7, 8], "every index, once"
+        writes = collections.Counter((verb, kind) for verb, kind, _ in counting.writes
+                                     if kind != "Event" and (verb, kind) != ("patch_status", "AnalysisRun"))
+        assert writes == {
+            ("patch_status", "Rollout"): 9 + 1,  # one per step index 0..8, one when the step run turns Running
+            ("patch", "VirtualService"): 5,  # 10, 25, 50, 100, then 0 on the promoted stable
+            ("patch", "DestinationRule"): 2,  # the canary subset onto the new pods; the stable one at promotion
+            ("create", "ReplicaSet"): 1,
+            ("patch", "ReplicaSet"): 3,  # scaled up for 50% and 100%; the old stable's scale-down deadline
+            ("create", "AnalysisRun"): 1,
+        }
+    finally:
+        scenario.close()
 
 def test_a_pause_writes_nothing_but_the_analysis_and_its_end_writes_weight_and_status(counted: Scenario) -> None:
     counted.given_healthy()
@@ -197,7 +228,8 @@ def test_a_rollout_the_models_cannot_load_is_invalid_spec_and_shifts_no_traffic(
         [event] = [e for e in counting.list("Event", "default")
                    if e["involvedObject"]["name"] == "bad" and e["reason"] == "InvalidSpec"]
         assert event["type"] == "Warning" and event["message"] == names and event["count"] == 1
-        assert counting.get("VirtualService", "bad-rollout-vsvc", "default")["spec"]["http"][0]["route"][1]["weight"] == 0
+        vs = counting.get("VirtualService", "bad-rollout-vsvc", "default")
+        assert vs["spec"]["http"][0]["route"][1]["weight"] == 0
         # When the spec is fixed, the update runs and the condition goes
         fixed = counting.get("Rollout", "bad", "default")
         fixed["spec"] = good_spec
