@@ -144,11 +144,27 @@ class BasicAuth(ArgoModel):
     password: str
 
 
+class Sigv4Config(ArgoModel):
+    """AWS SigV4 signing (Amazon Managed Prometheus); not run by this controller's provider."""
+
+    region: str | None = None
+    profile: str | None = None
+    role_arn: str | None = None
+
+
 class PrometheusAuth(ArgoModel):
-    sigv4: dict[str, Any] | None = None
+    sigv4: Sigv4Config | None = None
     oauth2: OAuth2Config | None = None
     basic_auth: BasicAuth | None = None
     bearer_token: str | None = None  # extension
+
+
+class RangeQuery(ArgoModel):
+    """A range query: `start`/`end` are expressions such as `now() - duration("5m")`, `step` a duration."""
+
+    start: str | None = None
+    end: str | None = None
+    step: str | None = None
 
 
 class PrometheusMetric(ArgoModel):
@@ -158,7 +174,7 @@ class PrometheusMetric(ArgoModel):
     insecure: bool | None = None
     headers: list[KeyValue] | None = None
     authentication: PrometheusAuth | None = None
-    range_query: dict[str, Any] | None = None
+    range_query: RangeQuery | None = None
 
 
 class WebMetric(ArgoModel):
@@ -281,13 +297,21 @@ class AnalysisRunStatus(ArgoModel):
     dry_run_summary: RunSummary | None = None
 
 
+class TTLStrategy(ArgoModel):
+    """Seconds after which a completed run is deleted (Argo's analysis controller)."""
+
+    seconds_after_completion: int | None = None
+    seconds_after_success: int | None = None
+    seconds_after_failure: int | None = None
+
+
 class AnalysisRunSpec(ArgoModel):
     metrics: list[Metric] = Field(default_factory=list)
     args: list[Argument] | None = None
     terminate: bool | None = None
     dry_run: list[DryRun] | None = None
     measurement_retention: list[MeasurementRetention] | None = None
-    ttl_strategy: dict[str, Any] | None = None
+    ttl_strategy: TTLStrategy | None = None
 
 
 class AnalysisRun(ArgoModel):

@@ -169,6 +169,24 @@ class TrafficRouting(ArgoModel):
 # ---------------------------------------------------------------- strategy
 
 
+class PreferredAntiAffinity(ArgoModel):
+    weight: int
+
+
+class AntiAffinity(ArgoModel):
+    """Argo injects pod anti-affinity between the new and old ReplicaSets (not run here)."""
+
+    preferred_during_scheduling_ignored_during_execution: PreferredAntiAffinity | None = None
+    required_during_scheduling_ignored_during_execution: dict[str, Any] | None = None
+
+
+class PingPong(ArgoModel):
+    """ALB ping-pong services (Argo: ALB traffic routing only; not run here)."""
+
+    ping_service: str
+    pong_service: str
+
+
 class CanaryStrategy(ArgoModel):
     canary_service: str | None = None
     stable_service: str | None = None
@@ -184,8 +202,8 @@ class CanaryStrategy(ArgoModel):
     min_pods_per_replica_set: int | None = None
     canary_metadata: AnalysisRunMetadata | None = None
     stable_metadata: AnalysisRunMetadata | None = None
-    anti_affinity: dict[str, Any] | None = None
-    ping_pong: dict[str, Any] | None = None
+    anti_affinity: AntiAffinity | None = None
+    ping_pong: PingPong | None = None
     replica_progress_threshold: dict[str, Any] | None = None
 
 
@@ -211,6 +229,10 @@ class RolloutHistoryLimits(ArgoModel):
     unsuccessful_run_history_limit: int | None = None
 
 
+class RollbackWindow(ArgoModel):
+    revisions: int | None = None
+
+
 class RolloutSpec(ArgoModel):
     replicas: int | None = None
     selector: LabelSelector | None = None
@@ -222,7 +244,7 @@ class RolloutSpec(ArgoModel):
     progress_deadline_seconds: int | None = None
     progress_deadline_abort: bool | None = None
     restart_at: datetime | None = None
-    rollback_window: dict[str, Any] | None = None
+    rollback_window: RollbackWindow | None = None
     strategy: RolloutStrategy
     analysis: RolloutHistoryLimits | None = None
 
@@ -259,6 +281,8 @@ class CanaryStatus(ArgoModel):
     current_background_analysis_run_status: RunStatusRef | None = None
     current_experiment: str | None = None
     weights: TrafficWeights | None = None
+    stable_ping_pong: str | None = None
+    step_plugin_statuses: list[dict[str, Any]] | None = None  # Argo's step plugins (not run here)
 
 
 class RolloutCondition(ArgoModel):
@@ -293,6 +317,11 @@ class RolloutStatus(ArgoModel):
     observed_generation: str | None = None
     restarted_at: datetime | None = None
     collision_count: int | None = None
+    workload_observed_generation: str | None = None
+    # Written by Argo for features this controller does not run; kept as they are.
+    blue_green: dict[str, Any] | None = None
+    alb: dict[str, Any] | None = None
+    albs: list[dict[str, Any]] | None = None
 
 
 class Rollout(ArgoModel):
