@@ -11,6 +11,10 @@ Rules:
   sorts them: a field Argo has for a feature we do not run (other traffic routers,
   other metric providers, ...) is a WARNING "not supported by this controller"; anything
   else is a typo or a field no controller knows, an ERROR with a did-you-mean.
+- Fields the models know, that Argo acts on and this controller only keeps
+  (`NOT_RUN_FIELDS`: ephemeral metadata, anti-affinity, Prometheus range
+  queries, ...), are a WARNING "not supported by this controller" too, naming what
+  differs here; what is under them is not looked at.
 - Pure: no I/O, no clock.
 """
 
@@ -21,10 +25,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from analysis.model import ArgoModel, MetricProvider, ObjectMeta, WebMetric
-from rollouts.model import CanaryStep, RolloutStatus, TrafficRouting
+from analysis.model import AnalysisRunSpec, ArgoModel, MetricProvider, ObjectMeta, PrometheusAuth, PrometheusMetric, WebMetric
+from rollouts.model import CanaryStep, CanaryStrategy, RolloutSpec, RolloutStatus, TrafficRouting
 
-__all__ = ["ARGO_ONLY_FIELDS", "Problem", "Severity", "did_you_mean", "field_problems", "join"]
+__all__ = ["ARGO_ONLY_FIELDS", "NOT_RUN_FIELDS", "Problem", "Severity", "did_you_mean", "field_problems", "join"]
 
 
 class Severity(StrEnum):
@@ -67,6 +71,42 @@ _NOT_RUN: Mapping[type[ArgoModel], str] = {
     TrafficRouting: "it shifts no traffic here; use istio, or let Argo Rollouts run this Rollout",
     MetricProvider: "its measurements would end in Error here; use prometheus or web",
     WebMetric: "requests are sent without it",
+}
+
+
+_ARGO_RUNS_IT = "let Argo Rollouts run this Rollout"
+# Fields the models know that Argo acts on and this controller keeps without acting on:
+# wire name -> (what differs here; what to do). The consequence opens the fix.
+NOT_RUN_FIELDS: Mapping[type[ArgoModel], Mapping[str, tuple[str, str]]] = {
+    RolloutSpec: {
+        "rollbackWindow": ("a rollback to a recent revision replays every step here",
+                           f"remove it, or {_ARGO_RUNS_IT}"),
+    },
+    CanaryStrategy: {
+        "antiAffinity": ("no anti-affinity is added between canary and stable pods",
+                         f"put the affinity in spec.template, or {_ARGO_RUNS_IT}"),
+        "canaryMetadata": ("canary pods do not get these labels and annotations",
+                           f"select canary pods by rollouts-pod-template-hash, or {_ARGO_RUNS_IT}"),
+        "stableMetadata": ("stable pods do not get these labels and annotations",
+                           f"select stable pods by rollouts-pod-template-hash, or {_ARGO_RUNS_IT}"),
+        "pingPong": ("ping-pong Services are an ALB feature; no Service is switched here",
+                     f"use canaryService and stableService, or {_ARGO_RUNS_IT}"),
+        "replicaProgressThreshold": ("steps wait for every canary pod to be available",
+                                     f"remove it, or {_ARGO_RUNS_IT}"),
+    },
+    AnalysisRunSpec: {
+        "ttlStrategy": ("completed runs are not deleted after a time", "delete old runs yourself, or remove it"),
+    },
+    PrometheusMetric: {
+        "rangeQuery": ("range queries are not sent; measurements end in Error",
+                       "use an instant query such as sum(rate(...[5m]))"),
+    },
+    PrometheusAuth: {
+        "oauth2": ("requests are not signed; measurements end in Error",
+                   "use authentication.basicAuth or an Authorization header"),
+        "sigv4": ("requests are not signed; measurements end in Error",
+                  "use authentication.basicAuth or an Authorization header"),
+    },
 }
 
 
@@ -117,6 +157,7 @@ def field_problems(model: ArgoModel, path: str = "") -> list[Problem]:
         else:
             found.append(_unknown(model, key, where))
     fields = type(model).model_fields
+    not_run = NOT_RUN_FIELDS.get(type(model), {})
     for name in fields:
         if name not in model.model_fields_set:
             continue
@@ -124,7 +165,10 @@ def field_problems(model: ArgoModel, path: str = "") -> list[Problem]:
         if name == "status" or isinstance(value, (RolloutStatus, ObjectMeta)):
             continue  # written by controllers and the API server, not by users
         alias = fields[name].alias or name
-        if isinstance(value, ArgoModel):
+        if alias in not_run and value is not None:
+            differs, fix = not_run[alias]
+            found.append(warning(join(path, alias), f"{alias} is not supported by this controller", f"{differs}; {fix}"))
+        elif isinstance(value, ArgoModel):
             found.extend(field_problems(value, join(path, alias)))
         elif isinstance(value, list):
             for index, item in enumerate(value):

@@ -117,6 +117,10 @@ def _condition_problems(metric: Metric, path: str) -> list[Problem]:
     return problems
 
 
+def _templated(value: int | str | None) -> bool:
+    return isinstance(value, str) and bool(PLACEHOLDER.search(value))
+
+
 def _limit_problems(metric: Metric, path: str) -> list[Problem]:
     found: list[Problem] = []
     count = _integer(metric.count, join(path, "count"), found)
@@ -127,7 +131,7 @@ def _limit_problems(metric: Metric, path: str) -> list[Problem]:
     if failure is not None and failure < -1:
         found.append(Problem(join(path, "failureLimit"), f"{failure} is below -1",
                              "use a number of failures >= 0, or -1 with consecutiveSuccessLimit"))
-    elif failure == -1 and not success:
+    elif failure == -1 and not success and not _templated(metric.consecutive_success_limit):
         found.append(Problem(join(path, "failureLimit"), "-1 (no failure limit) needs consecutiveSuccessLimit > 0",
                              "set consecutiveSuccessLimit, or a failureLimit >= 0"))
     for alias, value in (("inconclusiveLimit", inconclusive), ("consecutiveErrorLimit", errors),

@@ -3,7 +3,9 @@
 Rules (argo-rollouts.md §2.1, Argo's validation_references.go):
 - trafficRouting must name a router; Istio is run, the routers Argo has besides it
   are kept and reported as warnings (`rollouts.problems`). maxTrafficWeight is for
-  nginx and plugins only (Istio weights are out of 100).
+  nginx and plugins only (Istio weights are out of 100); with them it is a warning, as
+  this controller reads weights as percentages. pingPong only goes with the
+  ALB router (Argo: "Ping-pong feature works with the ALB traffic routing only").
 - Istio: exactly one of virtualService / virtualServices. Without a destinationRule
   (host-level routing) both canaryService and stableService are required.
 - With the VirtualServices given (by name; `name.namespace` refs match on the name):
@@ -22,7 +24,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from rollouts.model import CanaryStrategy, IstioVirtualService
-from rollouts.problems import ARGO_ONLY_FIELDS, Problem, did_you_mean, join
+from rollouts.problems import ARGO_ONLY_FIELDS, Problem, did_you_mean, join, warning
 
 ISTIO = "spec.strategy.canary.trafficRouting.istio"
 Objects = Mapping[str, Mapping[str, Any]]
@@ -69,10 +71,18 @@ def traffic_problems(
     if routing.istio is None and not others:
         found.append(Problem("spec.strategy.canary.trafficRouting", "no traffic router is set",
                              "add istio: {virtualService: {name: NAME, routes: [ROUTE]}}, or remove trafficRouting"))
+    if canary.ping_pong is not None and "alb" not in others:
+        found.append(Problem("spec.strategy.canary.pingPong", "pingPong works with the ALB traffic router only",
+                             "remove pingPong and use canaryService and stableService"))
     if routing.max_traffic_weight is not None and not others & {"nginx", "plugins"}:
         found.append(Problem("spec.strategy.canary.trafficRouting.maxTrafficWeight",
                              "maxTrafficWeight only works with the nginx router and plugins",
                              "remove it: Istio weights are out of 100"))
+    elif routing.max_traffic_weight is not None:
+        found.append(warning("spec.strategy.canary.trafficRouting.maxTrafficWeight",
+                             "maxTrafficWeight is not supported by this controller",
+                             "weights are percentages here, so a setWeight above 100 would scale the canary past "
+                             "spec.replicas; let Argo Rollouts run this Rollout"))
     istio = routing.istio
     if istio is None:
         return found

@@ -5,12 +5,15 @@ InvalidSpec condition): both get the same `Problem(path, message, fix)` list.
 
 Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
 - The spec: replicas >= 0; a selector (not empty) that matches the template labels;
-  exactly one of template / workloadRef; progressDeadlineSeconds > minReadySeconds.
+  exactly one of template / workloadRef (workloadRef is a WARNING: Argo runs it, this
+  controller does not); progressDeadlineSeconds > minReadySeconds.
 - The strategy: exactly one of canary / blueGreen (blueGreen is a WARNING: Argo runs
   it, this controller does not). canaryService != stableService; maxSurge and
   maxUnavailable not both 0; scaleDownDelaySeconds, dynamicStableScale and
   setCanaryScale only with trafficRouting; Istio host routing needs both Services.
-- Steps: exactly one kind each; setWeight 0..100; pause durations parse (no `d`);
+- Steps: exactly one kind each; setWeight 0..100, or 0..maxTrafficWeight when the router
+  has one (Argo: "SetWeight needs to be between 0 and %d" with the max traffic weight);
+  pause durations parse (no `d`);
   analysis steps name templates, and every metric of a step template must end on
   its own (an interval with no count "runs indefinitely").
 - References (`References`): a mapping that is None means "not known", and its
@@ -117,6 +120,10 @@ def _spec_problems(rollout: Rollout) -> list[Problem]:
                              "remove the template: the pods come from workloadRef"))
     elif spec.template is None and spec.workload_ref is None:
         found.append(Problem("spec.template", "is required", "add a pod template, or a workloadRef"))
+    elif spec.workload_ref is not None:  # Argo resolves it; the plan needs the template inline
+        found.append(warning("spec.workloadRef", "workloadRef is not supported by this controller",
+                             "the pods come only from spec.template here, so the Rollout gets InvalidSpec; inline "
+                             "the workload's pod template as spec.template, or let Argo Rollouts run this Rollout"))
     selector = spec.selector
     if selector is None:
         if spec.workload_ref is None:
@@ -164,6 +171,7 @@ def _surge_value(value: int | str | None, default: int, path: str, found: list[P
 def _canary_problems(canary: CanaryStrategy) -> list[Problem]:
     found: list[Problem] = []
     routed = canary.traffic_routing is not None
+    max_weight = (canary.traffic_routing.max_traffic_weight if canary.traffic_routing else None) or 100
     surge = _surge_value(canary.max_surge, 25, f"{CANARY}.maxSurge", found)
     unavailable = _surge_value(canary.max_unavailable, 25, f"{CANARY}.maxUnavailable", found)
     if surge == 0 and unavailable == 0:
@@ -183,7 +191,7 @@ def _canary_problems(canary: CanaryStrategy) -> list[Problem]:
                              "scaleDownDelaySeconds", "remove one of them"))
     steps = canary.steps or []
     for index, step in enumerate(steps):
-        found.extend(_step_problems(step, f"{CANARY}.steps[{index}]", routed=routed))
+        found.extend(_step_problems(step, f"{CANARY}.steps[{index}]", routed=routed, max_weight=max_weight))
     background = canary.analysis
     if background is not None and background.starting_step is not None:
         if not 0 <= background.starting_step <= len(steps):
@@ -192,7 +200,7 @@ def _canary_problems(canary: CanaryStrategy) -> list[Problem]:
     return found
 
 
-def _step_problems(step: CanaryStep, path: str, *, routed: bool) -> list[Problem]:
+def _step_problems(step: CanaryStep, path: str, *, routed: bool, max_weight: int = 100) -> list[Problem]:
     known = [k for k in step.kinds() if k in StepKind._value2member_map_]
     if len(known) > 1:
         return [Problem(path, f"a step sets {' and '.join(known)}", "split it into one step per kind")]
@@ -203,8 +211,11 @@ def _step_problems(step: CanaryStep, path: str, *, routed: bool) -> list[Problem
     if kind not in SUPPORTED_STEPS:
         return [warning(where, f"the {kind.value} step is not supported by this controller",
                         "remove it, or let Argo Rollouts run this Rollout")]
-    if kind is StepKind.SET_WEIGHT and not 0 <= (step.set_weight or 0) <= 100:
-        return [Problem(where, f"{step.set_weight} is not between 0 and 100", "use a traffic percentage from 0 to 100")]
+    if kind is StepKind.SET_WEIGHT and not 0 <= (step.set_weight or 0) <= max_weight:
+        if max_weight == 100:
+            return [Problem(where, f"{step.set_weight} is not between 0 and 100", "use a traffic percentage from 0 to 100")]
+        return [Problem(where, f"{step.set_weight} is not between 0 and {max_weight}",
+                        f"use a weight from 0 to trafficRouting.maxTrafficWeight ({max_weight})")]
     if kind is StepKind.PAUSE and step.pause is not None and step.pause.duration is not None:
         problem = duration_problem(step.pause.duration, join(where, "duration"))
         return [problem] if problem else []

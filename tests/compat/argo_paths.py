@@ -10,6 +10,7 @@ pydantic models by wire name, and through our CRD schema as the API server prune
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -148,7 +149,9 @@ class CrdNode:
     parent: Mapping[str, Any] | None = None
 
 
+@functools.cache
 def our_schema(kind: str) -> Mapping[str, Any]:
+    """The openAPIV3Schema `rollouts crds` writes for `kind` (tests/test_crds.py: crds/ is the same)."""
     crd = crdgen.crd(crdgen.KIND_BY_NAME[kind])
     return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
