@@ -253,6 +253,13 @@ def _check_spec(p: Pass) -> None:
     if p.ro.spec.template is None:
         problems.append(Problem("spec.template", "a pod template is required (workloadRef is not run here)",
                                 "inline the pod template in spec.template"))
+    routing = p.canary.traffic_routing
+    others = sorted(routing.model_extra or {}) if routing is not None and routing.istio is None else []
+    if others:  # run as a replica-count canary, its traffic would never move: refuse instead
+        problems.append(Problem(f"spec.strategy.canary.trafficRouting.{others[0]}",
+                                f"traffic router '{others[0]}' is not run by this controller",
+                                "use trafficRouting.istio, or leave this Rollout to Argo Rollouts "
+                                "(label it with another controller-instance-id)"))
     problems += engine.step_problems(p.steps)
     names = {(s.get("metadata") or {}).get("name") for s in p.observed.services}
     for key, name in (("canaryService", p.canary.canary_service), ("stableService", p.canary.stable_service)):
@@ -261,7 +268,7 @@ def _check_spec(p: Pass) -> None:
                                     "create the Service, or fix the name"))
     if p.router is not None:
         problems += p.router.problems()
-    known = {problem.path for problem in p.observed.problems}
+    known = {problem.path for problem in p.observed.problems if problem.is_error}  # said once, not twice
     problems = [pr for pr in problems if pr in p.observed.problems or pr.path not in known]
     if problems:
         raise _Invalid(problems)

@@ -179,9 +179,10 @@ class RolloutReconciler:
         services = [svc for name in {canary.canary_service, canary.stable_service} - {None} if canary
                     for svc in [self._get("Service", str(name), namespace)] if svc is not None]
         templates = self._templates_of(rollout, namespace)
+        known = templates if self._all_found(rollout, templates) else templates + self._others(namespace, templates)
         refs = References(
-            templates={t.metadata.name or "": t for t in templates if t.kind == "AnalysisTemplate"},
-            cluster_templates={t.metadata.name or "": t for t in templates if t.kind == "ClusterAnalysisTemplate"},
+            templates={t.metadata.name or "": t for t in known if t.kind == "AnalysisTemplate"},
+            cluster_templates={t.metadata.name or "": t for t in known if t.kind == "ClusterAnalysisTemplate"},
         )
         return core.Observed(
             rollout=rollout, replica_sets=replica_sets, analysis_runs=runs,
@@ -224,6 +225,22 @@ class RolloutReconciler:
                 seen[(kind, ref.template_name)] = template
                 pending.extend(template.spec.templates or [])
         return list(seen.values())
+
+    @staticmethod
+    def _all_found(rollout: Rollout, templates: list[AnalysisTemplate]) -> bool:
+        canary = rollout.canary
+        blocks = [canary.analysis] + [step.analysis for step in canary.steps or []] if canary else []
+        wanted = {("ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate", ref.template_name)
+                  for block in blocks if block is not None for ref in block.templates or []}
+        return wanted <= {(t.kind, t.metadata.name) for t in templates}
+
+    def _others(self, namespace: str, found: list[AnalysisTemplate]) -> list[AnalysisTemplate]:
+        """The templates a missing reference could have meant, so the fix can name them (rare path)."""
+        have = {(t.kind, t.metadata.name) for t in found}
+        raws = self.reads.list("AnalysisTemplate", namespace) + self.reads.list("ClusterAnalysisTemplate")
+        models = (self._template_model(raw) for raw in raws
+                  if (raw.get("kind"), (raw.get("metadata") or {}).get("name")) not in have)
+        return [m for m in models if m is not None]
 
     def _template_model(self, raw: Obj) -> AnalysisTemplate | None:
         meta = raw.get("metadata") or {}

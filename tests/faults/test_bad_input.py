@@ -47,12 +47,15 @@ MISTAKES = {
     "setWeight 120": Mistake(lambda s: set_in(canary(s), "steps.0.setWeight", 120), None,
                              "spec.strategy.canary.steps[0].setWeight", "from 0 to 100"),
     "unknown template": Mistake(lambda s: set_in(canary(s), "analysis.templates.0.templateName", "sucess-rate"), None,
-                                "spec.strategy.canary.analysis.templates[0].templateName", "create it"),
+                                "spec.strategy.canary.analysis.templates[0].templateName", "did you mean success-rate?"),
     "missing arg": Mistake(lambda s: set_in(canary(s), "analysis.args", []), None,
                            "spec.strategy.canary.analysis.args", "add {name: service-name, value: ...} under args"),
     "route not in the VirtualService": Mistake(
         lambda s: set_in(canary(s), "trafficRouting.istio.virtualService.routes", ["secondary"]), None,
         "spec.strategy.canary.trafficRouting.istio.virtualService.routes", "add it to VirtualService rollout-vsvc"),
+    "traffic router this controller does not run": Mistake(
+        lambda s: set_in(canary(s), "trafficRouting", {"nginx": {"stableIngress": "rollout-ingress"}}), None,
+        "spec.strategy.canary.trafficRouting.nginx", "use trafficRouting.istio"),
     "unknown step": Mistake(lambda s: set_in(canary(s), "steps.0", {"setWait": 50}), None,
                             "spec.strategy.canary.steps[0].setWait", "did you mean setWeight?"),
     "bad duration": Mistake(lambda s: set_in(canary(s), "steps.1", {"pause": {"duration": "1d"}}), None,
@@ -122,11 +125,6 @@ def test_a_mistake_is_invalid_spec_with_path_and_fix_and_shifts_no_traffic(mista
         scenario.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rollouts/reconciler.py observe() builds References from only the templates the Rollout "
-    "references, so validation's did-you-mean pool is empty: the fix reads 'create it, or use one "
-    "of: (none)' while 'success-rate' exists. Fix: pass every AnalysisTemplate of the namespace "
-    "(self.reads.list('AnalysisTemplate', namespace)) as References.templates."))
 def test_an_unknown_template_suggests_the_templates_that_exist() -> None:
     scenario = FaultScenario()
     scenario.provider.script("success-rate", [0.99])
