@@ -99,7 +99,8 @@ def plan(observed: Observed, now: datetime) -> Plan:
 def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass:
     """One pass over the Rollout, in the order of the module rules."""
     p = Pass.start(observed, now, entering=entering)
-    _check_spec(p)
+    if not entering:  # the entering round runs the same spec, already checked
+        _check_spec(p)
     _sync_revision(p)
     _sync_abort(p)
     _check_deadline(p)

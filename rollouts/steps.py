@@ -97,10 +97,11 @@ def step_problems(steps: Sequence[CanaryStep]) -> list[Problem]:
     found: list[Problem] = []
     for index, step in enumerate(steps):
         path = f"spec.strategy.canary.steps[{index}]"
-        if step.kind is None:
+        kind = step.kind
+        if kind is None:
             found.append(Problem(path, f"a step must set exactly one kind, found {step.kinds() or 'none'}",
                                  "use one of setWeight, pause, analysis, setCanaryScale"))
-        elif step.kind is StepKind.PAUSE:
+        elif kind is StepKind.PAUSE:
             try:
                 pause_seconds(step)
             except DurationError as err:
