@@ -8,12 +8,14 @@ Rules (how `plan` goes through every transition that needs no waiting in one cal
   AnalysisRun created is Pending; a terminated run has `spec.terminate`. A
   VirtualService or DestinationRule keeps the resourceVersion it was observed with.
   The Rollout carries the round's status.
-- `merge(earlier, later)`: the actions of consecutive rounds, in order; a later
-  absolute scale of the same ReplicaSet replaces the earlier one (one write).
-- `shifts_traffic(actions)`: a Service selector, DestinationRule or VirtualService write.
-  A plan makes at most one round of these, so every weight of the steps reaches the
-  VirtualService, and a selector leaves pods only after the weight patch that took their
-  traffic away was written (the next reconcile, from that write's watch event, goes on).
+- `may_follow(first, entering)`: whether the entering round's actions may go with the
+  first round's. Not when the entering round scales or creates a ReplicaSet (the pods
+  start in the next pass, after the step change is written: the same writes either
+  way). Not when both rounds change traffic (a Service selector, DestinationRule or
+  VirtualService write): a plan makes at most one traffic change, so every weight of
+  the steps reaches the VirtualService, and a selector leaves pods only after the weight
+  patch that took their traffic away was written (the next reconcile, from that write's
+  watch event, goes on).
 - Pure: values in, values out; the inputs are never mutated.
 """
 
