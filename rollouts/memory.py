@@ -8,8 +8,11 @@ Rules and invariants (on top of the port's, see rollouts.cluster):
 - `metadata.uid`, `creationTimestamp` (from the injected clock) and `generation` (bumped
   when anything outside metadata and status changes) are set by the cluster.
 - The `workloads` hook (rollouts.workloads) stands in for the ReplicaSet controller and
-  kubelet; its status writes take the same path as any other write. `settle(now)` lets
-  delayed readiness happen on a stepped clock, with no threads.
+  kubelet: after a write to a ReplicaSet, or to or deleting one of its Pods, the
+  ReplicaSet's pods are created, deleted or made Ready and its status written, each
+  through `_commit` like any other write (watch events included). `settle(now)` lets
+  delayed readiness happen on a stepped clock, with no threads. Pods are indexed by
+  owner uid, so a ReplicaSet finds its own without a scan.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from rollouts.cluster import (
 from rollouts.kinds import KindInfo, kind_info
 from rollouts.patches import PatchError, clone, json_patch, merge_patch
 from rollouts.watchlog import ChangeLog, LogStream
-from rollouts.workloads import ReplicaSets, Workloads
+from rollouts.workloads import Dependents, ReplicaSets, Workloads, controller_of
 
 __all__ = ["InMemoryCluster"]
 
@@ -50,6 +53,7 @@ class InMemoryCluster:
         self._log = ChangeLog(threading.Condition(self._lock), size=history)
         self._objects: dict[tuple[str, str, str], Obj] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._dependents = Dependents()  # the workloads' pods by owner uid
         self.workloads: Workloads | None = None
         if workloads is True:
             self.workloads = ReplicaSets()
@@ -143,9 +147,11 @@ class InMemoryCluster:
             current = self._find(info, name, namespace)
             self._remove(info, current)
             self._collect_garbage({current["metadata"]["uid"]})
+            self._run_workloads(info, (info.kind, current["metadata"].get("namespace", ""), name), dependent=current)
 
     def settle(self, now: datetime | None = None) -> int:
-        """Let the workloads hook move every object it owns to `now`; returns writes made."""
+        """Let the workloads hook move every object it keeps to `now` (pods made Ready after
+        their delay); returns how many of those objects (ReplicaSets) had their status moved."""
         if self.workloads is None:
             return 0
         moment = now or self._clock()
@@ -244,6 +250,8 @@ class InMemoryCluster:
             del self._objects[key]
         else:
             self._objects[key] = new
+        if self.workloads is not None and info.kind == self.workloads.dependent:
+            self._dependents.moved(key, old, None if deleted else new)
         self._log.record(info.kind, "DELETED" if deleted else "ADDED" if old is None else "MODIFIED", old, new)
         return new
 
@@ -266,19 +274,54 @@ class InMemoryCluster:
                 self._remove(kind_info(obj["kind"]), obj)
             deleted = {obj["metadata"]["uid"] for obj in orphans}
 
-    def _run_workloads(self, info: KindInfo, key: tuple[str, str, str], now: datetime | None = None) -> int:
+    def _run_workloads(self, info: KindInfo, key: tuple[str, str, str], now: datetime | None = None, *,
+                       dependent: Obj | None = None) -> int:
+        """Let the hook sync the workload at `key` (or, for a dependent, its owner); returns 1
+        when the workload's status moved, else 0."""
         hook = self.workloads
+        if hook is None:
+            return 0
+        if info.kind == hook.dependent:  # a pod written or deleted: its ReplicaSet looks again
+            ref = controller_of(dependent if dependent is not None else self._objects.get(key), hook.kinds)
+            if ref is None:
+                return 0
+            info, key = kind_info(ref[0]), (ref[0], key[1], ref[1])
+            if (self._objects.get(key) or {}).get("metadata", {}).get("uid") != ref[2]:
+                return 0
         current = self._objects.get(key)
-        if hook is None or current is None or info.kind not in hook.kinds:
+        if current is None or info.kind not in hook.kinds:
             return 0
-        status = hook.status_for(clone(current), now or self._clock())
-        if status is None:
+        moment = now or self._clock()
+        dep_info = kind_info(hook.dependent)
+        owned = self._dependents.keys(current["metadata"]["uid"])
+        result = hook.sync(clone(current), [clone(self._objects[k]) for k in owned], moment)
+        namespace = key[1]
+        for name in result.delete:
+            found = self._objects.get((dep_info.kind, namespace, name))
+            if found is not None:
+                self._remove(dep_info, found)
+        for name, status in result.status_of:
+            dep_key = (dep_info.kind, namespace, name)
+            if (found := self._objects.get(dep_key)) is not None:
+                self._commit(dep_info, dep_key, found, dict(found, status=clone(status)))
+        for doc in result.create:
+            self._add_dependent(dep_info, doc, moment)
+        if result.status is None:
             return 0
-        new = merge_patch(current, {"status": status})
+        new = merge_patch(current, {"status": result.status})
         if new == current:
             return 0
         self._commit(info, key, current, new)
         return 1
+
+    def _add_dependent(self, info: KindInfo, doc: Obj, moment: datetime) -> None:
+        """Store a dependent the hook made, status included (the kubelet writes pod status)."""
+        new = clone(doc)
+        meta = new["metadata"]
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_timestamp(moment), generation=1)
+        key = (info.kind, meta.get("namespace", ""), self._valid_name(info, meta.get("name")))
+        if key not in self._objects:
+            self._commit(info, key, None, new)
 
 
 def _kind_of(obj: Any) -> KindInfo:

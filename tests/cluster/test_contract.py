@@ -10,6 +10,7 @@ metadata.resourceVersion, which is `Conflict` when stale.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -410,7 +411,7 @@ def test_deleting_an_owner_deletes_its_dependents(cluster: Cluster) -> None:
     cluster.create(replica_set("unrelated", 1))
     cluster.delete("Rollout", "web", "team")
     assert [o["metadata"]["name"] for o in cluster.list("ReplicaSet")] == ["shared", "unrelated"]
-    assert cluster.list("Pod") == []
+    assert sorted(p["metadata"]["ownerReferences"][0]["name"] for p in cluster.list("Pod")) == ["shared", "unrelated"]
     cluster.delete("Rollout", "other", "team")
     assert [o["metadata"]["name"] for o in cluster.list("ReplicaSet")] == ["unrelated"]
 
@@ -437,6 +438,88 @@ def test_replica_set_pods_become_available_after_a_ready_delay(backend: Backend)
     assert cluster.get("ReplicaSet", "web-abc", "team")["status"]["availableReplicas"] == 3
     down = cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 1}})
     assert down["status"]["availableReplicas"] == 1  # scaling down is immediate
+
+
+def templated_set(name: str, replicas: int) -> dict[str, Any]:
+    rs = replica_set(name, replicas)
+    rs["spec"]["template"] = {"metadata": {"labels": {"app": "web", "rollouts-pod-template-hash": "abc"},
+                                           "annotations": {"note": "x"}},
+                              "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}
+    return rs
+
+
+def pods_of(cluster: Cluster, rs: str) -> list[dict[str, Any]]:
+    return [p for p in cluster.list("Pod", "team") if p["metadata"]["ownerReferences"][0]["name"] == rs]
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    [ready] = [c for c in pod["status"]["conditions"] if c["type"] == "Ready"]
+    return bool(ready["status"] == "True")
+
+
+def test_a_replica_set_keeps_spec_replicas_pods_from_its_template(backend: Backend) -> None:
+    cluster = backend.make()
+    rs = cluster.create(templated_set("web-abc", 3))
+    pods = pods_of(cluster, "web-abc")
+    assert len(pods) == 3 and len({p["metadata"]["name"] for p in pods}) == 3
+    for pod in pods:
+        meta = pod["metadata"]
+        assert re.fullmatch(r"web-abc-[a-z0-9]{5}", meta["name"]) and pod["apiVersion"] == "v1"
+        assert meta["labels"] == {"app": "web", "rollouts-pod-template-hash": "abc"}
+        assert meta["annotations"] == {"note": "x"}
+        assert meta["ownerReferences"] == [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc",
+                                            "uid": rs["metadata"]["uid"], "controller": True,
+                                            "blockOwnerDeletion": True}]
+        assert meta["creationTimestamp"] == "2024-01-01T00:00:00Z"
+        assert pod["spec"]["containers"][0]["image"] == "app:v1"
+        assert pod["status"]["phase"] == "Running" and is_ready(pod)
+    assert cluster.list("Pod", "team", label_selector={"rollouts-pod-template-hash": "abc"}) == pods
+    cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 1}})
+    assert len(pods_of(cluster, "web-abc")) == 1
+    cluster.delete("ReplicaSet", "web-abc", "team")
+    assert cluster.list("Pod") == []
+
+
+def test_a_deleted_pod_is_replaced_and_counted_available_after_the_ready_delay(backend: Backend) -> None:
+    cluster = backend.make(workloads=ReplicaSets(ready_delay=timedelta(seconds=30)))
+    assert backend.memory is not None
+    cluster.create(templated_set("web-abc", 2))
+    assert not any(is_ready(p) for p in pods_of(cluster, "web-abc"))
+    backend.memory.settle(backend.clock.advance(30))
+    before = pods_of(cluster, "web-abc")
+    assert all(is_ready(p) for p in before)
+    cursor = cluster.watch("Pod", "team", timeout=0)
+    list(cursor)
+    backend.clock.advance(10)
+    cluster.delete("Pod", before[0]["metadata"]["name"], "team")
+    after = pods_of(cluster, "web-abc")
+    [fresh] = [p for p in after if p["metadata"]["name"] not in {b["metadata"]["name"] for b in before}]
+    assert len(after) == 2 and fresh["metadata"]["creationTimestamp"] == "2024-01-01T00:00:40Z"
+    assert not is_ready(fresh)
+    assert cluster.get("ReplicaSet", "web-abc", "team")["status"]["availableReplicas"] == 1
+    events = summary(list(cluster.watch("Pod", "team", resource_version=cursor.resource_version, timeout=0)))
+    assert events == [("DELETED", before[0]["metadata"]["name"]), ("ADDED", fresh["metadata"]["name"])]
+    assert backend.memory.settle(backend.clock.advance(29)) == 0
+    assert backend.memory.settle(backend.clock.advance(1)) == 1
+    assert cluster.get("ReplicaSet", "web-abc", "team")["status"]["availableReplicas"] == 2
+
+
+def test_scaling_down_removes_pods_that_are_not_ready_first_then_the_newest(backend: Backend) -> None:
+    cluster = backend.make(workloads=ReplicaSets(ready_delay=timedelta(seconds=30)))
+    assert backend.memory is not None
+    cluster.create(templated_set("web-abc", 2))
+    backend.memory.settle(backend.clock.advance(30))
+    backend.clock.advance(10)
+    cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 4}})  # two more, not Ready yet
+    backend.memory.settle(backend.clock.advance(30))
+    oldest = sorted(p["metadata"]["name"] for p in pods_of(cluster, "web-abc")
+                    if p["metadata"]["creationTimestamp"] == "2024-01-01T00:00:00Z")
+    backend.clock.advance(10)
+    cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 6}})
+    cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 2}})
+    assert sorted(p["metadata"]["name"] for p in pods_of(cluster, "web-abc")) == oldest
+    status = cluster.get("ReplicaSet", "web-abc", "team")["status"]
+    assert (status["replicas"], status["availableReplicas"]) == (2, 2)
 
 
 def test_a_first_watch_with_timeout_zero_is_a_list(cluster: Cluster) -> None:
