@@ -14,6 +14,8 @@ Rules:
 - `SetServiceSelector`: the shell sets `spec.selector[rollouts-pod-template-hash]` and
   stamps the annotation `argo-rollouts.argoproj.io/managed-by-rollouts: <rollout>`.
 - `AnnotateReplicaSet`: a value of None removes that annotation.
+- `DeletePod`, `DeleteReplicaSet`, `DeleteAnalysisRun`: delete that object of the
+  Rollout's namespace; one already gone is success (idempotent like the rest).
 - `Event` is recorded on the Rollout itself.
 - No I/O here.
 """
@@ -29,6 +31,9 @@ __all__ = [
     "AnnotateReplicaSet",
     "CreateAnalysisRun",
     "CreateReplicaSet",
+    "DeleteAnalysisRun",
+    "DeletePod",
+    "DeleteReplicaSet",
     "Event",
     "PatchDestinationRule",
     "PatchVirtualService",
@@ -126,6 +131,27 @@ class TerminateAnalysisRun:
 
 
 @dataclass(frozen=True)
+class DeletePod:
+    """A pod created before `spec.restartAt`: its ReplicaSet starts a new one."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class DeleteReplicaSet:
+    """An old ReplicaSet beyond `spec.revisionHistoryLimit`."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class DeleteAnalysisRun:
+    """A completed AnalysisRun beyond the Rollout's run history limits."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Event:
     type: str  # "Normal" | "Warning"
     reason: str
@@ -141,5 +167,8 @@ Action = (
     | PatchDestinationRule
     | CreateAnalysisRun
     | TerminateAnalysisRun
+    | DeletePod
+    | DeleteReplicaSet
+    | DeleteAnalysisRun
     | Event
 )

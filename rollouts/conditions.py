@@ -3,11 +3,13 @@
 Rules (argo-rollouts.md §1.5, Argo's `CalculateRolloutPhase`, first match wins):
 - InvalidSpec -> Degraded "InvalidSpec: ..."; a condition with reason RolloutAborted or
   ProgressDeadlineExceeded -> Degraded "<reason>: <message>"; `spec.paused` -> Paused
-  "manually paused"; a pause condition -> Paused "<its reason>"; fewer updated replicas
-  than desired -> Progressing "more replicas need to be updated"; updated pods not all
-  available -> "updated replicas are still becoming available"; basic canary with old
-  pods left -> "old replicas are pending termination"; not fully promoted ->
-  "waiting for all steps to complete"; else Healthy.
+  "manually paused"; a pause condition -> Paused "<its reason>"; a restart due and not
+  finished -> Progressing "rollout is restarting" (Argo says so from the moment
+  restartAt is set; a restart scheduled for later is not under way, so not here);
+  fewer updated replicas than desired -> Progressing "more replicas need to be
+  updated"; updated pods not all available -> "updated replicas are still becoming
+  available"; basic canary with old pods left -> "old replicas are pending
+  termination"; not fully promoted -> "waiting for all steps to complete"; else Healthy.
 - Progressing: False/RolloutAborted while aborted; True/NewReplicaSetAvailable when
   complete; Unknown/RolloutPaused while paused; True/RolloutResumed on leaving a pause;
   True/ReplicaSetUpdated (lastUpdateTime = now) whenever progress is made (step moved,
@@ -38,6 +40,7 @@ from rollouts.actions import NORMAL
 from rollouts.model import RolloutCondition, RolloutPhase, RolloutStatus, StepKind
 from rollouts.problems import Problem
 from rollouts.replicas import surge_and_unavailable
+from rollouts.restarts import restarting
 
 if TYPE_CHECKING:
     from rollouts.plan import Pass
@@ -207,6 +210,8 @@ def phase(p: Pass) -> tuple[RolloutPhase, str | None]:
         return RolloutPhase.PAUSED, "manually paused"
     if st.pause_conditions:
         return RolloutPhase.PAUSED, st.pause_conditions[0].reason
+    if restarting(p.ro, st, p.now):
+        return RolloutPhase.PROGRESSING, "rollout is restarting"
     new = p.view(p.pod_hash)
     updated = st.updated_replicas or 0
     if updated < p.replicas:

@@ -2,19 +2,23 @@
 
 Rules (Argo Rollouts' canary, argo-rollouts.md §1.4, §2.3, §3.8, §8):
 - Everything is derived from `Observed` (the Rollout with its status, its ReplicaSets,
-  AnalysisRuns, AnalysisTemplates, VirtualServices, DestinationRule, Services, and the
-  spec problems found by rollouts.validation) and `now`. No clock, network or cluster;
-  no memory between calls: status plus cluster objects are the whole state, so a
-  restarted controller carries on (a pause ends at its recorded startTime + duration).
+  AnalysisRuns, AnalysisTemplates, VirtualServices, DestinationRule, Services, its
+  pods while a restart is pending, and the spec problems found by rollouts.validation)
+  and `now`. No clock, network or cluster; no memory between calls: status plus
+  cluster objects are the whole state, so a restarted controller carries on (a pause
+  ends at its recorded startTime + duration).
 - Spec problems -> InvalidSpec condition, phase Degraded, no action but one Warning
   event, requeue in 20 s. Nothing shifts traffic on an invalid spec.
 - A round, in this order (each a small function below): new pod template or step list
   -> restart at step 0 (first deploy: promoted at once, no steps); CLI abort/retry; the
-  progress deadline; AnalysisRuns (Failed/Error -> abort, Inconclusive -> pause,
-  Successful step run -> step done); the pause step; ReplicaSet scale; Service
+  progress deadline; pod restarts (`spec.restartAt`, rollouts.restarts); AnalysisRuns
+  (Failed/Error -> abort, Inconclusive -> pause, Successful step run -> step done);
+  the pause step; ReplicaSet scale; Service
   selectors and DestinationRule subsets; VirtualService weights; step advance (one
   step); promotion; scale-down of old ReplicaSets after their deadline; runs that are no
-  longer wanted are terminated; conditions, counts and the phase.
+  longer wanted are terminated; history: old ReplicaSets beyond revisionHistoryLimit
+  and completed AnalysisRuns beyond the run history limits are deleted; conditions,
+  counts and the phase.
 - A plan is one round, and when that round moved the step index or promoted (and did
   not abort), a second, entering round on the objects as the first round's writes
   leave them (rollouts.written): the step reached is entered at once (its pause
@@ -32,7 +36,8 @@ Rules (Argo Rollouts' canary, argo-rollouts.md §1.4, §2.3, §3.8, §8):
   reaches a fixed point: no actions and the same status. Events are emitted only on
   transitions, so a pass that changes nothing emits nothing.
 - Timestamps are whole seconds, UTC. `requeue_after` is the earliest of the pause end,
-  a scale-down deadline, the abort scale-down delay and the progress deadline.
+  a scale-down deadline, the abort scale-down delay, the progress deadline, a
+  restartAt to come and the next look at a restart under way.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rollouts import conditions, runs, scaling, written
+from rollouts import conditions, restarts, runs, scaling, written
 from rollouts import steps as engine
 from rollouts.actions import NORMAL, WARNING, Action, Event
 from rollouts.model import CanaryStatus, CanaryStep, CanaryStrategy, Rollout, RolloutStatus
@@ -64,6 +69,7 @@ class Observed:
     destination_rule: Mapping[str, Any] | None = None
     services: Sequence[Mapping[str, Any]] = ()
     problems: Sequence[Problem] = ()  # from rollouts.validation
+    pods: Sequence[Mapping[str, Any]] = ()  # the Rollout's pods, while a restart is pending (restarts.wants_pods)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     _sync_revision(p)
     _sync_abort(p)
     _check_deadline(p)
+    restarts.restart(p)
     runs.follow(p)
     engine.follow_pause_step(p)
     scaling.scale(p)
@@ -113,6 +120,8 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     engine.promote(p)
     scaling.scale_down_old(p, selection.selected)
     runs.terminate_unwanted(p)
+    scaling.collect_old(p)
+    runs.collect(p)
     conditions.finish(p)
     return p
 

@@ -4,7 +4,9 @@ Rules (the imperative shell around rollouts.plan; DESIGN.md §2):
 - Observe from the reads given (the Manager's watch cache, or the Cluster itself):
   the Rollout, its ReplicaSets and AnalysisRuns (by the Rollout's selector labels;
   the plan keeps those it owns), the AnalysisTemplates it references (nested ones
-  too), its VirtualServices, DestinationRule and canary/stable Services.
+  too), its VirtualServices, DestinationRule and canary/stable Services. Its pods
+  only while a restart is pending (`restarts.wants_pods`), listed by its selector
+  from the API itself, as Argo does: pods are not watched into the cache.
 - Decide nothing: `validation.validate_rollout` and `plan.plan(observed, now)` do.
   Actions are applied in the plan's order; the first failure stops the pass before
   the status is written, and the queue's backoff retries it (every action is
@@ -42,6 +44,7 @@ from pydantic import ValidationError
 from analysis.model import AnalysisTemplate
 from rollouts import actions as act
 from rollouts import plan as core
+from rollouts import restarts
 from rollouts.clock import Clock
 from rollouts.cluster import AlreadyExists, Cluster, Conflict, NotFound, Unavailable
 from rollouts.events import EventRecorder
@@ -184,12 +187,16 @@ class RolloutReconciler:
             templates={t.metadata.name or "": t for t in known if t.kind == "AnalysisTemplate"},
             cluster_templates={t.metadata.name or "": t for t in known if t.kind == "ClusterAnalysisTemplate"},
         )
+        pods = self._pods(namespace, selector) if restarts.wants_pods(rollout) else []
         return core.Observed(
             rollout=rollout, replica_sets=replica_sets, analysis_runs=runs,
             templates=[t.dump() for t in templates], virtual_services=found["VirtualService"],
             destination_rule=(found["DestinationRule"] or [None])[0], services=services,
-            problems=self._problems(doc, rollout, refs, templates),
+            problems=self._problems(doc, rollout, refs, templates), pods=pods,
         )
+
+    def _pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
+        return self._retry(lambda: self.cluster.list("Pod", namespace, label_selector=selector or None))
 
     def _problems(self, doc: Obj, rollout: Rollout, refs: References, templates: list[AnalysisTemplate]) -> list[Any]:
         """validate_rollout, remembered per (Rollout generation, template versions): specs rarely change."""
@@ -280,6 +287,12 @@ class RolloutReconciler:
                 self._create(run)  # the plan copied the Rollout's instance-id label onto it
             case act.TerminateAnalysisRun(name=run_name):
                 self._patch("AnalysisRun", run_name, namespace, {"spec": {"terminate": True}})
+            case act.DeletePod(name=pod):
+                self._delete("Pod", pod, namespace)
+            case act.DeleteReplicaSet(name=rs_name):
+                self._delete("ReplicaSet", rs_name, namespace)
+            case act.DeleteAnalysisRun(name=run_name):
+                self._delete("AnalysisRun", run_name, namespace)
             case _:
                 raise TypeError(f"the shell does not know the action {action!r}")
 
@@ -291,6 +304,14 @@ class RolloutReconciler:
 
     def _patch(self, kind: str, name: str, namespace: str, patch: Obj) -> None:
         self._remember(self._call(self.cluster.patch, kind, name, namespace, patch))
+
+    def _delete(self, kind: str, name: str, namespace: str) -> None:
+        try:
+            self._retry(self.cluster.delete, kind, name, namespace)
+        except NotFound:
+            pass  # gone already, which is what we wanted
+        if self.cache is not None:
+            self.cache.delete({"kind": kind, "metadata": {"name": name, "namespace": namespace}})
 
     def _write_status(self, doc: Obj, status: Obj) -> None:
         old = doc.get("status") or {}

@@ -20,6 +20,12 @@ Rules (argo-rollouts.md §3.8):
 - A run no longer wanted is terminated (`spec.terminate: true`) while it is still going:
   on promotion, promote-full, a skipped step, a new revision. On abort every run of the
   aborted revision is terminated, finished ones too, so `retry` measures afresh.
+- History (argo-rollouts.md §3.6): completed runs beyond the Rollout's
+  `spec.analysis.successfulRunHistoryLimit` (Successful ones, default 5) and
+  `unsuccessfulRunHistoryLimit` (Failed, Error, Inconclusive, default 5) are deleted,
+  oldest first (creationTimestamp, then revision, then name); a run the status
+  follows (the current step or background run, kept for `get rollout` after an
+  abort) and a run still going are never deleted, nor counted.
 - The run document is built by `analysis.build.build_run` from the templates the caller
   observed (Rollout args resolved first); a template or arg problem is `RunSpecError`
   (InvalidSpec). Pure: nothing here reads a clock or the cluster.
@@ -27,6 +33,7 @@ Rules (argo-rollouts.md §3.8):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,7 +42,7 @@ from analysis import args as arguments
 from analysis.args import ArgError
 from analysis.build import SpecError, build_run
 from analysis.model import AnalysisPhase, AnalysisTemplate, TemplateRef
-from rollouts.actions import NORMAL, WARNING, CreateAnalysisRun, TerminateAnalysisRun
+from rollouts.actions import NORMAL, WARNING, CreateAnalysisRun, DeleteAnalysisRun, TerminateAnalysisRun
 from rollouts.model import PauseCondition, Rollout, RolloutAnalysis, RunStatusRef
 from rollouts.problems import Problem
 from rollouts.replicas import HASH_LABEL, REVISION, owner_reference
@@ -47,6 +54,7 @@ if TYPE_CHECKING:
 STEP_RUN, BACKGROUND_RUN = "Step", "Background"
 INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
 BAD_PHASES = frozenset({AnalysisPhase.FAILED, AnalysisPhase.ERROR, AnalysisPhase.INCONCLUSIVE})
+DEFAULT_RUN_HISTORY = 5
 
 
 class RunSpecError(Exception):
@@ -230,3 +238,36 @@ def terminate_unwanted(p: Pass) -> None:
         aborted_here = p.aborted and labels.get(HASH_LABEL) == p.pod_hash  # so that a retry measures again
         if aborted_here or (not run_phase(doc).completed and doc["metadata"]["name"] not in wanted):
             p.actions.append(TerminateAnalysisRun(str(doc["metadata"]["name"])))
+
+
+def collect(p: Pass) -> None:
+    """Delete the completed runs beyond the history limits (see the rules)."""
+    limits = p.ro.spec.analysis
+    keep = {
+        True: _limit(limits.successful_run_history_limit if limits else None),
+        False: _limit(limits.unsuccessful_run_history_limit if limits else None),
+    }
+    cs = p.st.canary
+    followed = {ref.name for ref in (cs.current_step_analysis_run_status, cs.current_background_analysis_run_status)
+                if ref} if cs is not None else set()
+    done = [doc for doc in p.runs if run_phase(doc).completed and doc["metadata"]["name"] not in followed]
+    kept = {True: 0, False: 0}
+    for doc in sorted(done, key=_age, reverse=True):  # newest first: those are kept
+        successful = run_phase(doc) is AnalysisPhase.SUCCESSFUL
+        if kept[successful] < keep[successful]:
+            kept[successful] += 1
+        else:
+            p.actions.append(DeleteAnalysisRun(str(doc["metadata"]["name"])))
+
+
+def _limit(value: int | None) -> int:
+    return DEFAULT_RUN_HISTORY if value is None else max(value, 0)
+
+
+def _age(doc: Mapping[str, Any]) -> tuple[str, int, list[int | str]]:
+    """Older sorts first: creationTimestamp, revision, then the name with numbers as numbers (`.9` < `.10`)."""
+    meta = doc.get("metadata") or {}
+    revision = str((meta.get("annotations") or {}).get(REVISION) or "0")
+    parts = re.split(r"(\d+)", str(meta.get("name")))
+    return (str(meta.get("creationTimestamp") or ""), int(revision) if revision.isdigit() else 0,
+            [int(part) if index % 2 else part for index, part in enumerate(parts)])

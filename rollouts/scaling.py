@@ -19,6 +19,10 @@ Rules (argo-rollouts.md §1.2, §1.4, §2.3):
 - `at_desired` (may the step complete / the weight rise?): the new ReplicaSet has
   exactly the pods it wants, all available, and the stable exactly its own (basic
   canary: and no older pod is still available).
+- Revision history (Argo's cleanupRollouts): of the older ReplicaSets (neither the new
+  one nor the stable one), the oldest revisions beyond `revisionHistoryLimit` (default
+  10) are deleted, each only once it is asked for 0 pods, has none left and is past
+  any scale-down deadline (one that is not waits, and is not replaced by a newer one).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from rollouts.actions import NORMAL, AnnotateReplicaSet, CreateReplicaSet, ScaleReplicaSet
+from rollouts.actions import NORMAL, AnnotateReplicaSet, CreateReplicaSet, DeleteReplicaSet, ScaleReplicaSet
 from rollouts.replicas import (
     DESIRED_REPLICAS, REVISION, SCALE_DOWN_DEADLINE, ReplicaSetView, basic_canary_counts, basic_old_scale_down,
     format_time, new_replicaset, routed_canary_replicas, surge_and_unavailable,
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from rollouts.plan import Pass
 
 DEFAULT_DELAY = 30
+DEFAULT_REVISION_HISTORY = 10
 
 
 def scale_to(p: Pass, rs: ReplicaSetView, count: int) -> None:
@@ -136,3 +141,13 @@ def scale_down_old(p: Pass, selected: Collection[str]) -> None:
             scale_to(p, rs, 0)
         else:
             p.wake.append(rs.deadline)
+
+
+def collect_old(p: Pass) -> None:
+    """Delete the older ReplicaSets beyond the revision history limit (see the rules)."""
+    limit = p.ro.spec.revision_history_limit
+    limit = DEFAULT_REVISION_HISTORY if limit is None else max(limit, 0)
+    older = sorted(p.others, key=lambda rs: (rs.revision, rs.name))
+    for rs in older[: max(len(older) - limit, 0)]:
+        if rs.replicas == 0 and rs.created == 0 and (rs.deadline is None or p.now >= rs.deadline):
+            p.actions.append(DeleteReplicaSet(rs.name))

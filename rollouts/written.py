@@ -5,7 +5,8 @@ Rules (how `plan` goes through every transition that needs no waiting in one cal
   observed, the way the API server would store them, and nothing more: a ReplicaSet
   created or scaled up has no new pod yet (created/ready/available stay as observed),
   so a weight is never raised onto pods that the next round merely asked for; an
-  AnalysisRun created is Pending; a terminated run has `spec.terminate`. A
+  AnalysisRun created is Pending; a terminated run has `spec.terminate`; a pod,
+  ReplicaSet or AnalysisRun deleted is gone (its replacement pod is not there yet). A
   VirtualService or DestinationRule keeps the resourceVersion it was observed with.
   The Rollout carries the round's status.
 - `may_follow(first, entering)`: whether the entering round's actions may go with the
@@ -27,8 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rollouts.actions import (
-    Action, AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, PatchDestinationRule, PatchVirtualService,
-    ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
+    Action, AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, DeleteAnalysisRun, DeletePod, DeleteReplicaSet,
+    PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
 )  # fmt: skip
 from rollouts.model import RolloutStatus
 from rollouts.replicas import HASH_LABEL
@@ -56,6 +57,7 @@ def after(observed: Observed, actions: Sequence[Action], status: RolloutStatus) 
     services = [_copy(doc) for doc in observed.services]
     virtual_services = [_copy(doc) for doc in observed.virtual_services]
     rule = _copy(observed.destination_rule) if observed.destination_rule is not None else None
+    pods = list(observed.pods)
     name = str(observed.rollout.metadata.name)
     for action in actions:
         match action:
@@ -72,6 +74,12 @@ def after(observed: Observed, actions: Sequence[Action], status: RolloutStatus) 
             case TerminateAnalysisRun(name=target):
                 for doc in _named(runs, target):
                     doc["spec"] = {**(doc.get("spec") or {}), "terminate": True}
+            case DeletePod(name=target):
+                pods = [doc for doc in pods if _name(doc) != target]
+            case DeleteReplicaSet(name=target):
+                replica_sets = [doc for doc in replica_sets if _name(doc) != target]
+            case DeleteAnalysisRun(name=target):
+                runs = [doc for doc in runs if _name(doc) != target]
             case SetServiceSelector(service=target, hash=pod_hash):
                 for doc in _named(services, target):
                     spec = doc.get("spec") or {}
@@ -85,7 +93,7 @@ def after(observed: Observed, actions: Sequence[Action], status: RolloutStatus) 
                 rule["metadata"] = _annotated(rule.get("metadata") or {}, action.annotations)
     return dataclasses.replace(
         observed, rollout=observed.rollout.model_copy(update={"status": status}), replica_sets=replica_sets,
-        analysis_runs=runs, services=services, virtual_services=virtual_services, destination_rule=rule)
+        analysis_runs=runs, services=services, virtual_services=virtual_services, destination_rule=rule, pods=pods)
 
 
 def _copy(doc: Mapping[str, Any]) -> Doc:

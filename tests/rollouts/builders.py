@@ -3,7 +3,10 @@
 `World` keeps the objects as plain dicts, calls `plan(observed, now)` and applies the
 actions the way the shell and the ReplicaSet controller would: no I/O, no clock (the
 test passes `now`), pods become available only when the test says so (or at once with
-`auto_ready=True`).
+`auto_ready=True`). Pod objects exist only where a test adds them (`add_pods`); a pod
+deleted is replaced by a new one created at the world's clock, not Ready until
+`set_pods_ready` (or at once with `auto_ready=True`), and its ReplicaSet's available
+count follows.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollouts.actions import (
-    Action, AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, Event, PatchDestinationRule,
-    PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
+    Action, AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, DeleteAnalysisRun, DeletePod, DeleteReplicaSet,
+    Event, PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
 )  # fmt: skip
 from rollouts.model import Rollout
 from rollouts.plan import Observed, Plan, plan
@@ -84,6 +87,25 @@ def replicaset(*, rollout_name: str = "web", image: str = "app:v1", replicas: in
     }
 
 
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod(rs: dict[str, Any], name: str, *, created: datetime, ready: bool = True, ready_since: datetime | None = None,
+        deleting: bool = False) -> dict[str, Any]:
+    """A pod of `rs`, as the ReplicaSet controller and kubelet leave it."""
+    meta: dict[str, Any] = {"name": name, "namespace": "shop", "creationTimestamp": stamp(created),
+                            "labels": dict(rs["metadata"]["labels"]),
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                 "name": rs["metadata"]["name"], "controller": True}]}
+    if deleting:
+        meta["deletionTimestamp"] = stamp(created)
+    condition = {"type": "Ready", "status": "True" if ready else "False",
+                 "lastTransitionTime": stamp(ready_since or created)}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "status": {"phase": "Running", "conditions": [condition]}}
+
+
 def service(name: str, pod_hash: str | None = None, *, managed_by: str | None = "web") -> dict[str, Any]:
     selector = {"app": "web", **({HASH_LABEL: pod_hash} if pod_hash else {})}
     annotations = {MANAGED_BY: managed_by} if managed_by else {}
@@ -135,11 +157,12 @@ def analysis_template(name: str = "success-rate", *, count: int = 3) -> dict[str
 
 
 def analysis_run(name: str, *, phase: str | None = None, message: str | None = None, pod_hash: str = "",
-                 kind: str = "Step", terminate: bool = False) -> dict[str, Any]:
+                 kind: str = "Step", terminate: bool = False, created: datetime | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
         "metadata": {"name": name, "namespace": "shop", "labels": {HASH_LABEL: pod_hash, "rollout-type": kind},
-                     "ownerReferences": [{"kind": "Rollout", "name": "web", "uid": UID, "controller": True}]},
+                     "ownerReferences": [{"kind": "Rollout", "name": "web", "uid": UID, "controller": True}],
+                     **({"creationTimestamp": stamp(created)} if created else {})},
         "spec": {"metrics": [], **({"terminate": True} if terminate else {})},
     }
     if phase:
@@ -177,6 +200,7 @@ class World:
     destination_rule: dict[str, Any] | None = None
     services: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
     auto_ready: bool = True
     now: datetime = T0
     recorded: list[tuple[str, str]] = field(default_factory=list)
@@ -204,7 +228,7 @@ class World:
                         analysis_runs=copy.deepcopy(self.analysis_runs), templates=copy.deepcopy(self.templates),
                         virtual_services=copy.deepcopy(self.virtual_services),
                         destination_rule=copy.deepcopy(self.destination_rule), services=copy.deepcopy(self.services),
-                        problems=list(self.problems))
+                        problems=list(self.problems), pods=copy.deepcopy(self.pods))
 
     def plan(self, at: datetime | None = None) -> Plan:
         return plan(self.observed(), at or self.now)
@@ -246,6 +270,29 @@ class World:
         rs = self.rs(image)
         count = rs["spec"]["replicas"] if available is None else available
         rs["status"] |= {"readyReplicas": count, "availableReplicas": count}
+
+    def add_pods(self, image: str, *, created: datetime, ready: bool = True) -> list[str]:
+        """Pods for every replica the ReplicaSet of `image` asks for; their names."""
+        rs = self.rs(image)
+        names = [f"{rs['metadata']['name']}-{len(self.pods) + i:05d}" for i in range(rs["spec"]["replicas"])]
+        self.pods += [pod(rs, name, created=created, ready=ready) for name in names]
+        self._count_pods(rs)
+        return names
+
+    def set_pods_ready(self) -> None:
+        for doc in self.pods:
+            doc["status"]["conditions"][0] |= {"status": "True", "lastTransitionTime": stamp(self.now)}
+        for rs in self.replica_sets:
+            self._count_pods(rs)
+
+    def pods_of(self, image: str) -> list[dict[str, Any]]:
+        name = self.rs(image)["metadata"]["name"]
+        return [p for p in self.pods if p["metadata"]["ownerReferences"][0]["name"] == name]
+
+    def _count_pods(self, rs: dict[str, Any]) -> None:
+        mine = [p for p in self.pods if p["metadata"]["ownerReferences"][0]["name"] == rs["metadata"]["name"]]
+        ready = sum(1 for p in mine if p["status"]["conditions"][0]["status"] == "True")
+        rs["status"] |= {"replicas": len(mine), "readyReplicas": ready, "availableReplicas": ready}
 
     def finish_run(self, name: str, phase: str, message: str | None = None) -> None:
         self.run(name)["status"] = {"phase": phase, **({"message": message} if message else {})}
@@ -308,8 +355,22 @@ class World:
             self.destination_rule["metadata"].setdefault("annotations", {}).update(action.annotations)
         elif isinstance(action, CreateAnalysisRun):
             assert all(r["metadata"]["name"] != action.name for r in self.analysis_runs), "run created twice"
-            self.analysis_runs.append(copy.deepcopy(action.doc))
+            doc = copy.deepcopy(action.doc)
+            doc["metadata"]["creationTimestamp"] = stamp(self.now)
+            self.analysis_runs.append(doc)
         elif isinstance(action, TerminateAnalysisRun):
             self.run(action.name)["spec"]["terminate"] = True
+        elif isinstance(action, DeletePod):
+            [gone] = [p for p in self.pods if p["metadata"]["name"] == action.name]
+            self.pods.remove(gone)
+            rs = next(r for r in self.replica_sets if r["metadata"]["name"] == gone["metadata"]["ownerReferences"][0]["name"])
+            self.pods.append(pod(rs, f"{action.name}-r", created=self.now, ready=self.auto_ready))
+            self._count_pods(rs)
+        elif isinstance(action, DeleteReplicaSet):
+            [gone] = [r for r in self.replica_sets if r["metadata"]["name"] == action.name]
+            self.replica_sets.remove(gone)
+        elif isinstance(action, DeleteAnalysisRun):
+            [gone] = [r for r in self.analysis_runs if r["metadata"]["name"] == action.name]
+            self.analysis_runs.remove(gone)
         else:  # pragma: no cover
             raise AssertionError(f"unknown action {action!r}")

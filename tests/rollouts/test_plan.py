@@ -18,7 +18,7 @@ from rollouts.actions import (
 from rollouts.plan import invalid, plan
 from rollouts.problems import Problem
 from tests.rollouts.builders import (
-    T0, UID, World, analysis_template, changes, events, hash_of, reasons, rollout, seconds, weights,
+    T0, UID, World, analysis_template, changes, events, hash_of, reasons, rollout, seconds, stamp, weights,
 )  # fmt: skip
 
 H1, H2, H3 = hash_of("app:v1"), hash_of("app:v2"), hash_of("app:v3")
@@ -674,7 +674,30 @@ CHECKPOINTS = {
     "promote-full": lambda: _promote_full(_ready(updated())),
     "scale-down-delay": lambda: _end(updated([{"setWeight": 50}])),
     "abort-delay": lambda: _abort(_ready(updated())),
+    "restarted": lambda: _restarted(),
+    "history": lambda: _history(),
 }
+
+
+def _restarted() -> World:
+    world = deployed()
+    world.auto_ready = True
+    world.add_pods("app:v1", created=T0 - seconds(60))
+    world.rollout["spec"]["restartAt"] = stamp(T0)
+    world.settle()
+    assert world.status["restartedAt"] == stamp(T0) and world.status["phase"] == "Healthy"
+    return world
+
+
+def _history() -> World:
+    world = deployed([], spec={"revisionHistoryLimit": 1})
+    world.auto_ready = True
+    for image in ("app:v2", "app:v3", "app:v4"):
+        world.set_image(image)
+        world.settle()
+        world.settle(world.advance(seconds(30)))
+    assert sorted(sizes(world).values()) == [0, 4], "the stable and one old ReplicaSet are left"
+    return world
 
 
 def _promote_full(world: World) -> World:

@@ -17,13 +17,13 @@ import pytest
 
 from rollouts import written
 from rollouts.actions import (
-    AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, Event, PatchDestinationRule, PatchVirtualService,
-    ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
+    AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, DeleteAnalysisRun, DeletePod, DeleteReplicaSet, Event,
+    PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
 )  # fmt: skip
 from rollouts.model import RolloutStatus
 from rollouts.replicas import HASH_LABEL
 from tests.rollouts.builders import (
-    T0, World, analysis_run, analysis_template, changes, destination_rule, events, hash_of, replicaset, rollout,
+    T0, World, analysis_run, analysis_template, changes, destination_rule, events, hash_of, pod, replicaset, rollout,
     seconds, service, virtual_service, weights,
 )  # fmt: skip
 
@@ -205,3 +205,17 @@ def test_virtual_service_builder_is_untouched_by_after() -> None:
     written.after(world.observed(), [PatchVirtualService("web-vs", "shop", [], None, None, "1")],
                   RolloutStatus())
     assert world.virtual_services[0]["spec"]["http"] != []
+
+
+def test_written_after_removes_what_was_deleted_and_replaces_no_pod() -> None:
+    world = observed_world()
+    world.replica_sets.append(replicaset(image="app:v0", replicas=0, revision=0))
+    world.analysis_runs.append(analysis_run("run-0", phase="Successful"))
+    world.pods = [pod(world.replica_sets[0], name, created=T0) for name in ("p1", "p2")]
+    observed = world.observed()
+    after = written.after(observed, [DeletePod("p1"), DeleteReplicaSet(f"web-{hash_of('app:v0')}"),
+                                     DeleteAnalysisRun("run-0")], RolloutStatus())
+    assert [p["metadata"]["name"] for p in after.pods] == ["p2"], "its replacement is not there yet"
+    assert [r["metadata"]["name"] for r in after.replica_sets] == [f"web-{H1}"]
+    assert [r["metadata"]["name"] for r in after.analysis_runs] == ["run-1"]
+    assert len(observed.pods) == 2 and len(observed.replica_sets) == 2, "the inputs are not changed"
