@@ -223,7 +223,8 @@ class LinePrinter:
             print(f"[{frame.elapsed:5.1f}s] {key}", file=self.out, flush=True)
 
     def release_done(self, record: ReleaseRecord) -> None:
-        print(f"== {record.image}: {outcome(record)} ({record.phase}: {record.message})", file=self.out, flush=True)
+        why = f"{record.phase}: {record.message}" if record.message else record.phase
+        print(f"== {record.image}: {outcome(record)} ({why})", file=self.out, flush=True)
 
 
 # --- the command -------------------------------------------------------------------------
