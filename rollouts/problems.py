@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pydantic import ValidationError
+
 from analysis.model import AnalysisRunSpec, ArgoModel, MetricProvider, ObjectMeta, PrometheusAuth, PrometheusMetric, WebMetric
 from rollouts.model import CanaryStep, CanaryStrategy, RolloutSpec, RolloutStatus, TrafficRouting
 
@@ -174,4 +176,15 @@ def field_problems(model: ArgoModel, path: str = "") -> list[Problem]:
             for index, item in enumerate(value):
                 if isinstance(item, ArgoModel):
                     found.extend(field_problems(item, join(join(path, alias), index)))
+    return found
+
+
+def from_validation_error(err: ValidationError) -> list[Problem]:
+    """pydantic's errors at their wire paths (`spec.strategy.canary.steps[0].setWeight`)."""
+    found = []
+    for item in err.errors():
+        path = ""
+        for part in item["loc"]:
+            path = join(path, part if isinstance(part, int) else str(part))
+        found.append(Problem(path, item["msg"][0].lower() + item["msg"][1:], "see the schema in crds/"))
     return found

@@ -33,7 +33,6 @@ Rules (the imperative shell around rollouts.plan; DESIGN.md §2):
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -51,7 +50,7 @@ from rollouts.events import EventRecorder
 from rollouts.informer import Cache
 from rollouts.model import Rollout
 from rollouts.patches import merge_diff
-from rollouts.problems import Problem, join
+from rollouts.problems import Problem, from_validation_error
 from rollouts.replicas import HASH_LABEL
 from rollouts.runs import INSTANCE_LABEL
 from rollouts.traffic.istio import MANAGED_BY, vs_reference
@@ -102,8 +101,7 @@ def unreadable_problems(doc: Obj, err: ValidationError) -> list[Problem]:
     found = [problem for problem in crdschema.problems(doc) if problem.is_error]
     if found:
         return found
-    return [Problem(functools.reduce(join, item["loc"], ""), item["msg"], "fix this field (see the schema in crds/)")
-            for item in err.errors()]
+    return from_validation_error(err)
 
 
 class RolloutReconciler:

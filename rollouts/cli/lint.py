@@ -26,7 +26,7 @@ from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
 from rollouts import crdgen, crdschema, manifests, validation
 from rollouts.cli import CommandError
 from rollouts.model import Rollout
-from rollouts.problems import Problem, did_you_mean, join, warning
+from rollouts.problems import Problem, did_you_mean, from_validation_error, warning
 
 ARGO_KINDS: Mapping[str, type[ArgoModel]] = {
     "Rollout": Rollout,
@@ -90,16 +90,6 @@ def _identity_problems(data: Any) -> list[Problem]:
     return []
 
 
-def _pydantic_problems(err: ValidationError) -> list[Problem]:
-    found = []
-    for item in err.errors():
-        path = ""
-        for part in item["loc"]:
-            path = join(path, part if isinstance(part, int) else str(part))
-        found.append(Problem(path, item["msg"][0].lower() + item["msg"][1:], "see the schema in crds/"))
-    return found
-
-
 @dataclass
 class _Parsed:
     doc: manifests.Document
@@ -117,7 +107,7 @@ def _parse(doc: manifests.Document) -> _Parsed:
     try:
         return _Parsed(doc, ARGO_KINDS[doc.data["kind"]].load(manifests.drop_nulls(doc.data)), [])
     except ValidationError as err:
-        return _Parsed(doc, None, _pydantic_problems(err))
+        return _Parsed(doc, None, from_validation_error(err))
 
 
 def _references(parsed: list[_Parsed]) -> validation.References:
