@@ -32,11 +32,18 @@ from tests.controller.dsl import START, CountingCluster, Follower, Scenario, Scr
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
 
 
+def count_writes(scenario: Scenario) -> CountingCluster:
+    """Put a write-counting wrapper between the scenario's controller and its cluster."""
+    counting = CountingCluster(scenario.cluster)
+    scenario.cluster = counting
+    scenario.manager = scenario.new_manager()
+    return counting
+
+
 @pytest.fixture
 def counted() -> Iterator[Scenario]:
     scenario = Scenario("istio-canary", manager_options={"retry_wait": tenacity.wait_none()})
-    scenario.cluster = CountingCluster(scenario.cluster)
-    scenario.manager = scenario.new_manager()
+    count_writes(scenario)
     scenario.provider.script("success-rate", [0.99])
     yield scenario
     scenario.close()
@@ -71,9 +78,7 @@ def test_a_reconcile_with_nothing_to_do_makes_no_write(counted: Scenario) -> Non
 def test_the_multi_step_update_writes_each_step_index_once_and_each_weight_once() -> None:
     scenario = Scenario("multi-step", stable="stable", canary="canary")
     try:
-        counting = CountingCluster(scenario.cluster)
-        scenario.cluster = counting
-        scenario.manager = scenario.new_manager()
+        counting = count_writes(scenario)
         scenario.provider.script("error-rate", [0.01])
         scenario.given_healthy()
         steps = Follower(counting, scenario.clock, kind="Rollout", name="multi-step", namespace="default",
@@ -125,9 +130,7 @@ def make_rollout(docs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 def test_one_broken_rollout_never_stops_the_others() -> None:
     scenario = Scenario("istio-canary")
     try:
-        counting = CountingCluster(scenario.cluster)
-        scenario.cluster = counting
-        scenario.manager = scenario.new_manager()
+        counting = count_writes(scenario)
         scenario.provider.script("success-rate", [0.99])
         scenario.given_objects()
         for doc in make_rollout(scenario.docs, "other"):
@@ -192,9 +195,7 @@ def test_a_rollout_the_models_cannot_load_is_invalid_spec_and_shifts_no_traffic(
         breaks: Callable[[dict[str, Any]], None], names: str) -> None:
     scenario = Scenario("istio-canary")
     try:
-        counting = CountingCluster(scenario.cluster)
-        scenario.cluster = counting
-        scenario.manager = scenario.new_manager()
+        counting = count_writes(scenario)
         scenario.provider.script("success-rate", [0.99])
         scenario.given_objects()
         for doc in make_rollout(scenario.docs, "bad"):
