@@ -17,8 +17,9 @@ Rules:
   not thrown away and taken again for a blip.
 - Secret values never leave this module unredacted: measurement messages, status and
   event messages are redacted with every secret value read for the run.
-- A provider failure is data (an Error measurement); an unsupported provider, a bad
-  spec or an unreadable secret ends the run in Error with a message saying why.
+- A provider failure is data (an Error measurement, through `analysis.measure`, whatever
+  the provider raised); an unsupported provider, a bad spec or an unreadable secret
+  ends the run in Error with a message saying why.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from typing import Any, Protocol
 import tenacity
 from pydantic import ValidationError
 
-from analysis import args, assess
+from analysis import args, assess, measure
 from analysis.model import API_VERSION, AnalysisRun, AnalysisRunStatus, Measurement
-from analysis.providers import Providers, ProviderError, UnsupportedProvider
+from analysis.providers import Providers, UnsupportedProvider
 
 log = logging.getLogger(__name__)
 COMPONENT = "rollouts-controller"
@@ -137,15 +138,8 @@ class AnalysisController:
                 concrete = args.substitute(metric, resolved.values)
             except args.ArgError as err:
                 return {}, resolved.secrets, f"Unable to resolve metric arguments: {err}"
-            started = self._clock.now()
-            outcome: assess.Outcome
-            try:
-                result = self._providers.for_metric(concrete).measure(concrete, at=now)
-                outcome = assess.Observed(result.value, dict(result.metadata))
-            except ProviderError as err:
-                outcome = assess.Unmeasured(str(err) or type(err).__name__)
-            taken[metric.name] = assess.measurement(concrete, outcome, started_at=started,
-                                                    finished_at=self._clock.now(), secrets=resolved.secrets)
+            taken[metric.name] = measure.take(self._providers, concrete, at=now, clock=self._clock.now,
+                                              secrets=resolved.secrets)
             log.info("AnalysisRun %s/%s metric %s measured %s: %s", namespace, run.metadata.name, metric.name,
                      taken[metric.name].phase, taken[metric.name].message)
         return taken, resolved.secrets, None

@@ -9,7 +9,8 @@ Rules (argo-rollouts.md §1.5, Argo's `CalculateRolloutPhase`, first match wins)
   fewer updated replicas than desired -> Progressing "more replicas need to be
   updated"; updated pods not all available -> "updated replicas are still becoming
   available"; basic canary with old pods left -> "old replicas are pending
-  termination"; not fully promoted -> "waiting for all steps to complete"; else Healthy.
+  termination"; promotion held for analysis evidence -> that reason; not fully promoted
+  -> "waiting for all steps to complete"; else Healthy.
 - Progressing: False/RolloutAborted while aborted; True/NewReplicaSetAvailable when
   complete; Unknown/RolloutPaused while paused; True/RolloutResumed on leaving a pause;
   True/ReplicaSetUpdated (lastUpdateTime = now) whenever progress is made (step moved,
@@ -220,6 +221,8 @@ def phase(p: Pass) -> tuple[RolloutPhase, str | None]:
         return RolloutPhase.PROGRESSING, "updated replicas are still becoming available"
     if p.router is None and (st.replicas or 0) > updated:
         return RolloutPhase.PROGRESSING, "old replicas are pending termination"
+    if not p.promoted and p.held:
+        return RolloutPhase.PROGRESSING, p.held
     if not p.promoted:
         return RolloutPhase.PROGRESSING, "waiting for all steps to complete"
     return RolloutPhase.HEALTHY, None

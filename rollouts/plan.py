@@ -13,6 +13,7 @@ Rules (Argo Rollouts' canary, argo-rollouts.md §1.4, §2.3, §3.8, §8):
   -> restart at step 0 (first deploy: promoted at once, no steps); CLI abort/retry; the
   progress deadline; pod restarts (`spec.restartAt`, rollouts.restarts); AnalysisRuns
   (Failed/Error -> abort, Inconclusive -> pause, Successful step run -> step done);
+  the promotion gate (the background run must be evidence);
   the pause step; ReplicaSet scale; Service
   selectors and DestinationRule subsets; VirtualService weights; step advance (one
   step); promotion; scale-down of old ReplicaSets after their deadline; runs that are no
@@ -49,12 +50,14 @@ from typing import Any
 
 from rollouts import conditions, restarts, runs, scaling, written
 from rollouts import steps as engine
+from rollouts.steps import set_weight_at
 from rollouts.actions import NORMAL, WARNING, Action, Event
 from rollouts.model import CanaryStatus, CanaryStep, CanaryStrategy, Rollout, RolloutStatus
-from rollouts.problems import Problem
+from rollouts.problems import Problem, router_not_run
 from rollouts.replicas import ReplicaSetView, pod_template_hash, replicaset_name, spec_replicas
 from rollouts.traffic import router
 from rollouts.traffic.router import TrafficRouter, router_for
+from rollouts.validation import WORKLOAD_REF_NOT_RUN
 
 INVALID_SPEC_REQUEUE = 20.0
 
@@ -112,11 +115,13 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     _check_deadline(p)
     restarts.restart(p)
     runs.follow(p)
+    runs.gate_promotion(p)
     engine.follow_pause_step(p)
     scaling.scale(p)
     selection = router.select(p)
     router.route(p, selection)
     engine.advance(p)
+    runs.gate_promotion(p)
     engine.promote(p)
     scaling.scale_down_old(p, selection.selected)
     runs.terminate_unwanted(p)
@@ -148,6 +153,7 @@ class Pass:
     entering: bool = False  # the second round of a plan: the step reached is entered, not completed
     at_desired: bool = False
     weight: int | None = None
+    held: str | None = None  # why promotion waits for analysis evidence (runs.gate_promotion); None: it may
 
     @classmethod
     def start(cls, observed: Observed, now: datetime, *, entering: bool = False) -> Pass:
@@ -184,6 +190,12 @@ class Pass:
     @property
     def index(self) -> int:
         return self.st.current_step_index or 0
+
+    @property
+    def weight_cap(self) -> int:
+        """The most traffic the canary may get: 100, or the last step's weight while promotion waits
+        for analysis evidence (never all traffic onto an unproven canary; 0 with no steps)."""
+        return set_weight_at(self.steps, len(self.steps) - 1) if self.held and self.index >= len(self.steps) else 100
 
     @property
     def step(self) -> CanaryStep | None:
@@ -261,15 +273,12 @@ def _check_spec(p: Pass) -> None:
         problems.append(Problem("spec.strategy", "only the canary strategy is run by this controller",
                                 "set spec.strategy.canary"))
     if p.ro.spec.template is None:
-        problems.append(Problem("spec.template", "a pod template is required (workloadRef is not run here)",
-                                "inline the pod template in spec.template"))
+        problems.append(WORKLOAD_REF_NOT_RUN if p.ro.spec.workload_ref is not None else
+                        Problem("spec.template", "is required", "add a pod template, or a workloadRef"))
     routing = p.canary.traffic_routing
     others = sorted(routing.model_extra or {}) if routing is not None and routing.istio is None else []
     if others:  # run as a replica-count canary, its traffic would never move: refuse instead
-        problems.append(Problem(f"spec.strategy.canary.trafficRouting.{others[0]}",
-                                f"traffic router '{others[0]}' is not run by this controller",
-                                "use trafficRouting.istio, or leave this Rollout to Argo Rollouts "
-                                "(label it with another controller-instance-id)"))
+        problems.append(router_not_run(others[0], f"spec.strategy.canary.trafficRouting.{others[0]}"))
     problems += engine.step_problems(p.steps)
     names = {(s.get("metadata") or {}).get("name") for s in p.observed.services}
     for key, name in (("canaryService", p.canary.canary_service), ("stableService", p.canary.stable_service)):

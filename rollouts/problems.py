@@ -8,9 +8,11 @@ Rules:
   sets InvalidSpec and shifts no traffic). WARNING means Argo Rollouts accepts it but this
   controller ignores it; it never fails lint.
 - Unknown fields are never dropped by the models (`extra="allow"`). `field_problems`
-  sorts them: a field Argo has for a feature we do not run (other traffic routers,
-  other metric providers, ...) is a WARNING "not supported by this controller"; anything
-  else is a typo or a field no controller knows, an ERROR with a did-you-mean.
+  sorts them: another traffic router (nginx, alb, ...) is an ERROR "not run by this
+  controller" (`router_not_run`: its traffic would never move); a field Argo has for a
+  feature we do not run whose absence is safe (other metric providers end in Error
+  measurements, ...) is a WARNING "not supported by this controller"; anything else is
+  a typo or a field no controller knows, an ERROR with a did-you-mean.
 - Fields the models know, that Argo acts on and this controller only keeps
   (`NOT_RUN_FIELDS`: ephemeral metadata, anti-affinity, Prometheus range
   queries, ...), are a WARNING "not supported by this controller" too, naming what
@@ -70,7 +72,6 @@ ARGO_ONLY_FIELDS: Mapping[type[ArgoModel], frozenset[str]] = {
 }
 
 _NOT_RUN: Mapping[type[ArgoModel], str] = {
-    TrafficRouting: "it shifts no traffic here; use istio, or let Argo Rollouts run this Rollout",
     MetricProvider: "its measurements would end in Error here; use prometheus or web",
     WebMetric: "requests are sent without it",
 }
@@ -110,6 +111,14 @@ NOT_RUN_FIELDS: Mapping[type[ArgoModel], Mapping[str, tuple[str, str]]] = {
                   "use authentication.basicAuth or an Authorization header"),
     },
 }
+
+
+def router_not_run(key: str, path: str) -> Problem:
+    """A traffic router Argo runs and this controller does not: an ERROR (its canary would be
+    run as a replica-count canary whose traffic never moves). Lint and the plan both say this."""
+    return Problem(path, f"traffic router '{key}' is not run by this controller",
+                   "use trafficRouting.istio, or leave this Rollout to Argo Rollouts with its own "
+                   "controller-instance-id label")
 
 
 def join(path: str, key: str | int) -> str:
@@ -154,7 +163,9 @@ def field_problems(model: ArgoModel, path: str = "") -> list[Problem]:
     argo_only = ARGO_ONLY_FIELDS.get(type(model), frozenset())
     for key in model.model_extra or {}:
         where = join(path, key)
-        if key in argo_only:
+        if key in argo_only and isinstance(model, TrafficRouting):
+            found.append(router_not_run(key, where))
+        elif key in argo_only:
             found.append(warning(where, f"{key} is not supported by this controller", _NOT_RUN[type(model)]))
         else:
             found.append(_unknown(model, key, where))

@@ -177,8 +177,9 @@ class RolloutReconciler:
             if (obj := self._get(kind, name, ns)) is not None:
                 found[kind].append(obj)
         canary = rollout.canary
-        services = [svc for name in {canary.canary_service, canary.stable_service} - {None} if canary
-                    for svc in [self._get("Service", str(name), namespace)] if svc is not None]
+        names = {canary.canary_service, canary.stable_service} - {None} if canary is not None else set()
+        services = [svc for name in sorted(str(n) for n in names)
+                    if (svc := self._get("Service", name, namespace)) is not None]
         templates = self._templates_of(rollout, namespace)
         known = templates if self._all_found(rollout, templates) else templates + self._others(namespace, templates)
         refs = References(

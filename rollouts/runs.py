@@ -16,7 +16,13 @@ Rules (argo-rollouts.md §3.8):
   `spec.paused`); the background run once `currentStepIndex >= startingStep` while an
   update is in progress. Successful step run -> the step is done; Failed/Error (either
   run) -> abort, the message names the run's verdict (metric, values, condition);
-  Inconclusive -> pause `InconclusiveAnalysisRun`; resuming it measures again.
+  Inconclusive -> pause `InconclusiveAnalysisRun`; resuming it measures again. A
+  Successful step run that is not evidence (`analysis.evidence`: a judged metric with
+  no successful measurement) aborts: it will not measure again.
+- Promotion gate (`gate_promotion`): past the last step, the background run must be
+  evidence too; while it is still measuring the promotion waits (phase Progressing,
+  the message says for what); a background run that ended without evidence aborts.
+  `promote --full` (a human's decision) skips the gate, as it skips analysis.
 - A run no longer wanted is terminated (`spec.terminate: true`) while it is still going:
   on promotion, promote-full, a skipped step, a new revision. On abort every run of the
   aborted revision is terminated, finished ones too, so `retry` measures afresh.
@@ -39,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from analysis import args as arguments
+from analysis import evidence
 from analysis.args import ArgError
 from analysis.build import SpecError, build_run
 from analysis.model import AnalysisPhase, AnalysisTemplate, TemplateRef
@@ -221,8 +228,33 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
         p.st.controller_pause = True
         p.event(NORMAL, "RolloutPaused", f"Rollout is paused ({INCONCLUSIVE_PAUSE})")
     elif phase is AnalysisPhase.SUCCESSFUL and kind == STEP_RUN:
-        p.step_done = True
+        if (lacking := evidence.missing(doc)) is None:
+            p.step_done = True
+        else:
+            p.abort(f"Step-based analysis ended without evidence: {lacking}")
     return RunStatusRef(name=name, status=phase.value, message=message)
+
+
+def gate_promotion(p: Pass) -> None:
+    """Past the last step, the background run must be evidence before promotion (analysis.evidence):
+    hold while it is still measuring, abort when it ended without evidence. promote --full skips it."""
+    cs = p.st.canary
+    background = p.canary.analysis
+    if (p.halted or p.entering or p.st.promote_full or p.index < len(p.steps) or cs is None
+            or not (background and background.templates)):
+        return
+    ref = cs.current_background_analysis_run_status
+    doc = next((r for r in p.runs if ref is not None and r["metadata"]["name"] == ref.name), None)
+    if doc is None:
+        p.held = "waiting for the background AnalysisRun to start"
+        return
+    lacking = evidence.missing(doc)
+    if lacking is None:
+        return
+    if run_phase(doc).completed:
+        p.abort(f"Background analysis ended without evidence: {lacking}")
+    else:
+        p.held = f"waiting for background analysis evidence: {lacking}"
 
 
 def terminate_unwanted(p: Pass) -> None:

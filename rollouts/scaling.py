@@ -115,7 +115,7 @@ def _basic_targets(p: Pass) -> tuple[int, int]:
     if p.aborted:
         weight = 0
     elif p.promoted or p.st.promote_full or p.index >= len(p.steps):
-        weight = 100
+        weight = p.weight_cap
     else:
         weight = set_weight_at(p.steps, p.index)
     surge, unavailable = surge_and_unavailable(p.ro.canary, p.replicas)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from analysis.model import DurationError, parse_duration
 from rollouts.actions import NORMAL, Event
-from rollouts.model import CanaryStep, PauseCondition, SetCanaryScale, StepKind
+from rollouts.model import SUPPORTED_STEPS, CanaryStep, PauseCondition, SetCanaryScale, StepKind
 from rollouts.problems import Problem
 from rollouts.replicas import short_hash
 
@@ -92,6 +92,17 @@ def describe(step: CanaryStep) -> str:
     return f"{kind or 'step'}: {json.dumps(scale, sort_keys=True)}" if scale else str(kind or "step")
 
 
+def not_run_problem(step: CanaryStep, path: str) -> Problem | None:
+    """A step kind Argo runs and this engine does not: an error, never passed over (it may gate
+    the canary, as an experiment's analysis does). The one rule lint and the controller share."""
+    kind = step.kind
+    if kind is None or kind in SUPPORTED_STEPS:
+        return None
+    return Problem(f"{path}.{kind.value}", f"the {kind.value} step is not run by this controller",
+                   "remove the step, or leave this Rollout to Argo Rollouts "
+                   "with its own controller-instance-id label")
+
+
 def step_problems(steps: Sequence[CanaryStep]) -> list[Problem]:
     """What the engine cannot run at all (the full checks live in rollouts.validation)."""
     found: list[Problem] = []
@@ -101,6 +112,8 @@ def step_problems(steps: Sequence[CanaryStep]) -> list[Problem]:
         if kind is None:
             found.append(Problem(path, f"a step must set exactly one kind, found {step.kinds() or 'none'}",
                                  "use one of setWeight, pause, analysis, setCanaryScale"))
+        elif (problem := not_run_problem(step, path)) is not None:
+            found.append(problem)
         elif kind is StepKind.PAUSE:
             try:
                 pause_seconds(step)
@@ -176,7 +189,7 @@ def advance(p: Pass) -> None:
     elif step.kind is StepKind.SET_CANARY_SCALE:
         done = p.at_desired
     else:
-        done = True  # kinds this controller does not run are passed over (lint warns)
+        done = False  # a kind this engine does not run is InvalidSpec (not_run_problem), never passed over
     if done:
         completed = p.index
         p.st.current_step_index = completed + 1
@@ -190,7 +203,7 @@ def advance(p: Pass) -> None:
 def promote(p: Pass) -> None:
     """Past the last step (or promote --full) with every new pod available: the new stable."""
     st = p.st
-    if p.entering or p.halted or not (st.promote_full or p.index >= len(p.steps)):
+    if p.entering or p.halted or p.held or not (st.promote_full or p.index >= len(p.steps)):
         return
     if p.new.available < p.replicas or p.new.replicas != p.replicas:
         return

@@ -5,13 +5,14 @@ InvalidSpec condition): both get the same `Problem(path, message, fix)` list.
 
 Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
 - The spec: replicas >= 0; a selector (not empty) that matches the template labels;
-  exactly one of template / workloadRef (workloadRef is a WARNING: Argo runs it, this
-  controller does not); progressDeadlineSeconds > minReadySeconds.
-- The strategy: exactly one of canary / blueGreen (blueGreen is a WARNING: Argo runs
-  it, this controller does not). canaryService != stableService; maxSurge and
+  exactly one of template / workloadRef (workloadRef is an ERROR: Argo runs it, this
+  controller does not, and the plan needs the pod template inline); progressDeadlineSeconds > minReadySeconds.
+- The strategy: exactly one of canary / blueGreen (blueGreen is an ERROR until it is
+  run here: Argo runs it, and a strategy passed over would promote unchecked). canaryService != stableService; maxSurge and
   maxUnavailable not both 0; scaleDownDelaySeconds, dynamicStableScale and
   setCanaryScale only with trafficRouting; Istio host routing needs both Services.
-- Steps: exactly one kind each; setWeight 0..100, or 0..maxTrafficWeight when the router
+- Steps: exactly one kind each; a kind Argo runs and this controller does not
+  (experiment, setHeaderRoute, setMirrorRoute, plugin) is an ERROR (`steps.not_run_problem`); setWeight 0..100, or 0..maxTrafficWeight when the router
   has one (Argo: "SetWeight needs to be between 0 and %d" with the max traffic weight);
   pause durations parse (no `d`);
   analysis steps name templates, and every metric of a step template must end on
@@ -44,6 +45,7 @@ from rollouts.model import (
 from rollouts.problems import (
     ARGO_ONLY_FIELDS, Problem, Severity, did_you_mean, field_problems, join, warning,
 )  # fmt: skip
+from rollouts.steps import not_run_problem
 from rollouts.template_checks import duration_problem, runs_indefinitely, validate_template
 from rollouts.timing_checks import background_timing_problems
 from rollouts.traffic_checks import traffic_problems
@@ -54,6 +56,9 @@ __all__ = [
 ]  # fmt: skip
 
 CANARY = "spec.strategy.canary"
+WORKLOAD_REF_NOT_RUN = Problem("spec.workloadRef", "workloadRef is not run by this controller",
+                               "inline the workload's pod template as spec.template, or leave this Rollout to "
+                               "Argo Rollouts with its own controller-instance-id label")
 _STEP_KINDS = "setWeight, pause, analysis, setCanaryScale"
 
 
@@ -87,9 +92,10 @@ def validate_rollout(rollout: Rollout, refs: References | None = None) -> list[P
         found.append(Problem("spec.strategy", "no strategy is set", "add strategy.canary with its steps"))
     elif strategy.canary is not None and strategy.blue_green is not None:
         found.append(Problem("spec.strategy", "canary and blueGreen are both set", "keep only canary"))
-    elif strategy.blue_green is not None:
-        found.append(warning("spec.strategy.blueGreen", "the blueGreen strategy is not supported by this controller",
-                             "use strategy.canary, or let Argo Rollouts run this Rollout"))
+    elif strategy.blue_green is not None:  # the controller would run nothing of it: an error, never passed over
+        found.append(Problem("spec.strategy.blueGreen", "the blueGreen strategy is not run by this controller",
+                             "use strategy.canary, or leave this Rollout to Argo Rollouts "
+                             "with its own controller-instance-id label"))
     if strategy.canary is not None:
         found.extend(_canary_problems(strategy.canary))
         found.extend(traffic_problems(strategy.canary, virtual_services=refs.virtual_services,
@@ -121,9 +127,7 @@ def _spec_problems(rollout: Rollout) -> list[Problem]:
     elif spec.template is None and spec.workload_ref is None:
         found.append(Problem("spec.template", "is required", "add a pod template, or a workloadRef"))
     elif spec.workload_ref is not None:  # Argo resolves it; the plan needs the template inline
-        found.append(warning("spec.workloadRef", "workloadRef is not supported by this controller",
-                             "the pods come only from spec.template here, so the Rollout gets InvalidSpec; inline "
-                             "the workload's pod template as spec.template, or let Argo Rollouts run this Rollout"))
+        found.append(WORKLOAD_REF_NOT_RUN)
     selector = spec.selector
     if selector is None:
         if spec.workload_ref is None:
@@ -208,9 +212,8 @@ def _step_problems(step: CanaryStep, path: str, *, routed: bool, max_weight: int
         return [] if step.model_extra else [Problem(path, "the step is empty", f"set one of {_STEP_KINDS}")]
     kind = StepKind(known[0])
     where = join(path, kind.value)
-    if kind not in SUPPORTED_STEPS:
-        return [warning(where, f"the {kind.value} step is not supported by this controller",
-                        "remove it, or let Argo Rollouts run this Rollout")]
+    if (not_run := not_run_problem(step, path)) is not None:
+        return [not_run]
     if kind is StepKind.SET_WEIGHT and not 0 <= (step.set_weight or 0) <= max_weight:
         if max_weight == 100:
             return [Problem(where, f"{step.set_weight} is not between 0 and 100", "use a traffic percentage from 0 to 100")]

@@ -35,7 +35,9 @@ from analysis import args as arguments
 from analysis import build
 from analysis.expr import evaluate_condition, format_value
 from analysis.model import PHASE_SEVERITY, AnalysisPhase, AnalysisTemplate, Argument, Metric
-from analysis.providers import ProviderError, Providers
+from analysis import measure as measuring
+from analysis.assess import Unmeasured
+from analysis.providers import Providers
 from analysis.providers.registry import default_providers
 from rollouts.cli import CommandError
 
@@ -175,13 +177,12 @@ def prepare(template: AnalysisTemplate, values: dict[str, str], *, where: str) -
 
 def measure(metric: Metric, providers: Providers, *, at: datetime, dry_run: bool) -> Outcome:
     query = describe_query(metric)
-    try:
-        result = providers.for_metric(metric).measure(metric, at=at)
-    except ProviderError as err:
-        return Outcome(metric.name, query, None, AnalysisPhase.ERROR, str(err), dry_run)
-    verdict = evaluate_condition(metric.success_condition, metric.failure_condition, result.value)
-    query = result.metadata.get("ResolvedPrometheusQuery", query)
-    return Outcome(metric.name, query, result.value, AnalysisPhase(str(verdict.phase)), verdict.message, dry_run)
+    outcome = measuring.observe(providers, metric, at=at)
+    if isinstance(outcome, Unmeasured):
+        return Outcome(metric.name, query, None, AnalysisPhase.ERROR, outcome.message, dry_run)
+    verdict = evaluate_condition(metric.success_condition, metric.failure_condition, outcome.value)
+    query = outcome.metadata.get("ResolvedPrometheusQuery", query)
+    return Outcome(metric.name, query, outcome.value, AnalysisPhase(str(verdict.phase)), verdict.message, dry_run)
 
 
 def describe_query(metric: Metric) -> str:

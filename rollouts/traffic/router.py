@@ -9,6 +9,8 @@ Rules (argo-rollouts.md §2.3, §2.4, §2.6), for the canary's share in percent,
 - otherwise the weight in force at the current step (100 once past the last step), but
   only once the canary ReplicaSet has all the pods that step needs available; until then
   the weight of the previous setWeight step. A weight is never raised onto missing pods.
+- Never above `Pass.weight_cap`: while promotion waits for analysis evidence, the last
+  step's weight stays in force (never all traffic onto an unproven canary).
 Selectors (the stable/canary Services' `rollouts-pod-template-hash`, the DestinationRule
 subsets): stable -> `status.stableRS`, canary -> the new pods (the stable ones when
 aborted). A selector moves only onto a ReplicaSet with an available pod (all its pods
@@ -144,6 +146,7 @@ def route(p: Pass, selection: Selection) -> None:
     weight = desired_weight(steps=p.steps, index=p.index, aborted=p.aborted, promoted=p.promoted,
                             promote_full=bool(p.st.promote_full), canary_selected=selection.canary_selected,
                             canary_available=p.new.available, at_desired=p.at_desired, recorded=recorded)
+    weight = min(weight, p.weight_cap)
     p.actions += p.router.set_weight(weight)
     if weight != recorded:
         p.event(NORMAL, "TrafficWeightUpdated", f"Traffic weight updated from {recorded} to {weight}")

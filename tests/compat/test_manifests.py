@@ -8,8 +8,11 @@ lines. For every file:
 - each Argo object loads into our models and dumps back equal (nothing dropped or added);
 - each validates against our CRDs in crds/ with unknown fields forbidden where the CRD
   does not preserve them (a real API server with our CRDs keeps every field);
-- `rollouts lint` gives no error, and exactly the listed warnings, each saying the feature
-  "is not supported by this controller".
+- `rollouts lint` gives exactly the listed warnings, each saying the feature "is not
+  supported by this controller", and exactly the listed `# error: Kind/name path` lines
+  for what Argo runs and this controller refuses (a strategy, step kind or traffic
+  router it does not run: InvalidSpec, never passed over), each "is not run by this
+  controller".
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ MODELS: dict[str, type[ArgoModel]] = {"Rollout": Rollout, "AnalysisTemplate": An
 CRD_FILES = {"Rollout": "rollouts.yaml", "AnalysisTemplate": "analysistemplates.yaml",
              "ClusterAnalysisTemplate": "clusteranalysistemplates.yaml", "AnalysisRun": "analysisruns.yaml"}  # fmt: skip
 NOT_SUPPORTED = "not supported by this controller"  # rollouts/problems.py, validation.py
+NOT_RUN = "is not run by this controller"  # refused: steps.not_run_problem, problems.router_not_run
 
 
 def argo_docs() -> list[tuple[Path, manifests.Document]]:
@@ -48,9 +52,9 @@ DOCS = argo_docs()
 DOC_IDS = [f"{f.stem}:{d.data['kind']}/{d.data['metadata'].get('name')}" for f, d in DOCS]
 
 
-def expected_warnings(path: Path) -> set[tuple[str, str]]:
+def expected_warnings(path: Path, level: str = "warn") -> set[tuple[str, str]]:
     lines = path.read_text(encoding="utf-8").splitlines()
-    return {(m[1], m[2]) for line in lines if (m := re.fullmatch(r"# warn: (\S+) (\S+)", line))}
+    return {(m[1], m[2]) for line in lines if (m := re.fullmatch(rf"# {level}: (\S+) (\S+)", line))}
 
 
 @functools.cache
@@ -86,13 +90,14 @@ def test_our_crds_accept_it_and_prune_nothing(path: Path, doc: manifests.Documen
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-def test_lint_gives_no_error_and_names_each_unsupported_feature(path: Path) -> None:
+def test_lint_names_each_unsupported_feature_and_refuses_what_is_not_run(path: Path) -> None:
     findings = lint.lint(manifests.load([str(path)]))
-    assert [str(f) for f in findings if f.problem.is_error] == []
-    warned = {(f.subject, f.problem.path) for f in findings}
+    refused = {(f.subject, f.problem.path) for f in findings if f.problem.is_error}
+    warned = {(f.subject, f.problem.path) for f in findings if not f.problem.is_error}
+    assert refused == expected_warnings(path, "error")
     assert warned == expected_warnings(path)
     for finding in findings:
-        assert NOT_SUPPORTED in finding.problem.message, str(finding)
+        assert (NOT_RUN if finding.problem.is_error else NOT_SUPPORTED) in finding.problem.message, str(finding)
         field = finding.problem.path.rsplit(".", 1)[-1]
         assert re.sub(r"\[\d+\]$", "", field) in finding.problem.message, str(finding)
 

@@ -46,10 +46,13 @@ def test_problem_is_a_value_with_severity() -> None:
     problem = validation.Problem("spec.replicas", "-1 is negative", "use 0 or more")
     assert str(problem) == "spec.replicas: -1 is negative (use 0 or more)"
     assert problem.is_error and problem.severity is validation.Severity.ERROR
-    warned = rollout(lambda c: c["trafficRouting"].update(smi={}))
+    warned = rollout(lambda c: c.update(antiAffinity={"requiredDuringSchedulingIgnoredDuringExecution": {}}))
     problems = validation.validate_rollout(warned)
     assert [p.severity for p in problems] == [validation.Severity.WARNING]
     assert validation.errors(problems) == []
+    refused = rollout(lambda c: c["trafficRouting"].update(smi={}))  # a router not run: never passed over
+    assert [(p.path, p.severity) for p in validation.validate_rollout(refused)] == [
+        ("spec.strategy.canary.trafficRouting.smi", validation.Severity.ERROR)]
 
 
 def test_missing_args_follow_nested_templates() -> None:

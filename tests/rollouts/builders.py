@@ -163,11 +163,25 @@ def analysis_run(name: str, *, phase: str | None = None, message: str | None = N
         "metadata": {"name": name, "namespace": "shop", "labels": {HASH_LABEL: pod_hash, "rollout-type": kind},
                      "ownerReferences": [{"kind": "Rollout", "name": "web", "uid": UID, "controller": True}],
                      **({"creationTimestamp": stamp(created)} if created else {})},
-        "spec": {"metrics": [], **({"terminate": True} if terminate else {})},
+        "spec": {"metrics": [RUN_METRIC], **({"terminate": True} if terminate else {})},
     }
     if phase:
-        doc["status"] = {"phase": phase, **({"message": message} if message else {})}
+        doc["status"] = run_status(phase, message)
     return doc
+
+
+RUN_METRIC = {"name": "rate", "successCondition": "result[0] >= 0.95",
+              "provider": {"prometheus": {"address": "http://prometheus:9090", "query": "rate"}}}
+_COUNTER = {"Successful": "successful", "Failed": "failed", "Inconclusive": "inconclusive", "Error": "error"}
+
+
+def run_status(phase: str, message: str | None = None, *, metrics: list[str] | None = None) -> dict[str, Any]:
+    """An AnalysisRun status as the analysis controller writes it: each metric measured once, with
+    the counter of `phase` (a Successful run is evidence: analysis.evidence)."""
+    counter = _COUNTER.get(phase)
+    results = [{"name": name, "phase": phase, "count": 1, **({counter: 1} if counter else {})}
+               for name in metrics or [RUN_METRIC["name"]]] if counter else []
+    return {"phase": phase, **({"message": message} if message else {}), **({"metricResults": results} if results else {})}
 
 
 def events(p: Plan) -> list[tuple[str, str]]:
@@ -295,7 +309,9 @@ class World:
         rs["status"] |= {"replicas": len(mine), "readyReplicas": ready, "availableReplicas": ready}
 
     def finish_run(self, name: str, phase: str, message: str | None = None) -> None:
-        self.run(name)["status"] = {"phase": phase, **({"message": message} if message else {})}
+        run = self.run(name)
+        names = [str(m.get("name")) for m in (run.get("spec") or {}).get("metrics") or []]
+        run["status"] = run_status(phase, message, metrics=names or None)
 
     def set_status(self, **fields: Any) -> None:
         self.rollout.setdefault("status", {}).update(fields)

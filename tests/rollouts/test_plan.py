@@ -299,6 +299,14 @@ def test_background_analysis_starts_at_its_starting_step_and_ends_at_promotion()
     world.finish_run(f"web-{H2}-2-1", "Successful")
     world.auto_ready = True
     world.settle()
+    # past the last step, promotion waits for the background run's evidence (at the last step's weight)
+    assert world.status["stableRS"] != H2 and world.status["phase"] == "Progressing"
+    assert world.status["message"] == (f"waiting for background analysis evidence: AnalysisRun 'web-{H2}-2': "
+                                       "metric 'success-rate' has no successful measurement yet")
+    assert world.status["canary"]["weights"]["canary"]["weight"] < 100
+    world.run(f"web-{H2}-2")["status"]["metricResults"] = [
+        {"name": "success-rate", "phase": "Running", "count": 1, "successful": 1}]
+    world.settle()
     assert world.status["stableRS"] == H2 and world.status["phase"] == "Healthy"
     assert world.run(f"web-{H2}-2")["spec"]["terminate"] is True
 
