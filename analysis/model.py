@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Self
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -90,7 +90,7 @@ class ObjectMeta(ArgoModel):
     annotations: dict[str, str] | None = None
     uid: str | None = None
     resource_version: str | None = None
-    generation: int | None = None
+    generation: StrictInt | None = None
     creation_timestamp: str | None = None
     owner_references: list[dict[str, Any]] | None = None
 
@@ -170,8 +170,8 @@ class RangeQuery(ArgoModel):
 class PrometheusMetric(ArgoModel):
     address: str | None = None
     query: str
-    timeout: int | None = None  # seconds
-    insecure: bool | None = None
+    timeout: StrictInt | None = None  # seconds
+    insecure: StrictBool | None = None
     headers: list[KeyValue] | None = None
     authentication: PrometheusAuth | None = None
     range_query: RangeQuery | None = None
@@ -183,9 +183,9 @@ class WebMetric(ArgoModel):
     headers: list[KeyValue] | None = None
     body: str | None = None
     json_body: Any | None = None
-    timeout_seconds: int | None = None
+    timeout_seconds: StrictInt | None = None
     json_path: str | None = None
-    insecure: bool | None = None
+    insecure: StrictBool | None = None
 
 
 class MetricProvider(ArgoModel):
@@ -204,7 +204,7 @@ class MetricProvider(ArgoModel):
 
 # ---------------------------------------------------------------- metrics
 
-IntOrString = int | str
+IntOrString = StrictInt | StrictStr
 
 
 class Metric(ArgoModel):
@@ -227,12 +227,12 @@ class DryRun(ArgoModel):
 
 class MeasurementRetention(ArgoModel):
     metric_name: str
-    limit: int
+    limit: StrictInt
 
 
 class TemplateRef(ArgoModel):
     template_name: str
-    cluster_scope: bool | None = None
+    cluster_scope: StrictBool | None = None
 
 
 class AnalysisTemplateSpec(ArgoModel):
@@ -268,23 +268,23 @@ class MetricResult(ArgoModel):
     phase: AnalysisPhase
     measurements: list[Measurement] | None = None
     message: str | None = None
-    count: int | None = None
-    successful: int | None = None
-    failed: int | None = None
-    inconclusive: int | None = None
-    error: int | None = None
-    consecutive_error: int | None = None
-    consecutive_success: int | None = None
-    dry_run: bool | None = None
+    count: StrictInt | None = None
+    successful: StrictInt | None = None
+    failed: StrictInt | None = None
+    inconclusive: StrictInt | None = None
+    error: StrictInt | None = None
+    consecutive_error: StrictInt | None = None
+    consecutive_success: StrictInt | None = None
+    dry_run: StrictBool | None = None
     metadata: dict[str, str] | None = None
 
 
 class RunSummary(ArgoModel):
-    count: int | None = None
-    successful: int | None = None
-    failed: int | None = None
-    inconclusive: int | None = None
-    error: int | None = None
+    count: StrictInt | None = None
+    successful: StrictInt | None = None
+    failed: StrictInt | None = None
+    inconclusive: StrictInt | None = None
+    error: StrictInt | None = None
 
 
 class AnalysisRunStatus(ArgoModel):
@@ -300,15 +300,15 @@ class AnalysisRunStatus(ArgoModel):
 class TTLStrategy(ArgoModel):
     """Seconds after which a completed run is deleted (Argo's analysis controller)."""
 
-    seconds_after_completion: int | None = None
-    seconds_after_success: int | None = None
-    seconds_after_failure: int | None = None
+    seconds_after_completion: StrictInt | None = None
+    seconds_after_success: StrictInt | None = None
+    seconds_after_failure: StrictInt | None = None
 
 
 class AnalysisRunSpec(ArgoModel):
     metrics: list[Metric] = Field(default_factory=list)
     args: list[Argument] | None = None
-    terminate: bool | None = None
+    terminate: StrictBool | None = None
     dry_run: list[DryRun] | None = None
     measurement_retention: list[MeasurementRetention] | None = None
     ttl_strategy: TTLStrategy | None = None
@@ -338,7 +338,8 @@ def parse_duration(value: int | str) -> int:
     """Seconds in an Argo duration, truncated to whole seconds.
 
     An int or a string of digits is seconds; otherwise Go syntax: `10m`, `1h30s`,
-    `1.5m` (= 90), `500ms` (= 0). There is no `d` unit. Negative values are errors.
+    `1.5m` (= 90), `500ms` (= 0). There is no `d` unit. Negative values, and values
+    beyond Go's longest duration (about 292 years), are errors.
 
     >>> parse_duration("1h30s"), parse_duration(45), parse_duration("1.5m")
     (3630, 45, 90)
@@ -348,10 +349,12 @@ def parse_duration(value: int | str) -> int:
     if isinstance(value, int):
         if value < 0:
             raise DurationError(f"{value} is negative")
-        return value
+        return _bounded_duration(value, value)
     text = value.strip()
+    if len(text) > 64:
+        raise DurationError(f"{text[:20]}... is not a duration (longer than 64 characters)")
     if text.isdigit():
-        return int(text)
+        return _bounded_duration(int(text), value)
     if text in ("0",):
         return 0
     pos, total = 0, 0.0
@@ -365,4 +368,13 @@ def parse_duration(value: int | str) -> int:
         pos = match.end()
     if not text:
         raise DurationError("empty duration")
-    return int(total)
+    return _bounded_duration(total, value)
+
+
+MAX_DURATION_SECONDS = 9_223_372_036  # Go's time.Duration holds at most 2^63-1 ns (about 292 years)
+
+
+def _bounded_duration(seconds: float, written: int | str) -> int:
+    if not seconds <= MAX_DURATION_SECONDS:  # also NaN
+        raise DurationError(f"{written!r} is longer than the longest duration ({MAX_DURATION_SECONDS}s, about 292 years)")
+    return int(seconds)

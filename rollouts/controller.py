@@ -124,8 +124,14 @@ class Manager:
         self.reconciles = 0
 
     def route(self, kind: str, event_type: str, obj: dict[str, Any]) -> list[Key]:
-        """The keys one watch event makes due (the cache, index and info metrics follow it)."""
-        return self.router.route(kind, event_type, obj)
+        """The keys one watch event makes due (the cache, index and info metrics follow it). An
+        object nothing can route is logged, counted and skipped: it never ends a watch."""
+        try:
+            return self.router.route(kind, event_type, obj)
+        except Exception:  # noqa: BLE001 - one odd object never stops the watch
+            self.metrics.watch_event_errors.labels(kind).inc()
+            log.exception("watch %s: could not route a %s event; skipped", kind, event_type)
+            return []
 
     # ------------------------------------------------------------ processing one key
 

@@ -70,6 +70,8 @@ class ControllerMetrics:
         )
         self.workqueue_adds = Counter("workqueue_adds", "Keys added to the work queue.", ["name"], registry=reg)
         self.workqueue_retries = Counter("workqueue_retries", "Keys requeued after a failure.", ["name"], registry=reg)
+        self.watch_event_errors = Counter("controller_watch_event_errors", "Watch events that could not be routed.",
+                                          ["kind"], registry=reg)
         self.workqueue_depth = Gauge("workqueue_depth", "Keys queued or waiting.", ["name"], registry=reg)
         self.leader = Gauge("rollouts_controller_leader", "1 while this replica holds the lease.", registry=reg)
         info = Gauge("rollouts_controller_info", "Controller version.", ["version"], registry=reg)

@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from analysis.model import (
     API_VERSION,
@@ -80,19 +80,19 @@ class RolloutAnalysis(ArgoModel):
 
 
 class RolloutBackgroundAnalysis(RolloutAnalysis):
-    starting_step: int | None = None
+    starting_step: StrictInt | None = None
 
 
 class SetCanaryScale(ArgoModel):
-    weight: int | None = None
-    replicas: int | None = None
-    match_traffic_weight: bool | None = None
+    weight: StrictInt | None = None
+    replicas: StrictInt | None = None
+    match_traffic_weight: StrictBool | None = None
 
 
 class CanaryStep(ArgoModel):
     """One step: exactly one of the fields is set."""
 
-    set_weight: int | None = None
+    set_weight: StrictInt | None = None
     pause: RolloutPause | None = None
     analysis: RolloutAnalysis | None = None
     set_canary_scale: SetCanaryScale | None = None
@@ -163,14 +163,14 @@ class TrafficRouting(ArgoModel):
 
     istio: IstioTrafficRouting | None = None
     managed_routes: list[ManagedRoute] | None = None
-    max_traffic_weight: int | None = None
+    max_traffic_weight: StrictInt | None = None
 
 
 # ---------------------------------------------------------------- strategy
 
 
 class PreferredAntiAffinity(ArgoModel):
-    weight: int
+    weight: StrictInt
 
 
 class AntiAffinity(ArgoModel):
@@ -195,11 +195,11 @@ class CanaryStrategy(ArgoModel):
     analysis: RolloutBackgroundAnalysis | None = None
     max_surge: IntOrString | None = None
     max_unavailable: IntOrString | None = None
-    scale_down_delay_seconds: int | None = None
-    scale_down_delay_revision_limit: int | None = None
-    abort_scale_down_delay_seconds: int | None = None
-    dynamic_stable_scale: bool | None = None
-    min_pods_per_replica_set: int | None = None
+    scale_down_delay_seconds: StrictInt | None = None
+    scale_down_delay_revision_limit: StrictInt | None = None
+    abort_scale_down_delay_seconds: StrictInt | None = None
+    dynamic_stable_scale: StrictBool | None = None
+    min_pods_per_replica_set: StrictInt | None = None
     canary_metadata: AnalysisRunMetadata | None = None
     stable_metadata: AnalysisRunMetadata | None = None
     anti_affinity: AntiAffinity | None = None
@@ -225,24 +225,24 @@ class WorkloadRef(ArgoModel):
 
 
 class RolloutHistoryLimits(ArgoModel):
-    successful_run_history_limit: int | None = None
-    unsuccessful_run_history_limit: int | None = None
+    successful_run_history_limit: StrictInt | None = None
+    unsuccessful_run_history_limit: StrictInt | None = None
 
 
 class RollbackWindow(ArgoModel):
-    revisions: int | None = None
+    revisions: StrictInt | None = None
 
 
 class RolloutSpec(ArgoModel):
-    replicas: int | None = None
+    replicas: StrictInt | None = None
     selector: LabelSelector | None = None
     template: dict[str, Any] | None = None
     workload_ref: WorkloadRef | None = None
-    min_ready_seconds: int | None = None
-    revision_history_limit: int | None = None
-    paused: bool | None = None
-    progress_deadline_seconds: int | None = None
-    progress_deadline_abort: bool | None = None
+    min_ready_seconds: StrictInt | None = None
+    revision_history_limit: StrictInt | None = None
+    paused: StrictBool | None = None
+    progress_deadline_seconds: StrictInt | None = None
+    progress_deadline_abort: StrictBool | None = None
     restart_at: datetime | None = None
     rollback_window: RollbackWindow | None = None
     strategy: RolloutStrategy
@@ -264,7 +264,7 @@ class RunStatusRef(ArgoModel):
 
 
 class WeightDestination(ArgoModel):
-    weight: int
+    weight: StrictInt
     service_name: str | None = None
     pod_template_hash: str | None = None
 
@@ -273,7 +273,7 @@ class TrafficWeights(ArgoModel):
     canary: WeightDestination
     stable: WeightDestination
     additional: list[WeightDestination] | None = None
-    verified: bool | None = None
+    verified: StrictBool | None = None
 
 
 class CanaryStatus(ArgoModel):
@@ -297,26 +297,26 @@ class RolloutCondition(ArgoModel):
 class RolloutStatus(ArgoModel):
     phase: RolloutPhase | None = None
     message: str | None = None
-    current_step_index: int | None = None
+    current_step_index: StrictInt | None = None
     current_step_hash: str | None = None
     current_pod_hash: str | None = None
     stable_rs: str | None = Field(default=None, alias="stableRS")
     pause_conditions: list[PauseCondition] | None = None
-    controller_pause: bool | None = None
-    abort: bool | None = None
+    controller_pause: StrictBool | None = None
+    abort: StrictBool | None = None
     aborted_at: datetime | None = None
-    promote_full: bool | None = None
+    promote_full: StrictBool | None = None
     canary: CanaryStatus | None = None
     conditions: list[RolloutCondition] | None = None
-    replicas: int | None = None
-    updated_replicas: int | None = None
-    ready_replicas: int | None = None
-    available_replicas: int | None = None
-    hpa_replicas: int | None = Field(default=None, alias="HPAReplicas")
+    replicas: StrictInt | None = None
+    updated_replicas: StrictInt | None = None
+    ready_replicas: StrictInt | None = None
+    available_replicas: StrictInt | None = None
+    hpa_replicas: StrictInt | None = Field(default=None, alias="HPAReplicas")
     selector: str | None = None
     observed_generation: str | None = None
     restarted_at: datetime | None = None
-    collision_count: int | None = None
+    collision_count: StrictInt | None = None
     workload_observed_generation: str | None = None
     # Written by Argo for features this controller does not run; kept as they are.
     blue_green: dict[str, Any] | None = None

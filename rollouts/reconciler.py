@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from analysis.model import AnalysisTemplate
 from rollouts import actions as act
 from rollouts import plan as core
-from rollouts import restarts
+from rollouts import restarts, wire
 from rollouts.clock import Clock
 from rollouts.cluster import AlreadyExists, Cluster, Conflict, NotFound, Unavailable
 from rollouts.events import EventRecorder
@@ -77,19 +77,17 @@ class Admits(Protocol):
 
 
 def references(doc: Obj) -> list[tuple[str, str, str]]:
-    """(kind, namespace, name) of the VirtualServices and DestinationRule a raw Rollout names."""
-    meta, spec = doc.get("metadata") or {}, doc.get("spec") or {}
-    namespace = meta.get("namespace") or "default"
-    canary = ((spec.get("strategy") or {}).get("canary")) or {}
-    istio = ((canary.get("trafficRouting") or {}).get("istio")) or {}
+    """(kind, namespace, name) of the VirtualServices and DestinationRule a raw Rollout names
+    (any shape: a section of the wrong type names nothing, rollouts.wire)."""
+    namespace, _ = wire.name_of(doc)
+    istio = wire.section(doc, "spec", "strategy", "canary", "trafficRouting", "istio")
     found = []
-    for ref in [istio.get("virtualService"), *(istio.get("virtualServices") or [])]:
-        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-            name, ns = vs_reference(ref["name"], namespace)
-            found.append(("VirtualService", ns, name))
-    rule = istio.get("destinationRule")
-    if isinstance(rule, dict) and isinstance(rule.get("name"), str):
-        found.append(("DestinationRule", namespace, rule["name"]))
+    for ref in [istio.get("virtualService"), *wire.items(istio, "virtualServices")]:
+        if (name := wire.text(ref, "name")) is not None:
+            vs_name, ns = vs_reference(name, namespace)
+            found.append(("VirtualService", ns, vs_name))
+    if (rule := wire.text(istio, "destinationRule", "name")) is not None:
+        found.append(("DestinationRule", namespace, rule))
     return found
 
 

@@ -14,6 +14,9 @@ Rules (sample-controller's `handleObject`, Argo's VirtualService index):
   reconcile finds it gone and forgets it).
 - The info metrics (`rollout_info`, `analysis_run_info`) follow the objects' phases
   here, from the events, without extra reads.
+- Any shape is routed: objects are read through rollouts.wire, so a Rollout whose
+  spec is a list or whose strategy is a string still enqueues itself (and gets
+  InvalidSpec from its reconcile); nothing here raises on user data.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from rollouts import wire
 from rollouts.informer import Cache
 from rollouts.metrics import ControllerMetrics
 from rollouts.reconciler import INSTANCE_LABEL, references
@@ -37,7 +41,7 @@ class Scope:
     instance_id: str | None = None
 
     def admits(self, obj: dict[str, Any]) -> bool:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
+        labels = wire.section(obj, "metadata", "labels")
         return labels.get(INSTANCE_LABEL) == self.instance_id if self.instance_id else INSTANCE_LABEL not in labels
 
 
@@ -51,8 +55,7 @@ class EventRouter:
     def route(self, kind: str, event_type: str, obj: dict[str, Any]) -> list[Key]:
         """The keys one watch event makes due (and the index/metrics it updates)."""
         self.cache.apply(event_type, obj)
-        meta = obj.get("metadata") or {}
-        namespace, name = meta.get("namespace") or "default", meta.get("name", "")
+        namespace, name = wire.name_of(obj)
         deleted = event_type == "DELETED"
         if kind == "Rollout":
             key = Key("Rollout", namespace, name)
@@ -62,17 +65,17 @@ class EventRouter:
                 return [key]
             if not self.scope.admits(obj):
                 return []
-            if phase := (obj.get("status") or {}).get("phase"):
+            if phase := wire.text(obj, "status", "phase"):
                 router = "istio" if references(obj) else "none"
                 self.metrics.set_rollout_info(namespace, name, phase=phase, traffic_router=router)
             return [key]
-        owners = [Key("Rollout", namespace, ref["name"]) for ref in meta.get("ownerReferences") or []
-                  if isinstance(ref, dict) and ref.get("kind") == "Rollout" and ref.get("controller", True)]
+        owners = [Key("Rollout", namespace, ref["name"]) for ref in wire.items(obj, "metadata", "ownerReferences")
+                  if wire.text(ref, "kind") == "Rollout" and wire.text(ref, "name") and ref.get("controller", True)]
         if kind == "AnalysisRun":
             if deleted:
                 self.metrics.forget("AnalysisRun", namespace, name)
             elif self.scope.admits(obj):
-                phase = (obj.get("status") or {}).get("phase") or "Pending"
+                phase = wire.text(obj, "status", "phase") or "Pending"
                 self.metrics.set_analysis_run_info(namespace, name, phase=phase)
                 return [Key("AnalysisRun", namespace, name), *owners]
             return owners

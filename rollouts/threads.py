@@ -9,7 +9,11 @@ Rules:
   keys, and a resync thread enqueues every known Rollout and AnalysisRun every
   `resync_period` wall seconds.
 - A watch that ends resumes from its resourceVersion; `Gone` relists; API faults are
-  retried after a pause. Nothing here decides anything about a Rollout.
+  retried after a pause. An event whose object cannot be routed is logged, counted
+  (`controller_watch_event_errors_total`) and skipped: bad data never ends a watch or
+  a worker. A thread that dies anyway is named in `died` and `healthy()` turns False,
+  so /healthz fails and Kubernetes restarts the process. Nothing here decides
+  anything about a Rollout.
 - `stop()` is idempotent: it shuts the queue, closes every open watch (from this
   thread) and joins the threads; the elector releases the lease on a graceful stop.
 """
@@ -39,6 +43,7 @@ class ThreadedRun:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._streams: set[WatchStream] = set()
+        self._died: list[str] = []
 
     def start(self) -> None:
         if self.m.elector is None:
@@ -69,7 +74,14 @@ class ThreadedRun:
                 thread.join(timeout=30)
 
     def healthy(self) -> bool:
-        return not self._stop.is_set()
+        """False once stopped, or once a thread died (it should never: each loop keeps going)."""
+        return not self._stop.is_set() and not self.died
+
+    @property
+    def died(self) -> list[str]:
+        """The names of threads that ended by an exception while the run was going."""
+        with self._lock:
+            return list(self._died)
 
     def _start_working(self) -> None:
         """Fill the cache first (no worker may plan from a half-listed cache), then watch and work."""
@@ -109,8 +121,19 @@ class ThreadedRun:
             self.m.queue.shutdown()
 
     def _spawn(self, target: Callable[..., None], *args: Any, **kwargs: Any) -> None:
-        thread = threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True,
-                                  name=f"rollouts-{getattr(target, '__name__', 'worker')}")
+        name = f"rollouts-{getattr(target, '__name__', 'worker').lstrip('_')}"
+
+        def guarded() -> None:
+            try:
+                target(*args, **kwargs)
+            except BaseException:  # noqa: BLE001 - recorded, and the process is restarted through health
+                if not self._stop.is_set():
+                    with self._lock:
+                        self._died.append(name)
+                    log.critical("thread %s died; /healthz now fails so the process is restarted", name,
+                                 exc_info=True)
+
+        thread = threading.Thread(target=guarded, daemon=True, name=name)
         self._threads.append(thread)
         thread.start()
 
@@ -140,8 +163,7 @@ class ThreadedRun:
                 stream.close()
             try:
                 for event in stream:
-                    for key in self.m.route(kind, event.type, event.object):
-                        self.m.queue.add(key)
+                    self._route(kind, event.type, event.object)
                 cursor = stream.resource_version
             except Gone:
                 cursor = None
@@ -149,9 +171,17 @@ class ThreadedRun:
             except ClusterError as err:
                 log.warning("watch %s dropped: %s; resuming", kind, err)
                 cursor = stream.resource_version
+            except Exception:  # noqa: BLE001 - a broken stream is resumed, never the end of the watch
+                log.exception("watch %s failed; resuming after a pause", kind)
+                cursor = stream.resource_version
+                self._stop.wait(1.0)
             finally:
                 with self._lock:
                     self._streams.discard(stream)
+
+    def _route(self, kind: str, event_type: str, obj: Any) -> None:
+        for key in self.m.route(kind, event_type, obj):  # never raises: Manager.route skips what it cannot route
+            self.m.queue.add(key)
 
     def _relist_quietly(self, kind: str) -> None:
         try:

@@ -4,7 +4,8 @@ Used by `rollouts lint` (offline, on files) and by the controller (to set the
 InvalidSpec condition): both get the same `Problem(path, message, fix)` list.
 
 Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
-- The spec: replicas >= 0; a selector (not empty) that matches the template labels;
+- The spec: 0 <= replicas <= int32 (over MANY_REPLICAS is a WARNING: a typo starts
+  that many pods); a selector (not empty) that matches the template labels;
   exactly one of template / workloadRef (workloadRef is an ERROR: Argo runs it, this
   controller does not, and the plan needs the pod template inline); progressDeadlineSeconds > minReadySeconds.
 - The strategy: exactly one of canary / blueGreen (blueGreen is an ERROR until it is
@@ -56,6 +57,8 @@ __all__ = [
 ]  # fmt: skip
 
 CANARY = "spec.strategy.canary"
+INT32_MAX = 2**31 - 1
+MANY_REPLICAS = 10_000  # a warning: more pods than any Rollout we know of runs
 WORKLOAD_REF_NOT_RUN = Problem("spec.workloadRef", "workloadRef is not run by this controller",
                                "inline the workload's pod template as spec.template, or leave this Rollout to "
                                "Argo Rollouts with its own controller-instance-id label")
@@ -121,6 +124,11 @@ def _spec_problems(rollout: Rollout) -> list[Problem]:
     spec, found = rollout.spec, []
     if spec.replicas is not None and spec.replicas < 0:
         found.append(Problem("spec.replicas", f"{spec.replicas} is negative", "use 0 or more"))
+    elif spec.replicas is not None and spec.replicas > INT32_MAX:
+        found.append(Problem("spec.replicas", f"{spec.replicas} does not fit Argo's int32", f"use at most {INT32_MAX}"))
+    elif spec.replicas is not None and spec.replicas > MANY_REPLICAS:
+        found.append(warning("spec.replicas", f"{spec.replicas} replicas is more than {MANY_REPLICAS}",
+                             "check for a typo: every one of them is a pod the canary starts"))
     if spec.template is not None and spec.workload_ref is not None:
         found.append(Problem("spec.template", "template and workloadRef are both set",
                              "remove the template: the pods come from workloadRef"))
