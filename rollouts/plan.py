@@ -8,7 +8,8 @@ Rules (Argo Rollouts' canary, argo-rollouts.md §1.4, §2.3, §3.8, §8):
   cluster objects are the whole state, so a restarted controller carries on (a pause
   ends at its recorded startTime + duration).
 - Spec problems -> InvalidSpec condition, phase Degraded, no action but one Warning
-  event, requeue in 20 s. Nothing shifts traffic on an invalid spec.
+  event, requeue in 20 s. Nothing shifts traffic on an invalid spec. A Service or
+  DestinationRule another existing Rollout manages is a spec problem (rollouts.claims).
 - A round, in this order (each a small function below): new pod template or step list
   -> restart at step 0 (first deploy: promoted at once, no steps); CLI abort/retry; the
   progress deadline; pod restarts (`spec.restartAt`, rollouts.restarts); AnalysisRuns
@@ -48,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rollouts import conditions, restarts, runs, scaling, written
+from rollouts import claims, conditions, restarts, runs, scaling, written
 from rollouts import steps as engine
 from rollouts.steps import set_weight_at
 from rollouts.actions import NORMAL, WARNING, Action, Event
@@ -73,6 +74,7 @@ class Observed:
     services: Sequence[Mapping[str, Any]] = ()
     problems: Sequence[Problem] = ()  # from rollouts.validation
     pods: Sequence[Mapping[str, Any]] = ()  # the Rollout's pods, while a restart is pending (restarts.wants_pods)
+    live_claimants: frozenset[str] = frozenset()  # other Rollouts named by managed-by annotations that exist
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,8 @@ def _check_spec(p: Pass) -> None:
         if name and name not in names:
             problems.append(Problem(f"spec.strategy.canary.{key}", f"Service '{name}' not found",
                                     "create the Service, or fix the name"))
+    problems += claims.claim_problems(p.ro, services=p.observed.services, destination_rule=p.observed.destination_rule,
+                                      live_claimants=p.observed.live_claimants)
     if p.router is not None:
         problems += p.router.problems()
     known = {problem.path for problem in p.observed.problems if problem.is_error}  # said once, not twice

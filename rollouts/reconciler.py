@@ -6,7 +6,9 @@ Rules (the imperative shell around rollouts.plan; DESIGN.md §2):
   the plan keeps those it owns), the AnalysisTemplates it references (nested ones
   too), its VirtualServices, DestinationRule and canary/stable Services. Its pods
   only while a restart is pending (`restarts.wants_pods`), listed by its selector
-  from the API itself, as Argo does: pods are not watched into the cache.
+  from the API itself, as Argo does: pods are not watched into the cache. Which of
+  the Rollouts named in its Services' and DestinationRule's managed-by annotations
+  still exist (rollouts.claims decides what that means).
 - Decide nothing: `validation.validate_rollout` and `plan.plan(observed, now)` do.
   Actions are applied in the plan's order; the first failure stops the pass before
   the status is written, and the queue's backoff retries it (every action is
@@ -43,7 +45,7 @@ from pydantic import ValidationError
 from analysis.model import AnalysisTemplate
 from rollouts import actions as act
 from rollouts import plan as core
-from rollouts import restarts, wire
+from rollouts import claims, restarts, wire
 from rollouts.clock import Clock
 from rollouts.cluster import AlreadyExists, Cluster, Conflict, NotFound, Unavailable
 from rollouts.events import EventRecorder
@@ -185,11 +187,14 @@ class RolloutReconciler:
             cluster_templates={t.metadata.name or "": t for t in known if t.kind == "ClusterAnalysisTemplate"},
         )
         pods = self._pods(namespace, selector) if restarts.wants_pods(rollout) else []
+        rule = (found["DestinationRule"] or [None])[0]
+        others = claims.claimants(services, rule) - {str(meta.get("name"))}
+        live = frozenset(name for name in others if self._get("Rollout", name, namespace) is not None)
         return core.Observed(
             rollout=rollout, replica_sets=replica_sets, analysis_runs=runs,
             templates=[t.dump() for t in templates], virtual_services=found["VirtualService"],
-            destination_rule=(found["DestinationRule"] or [None])[0], services=services,
-            problems=self._problems(doc, rollout, refs, templates), pods=pods,
+            destination_rule=rule, services=services,
+            problems=self._problems(doc, rollout, refs, templates), pods=pods, live_claimants=live,
         )
 
     def _pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:

@@ -114,8 +114,10 @@ def test_a_mistake_is_invalid_spec_with_path_and_fix_and_shifts_no_traffic(mista
             fixed = cluster.get("AnalysisTemplate", "success-rate", "default")
             fixed["spec"] = good_template["spec"]
             cluster.replace(fixed)
-        else:
-            cluster.patch("Rollout", "rollout-example", "default", {"spec": {"strategy": good_strategy}})
+        else:  # the whole strategy put back (a merge patch would keep a router key the mistake added)
+            fixed_rollout = scenario.rollout
+            fixed_rollout["spec"]["strategy"] = good_strategy
+            cluster.replace(fixed_rollout)
         scenario.run_until(lambda: scenario.phase == "Paused")
         # Then the same update proceeds to its 50% pause, and the condition is gone
         assert scenario.vs_weights == (50, 50)
