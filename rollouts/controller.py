@@ -18,6 +18,9 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
   event on a Rollout and requeued with the queue's backoff; it never stops the
   others. Success forgets the backoff and requeues at the reconciler's
   `requeue_after`.
+- Threaded mode has two worker pools: `workers` take Rollout keys, `analysis_workers`
+  (default: as many) take AnalysisRun keys, so a measurement waiting on a slow backend
+  (bounded by its timeout) never holds up a Rollout's reconcile.
 - With leader election only the replica holding the Lease reconciles; losing it stops
   the process's work (a new term starts in a new process, as in Argo).
 - Two ways to run: `step()` / `run_until()` / `run_for()` process everything due *now*
@@ -86,6 +89,7 @@ class Manager:
         namespace: str | None = None,
         instance_id: str | None = None,
         workers: int = 2,
+        analysis_workers: int | None = None,
         leader_election: bool = True,
         identity: str | None = None,
         lease_namespace: str | None = None,
@@ -99,6 +103,7 @@ class Manager:
         self.cluster, self.clock = cluster, clock
         self.scope = Scope(namespace, instance_id)
         self.workers = max(1, workers)
+        self.analysis_workers = max(1, workers if analysis_workers is None else analysis_workers)
         self.watch_timeout = watch_timeout
         self.resync_period = resync_period
         self.identity = identity or default_identity()

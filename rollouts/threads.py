@@ -6,7 +6,7 @@ Rules:
   and start a new term, as Argo does; `healthy()` turns False).
 - Starting work: every watched kind is listed into the cache first ("caches synced"),
   then one watch thread per kind feeds the router and the queue, `workers` threads take
-  keys, and a resync thread enqueues every known Rollout and AnalysisRun every
+  Rollout keys and `analysis_workers` threads AnalysisRun keys, and a resync thread enqueues every known Rollout and AnalysisRun every
   `resync_period` wall seconds.
 - A watch that ends resumes from its resourceVersion; `Gone` relists; API faults are
   retried after a pause. An event whose object cannot be routed is logged, counted
@@ -98,7 +98,9 @@ class ThreadedRun:
         for kind in self.m.watched:
             self._spawn(self._watch_loop, kind)
         for _ in range(self.m.workers):
-            self._spawn(self._work_loop)
+            self._spawn(self._work_loop, frozenset({"Rollout"}))
+        for _ in range(self.m.analysis_workers):
+            self._spawn(self._work_loop, frozenset({"AnalysisRun"}))
         if self.m.resync_period:
             self._spawn(self._resync_loop, self.m.resync_period)
 
@@ -137,9 +139,9 @@ class ThreadedRun:
         self._threads.append(thread)
         thread.start()
 
-    def _work_loop(self) -> None:
+    def _work_loop(self, kinds: frozenset[str]) -> None:
         while not self._stop.is_set():
-            key = self.m.queue.get(timeout=1.0)
+            key = self.m.queue.get(timeout=1.0, kinds=kinds)
             if key is not None:
                 self.m.process(key)
 

@@ -14,6 +14,9 @@ Rules (client-go's rate-limiting delaying queue, sample-controller's use of it):
   due times in tests: `pop_ready()` and `next_due()` never block and are what the
   deterministic `Manager.step()` uses; `get(timeout)` blocks (real time) for the
   threaded workers and wakes early when a stepped clock is advanced.
+- Keys wait in one lane per kind, in the order they were added; `get(kinds=...)` takes
+  the oldest key of those kinds, so workers can be dedicated to a kind (a Rollout worker
+  never waits behind a slow measurement); without `kinds`, the oldest key of any kind.
 - After `shutdown()`, `get` returns None at once and adds are ignored.
 """
 
@@ -58,7 +61,7 @@ class WorkQueue:
         self._max_delay = max_delay
         self._on_add = on_add
         self._cond = threading.Condition()
-        self._queue: deque[Key] = deque()
+        self._lanes: dict[str, deque[tuple[int, Key]]] = {}  # kind -> (order added, key), FIFO
         self._dirty: set[Key] = set()
         self._processing: set[Key] = set()
         self._waiting: dict[Key, float] = {}
@@ -116,15 +119,15 @@ class WorkQueue:
             if self._shutting_down:
                 return None
             self._promote_due_locked()
-            return self._take_locked()
+            return self._take_locked(None)
 
-    def get(self, timeout: float | None = None) -> Key | None:
-        """Block until a key is due (or `timeout` real seconds pass, or shutdown)."""
+    def get(self, timeout: float | None = None, *, kinds: frozenset[str] | None = None) -> Key | None:
+        """Block until a key (of `kinds`, when given) is due (or `timeout` real seconds pass, or shutdown)."""
         with self._cond:
             remaining = timeout
             while not self._shutting_down:
                 self._promote_due_locked()
-                key = self._take_locked()
+                key = self._take_locked(kinds)
                 if key is not None:
                     return key
                 wait = self._until_next_due_locked()
@@ -143,8 +146,7 @@ class WorkQueue:
         with self._cond:
             self._processing.discard(key)
             if key in self._dirty:
-                self._queue.append(key)
-                self._cond.notify()
+                self._enqueue_locked(key)
 
     # ------------------------------------------------------------ state
 
@@ -153,11 +155,6 @@ class WorkQueue:
         with self._cond:
             self._drop_stale_locked()
             return self._heap[0][0] if self._heap else None
-
-    def has_ready(self) -> bool:
-        with self._cond:
-            self._promote_due_locked()
-            return bool(self._queue)
 
     def __len__(self) -> int:
         """Keys queued or waiting (not those processing)."""
@@ -168,7 +165,7 @@ class WorkQueue:
         """Nothing is queued and nothing is processing (waiting keys may remain)."""
         with self._cond:
             self._promote_due_locked()
-            return not self._queue and not self._processing
+            return not any(self._lanes.values()) and not self._processing
 
     def wake(self) -> None:
         with self._cond:
@@ -192,13 +189,18 @@ class WorkQueue:
         if self._on_add is not None:
             self._on_add(key)
         if key not in self._processing:
-            self._queue.append(key)
-            self._cond.notify()
+            self._enqueue_locked(key)
 
-    def _take_locked(self) -> Key | None:
-        if not self._queue:
+    def _enqueue_locked(self, key: Key) -> None:
+        self._lanes.setdefault(key.kind, deque()).append((next(self._seq), key))
+        self._cond.notify_all()  # workers wait for different kinds
+
+    def _take_locked(self, kinds: frozenset[str] | None) -> Key | None:
+        """The oldest queued key among `kinds` (every kind when None)."""
+        lanes = [lane for kind, lane in self._lanes.items() if lane and (kinds is None or kind in kinds)]
+        if not lanes:
             return None
-        key = self._queue.popleft()
+        _, key = min(lanes, key=lambda lane: lane[0][0]).popleft()
         self._processing.add(key)
         self._dirty.discard(key)
         return key

@@ -69,7 +69,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--namespace", "-n", metavar="NS", help="watch only this namespace (default: all namespaces)")
     parser.add_argument("--instance-id", metavar="ID",
                         help="handle only objects labelled argo-rollouts.argoproj.io/controller-instance-id=ID")
-    parser.add_argument("--workers", type=positive, default=4, metavar="N", help="parallel reconciles (default 4)")
+    parser.add_argument("--workers", type=positive, default=4, metavar="N",
+                        help="parallel Rollout reconciles (default 4)")
+    parser.add_argument("--analysis-workers", type=positive, default=4, metavar="N",
+                        help="parallel AnalysisRun measurements, apart from the Rollout workers (default 4)")
     parser.add_argument("--metrics-addr", type=address, default=DEFAULT_METRICS_ADDR, metavar="HOST:PORT",
                         help=f"serve /metrics here (default {DEFAULT_METRICS_ADDR})")
     parser.add_argument("--health-addr", type=address, default=DEFAULT_HEALTH_ADDR, metavar="HOST:PORT",
@@ -217,6 +220,7 @@ def _run(args: argparse.Namespace) -> int:
         manager = Manager(
             cluster, default_providers(prometheus_address=args.prometheus), clock=SystemClock(),
             namespace=args.namespace, instance_id=args.instance_id, workers=args.workers,
+            analysis_workers=args.analysis_workers,
             leader_election=args.leader_elect, lease_namespace=lease_namespace,
         )
         serve = controller_metrics.serve

@@ -161,3 +161,24 @@ def test_many_workers_never_process_one_key_concurrently(clock: SteppedClock) ->
     assert overlaps == []
     assert set(processed) == set(keys)
     assert queue.idle()
+
+
+def test_workers_of_one_kind_take_only_that_kind_in_the_order_added(queue: WorkQueue) -> None:
+    run_a, run_b = Key("AnalysisRun", "ns", "a"), Key("AnalysisRun", "ns", "b")
+    for key in (run_a, A, run_b, B):
+        queue.add(key)
+    assert queue.get(timeout=0, kinds=frozenset({"Rollout"})) == A
+    assert queue.get(timeout=0, kinds=frozenset({"AnalysisRun"})) == run_a
+    assert queue.pop_ready() == run_b  # any kind: the oldest first
+    assert queue.get(timeout=0.01, kinds=frozenset({"AnalysisRun"})) is None
+    assert queue.get(timeout=0, kinds=frozenset({"Rollout"})) == B
+
+
+def test_a_worker_waiting_for_its_kind_is_woken_by_an_add_of_that_kind(queue: WorkQueue) -> None:
+    got: list[Key | None] = []
+    worker = threading.Thread(target=lambda: got.append(queue.get(timeout=30, kinds=frozenset({"Rollout"}))))
+    worker.start()
+    queue.add(Key("AnalysisRun", "ns", "slow"))
+    queue.add(A)
+    worker.join(timeout=30)
+    assert got == [A]
