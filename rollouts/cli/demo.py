@@ -8,7 +8,10 @@ Rules:
   but the summary as JSON on stdout (progress goes to stderr).
 - The end is the summary table (or JSON) and exit 0 when every release had its expected
   outcome, else 1. Ctrl-C and SIGTERM stop the demo and every process it started (exit
-  130); a taken port or a Prometheus that cannot start is one line and exit 1.
+  130 and one line, whatever more Ctrl-C come during the cleanup: rollouts.demo.signals);
+  a killed demo's children die with it and the next demo removes its temp dirs
+  (rollouts.demo.lifetime). A taken port or a Prometheus that cannot start is one line
+  and exit 1.
 - Controller logs go to a bounded in-memory buffer, never onto the screen; when the demo
   fails, the last warnings are printed with the message.
 """
@@ -18,14 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -35,6 +35,7 @@ from rich.text import Text
 
 from rollouts import render, view
 from rollouts.cli import CommandError
+from rollouts.demo import signals
 from rollouts.demo.summary import ReleaseRecord, Summary, outcome, table, to_json
 
 WIDTH = 120
@@ -68,22 +69,6 @@ def captured_logs() -> Iterator[RecentLogs]:
     finally:
         root.handlers[:] = old_handlers
         root.setLevel(old_level)
-
-
-@contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt in the main thread, so cleanup runs as on Ctrl-C."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 # --- observers -------------------------------------------------------------------------
@@ -230,23 +215,29 @@ class LinePrinter:
 # --- the command -------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
+    with signals.interrupts():
+        try:
+            with captured_logs() as logs:
+                return _run(args, logs)
+        except KeyboardInterrupt:
+            print("rollouts demo: interrupted; every process the demo started has been stopped", file=sys.stderr)
+            return 130
+
+
+def _run(args: argparse.Namespace, logs: RecentLogs) -> int:
     from rollouts.demo.run import DemoError, Options, run_demo
 
     options = Options(short=args.short, api_port=args.api_port, rate=args.rate)
     tty = sys.stdout.isatty() and not args.json and not args.plain
     console = Console(file=sys.stdout, force_terminal=tty, highlight=False, width=None if tty else WIDTH)
-    with captured_logs() as logs, sigterm_interrupts():
-        try:
-            if tty:
-                with LiveScreen(console) as screen:
-                    summary = run_demo(options, screen)
-            else:
-                summary = run_demo(options, LinePrinter(sys.stderr if args.json else sys.stdout))
-        except DemoError as err:
-            raise CommandError(_with_logs(str(err), logs)) from None
-        except KeyboardInterrupt:
-            print("rollouts demo: interrupted; every process the demo started has been stopped", file=sys.stderr)
-            return 130
+    try:
+        if tty:
+            with LiveScreen(console) as screen:
+                summary = run_demo(options, screen)
+        else:
+            summary = run_demo(options, LinePrinter(sys.stderr if args.json else sys.stdout))
+    except DemoError as err:
+        raise CommandError(_with_logs(str(err), logs)) from None
     show(summary, json_output=args.json, console=console, tty=tty)
     return 0 if summary.ok else 1
 

@@ -15,7 +15,9 @@ Rules:
   guarded by a lock and readers see whole snapshots. Starting a process (about half a
   second of Python start-up) happens outside the lock.
 - Processes are children of this process and are always terminated by `close()`;
-  a process that does not exit on SIGTERM within `STOP_SECONDS` is killed.
+  a process that does not exit on SIGTERM within `STOP_SECONDS` is killed. They are
+  started by `rollouts.demo.lifetime.popen`, so they also die when this process is
+  killed, from whichever thread `sync()` runs on.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollouts.cluster import Cluster, NotFound
+from rollouts.demo import lifetime
 from rollouts.demo.traffic import Backend
 
 STOP_SECONDS = 5.0
@@ -114,7 +117,7 @@ class PodRunner:
         return bool(stale or missing)
 
     def _start(self, workload: str, image: str) -> AppProcess:
-        process = subprocess.Popen(
+        process = lifetime.popen(
             [sys.executable, "-m", "rollouts.demo.app", "--image", image,
              "--service", self._service, "--workload", workload],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,

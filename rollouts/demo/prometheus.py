@@ -10,8 +10,12 @@ Rules:
 - Retention is 100 years, so history at fixed past timestamps is never deleted; query it
   with an explicit `time=` (an instant query looks back only 5 minutes).
 - Start waits for `/-/ready` for a bounded time; stop sends SIGTERM to our own PID and
-  SIGKILL after a bound. A missing binary or a failed start is a `PrometheusError` with
-  the install hint or the tail of the server's log.
+  SIGKILL after a bound. Prometheus and promtool are started by
+  `rollouts.demo.lifetime.popen`: killed with the process that started them (the demo,
+  or the test run using the suite's fixture), and the temp dir is recorded for the
+  next demo to remove (`lifetime.mkdtemp`, when inside a recorded demo run). A missing
+  binary or a failed start is a `PrometheusError` with the install hint or the tail of
+  the server's log.
 
 `render_openmetrics` is the tiny writer for that history: timestamps in seconds, each
 series in increasing time order, `# EOF` at the end.
@@ -24,7 +28,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from rollouts.demo import lifetime
 
 INSTALL_HINT = "install Debian's prometheus: apt-get install --no-install-recommends prometheus"
 
@@ -137,7 +142,7 @@ class PrometheusServer:
         prometheus = shutil.which(self.binary)
         if prometheus is None:
             raise PrometheusError(f"{self.binary!r} is not on PATH; {INSTALL_HINT}")
-        self._workdir = Path(tempfile.mkdtemp(prefix="rollouts-prometheus-"))
+        self._workdir = lifetime.mkdtemp("rollouts-prometheus-")
         try:
             storage = self._workdir / "data"
             if self.backfill is not None:
@@ -196,11 +201,8 @@ class PrometheusServer:
         assert self._workdir is not None
         source = self._workdir / "backfill.om"
         source.write_text(openmetrics)
-        created = subprocess.run(
-            [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet",
-             "--max-block-duration=24h", str(source), str(storage)],
-            capture_output=True, text=True, check=False,
-        )
+        created = _run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet",
+                        "--max-block-duration=24h", str(source), str(storage)])
         if created.returncode != 0:
             raise PrometheusError(f"promtool could not backfill the history: {_tail(created.stderr + created.stdout)}")
         kept, wanted = self._stored_samples(promtool, storage), count_samples(openmetrics)
@@ -213,9 +215,7 @@ class PrometheusServer:
 
     @staticmethod
     def _stored_samples(promtool: str, storage: Path) -> int:
-        listed = subprocess.run(
-            [promtool, "tsdb", "list", str(storage)], capture_output=True, text=True, check=False
-        )
+        listed = _run([promtool, "tsdb", "list", str(storage)])
         if listed.returncode != 0:
             raise PrometheusError(f"promtool tsdb list failed: {_tail(listed.stderr)}")
         rows = [line.split() for line in listed.stdout.splitlines()[1:] if line.strip()]
@@ -227,7 +227,7 @@ class PrometheusServer:
         for _ in range(3):  # the free port may be taken between probe and bind
             port = _free_port()
             with log_path.open("wb") as log:
-                self._process = subprocess.Popen(
+                self._process = lifetime.popen(
                     [prometheus, f"--config.file={config}", f"--storage.tsdb.path={storage}",
                      "--storage.tsdb.retention.time=100y", "--web.enable-lifecycle",
                      f"--web.listen-address=127.0.0.1:{port}"],
@@ -256,6 +256,13 @@ class PrometheusServer:
         self._process.kill()
         self._process.wait()
         return False
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(args, capture_output=True, text=True), the child bound to this process's life."""
+    with lifetime.popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        stdout, stderr = process.communicate()
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
 def _free_port() -> int:

@@ -17,10 +17,12 @@ Rules:
   summary is computed from it (rollouts.demo.summary).
 - The observer sees a `Frame` about four times a second; it draws, the demo decides.
 - Everything started is stopped in reverse order, on success, failure, Ctrl-C and
-  SIGTERM (the caller turns SIGTERM into KeyboardInterrupt); both are ignored while
-  cleaning up, so a second Ctrl-C cannot leave processes behind. Failures a user can
-  fix (a taken port, Prometheus missing or not starting, an app that cannot start)
-  are `DemoError` with one line saying what to do.
+  SIGTERM (the caller turns SIGTERM into KeyboardInterrupt); neither interrupts the
+  cleanup (rollouts.demo.signals), so a second Ctrl-C cannot leave processes behind.
+  Should the demo itself be killed, its children die with it and the next demo removes
+  its temp dirs (rollouts.demo.lifetime: every child and temp dir is made there and
+  recorded for the run). Failures a user can fix (a taken port, Prometheus missing or
+  not starting, an app that cannot start) are `DemoError` with one line saying what to do.
 """
 
 from __future__ import annotations
@@ -29,12 +31,9 @@ import copy
 import errno
 import json
 import shutil
-import signal
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ from rollouts import apiserver
 from rollouts.clock import SystemClock
 from rollouts.cluster import ClusterError
 from rollouts.controller import Manager
+from rollouts.demo import lifetime, signals
 from rollouts.demo import record as rec
 from rollouts.demo import scenario as scenarios
 from rollouts.demo.pods import AppStartError, PodRunner
@@ -112,21 +112,6 @@ class DemoPrometheus(PrometheusServer):
         return text + job if "scrape_configs:" in text else text + "scrape_configs:\n" + job
 
 
-@contextmanager
-def _shielded() -> Iterator[None]:
-    """Ignore Ctrl-C and SIGTERM while cleaning up (main thread only): a second signal must
-    not leave processes behind."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
 class Demo:
     def __init__(self, options: Options, observer: Observer) -> None:
         self.options = options
@@ -153,8 +138,7 @@ class Demo:
             self._release, self._expected = 0, ""
             self._hold(2.0 if not self.options.short else 0.5, "done: all traffic on the stable ReplicaSet")
         finally:
-            with _shielded():
-                self._stack.close()
+            signals.close_shielded(self._stack)
         return summarize(records, duration_seconds=time.monotonic() - self._started,
                          endpoints=self.endpoints, kubeconfig=self.kubeconfig)
 
@@ -162,7 +146,9 @@ class Demo:
         if shutil.which("prometheus") is None:
             raise DemoError(f"prometheus is not installed: {INSTALL_HINT} (or run `make deps`)")
         stack, ns = self._stack, self.options.namespace
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rollouts-demo-")))
+        stack.enter_context(lifetime.recorded_run())  # closed last: what is left stays recorded
+        workdir = lifetime.mkdtemp("rollouts-demo-")
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
             api = stack.enter_context(apiserver.serve(self.cluster, port=self.options.api_port))
         except OSError as err:
