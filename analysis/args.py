@@ -14,7 +14,8 @@ Rules:
   `fieldRef` or `podTemplateHashValue` is resolved to a literal when the run is built
   from a Rollout (`resolve_rollout_args`).
 - Secret values are tracked (`ResolvedArgs.secrets`) and `redact` replaces them with
-  `*****` in any text that may reach a message, log, event or status.
+  `*****` in any text that may reach a message, log, event or status: raw and in every
+  encoding the code writes them in (percent-encoded, JSON- and repr-escaped).
 - Deliberate differences from Argo: only `{{args.*}}` placeholders are touched (Argo
   fails on any other `{{...}}`), and a fieldRef to a missing label or annotation is an
   error naming it (Argo silently substitutes "").
@@ -30,6 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from pydantic import ValidationError
 
@@ -162,11 +164,33 @@ def _walk(node: Any, on_text: Callable[[str], str]) -> Any:
     return node
 
 
+_REQUOTE_SAFE = "!#$%&'()*+,/:;=?@[]~"  # what requests.utils.requote_uri leaves unquoted
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every (non-empty) secret value replaced by `*****`, longest first."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    """`text` with every (non-empty) secret value replaced by `*****`, longest first.
+
+    Not only the raw value: every encoding this code base writes a value in (see `encodings`)
+    is replaced too, so a secret percent-encoded in a URL, JSON-escaped in a measured value
+    or repr-escaped in a message is masked as well.
+    """
+    forms = {form for secret in secrets if secret for form in encodings(secret) if form}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, REDACTED)
     return text
+
+
+def encodings(secret: str) -> set[str]:
+    """The ways `secret` may appear in text we produce: raw; percent-encoded (quote with safe=''
+    and the default '/', quote_plus as requests encodes params, requests' URL requoting); JSON
+    string escaping (ASCII-only and not); Python repr escaping (either quote), also of its UTF-8 bytes."""
+    forms = {
+        secret,
+        quote(secret, safe=""), quote(secret), quote_plus(secret), quote(secret, safe=_REQUOTE_SAFE),
+        json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1], repr(secret + '"')[1:-2], repr(secret.encode("utf-8", "replace"))[2:-1],
+    }
+    return {form for form in forms if form}
 
 
 # ---------------------------------------------------------------- Rollout-side args

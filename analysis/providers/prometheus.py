@@ -1,61 +1,52 @@
-"""Prometheus provider: one instant query at an explicit time, with bounded retries.
+"""Prometheus provider: one instant query at an explicit time, within one deadline.
 
 Rules (Argo's metricproviders/prometheus, argo-rollouts.md §4.2 and §5):
 - The query is evaluated at `at` (`time=` on /api/v1/query), never at the server's now,
   so backtests and tests with history at fixed times are exact.
-- Result shape: scalar → float; vector → list of floats in the order Prometheus returned
+- HTTP is a plain `requests` call through analysis.providers.fetch, not prometheus-api-client:
+  the status comes from the response (that client reported it only inside exception text,
+  parsed back with regexes), and the deadline, body cap and redirect rules are the ones the
+  web provider has (architecture review).
+- Only a genuine answer is a value: HTTP 2xx, `status: "success"` and a well-formed `data`
+  of resultType scalar → float; vector → list of floats in the order Prometheus returned
   them (labels dropped); no series → `[]`; matrix → flat list of floats, series order then
-  time order; string → str. NaN and ±Inf stay floats. (prometheus-api-client hands back
-  only `data.result`, so a string result that parses as a number reads as a scalar.)
+  time order; string → str. NaN and ±Inf stay floats. Any other answer (not JSON, nested
+  deeper than 64 levels, another shape, `status: "error"`) is ProviderError.
 - Metadata is `{"ResolvedPrometheusQuery": query}` so users see what was really asked.
 - Address: `address_override` (the CLI's --prometheus, the demo) wins over the metric's
-  `address`; neither → ProviderError. It must be an http(s) URL.
-- `timeout` (seconds, default 30, negative is an error) bounds each HTTP request.
+  `address`; neither → ProviderError. It must be an http(s) URL (analysis.providers.checks).
+- `timeout` (seconds, default 30; 0 or negative is an error) bounds the whole measurement:
+  connecting, every attempt, the waits between them and reading the answer. Answers are
+  capped at MAX_BODY_BYTES (16 MiB) while streaming.
   `headers`, `authentication.basicAuth` and `authentication.bearerToken` are sent on every
-  request (an explicit `Authorization` header wins); TLS is verified unless `insecure: true`.
+  request (an explicit `Authorization` header wins) to the address's origin only, never
+  to another host a redirect points at; TLS is verified unless `insecure: true`.
 - Transient faults (connection refused, timeouts, HTTP 5xx/429) are retried `attempts`
-  times with the injected tenacity wait, then ProviderError naming the query and the cause.
-  A rejected query (HTTP 4xx, e.g. a PromQL syntax error) is not retried; its message is
-  Prometheus' own error text. Secrets never appear in messages.
+  times with the injected tenacity wait, within the deadline, then ProviderError naming the
+  query and the cause. A rejected query (HTTP 4xx, e.g. a PromQL syntax error) is not
+  retried; its message is Prometheus' own error text. Messages never hold the request URL,
+  its query string or header values. Nothing but ProviderError leaves `measure`.
 """
 
 from __future__ import annotations
 
-import ast
-import json
+import math
 import re
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-from urllib.parse import urlparse
+from typing import Any
 
 import requests
 import tenacity
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from urllib3.util.retry import Retry
 
 from analysis.model import Metric, PrometheusMetric
-from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, with_retries
-from analysis.providers import Transient as _Transient
+from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, checks, jsonpath
+from analysis.providers.fetch import Answer, Request, fetch, shown_url
 
-DEFAULT_TIMEOUT = 30  # seconds per request, as Argo
+DEFAULT_TIMEOUT = 30  # seconds for one measurement, as Argo's per-query timeout
+MAX_BODY_BYTES = 16 << 20
 
-T = TypeVar("T")
-_STATUS = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
-_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """Everything that shapes the HTTP connection; one PrometheusConnect per distinct value."""
-
-    address: str
-    verify: bool
-    headers: tuple[tuple[str, str], ...]
-    auth: tuple[str, str] | None
+_NUMBER = re.compile(r"[+-]?(?:Inf|NaN|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)", re.IGNORECASE)
 
 
 class PrometheusProvider:
@@ -67,26 +58,27 @@ class PrometheusProvider:
         address_override: str | None = None,
         retry_wait: tenacity.wait.wait_base = DEFAULT_WAIT,
         attempts: int = ATTEMPTS,
+        session: requests.Session | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self._address_override = address_override
         self._wait = retry_wait
         self._attempts = attempts
-        self._connections: dict[_Settings, PrometheusConnect] = {}
-        self._lock = threading.Lock()
+        self._session = session or requests.Session()
+        self._max_body = max_body_bytes
 
     def measure(self, metric: Metric, *, at: datetime) -> Result:
         config = metric.provider.prometheus
         if config is None:
             raise ProviderError(f"metric {metric.name!r} has no provider.prometheus")
+        query = config.query
         if config.range_query is not None:
             raise ProviderError(
                 f"metric {metric.name!r}: provider.prometheus.rangeQuery is not supported yet; "
                 "use an instant query such as sum(rate(...[5m]))"
             )
-        query = config.query
-        params = {"time": _epoch(at)}
-        data = self._call(config, query, lambda pc, timeout: pc.custom_query(query, params=params, timeout=timeout))
-        return Result(value=instant_value(data, query=query), metadata={"ResolvedPrometheusQuery": query})
+        data = self._call(config, query, "query", {"query": query, "time": str(_epoch(at))})
+        return Result(value=result_value(data, query=query), metadata={"ResolvedPrometheusQuery": query})
 
     def query_range(
         self, source: PrometheusMetric, *, start: datetime, end: datetime, step: timedelta
@@ -98,54 +90,44 @@ class PrometheusProvider:
         query, seconds = source.query, step.total_seconds()
         if seconds <= 0:
             raise ProviderError(f"prometheus range query {query!r}: step must be positive, got {step}")
-        data = self._call(
-            source, query,
-            lambda pc, timeout: pc.custom_query_range(
-                query, start_time=_aware(start), end_time=_aware(end), step=f"{seconds:g}", timeout=timeout
-            ),
-        )
+        params = {"query": query, "start": str(_epoch(start)), "end": str(_epoch(end)), "step": f"{seconds:g}"}
+        data = self._call(source, query, "query_range", params)
+        if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+            raise ProviderError(f"prometheus range query {query!r}: unexpected result {_short(data)}")
         try:
-            return [(float(ts), float(value)) for series in data for ts, value in series["values"]]
+            return [(_time(ts), _sample(ts, value)) for series in data["result"]
+                    for ts, value in map(_point, _list(_series(series)["values"]))]
         except (KeyError, TypeError, ValueError) as err:
             raise ProviderError(f"prometheus range query {query!r}: unexpected result {_short(data)}") from err
 
     def close(self) -> None:
-        with self._lock:
-            for connection in self._connections.values():
-                connection.close()
-            self._connections.clear()
+        self._session.close()
 
     # -- plumbing
 
-    def _call(self, config: PrometheusMetric, query: str, request: Callable[[PrometheusConnect, int], T]) -> T:
-        settings = self._settings(config, query)
-        timeout = _timeout(config, query)
-        connection = self._connection(settings)
-
-        def attempt() -> T:
-            return _classify(lambda: request(connection, timeout), query=query, timeout=timeout)
-
+    def _call(self, config: PrometheusMetric, query: str, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """`data` of a successful /api/v1/<endpoint> answer; every failure a ProviderError."""
         try:
-            return with_retries(attempt, attempts=self._attempts, wait=self._wait)
-        except _Transient as err:
+            request = self._request(config, query, endpoint, params)
+            answer = fetch(self._session, request, attempts=self._attempts, wait=self._wait,
+                           describe=lambda a: f"HTTP {a.status}: {_error_text(a)}")
+            return _data(answer, query)
+        except ProviderError:
+            raise
+        except Exception as err:  # the contract: nothing but ProviderError leaves a provider
             raise ProviderError(
-                f"prometheus query {query!r} against {settings.address} failed after "
-                f"{self._attempts} attempts: {err}"
-            ) from err
+                f"prometheus query {query!r}: the measurement failed unexpectedly ({type(err).__name__})") from err
 
-    def _settings(self, config: PrometheusMetric, query: str) -> _Settings:
+    def _request(self, config: PrometheusMetric, query: str, endpoint: str, params: Mapping[str, str]) -> Request:
         address = (self._address_override or config.address or "").strip().rstrip("/")
         if not address:
             raise ProviderError(
                 f"prometheus query {query!r}: prometheus address is not configured "
                 "(set provider.prometheus.address, or pass --prometheus URL)"
             )
-        parsed = urlparse(address)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ProviderError(
-                f"prometheus query {query!r}: address {address!r} is not an http(s) URL "
-                "(write it like http://prometheus.monitoring:9090)"
-            )
+        for problem in (checks.prometheus_address_problem(address), checks.prometheus_timeout_problem(config.timeout)):
+            if problem is not None:
+                raise ProviderError(f"prometheus query {query!r}: {problem.sentence()}")
         headers: dict[str, str] = {}
         auth: tuple[str, str] | None = None
         authentication = config.authentication
@@ -160,101 +142,109 @@ class PrometheusProvider:
             if authentication.bearer_token:
                 headers["Authorization"] = f"Bearer {authentication.bearer_token}"
         for header in config.headers or []:
+            if header.key.lower() == "authorization":
+                headers.pop("Authorization", None)
+                auth = None
             headers[header.key] = header.value
-        return _Settings(address, not config.insecure, tuple(sorted(headers.items())), auth)
+        shown = f"prometheus query {query!r} against {shown_url(address)}"
+        return Request("GET", f"{address}/api/v1/{endpoint}", shown, config.timeout or DEFAULT_TIMEOUT,
+                       self._max_body, params=dict(params), headers=headers, auth=auth, verify=not config.insecure)
 
-    def _connection(self, settings: _Settings) -> PrometheusConnect:
-        with self._lock:
-            connection = self._connections.get(settings)
-            if connection is None:
-                connection = PrometheusConnect(
-                    url=settings.address,
-                    headers=dict(settings.headers) or None,
-                    disable_ssl=not settings.verify,
-                    retry=Retry(total=0, raise_on_status=False),  # tenacity retries, not urllib3
-                    auth=settings.auth,
-                )
-                self._connections[settings] = connection
-            return connection
+
+def _data(answer: Answer, query: str) -> dict[str, Any]:
+    """`data` of a 2xx `status: "success"` answer; a rejected query or anything else is ProviderError."""
+    if 400 <= answer.status < 500:
+        raise ProviderError(f"prometheus rejected query {query!r} (HTTP {answer.status}): {_error_text(answer)}")
+    if not 200 <= answer.status < 300:
+        raise ProviderError(f"prometheus query {query!r}: unexpected HTTP {answer.status}: {_error_text(answer)}")
+    try:
+        payload = jsonpath.load_json(answer.text())
+    except jsonpath.TooDeep as err:
+        raise ProviderError(f"prometheus query {query!r}: the answer is {err}") from None
+    except ValueError as err:
+        raise ProviderError(f"prometheus query {query!r}: the answer is not JSON ({_short(err)})") from None
+    if isinstance(payload, dict) and payload.get("status") == "error":
+        raise ProviderError(f"prometheus query {query!r} failed: {_error_text(answer)}")
+    data = payload.get("data") if isinstance(payload, dict) and payload.get("status") == "success" else None
+    if not isinstance(data, dict) or "result" not in data:
+        raise ProviderError(f"prometheus query {query!r}: the answer is not a Prometheus API response "
+                            f"(no status \"success\" with data.result)")
+    return data
+
+
+def result_value(data: Mapping[str, Any], *, query: str = "") -> float | str | list[float]:
+    """The `result` the conditions see, from a successful answer's `data` (resultType and result)."""
+    kind, result = data.get("resultType"), data.get("result")
+    try:
+        if kind == "scalar":
+            return _sample(*_point(result))
+        if kind == "string":
+            at, text = _point(result)
+            if isinstance(text, str):
+                _time(at)
+                return text
+        if kind == "vector" and isinstance(result, list):
+            return [_sample(*_point(_series(series)["value"])) for series in result]
+        if kind == "matrix" and isinstance(result, list):
+            return [_sample(*_point(point)) for series in result for point in _list(_series(series)["values"])]
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise ProviderError(f"prometheus query {query!r}: unexpected result {_short(result)}") from err
+    raise ProviderError(f"prometheus query {query!r}: unexpected result {_short(result)} (resultType {_short(kind)})")
 
 
 def instant_value(data: Any, *, query: str = "") -> float | str | list[float]:
-    """The `result` the conditions see, from /api/v1/query's `data.result`."""
-    try:
-        if data == []:
-            return []
-        if isinstance(data, list) and isinstance(data[0], dict):
-            values: list[float] = []
-            for series in data:
-                if "value" in series:
-                    values.append(float(series["value"][1]))
-                else:
-                    values.extend(float(value) for _, value in series["values"])
-            return values
-        if isinstance(data, list) and len(data) == 2 and isinstance(data[1], str):
-            try:
-                return float(data[1])
-            except ValueError:
-                return data[1]
-    except (KeyError, TypeError, ValueError, IndexError) as err:
-        raise ProviderError(f"prometheus query {query!r}: unexpected result {_short(data)}") from err
-    raise ProviderError(f"prometheus query {query!r}: unexpected result {_short(data)}")
+    """The `result` from `data.result` alone, its resultType guessed from the shape."""
+    kind = ("vector" if data == [] or (isinstance(data, list) and data and isinstance(data[0], dict)) else
+            "scalar" if isinstance(data, list) and len(data) == 2 and isinstance(data[1], str) else None)
+    if kind == "vector" and data and "value" not in data[0]:
+        kind = "matrix"
+    if kind == "scalar" and not _NUMBER.fullmatch(data[1]):
+        kind = "string"
+    return result_value({"resultType": kind, "result": data}, query=query)
 
 
-def _classify(call: Callable[[], T], *, query: str, timeout: int) -> T:
-    """Run one request; transient faults become `_Transient`, the rest `ProviderError`."""
-    try:
-        return call()
-    except requests.Timeout as err:
-        raise _Transient(f"no answer within the {timeout}s timeout") from err
-    except requests.exceptions.SSLError as err:
-        raise ProviderError(
-            f"prometheus query {query!r}: TLS verification failed ({_cause(err)}); "
-            "fix the certificate or set insecure: true"
-        ) from err
-    except requests.ConnectionError as err:
-        raise _Transient(f"cannot connect: {_cause(err)}") from err
-    except PrometheusApiClientException as err:
-        status, text = _http_error(err)
-        if status is None or status >= 500 or status == 429:
-            raise _Transient(f"HTTP {status}: {text}") from err
-        raise ProviderError(f"prometheus rejected query {query!r} (HTTP {status}): {text}") from err
-    except requests.exceptions.JSONDecodeError as err:
-        raise ProviderError(f"prometheus query {query!r}: the answer is not JSON ({_short(err)})") from err
-    except requests.RequestException as err:
-        raise ProviderError(f"prometheus query {query!r} failed: {_cause(err)}") from err
-    except (ValueError, KeyError, TypeError) as err:
-        raise ProviderError(
-            f"prometheus query {query!r}: the answer is not a Prometheus API response ({_short(err)})"
-        ) from err
+def _series(series: Any) -> dict[str, Any]:
+    if not isinstance(series, dict) or not isinstance(series.get("metric", {}), dict):
+        raise ValueError("a series is not an object with metric labels")
+    return series
 
 
-def _http_error(err: PrometheusApiClientException) -> tuple[int | None, str]:
-    """Status and readable text from the client's 'HTTP Status Code N (b'...')' message."""
-    match = _STATUS.match(str(err))
-    if match is None:
-        return None, _short(err)
-    status = int(match.group(1))
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError("not a list")
+    return value
+
+
+def _point(value: Any) -> tuple[Any, Any]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError("a sample is not [time, value]")
+    return value[0], value[1]
+
+
+def _sample(at: Any, value: Any) -> float:
+    """A Prometheus sample value: a string such as "0.97", "NaN", "+Inf"; anything else is ValueError."""
+    _time(at)
+    if not isinstance(value, str) or not _NUMBER.fullmatch(value):
+        raise ValueError(f"not a sample value: {_short(value, 40)}")
+    return float(value)
+
+
+def _time(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("a sample time is not a number")
+    return float(value)
+
+
+def _error_text(answer: Answer) -> str:
+    """`errorType: error` of a Prometheus error answer, else the start of its body."""
+    text = answer.text()
     try:
-        body = ast.literal_eval(match.group(2))
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    except (ValueError, SyntaxError):
-        text = match.group(2)
-    try:
-        payload = json.loads(text)
-        if isinstance(payload, dict) and "error" in payload:
-            return status, f"{payload.get('errorType', 'error')}: {payload['error']}"
+        payload = jsonpath.load_json(text)
     except ValueError:
-        pass
-    return status, _short(text)
-
-
-def _timeout(config: PrometheusMetric, query: str) -> int:
-    if config.timeout is None or config.timeout == 0:
-        return DEFAULT_TIMEOUT
-    if config.timeout < 0:
-        raise ProviderError(f"prometheus query {query!r}: timeout must be positive seconds, got {config.timeout}")
-    return config.timeout
+        return _short(text.strip())
+    if isinstance(payload, dict) and "error" in payload:
+        return _short(f"{payload.get('errorType', 'error')}: {payload['error']}")
+    return _short(text.strip())
 
 
 def _aware(moment: datetime) -> datetime:
@@ -266,11 +256,7 @@ def _epoch(moment: datetime) -> float:
     return _aware(moment).timestamp()
 
 
-def _cause(err: BaseException) -> str:
-    found = _ERRNO.search(str(err))
-    return found.group(0).strip() if found else _short(err)
-
-
 def _short(thing: object, limit: int = 300) -> str:
     text = str(thing)
     return text if len(text) <= limit else text[:limit] + "..."
+

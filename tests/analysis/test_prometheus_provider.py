@@ -109,6 +109,7 @@ def test_history_is_invisible_at_the_wrong_time(prometheus, provider) -> None:  
     [
         ("scalar(vector(0.5))", 0.5),
         ('"canary"', "canary"),
+        ('"12.5"', "12.5"),  # a string result stays a string: resultType decides, not the text
         ("vector(1) / 0", [math.inf]),
         ("vector(-1) / 0", [-math.inf]),
         ('sort(sum by (response_code) (istio_requests_total{destination_service=~"healthy.*"}))', [121.0, 11979.0]),

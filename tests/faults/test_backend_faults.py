@@ -127,7 +127,7 @@ def backend() -> Iterator[Backend]:
 FAULTS = {
     # a hung backend: no answer within timeoutSeconds (1 s); one Error ends the run (limit 0)
     "timeout": (Reply(200, '{"ok": true}', delay=5.0), {"timeout": 1, "error_limit": 0},
-                ["no answer within the 1s timeout", "failed after 3 attempts"]),
+                ["no answer within the 1s timeout", "failed after 1 attempt"]),  # one deadline per measurement
     "http-500": (Reply(500, "upstream connect error"), {},
                  ["received non 2xx response code: 500", "upstream connect error", "failed after 3 attempts"]),
     "garbage": (Reply(200, "<html>502 Bad Gateway</html>", content_type="text/html"), {},

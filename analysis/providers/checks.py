@@ -1,0 +1,114 @@
+"""Metrics that can never be measured, found up front: one pure function per rule.
+
+Rules:
+- `metric_problems(metric)` lists the problems of a metric's provider settings as
+  `SpecProblem(path, message, fix)`, `path` relative to the metric (`provider.web.url`).
+  Spec validation calls it before a run; the providers call the same rule functions at
+  measure time, so a run built without validation still gets a clear Error measurement.
+- The rules: a web `url` must be http(s) with a host; a web `jsonPath` must be in the
+  supported subset (analysis.providers.jsonpath); a prometheus `address`, when set, must be
+  an http(s) URL with a host; a prometheus `timeout` must be > 0 seconds (0 would time out
+  at once); a web `timeoutSeconds` must not be negative (0 or unset means 10 s, as Argo).
+- Placeholders: a url or address whose scheme part is still `{{args.*}}` is not checked;
+  one with a placeholder elsewhere has only its scheme checked; a jsonPath holding a
+  placeholder is not checked. At measure time everything is substituted and checked.
+- Messages never repeat a url, address or header (args and secrets may sit there), at
+  most a scheme. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from analysis.args import PLACEHOLDER
+from analysis.model import Metric
+from analysis.providers import jsonpath
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,19}$")
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One reason a metric can never be measured; `path` is relative to the metric."""
+
+    path: str
+    message: str
+    fix: str
+
+    def sentence(self) -> str:
+        """`message; fix`, as the providers put it into an Error measurement."""
+        return f"{self.message}; {self.fix}"
+
+
+def metric_problems(metric: Metric) -> list[SpecProblem]:
+    """Every problem of `metric`'s prometheus or web settings (other providers: none)."""
+    found: list[SpecProblem | None] = []
+    web, prometheus = metric.provider.web, metric.provider.prometheus
+    if web is not None:
+        found += [web_url_problem(web.url), json_path_problem(web.json_path), web_timeout_problem(web.timeout_seconds)]
+    if prometheus is not None:
+        found += [prometheus_address_problem(prometheus.address), prometheus_timeout_problem(prometheus.timeout)]
+    return [problem for problem in found if problem is not None]
+
+
+def web_url_problem(url: str) -> SpecProblem | None:
+    """provider.web.url: an http(s) URL with a host (see the placeholder rule)."""
+    return _http_url_problem(url, "provider.web.url", "url", "must be an http(s) URL",
+                             "write it like https://host/path")
+
+
+def prometheus_address_problem(address: str | None) -> SpecProblem | None:
+    """provider.prometheus.address, when set: an http(s) URL with a host."""
+    if address is None or not address.strip():
+        return None
+    return _http_url_problem(address.strip().rstrip("/"), "provider.prometheus.address", "address",
+                             "is not an http(s) URL", "write it like http://prometheus.monitoring:9090")
+
+
+def json_path_problem(json_path: str | None) -> SpecProblem | None:
+    """provider.web.jsonPath: in the supported subset (unset is `{$}`, the whole document)."""
+    if json_path is None or PLACEHOLDER.search(json_path):
+        return None
+    try:
+        jsonpath.parse(json_path)
+    except jsonpath.JsonPathError as err:
+        return SpecProblem("provider.web.jsonPath", str(err), jsonpath.SUPPORTED)
+    return None
+
+
+def prometheus_timeout_problem(timeout: int | None) -> SpecProblem | None:
+    """provider.prometheus.timeout: unset (30 s) or positive seconds."""
+    if timeout is not None and timeout <= 0:
+        return SpecProblem("provider.prometheus.timeout", f"timeout must be positive seconds, got {timeout}",
+                           "omit it for 30 s, or give the seconds one measurement may take, e.g. 10")
+    return None
+
+
+def web_timeout_problem(timeout_seconds: int | None) -> SpecProblem | None:
+    """provider.web.timeoutSeconds: unset or 0 (10 s, as Argo) or positive seconds."""
+    if timeout_seconds is not None and timeout_seconds < 0:
+        return SpecProblem("provider.web.timeoutSeconds", f"timeoutSeconds must not be negative, got {timeout_seconds}",
+                           "omit it (or 0) for 10 s, or give the seconds one measurement may take")
+    return None
+
+
+def _http_url_problem(text: str, path: str, noun: str, claim: str, fix: str) -> SpecProblem | None:
+    """`noun` `claim` starts the message ("url must be an http(s) URL", "address is not an http(s) URL")."""
+    if PLACEHOLDER.search(text.split("/", 1)[0]):
+        return None  # the scheme itself comes from an arg
+    scheme = text.split(":", 1)[0] if ":" in text else ""
+    if scheme.lower() not in ("http", "https"):
+        shown = f"scheme {scheme + ':'!r}" if _SCHEME.match(scheme) else "no http:// or https:// scheme"
+        return SpecProblem(path, f"{noun} {claim} ({shown})", fix)
+    if PLACEHOLDER.search(text):
+        return None  # host and port may come from args
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # a port that is not a number raises ValueError
+    except ValueError as err:
+        return SpecProblem(path, f"{noun} is not valid: {err}", fix)
+    if not parts.hostname:
+        return SpecProblem(path, f"{noun} {claim} with a host", fix)
+    return None
