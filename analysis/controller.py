@@ -60,7 +60,7 @@ class Clock(Protocol):
 
 
 class EventSink(Protocol):
-    """Where events go when not written here (rollouts.events.EventRecorder fits)."""
+    """Where events go when not written here (rollouts.controller.events.EventRecorder fits)."""
 
     def record(self, obj: Obj, *, type: str, reason: str, message: str) -> None: ...  # noqa: A002
 

@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.model import Metric  # noqa: E402
 from analysis.providers import Providers, Result  # noqa: E402
-from rollouts.clock import SteppedClock  # noqa: E402
-from rollouts.controller import Manager  # noqa: E402
-from rollouts.memory import InMemoryCluster  # noqa: E402
+from rollouts.platform.clock import SteppedClock  # noqa: E402
+from rollouts.controller.manager import Manager  # noqa: E402
+from rollouts.memory.cluster import InMemoryCluster  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multi-step"
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rollouts import crdgen, crdschema
+from rollouts.spec import crdgen
+from rollouts.spec import crdschema
 from rollouts.cli import crds as crds_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rollouts import crdschema, manifests
+from rollouts.spec import crdschema
+from rollouts.spec import manifests
 from rollouts.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

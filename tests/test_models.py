@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
-from rollouts import manifests
-from rollouts.model import Rollout
+from rollouts.spec import manifests
+from rollouts.spec.model import Rollout
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS: dict[str, type[ArgoModel]] = {"Rollout": Rollout, "AnalysisTemplate": AnalysisTemplate,

@@ -27,7 +27,7 @@ from typing import Any
 
 from analysis.model import DurationError, parse_duration
 from rollouts.cli import CommandError, connect
-from rollouts.cluster import Cluster, Conflict
+from rollouts.platform.cluster import Cluster, Conflict
 
 SET_IMAGE_ATTEMPTS = 5
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
@@ -203,7 +203,7 @@ def run_set_image(args: argparse.Namespace) -> int:
 
 
 def _set_image_file(args: argparse.Namespace) -> int:
-    from rollouts import gitops
+    from rollouts.spec import gitops
 
     assignments = parse_assignments(args.args)
     try:

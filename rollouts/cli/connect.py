@@ -10,7 +10,7 @@ Rules:
 - The process-wide `Runtime` holds what tests replace: the clock, `sleep`, whether a TTY
   is attached, and `make_cluster` (a factory; None means KubeCluster from the kubeconfig).
   Swap it with `use_runtime(...)`; commands read it once per call, never cache it.
-- Only rollouts.kube imports `kubernetes`; it is imported here lazily, so `--help` and
+- Only rollouts.kube.cluster imports `kubernetes`; it is imported here lazily, so `--help` and
   `set image --file` do not pay for it.
 """
 
@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from rollouts.cli import CommandError
-from rollouts.clock import Clock, SystemClock
-from rollouts.cluster import Cluster, ClusterError, Conflict, Forbidden, NotFound, Unavailable
+from rollouts.platform.clock import Clock, SystemClock
+from rollouts.platform.cluster import Cluster, ClusterError, Conflict, Forbidden, NotFound, Unavailable
 
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 REQUEST_TIMEOUT = 15.0
@@ -165,7 +165,7 @@ def connect(args: argparse.Namespace) -> tuple[Cluster, Target]:
                         getattr(args, "namespace", None) or "default", "in-process")
         return _runtime.make_cluster(target), target
     target = resolve(args)
-    from rollouts.kube import KubeCluster  # lazily: the kubernetes client is slow to import
+    from rollouts.kube.cluster import KubeCluster  # lazily: the kubernetes client is slow to import
 
     try:
         cluster = KubeCluster(kubeconfig=target.kubeconfig, context=target.context, request_timeout=REQUEST_TIMEOUT)
@@ -199,7 +199,7 @@ def with_cluster(func: Callable[[argparse.Namespace, Cluster, Target], int]) -> 
 
 # --- turning cluster errors into one line ------------------------------------------------
 
-# How rollouts.kube words a request that never got an HTTP answer.
+# How rollouts.kube.cluster words a request that never got an HTTP answer.
 _UNREACHED = ("cannot reach the Kubernetes API", "dropped the answer", "broke:")
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^\"')]+)")
 

@@ -39,7 +39,7 @@ from typing import Any
 
 from rollouts.cli import CommandError, connect
 
-log = logging.getLogger("rollouts.controller.cli")
+log = logging.getLogger("rollouts.controller.manager.cli")
 
 DEFAULT_METRICS_ADDR = ":8090"
 DEFAULT_HEALTH_ADDR = ":8080"
@@ -139,8 +139,8 @@ def _listen(flag: str, addr: tuple[str, int], start: Callable[[str], Any]) -> An
 
 
 def _local_cluster(stack: ExitStack, paths: list[str]) -> Any:
-    from rollouts import apiserver
-    from rollouts.memory import InMemoryCluster
+    from rollouts.memory import server as apiserver
+    from rollouts.memory.cluster import InMemoryCluster
 
     cluster = InMemoryCluster()
     _apply(cluster, paths)
@@ -153,9 +153,9 @@ def _local_cluster(stack: ExitStack, paths: list[str]) -> Any:
 
 
 def _apply(cluster: Any, paths: list[str]) -> None:
-    from rollouts import manifests
-    from rollouts.cluster import ClusterError
-    from rollouts.kinds import UnknownKind
+    from rollouts.spec import manifests
+    from rollouts.platform.cluster import ClusterError
+    from rollouts.platform.kinds import UnknownKind
 
     if not paths:
         return
@@ -202,9 +202,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from analysis.providers.registry import default_providers
-    from rollouts import metrics as controller_metrics
-    from rollouts.clock import SystemClock
-    from rollouts.controller import Manager
+    from rollouts.controller import metrics as controller_metrics
+    from rollouts.platform.clock import SystemClock
+    from rollouts.controller.manager import Manager
 
     stop = threading.Event()
     with ExitStack() as stack:

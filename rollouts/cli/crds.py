@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rollouts import crdgen
+from rollouts.spec import crdgen
 from rollouts.cli import CommandError
 
 DEFAULT_DIR = "crds"

@@ -2,7 +2,7 @@
 
 Rules:
 - On a terminal the `get rollout --watch` screen is drawn live (rich Live): the view-model
-  and renderers of `rollouts.view`/`rollouts.render`, laid out with the demo's own lines
+  and renderers of `rollouts.view`/`rollouts.view.render`, laid out with the demo's own lines
   (stage, live traffic split, the controller's latest events, how to reach the demo from
   a second terminal). Without a terminal: one plain line per change. `--json`: nothing
   but the summary as JSON on stdout (progress goes to stderr).
@@ -33,7 +33,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from rollouts import render, view
+from rollouts import view
+from rollouts.view import render
 from rollouts.cli import CommandError
 from rollouts.demo import signals
 from rollouts.demo.summary import ReleaseRecord, Summary, outcome, table, to_json

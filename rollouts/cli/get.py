@@ -2,7 +2,7 @@
 
 Rules:
 - One snapshot = the Rollout plus the ReplicaSets and AnalysisRuns of its namespace,
-  turned into `rollouts.view.RolloutView` (pure) and drawn by `rollouts.render`.
+  turned into `rollouts.view.RolloutView` (pure) and drawn by `rollouts.view.render`.
 - `--watch` on a terminal redraws in place with rich.live.Live; without a terminal it
   prints one plain line per change (`view.summary_line`), so logs and CI stay readable.
   It refreshes on every Rollout watch event and at least every `REFRESH_SECONDS` (the
@@ -22,9 +22,10 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from analysis.model import DurationError, parse_duration
-from rollouts import render, view
+from rollouts import view
+from rollouts.view import render
 from rollouts.cli import CommandError, connect
-from rollouts.cluster import Cluster, Gone, NotFound
+from rollouts.platform.cluster import Cluster, Gone, NotFound
 
 REFRESH_SECONDS = 1.0
 PLAIN_WIDTH = 160

@@ -8,8 +8,8 @@ error; exit 1 with `FAILED: ...` after the problem lines; exit 2 when a path is
 missing or holds no manifest.
 
 Per document: YAML syntax, then the object's identity (mapping, apiVersion, kind,
-name), then the schema of our CRDs (`rollouts.crdschema`), then the semantic checks
-of `rollouts.validation` with every AnalysisTemplate, VirtualService,
+name), then the schema of our CRDs (`rollouts.spec.crdschema`), then the semantic checks
+of `rollouts.spec.validation` with every AnalysisTemplate, VirtualService,
 DestinationRule and Service found in the given files as references.
 """
 
@@ -23,10 +23,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
-from rollouts import crdgen, crdschema, manifests, validation
+from rollouts.spec import crdgen
+from rollouts.spec import crdschema
+from rollouts.spec import manifests
+from rollouts.spec import validation
 from rollouts.cli import CommandError
-from rollouts.model import Rollout
-from rollouts.problems import Problem, did_you_mean, from_validation_error, warning
+from rollouts.spec.model import Rollout
+from rollouts.spec.problems import Problem, did_you_mean, from_validation_error, warning
 
 ARGO_KINDS: Mapping[str, type[ArgoModel]] = {
     "Rollout": Rollout,

@@ -10,7 +10,8 @@ import argparse
 import sys
 from typing import Any
 
-from rollouts import render, view
+from rollouts import view
+from rollouts.view import render
 from rollouts.cli import connect
 from rollouts.cli.get import show
 

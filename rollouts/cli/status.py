@@ -24,7 +24,7 @@ from typing import Any
 from rollouts import view
 from rollouts.cli import CommandError, connect
 from rollouts.cli.get import timeout_seconds
-from rollouts.cluster import Cluster, Gone, Unavailable
+from rollouts.platform.cluster import Cluster, Gone, Unavailable
 
 POLL_SECONDS = 5.0
 MAX_FAILURES = 5

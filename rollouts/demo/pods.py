@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rollouts.cluster import Cluster, NotFound
+from rollouts.platform.cluster import Cluster, NotFound
 from rollouts.demo import lifetime
 from rollouts.demo.traffic import Backend
 

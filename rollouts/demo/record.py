@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rollouts.cluster import Cluster
+from rollouts.platform.cluster import Cluster
 
 Counts = dict[str, dict[str, int]]  # workload -> response code -> requests
 HASH_LABEL = "rollouts-pod-template-hash"

@@ -42,10 +42,10 @@ from typing import Any, Protocol
 import requests
 
 from analysis.providers.registry import default_providers
-from rollouts import apiserver
-from rollouts.clock import SystemClock
-from rollouts.cluster import ClusterError
-from rollouts.controller import Manager
+from rollouts.memory import server as apiserver
+from rollouts.platform.clock import SystemClock
+from rollouts.platform.cluster import ClusterError
+from rollouts.controller.manager import Manager
 from rollouts.demo import lifetime, signals
 from rollouts.demo import record as rec
 from rollouts.demo import scenario as scenarios
@@ -53,8 +53,8 @@ from rollouts.demo.pods import AppStartError, PodRunner
 from rollouts.demo.prometheus import INSTALL_HINT, PrometheusError, PrometheusServer
 from rollouts.demo.summary import Outcome, ReleaseRecord, Summary, outcome, summarize
 from rollouts.demo.traffic import Backend, TrafficGenerator
-from rollouts.events import Recorded
-from rollouts.memory import InMemoryCluster
+from rollouts.controller.events import Recorded
+from rollouts.memory.cluster import InMemoryCluster
 
 TICK = 0.25
 POD_TICK = 0.3

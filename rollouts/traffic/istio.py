@@ -33,10 +33,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rollouts.actions import Action, PatchDestinationRule, PatchVirtualService
-from rollouts.model import IstioVirtualService, Rollout
-from rollouts.problems import Problem
-from rollouts.replicas import HASH_LABEL
+from rollouts.platform.actions import Action, PatchDestinationRule, PatchVirtualService
+from rollouts.spec.model import IstioVirtualService, Rollout
+from rollouts.spec.problems import Problem
+from rollouts.plan.replicas import HASH_LABEL
 
 MANAGED_BY = "argo-rollouts.argoproj.io/managed-by-rollouts"
 ISTIO = "spec.strategy.canary.trafficRouting.istio"

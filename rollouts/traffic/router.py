@@ -29,15 +29,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rollouts.actions import NORMAL, Action, SetServiceSelector
-from rollouts.model import CanaryStep, Rollout, TrafficWeights, WeightDestination
-from rollouts.problems import Problem
-from rollouts.replicas import HASH_LABEL
-from rollouts.steps import previous_set_weight, set_weight_at
+from rollouts.platform.actions import NORMAL, Action, SetServiceSelector
+from rollouts.spec.model import CanaryStep, Rollout, TrafficWeights, WeightDestination
+from rollouts.spec.problems import Problem
+from rollouts.plan.replicas import HASH_LABEL
+from rollouts.plan.steps import previous_set_weight, set_weight_at
 from rollouts.traffic.istio import MANAGED_BY, IstioRouter
 
 if TYPE_CHECKING:
-    from rollouts.plan import Pass
+    from rollouts.plan.planner import Pass
 
 
 class TrafficRouter(Protocol):

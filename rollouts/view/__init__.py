@@ -3,7 +3,7 @@
 Rules and invariants:
 - Pure: built from plain API dicts (the Rollout, the ReplicaSets and AnalysisRuns of its
   namespace) and `now`; nothing here reads a clock or the cluster, nothing styles.
-  `rollouts.render` draws it; `summary_line` prints it as one plain line per change.
+  `rollouts.view.render` draws it; `summary_line` prints it as one plain line per change.
 - `facts`: what a client may believe about a Rollout (Argo's phase, step and weight
   rules); `rows`: the frozen values of the view; `tree`: building them, by revision.
 - Half-written objects never raise: a missing or malformed field reads as empty or 0.

@@ -2,7 +2,7 @@
 
 Rules and invariants (Argo's info package):
 - Pure: `build(rollout, replica_sets, analysis_runs, now=...)` from plain API dicts;
-  `rollouts.render` draws the result, `summary_line` prints it as one line per change.
+  `rollouts.view.render` draws the result, `summary_line` prints it as one line per change.
 - A ReplicaSet is `stable` when its pod-template hash is `status.stableRS`, else
   `canary` when it is `status.currentPodHash`; its health is Argo's getReplicaSetHealth.
   Images are those of ReplicaSets with pods, tagged stable/canary, sorted by name.

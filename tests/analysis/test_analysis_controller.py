@@ -12,8 +12,8 @@ import pytest
 from analysis.controller import AnalysisController, merge_diff
 from analysis.model import Metric
 from analysis.providers import ProviderError, Providers, Result
-from rollouts.clock import SteppedClock
-from rollouts.cluster import Conflict, InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Conflict, InMemoryCluster
 
 NS = "shop"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ ReplicaSets and its AnalysisRuns for one stage:
 - "healthy"       step 5/5, stableRS = 1.5.0, old ReplicaSets scaled down
 
 Commands run through `rollouts.cli.main` against an InMemoryCluster served over HTTP by
-`rollouts.apiserver` (KubeCluster, a kubeconfig: the real path, fixture `cli`), or in
+`rollouts.memory.server` (KubeCluster, a kubeconfig: the real path, fixture `cli`), or in
 process through the runtime's `make_cluster` seam where a stepped clock must drive waits
 (`connect.use_runtime(...)` in the tests that need it).
 """
@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from rollouts.apiserver import ApiServer, serve
+from rollouts.memory.server import ApiServer, serve
 from rollouts.cli import connect, main
-from rollouts.clock import SteppedClock
-from rollouts.memory import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.memory.cluster import InMemoryCluster
 
 NS = "shop"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)  # when the objects were created

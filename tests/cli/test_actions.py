@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from rollouts.apiserver import serve
+from rollouts.memory.server import serve
 from rollouts.cli import actions, connect, main
-from rollouts.clock import SteppedClock
-from rollouts.cluster import Forbidden, Unavailable
-from rollouts.memory import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Forbidden, Unavailable
+from rollouts.memory.cluster import InMemoryCluster
 from tests.cli.conftest import IMAGES, NOW, NS, SIDECAR, STABLE, Cli, Shop, rollout_manifest, rollout_status
 
 # --- what promote sends (pure, Argo's getPatches) ------------------------------------------

@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from rollouts.cli import build_parser, main
-from rollouts.kube import KubeCluster
+from rollouts.kube.cluster import KubeCluster
 
 ROLLOUT = {
     "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from rollouts import render, view
+from rollouts import view
+from rollouts.view import render
 from rollouts.cli import connect
-from rollouts.clock import SteppedClock
-from rollouts.memory import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.memory.cluster import InMemoryCluster
 from tests.cli.conftest import CANARY, NOW, NS, STABLE, Cli, Shop, rollout_status
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rollouts import gitops
+from rollouts.spec import gitops
 from tests.cli.conftest import Cli
 
 MANIFEST = """\

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from rollouts.apiserver import serve
+from rollouts.memory.server import serve
 from rollouts.cli import connect, status
-from rollouts.clock import SteppedClock
-from rollouts.memory import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.memory.cluster import InMemoryCluster
 from tests.cli.conftest import ABORT_MESSAGE, NS, Cli, Shop, rollout_status
 
 

@@ -1,7 +1,7 @@
 """Fixtures for the Cluster port: one contract, two adapters.
 
 `backend` is parametrized over "memory" (InMemoryCluster in process) and "kube"
-(KubeCluster over real HTTP against rollouts.apiserver serving an InMemoryCluster, reached
+(KubeCluster over real HTTP against rollouts.memory.server serving an InMemoryCluster, reached
 through a kubeconfig written by the server). Every server and client is closed at the end
 of its test, and a test fails if it leaves a thread or a file descriptor behind.
 """
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from rollouts.apiserver import ApiServer, serve
-from rollouts.cluster import Cluster
-from rollouts.kube import KubeCluster
-from rollouts.memory import InMemoryCluster
+from rollouts.memory.server import ApiServer, serve
+from rollouts.platform.cluster import Cluster
+from rollouts.kube.cluster import KubeCluster
+from rollouts.memory.cluster import InMemoryCluster
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 

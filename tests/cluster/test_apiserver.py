@@ -17,8 +17,8 @@ import requests
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from rollouts.apiserver import ApiServer, serve
-from rollouts.memory import InMemoryCluster
+from rollouts.memory.server import ApiServer, serve
+from rollouts.memory.cluster import InMemoryCluster
 
 ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/team/rollouts"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"

@@ -1,6 +1,6 @@
 """The Cluster contract: every test runs against InMemoryCluster and against KubeCluster
-over HTTP (rollouts.apiserver serving an InMemoryCluster). See the port's docstring in
-rollouts/cluster.py for the rules checked here.
+over HTTP (rollouts.memory.server serving an InMemoryCluster). See the port's docstring in
+rollouts/platform/cluster.py for the rules checked here.
 
 A choice documented here: a failing JSON-patch `test` op is `Invalid` (the API server's
 422), not `Conflict`; optimistic concurrency is a merge patch carrying
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from rollouts.cluster import (
+from rollouts.platform.cluster import (
     AlreadyExists, Cluster, Conflict, Gone, Invalid, NotFound, UnknownKind, WatchEvent,
 )
-from rollouts.kinds import KINDS
-from rollouts.workloads import ReplicaSets
+from rollouts.platform.kinds import KINDS
+from rollouts.memory.workloads import ReplicaSets
 
 if TYPE_CHECKING:
     from tests.cluster.conftest import Backend

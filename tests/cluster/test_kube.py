@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from rollouts.apiserver import serve
-from rollouts.cluster import (
+from rollouts.memory.server import serve
+from rollouts.platform.cluster import (
     AlreadyExists, ClusterError, Conflict, Forbidden, Gone, Invalid, NotFound, Unavailable,
 )
-from rollouts.kube import KubeCluster, _error, load_api_client
-from rollouts.memory import InMemoryCluster
+from rollouts.kube.cluster import KubeCluster, _error, load_api_client
+from rollouts.memory.cluster import InMemoryCluster
 
 
 def status(code: int, reason: str, message: str = "the message") -> bytes:
@@ -145,10 +145,10 @@ def test_only_rollouts_kube_imports_the_kubernetes_client() -> None:
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
             if any(n == "kubernetes" or n.startswith("kubernetes.") for n in names):
                 importers.append(str(source.relative_to(root)))
-    assert sorted(set(importers)) == ["rollouts/kube.py"]
+    assert sorted(set(importers)) == ["rollouts/kube/cluster.py"]
 
 
 def test_the_in_memory_cluster_is_importable_from_the_port_module() -> None:
-    from rollouts.cluster import InMemoryCluster as FromPort
+    from rollouts.platform.cluster import InMemoryCluster as FromPort
 
     assert FromPort is InMemoryCluster

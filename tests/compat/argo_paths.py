@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from analysis.model import AnalysisRun, AnalysisTemplate
-from rollouts import crdgen
-from rollouts.model import Rollout
+from rollouts.spec import crdgen
+from rollouts.spec.model import Rollout
 
 PATHS_FILE = Path(__file__).with_name("argo_field_paths.txt")
 ROOTS: Mapping[str, type[BaseModel]] = {

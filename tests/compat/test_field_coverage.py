@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from rollouts.problems import ARGO_ONLY_FIELDS
+from rollouts.spec.problems import ARGO_ONLY_FIELDS
 from tests.compat.argo_paths import (
     ArgoPath, Verdict, accepts, crd_verdict, load_paths, model_verdict, our_schema, segments,
 )  # fmt: skip

@@ -28,9 +28,10 @@ import yaml
 from jsonschema import Draft7Validator
 
 from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
-from rollouts import crdschema, manifests
+from rollouts.spec import crdschema
+from rollouts.spec import manifests
 from rollouts.cli import lint
-from rollouts.model import Rollout
+from rollouts.spec.model import Rollout
 from tests.compat.argo_paths import argo_schema
 
 HERE = Path(__file__).parent
@@ -40,7 +41,7 @@ MODELS: dict[str, type[ArgoModel]] = {"Rollout": Rollout, "AnalysisTemplate": An
                                       "ClusterAnalysisTemplate": AnalysisTemplate, "AnalysisRun": AnalysisRun}  # fmt: skip
 CRD_FILES = {"Rollout": "rollouts.yaml", "AnalysisTemplate": "analysistemplates.yaml",
              "ClusterAnalysisTemplate": "clusteranalysistemplates.yaml", "AnalysisRun": "analysisruns.yaml"}  # fmt: skip
-NOT_SUPPORTED = "not supported by this controller"  # rollouts/problems.py, validation.py
+NOT_SUPPORTED = "not supported by this controller"  # rollouts/spec/problems.py, validation.py
 NOT_RUN = "is not run by this controller"  # refused: steps.not_run_problem, problems.router_not_run
 
 

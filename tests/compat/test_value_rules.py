@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from analysis.model import parse_duration
-from rollouts import manifests
+from rollouts.spec import manifests
 from rollouts.cli import lint
 
 ROLLOUT: dict[str, Any] = {

@@ -21,10 +21,10 @@ import yaml
 from analysis.model import Metric
 from analysis.providers import Provider, Providers, ProviderError, Result
 from rollouts.cli.actions import promote_patches
-from rollouts.clock import SteppedClock
-from rollouts.cluster import Cluster, Conflict
-from rollouts.controller import Manager
-from rollouts.memory import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Cluster, Conflict
+from rollouts.controller.manager import Manager
+from rollouts.memory.cluster import InMemoryCluster
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 START = datetime(2024, 1, 1, tzinfo=UTC)

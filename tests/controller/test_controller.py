@@ -20,13 +20,13 @@ from pydantic import ValidationError
 from analysis.providers import Providers
 import tenacity
 
-from rollouts.clock import SteppedClock
-from rollouts.cluster import Unavailable
-from rollouts.controller import INSTANCE_LABEL, Manager, Stalled
-from rollouts.memory import InMemoryCluster
-from rollouts.model import Rollout
-from rollouts.reconciler import unreadable_problems
-from rollouts.workqueue import Key
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Unavailable
+from rollouts.controller.manager import INSTANCE_LABEL, Manager, Stalled
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.spec.model import Rollout
+from rollouts.controller.reconciler import unreadable_problems
+from rollouts.controller.workqueue import Key
 from tests.controller.dsl import START, CountingCluster, Follower, Scenario, ScriptedProvider, load_example
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"

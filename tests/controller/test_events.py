@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from rollouts.clock import SteppedClock
-from rollouts.cluster import Unavailable
-from rollouts.memory import InMemoryCluster
-from rollouts.events import EventRecorder
-from rollouts.metrics import ControllerMetrics
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Unavailable
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.controller.events import EventRecorder
+from rollouts.controller.metrics import ControllerMetrics
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ import pytest
 
 from rollouts.cli import connect
 from rollouts.cli import main as cli_main
-from rollouts.clock import SteppedClock
-from rollouts.memory import InMemoryCluster
-from rollouts.workloads import ReplicaSets, is_ready
+from rollouts.platform.clock import SteppedClock
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.workloads import ReplicaSets, is_ready
 from tests.controller.dsl import START, Scenario
 
 HEALTHY, FAILING = [0.99], [0.42]

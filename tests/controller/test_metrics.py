@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-from rollouts.metrics import ControllerMetrics, serve
+from rollouts.controller.metrics import ControllerMetrics, serve
 
 
 def test_info_keeps_one_series_per_rollout_across_phase_changes() -> None:

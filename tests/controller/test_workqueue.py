@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from rollouts.clock import SteppedClock
-from rollouts.workqueue import Key, WorkQueue
+from rollouts.platform.clock import SteppedClock
+from rollouts.controller.workqueue import Key, WorkQueue
 
 A = Key("Rollout", "default", "a")
 B = Key("Rollout", "default", "b")

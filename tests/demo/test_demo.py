@@ -22,7 +22,7 @@ import yaml
 from rollouts.cli import main
 from rollouts.demo import scenario
 from rollouts.demo.summary import Outcome, ReleaseRecord, measurement_value, summarize, table, to_json
-from rollouts.render import to_text
+from rollouts.view.render import to_text
 from tests.conftest import require_prometheus
 
 ROLLOUTS = [sys.executable, "-m", "rollouts"]

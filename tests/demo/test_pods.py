@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from rollouts.demo.pods import PodRunner
-from rollouts.memory import InMemoryCluster
+from rollouts.memory.cluster import InMemoryCluster
 
 NS = "default"
 SERVICE = "web.default.svc.cluster.local"

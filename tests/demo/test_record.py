@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rollouts.demo import record
-from rollouts.memory import InMemoryCluster
+from rollouts.memory.cluster import InMemoryCluster
 
 
 def virtual_service(canary: int) -> dict[str, Any]:

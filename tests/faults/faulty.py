@@ -1,6 +1,6 @@
 """A fault-injecting Cluster: the port, delegating to another Cluster, failing on request.
 
-`FaultyCluster(inner)` implements every method of rollouts.cluster.Cluster explicitly.
+`FaultyCluster(inner)` implements every method of rollouts.platform.cluster.Cluster explicitly.
 `fail(verb, kind, name, errors)` queues exceptions raised (one per call, before the call
 reaches `inner`) by the next calls that match; `always_fail(verb, kind, prefix, error)`
 raises on every matching call; `faults` lists every one raised. Watch
@@ -18,7 +18,7 @@ import threading
 from collections import Counter, deque
 from typing import Any
 
-from rollouts.cluster import Cluster, Gone, Obj, Patch, WatchEvent, WatchStream
+from rollouts.platform.cluster import Cluster, Gone, Obj, Patch, WatchEvent, WatchStream
 
 Key = tuple[str, str, str | None]  # (verb, kind, name or None for any name)
 

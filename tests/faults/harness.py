@@ -18,8 +18,8 @@ import tenacity
 
 from analysis.providers import Providers
 from analysis.providers.registry import default_providers
-from rollouts.controller import Manager
-from rollouts.kinds import KINDS
+from rollouts.controller.manager import Manager
+from rollouts.platform.kinds import KINDS
 from tests.controller.dsl import Follower, Scenario
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"

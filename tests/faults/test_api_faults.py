@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 
 from analysis.providers import Providers
-from rollouts.apiserver import serve
-from rollouts.clock import SteppedClock
-from rollouts.cluster import Conflict, Unavailable
-from rollouts.controller import Manager
-from rollouts.kube import KubeCluster
-from rollouts.memory import InMemoryCluster
+from rollouts.memory.server import serve
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Conflict, Unavailable
+from rollouts.controller.manager import Manager
+from rollouts.kube.cluster import KubeCluster
+from rollouts.memory.cluster import InMemoryCluster
 from tests.controller.dsl import START, ScriptedProvider, load_example, route_weights
 from tests.faults.faulty import FaultyCluster
 from tests.faults.harness import NEW_IMAGE, FaultScenario, wait_for
@@ -167,7 +167,7 @@ def test_a_persistent_5xx_is_retried_with_bounded_backoff_never_in_a_hot_loop() 
 
 def test_cut_and_expired_watches_over_http_are_resumed_or_relisted_and_the_rollout_completes(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="rollouts.threads")
+    caplog.set_level(logging.WARNING, logger="rollouts.controller.threads")
     # Given the embedded API server on a cluster that keeps ONE change per kind, so any watch
     # that falls one change behind is 410 Gone; and the next two resumed watches of Rollouts and
     # VirtualServices are answered 410 too

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from rollouts import wire
-from rollouts.reconciler import references
+from rollouts.platform import wire
+from rollouts.controller.reconciler import references
 from tests.controller.dsl import Scenario
 from tests.faults.harness import wait_for
 
@@ -140,8 +140,8 @@ def test_values_are_as_strict_as_argos_crd_types(shape: str, path: str) -> None:
 
 
 def test_replicas_are_bounded_by_int32_and_a_typo_sized_count_is_warned() -> None:
-    from rollouts.model import Rollout
-    from rollouts.validation import validate_rollout
+    from rollouts.spec.model import Rollout
+    from rollouts.spec.validation import validate_rollout
 
     def problems(replicas: int) -> list[tuple[str, str, bool]]:
         doc = odd("big", _set(["spec", "replicas"], replicas))

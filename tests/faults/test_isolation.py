@@ -40,7 +40,7 @@ def rollout_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def test_broken_rollouts_are_recorded_and_retried_with_backoff_while_the_others_complete(
         caplog: pytest.LogCaptureFixture) -> None:
     # each failed pass logs its traceback; formatting ~100 of them for the report takes seconds
-    caplog.set_level(logging.CRITICAL, logger="rollouts.controller")
+    caplog.set_level(logging.CRITICAL, logger="rollouts.controller.manager")
     scenario = FaultScenario()
     faulty = FaultyCluster(scenario.cluster)
     faulty.always_fail("create", "ReplicaSet", f"{BROKEN}-", RuntimeError("boom: a bug in a hook"))

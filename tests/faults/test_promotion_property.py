@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rollouts.controller import Stalled
+from rollouts.controller.manager import Stalled
 from tests.controller.dsl import Scenario
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"

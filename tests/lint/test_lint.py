@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rollouts import manifests
+from rollouts.spec import manifests
 from rollouts.cli import CommandError, lint, main
 
 HERE = Path(__file__).parent

@@ -1,4 +1,4 @@
-"""rollouts.validation as the controller uses it: References semantics, Problem values, and
+"""rollouts.spec.validation as the controller uses it: References semantics, Problem values, and
 no exception for any input the models accept."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from analysis.model import AnalysisTemplate
-from rollouts import manifests, validation
+from rollouts.spec import manifests
+from rollouts.spec import validation
 from rollouts.cli import lint
-from rollouts.model import Rollout
+from rollouts.spec.model import Rollout
 
 ROOT = Path(__file__).resolve().parents[2]
 ISTIO = ROOT / "examples" / "istio-canary"

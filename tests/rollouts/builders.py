@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollouts.actions import (
+from rollouts.platform.actions import (
     Action, AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, DeleteAnalysisRun, DeletePod, DeleteReplicaSet,
     Event, PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
 )  # fmt: skip
-from rollouts.model import Rollout
-from rollouts.plan import Observed, Plan, plan
-from rollouts.problems import Problem
-from rollouts.replicas import HASH_LABEL, REVISION, pod_template_hash
+from rollouts.spec.model import Rollout
+from rollouts.plan.planner import Observed, Plan, plan
+from rollouts.spec.problems import Problem
+from rollouts.plan.replicas import HASH_LABEL, REVISION, pod_template_hash
 from rollouts.traffic.istio import MANAGED_BY
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from rollouts.actions import DeleteAnalysisRun, DeleteReplicaSet
-from rollouts.replicas import SCALE_DOWN_DEADLINE
+from rollouts.platform.actions import DeleteAnalysisRun, DeleteReplicaSet
+from rollouts.plan.replicas import SCALE_DOWN_DEADLINE
 from tests.rollouts.builders import (
     T0, World, analysis_run, analysis_template, changes, hash_of, replicaset, rollout, seconds, stamp,
 )  # fmt: skip

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from rollouts.actions import PatchDestinationRule, PatchVirtualService
-from rollouts.model import IstioVirtualService, Rollout
+from rollouts.platform.actions import PatchDestinationRule, PatchVirtualService
+from rollouts.spec.model import IstioVirtualService, Rollout
 from rollouts.traffic import istio
 from rollouts.traffic.istio import IstioRouter, Targets
 from rollouts.traffic.router import desired_weight
-from rollouts.model import CanaryStep
+from rollouts.spec.model import CanaryStep
 from tests.rollouts.builders import destination_rule, rollout, route, virtual_service, weights
 
 HOSTS = Targets(canary_host="web-canary", stable_host="web-stable")

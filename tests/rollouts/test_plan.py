@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from rollouts.actions import (
+from rollouts.platform.actions import (
     CreateAnalysisRun, CreateReplicaSet, Event, PatchVirtualService, ScaleReplicaSet, SetServiceSelector,
     TerminateAnalysisRun,
 )  # fmt: skip
-from rollouts.plan import invalid, plan
-from rollouts.problems import Problem
+from rollouts.plan.planner import invalid, plan
+from rollouts.spec.problems import Problem
 from tests.rollouts.builders import (
     T0, UID, World, analysis_template, changes, events, hash_of, reasons, rollout, seconds, stamp, weights,
 )  # fmt: skip

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from analysis.build import SpecError
-from rollouts import runs
-from rollouts.model import Rollout, RolloutAnalysis
+from rollouts.plan import runs
+from rollouts.spec.model import Rollout, RolloutAnalysis
 from tests.rollouts.builders import analysis_run, analysis_template, rollout
 
 

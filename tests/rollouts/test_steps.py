@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from rollouts import steps
-from rollouts.model import CanaryStep, PauseCondition
+from rollouts.plan import steps
+from rollouts.spec.model import CanaryStep, PauseCondition
 from tests.rollouts.builders import T0
 
 STEPS = [CanaryStep.load(s) for s in (

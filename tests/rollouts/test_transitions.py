@@ -4,7 +4,7 @@ A plan that completes a step (or promotes) goes on, in the same call, to what en
 the next step needs and needs no waiting: its pause recorded, its AnalysisRun created,
 its weight set when its pods are already available. It never completes that next step
 (every step index is written to status once), never scales for it (the pods start in
-the next pass), and never makes a second traffic change. `rollouts.written` applies a
+the next pass), and never makes a second traffic change. `rollouts.plan.written` applies a
 round's writes to the observed objects; it is tested here too.
 """
 
@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from rollouts import written
-from rollouts.actions import (
+from rollouts.plan import written
+from rollouts.platform.actions import (
     AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, DeleteAnalysisRun, DeletePod, DeleteReplicaSet, Event,
     PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
 )  # fmt: skip
-from rollouts.model import RolloutStatus
-from rollouts.replicas import HASH_LABEL
+from rollouts.spec.model import RolloutStatus
+from rollouts.plan.replicas import HASH_LABEL
 from tests.rollouts.builders import (
     T0, World, analysis_run, analysis_template, changes, destination_rule, events, hash_of, pod, replicaset, rollout,
     seconds, service, virtual_service, weights,
@@ -136,7 +136,7 @@ def test_an_entering_round_with_an_invalid_analysis_makes_the_whole_plan_invalid
     assert world.status["phase"] == "Degraded" and "success-rate" in world.status["message"]
 
 
-# ---------------------------------------------------------------- rollouts.written
+# ---------------------------------------------------------------- rollouts.plan.written
 
 
 def observed_world() -> World:

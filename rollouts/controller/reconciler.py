@@ -1,0 +1,356 @@
+"""The Rollout reconcile: observe, validate, call the pure plan, apply its actions, persist status.
+
+Rules (the imperative shell around rollouts.plan.planner; DESIGN.md §2):
+- Observe from the reads given (the Manager's watch cache, or the Cluster itself):
+  the Rollout, its ReplicaSets and AnalysisRuns (by the Rollout's selector labels;
+  the plan keeps those it owns), the AnalysisTemplates it references (nested ones
+  too), its VirtualServices, DestinationRule and canary/stable Services. Its pods
+  only while a restart is pending (`restarts.wants_pods`), listed by its selector
+  from the API itself, as Argo does: pods are not watched into the cache. Which of
+  the Rollouts named in its Services' and DestinationRule's managed-by annotations
+  still exist (rollouts.plan.claims decides what that means).
+- Decide nothing: `validation.validate_rollout` and `plan.plan(observed, now)` do.
+  Actions are applied in the plan's order; the first failure stops the pass before
+  the status is written, and the queue's backoff retries it (every action is
+  idempotent: a create that finds the object is success).
+- A 409 Conflict (a VirtualService or DestinationRule edited meanwhile, or the
+  Rollout's status changed by the CLI) re-reads the object from the API and plans
+  again, a bounded number of times. `Unavailable` is retried with tenacity's bounded
+  backoff before it fails the pass.
+- Status is written only when the planned status differs from the observed one, as a
+  merge patch of the difference carrying the resourceVersion it was planned from.
+  A reconcile with nothing to do makes no API write at all.
+- Events the plan asks for are recorded after the pass succeeded (a failed pass is
+  planned again, and its events would be duplicates).
+- Every object this shell writes goes back into the cache at once, so the next pass
+  never plans from a version older than its own write. The watch event of its own
+  status write does reconcile again; the plan already entered the step it reached, so
+  that pass usually writes nothing (or what needed waiting: a setWeight step entered
+  is completed there, the pods a step needs are started there).
+- A Rollout document the models cannot read gets what a spec problem gets
+  (`plan.invalid`): the InvalidSpec condition naming each field and its fix (the CRD
+  schema's wording, as `rollouts lint` gives it), phase Degraded, one Warning event,
+  no other write, and another look in 20 s; it never raises into the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import tenacity
+from pydantic import ValidationError
+
+from analysis.model import AnalysisTemplate
+from rollouts.platform import actions as act
+from rollouts.plan import planner as core
+from rollouts.plan import claims
+from rollouts.plan import restarts
+from rollouts.platform import wire
+from rollouts.platform.clock import Clock
+from rollouts.platform.cluster import AlreadyExists, Cluster, Conflict, NotFound, Unavailable
+from rollouts.controller.events import EventRecorder
+from rollouts.controller.informer import Cache
+from rollouts.spec.model import Rollout
+from rollouts.platform.patches import merge_diff
+from rollouts.spec.problems import Problem, from_validation_error
+from rollouts.plan.replicas import HASH_LABEL
+from rollouts.plan.runs import INSTANCE_LABEL
+from rollouts.traffic.istio import MANAGED_BY, vs_reference
+from rollouts.spec.validation import References, validate_rollout
+
+__all__ = ["RolloutReconciler", "INSTANCE_LABEL", "references"]
+
+log = logging.getLogger(__name__)
+
+CONFLICT_RETRIES = 3
+Obj = dict[str, Any]
+
+
+class Reads(Protocol):
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj: ...
+
+    def list(
+        self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None
+    ) -> list[Obj]: ...
+
+
+class Admits(Protocol):
+    def admits(self, obj: Obj) -> bool: ...
+
+
+def references(doc: Obj) -> list[tuple[str, str, str]]:
+    """(kind, namespace, name) of the VirtualServices and DestinationRule a raw Rollout names
+    (any shape: a section of the wrong type names nothing, rollouts.platform.wire)."""
+    namespace, _ = wire.name_of(doc)
+    istio = wire.section(doc, "spec", "strategy", "canary", "trafficRouting", "istio")
+    found = []
+    for ref in [istio.get("virtualService"), *wire.items(istio, "virtualServices")]:
+        if (name := wire.text(ref, "name")) is not None:
+            vs_name, ns = vs_reference(name, namespace)
+            found.append(("VirtualService", ns, vs_name))
+    if (rule := wire.text(istio, "destinationRule", "name")) is not None:
+        found.append(("DestinationRule", namespace, rule))
+    return found
+
+
+def unreadable_problems(doc: Obj, err: ValidationError) -> list[Problem]:
+    """Why the models cannot load a Rollout: the CRD schema's problems (wire path, what is
+    wrong, the fix: what `rollouts lint` says), else pydantic's own, at their wire paths."""
+    from rollouts.spec import crdschema  # lazily: only a broken document pays for the schema validator
+
+    found = [problem for problem in crdschema.problems(doc) if problem.is_error]
+    if found:
+        return found
+    return from_validation_error(err)
+
+
+class RolloutReconciler:
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        clock: Clock,
+        recorder: EventRecorder,
+        scope: Admits,
+        reads: Reads | None = None,
+        cache: Cache | None = None,
+        retry_wait: tenacity.wait.wait_base = tenacity.wait_exponential(multiplier=0.05, max=1.0),
+        retry_attempts: int = 4,
+    ) -> None:
+        self.cluster, self.clock, self.recorder, self.scope = cluster, clock, recorder, scope
+        self.cache = cache
+        self.reads: Reads = reads if reads is not None else cache if cache is not None else cluster
+        self._retry = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Unavailable), wait=retry_wait,
+            stop=tenacity.stop_after_attempt(retry_attempts), reraise=True,
+        )
+        self._templates: dict[tuple[str, str, str], AnalysisTemplate] = {}  # (uid, rv, kind) -> model
+        self._validated: dict[tuple[Any, ...], list[Any]] = {}
+
+    # ------------------------------------------------------------ the pass
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                doc = self.reads.get("Rollout", name, namespace)
+            except NotFound:
+                return None
+            if not self.scope.admits(doc):
+                return None
+            try:
+                return self._pass(doc)
+            except Conflict as err:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                log.info("Rollout %s/%s: %s; reading again and planning again", namespace, name, err)
+                self._refresh(doc, err)
+        return None  # pragma: no cover - the loop returns or raises
+
+    def _pass(self, doc: Obj) -> float | None:
+        try:
+            rollout = Rollout.load(doc)
+        except ValidationError as err:
+            generation = (doc.get("metadata") or {}).get("generation")
+            result = core.invalid(doc.get("status"), unreadable_problems(doc, err), now=self.clock.now(),
+                                  generation=generation if isinstance(generation, int) else None)
+        else:
+            result = core.plan(self.observe(doc, rollout), self.clock.now())
+        events = [a for a in result.actions if isinstance(a, act.Event)]
+        for action in result.actions:
+            if not isinstance(action, act.Event):
+                self._apply(doc, action)
+        self._write_status(doc, result.status)
+        for event in events:
+            self.recorder.record(doc, type=event.type, reason=event.reason, message=event.message)
+        return result.requeue_after
+
+    # ------------------------------------------------------------ observing
+
+    def observe(self, doc: Obj, rollout: Rollout) -> core.Observed:
+        meta = doc.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        selector = dict(((doc.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+        replica_sets = self.reads.list("ReplicaSet", namespace, label_selector=selector or None)
+        runs = self.reads.list("AnalysisRun", namespace, label_selector=selector or None)
+        found: dict[str, list[Obj]] = {"VirtualService": [], "DestinationRule": []}
+        for kind, ns, name in references(doc):
+            if (obj := self._get(kind, name, ns)) is not None:
+                found[kind].append(obj)
+        canary = rollout.canary
+        names = {canary.canary_service, canary.stable_service} - {None} if canary is not None else set()
+        services = [svc for name in sorted(str(n) for n in names)
+                    if (svc := self._get("Service", name, namespace)) is not None]
+        templates = self._templates_of(rollout, namespace)
+        known = templates if self._all_found(rollout, templates) else templates + self._others(namespace, templates)
+        refs = References(
+            templates={t.metadata.name or "": t for t in known if t.kind == "AnalysisTemplate"},
+            cluster_templates={t.metadata.name or "": t for t in known if t.kind == "ClusterAnalysisTemplate"},
+        )
+        pods = self._pods(namespace, selector) if restarts.wants_pods(rollout) else []
+        rule = (found["DestinationRule"] or [None])[0]
+        others = claims.claimants(services, rule) - {str(meta.get("name"))}
+        live = frozenset(name for name in others if self._get("Rollout", name, namespace) is not None)
+        return core.Observed(
+            rollout=rollout, replica_sets=replica_sets, analysis_runs=runs,
+            templates=[t.dump() for t in templates], virtual_services=found["VirtualService"],
+            destination_rule=rule, services=services,
+            problems=self._problems(doc, rollout, refs, templates), pods=pods, live_claimants=live,
+        )
+
+    def _pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
+        return self._retry(lambda: self.cluster.list("Pod", namespace, label_selector=selector or None))
+
+    def _problems(self, doc: Obj, rollout: Rollout, refs: References, templates: list[AnalysisTemplate]) -> list[Any]:
+        """validate_rollout, remembered per (Rollout generation, template versions): specs rarely change."""
+        meta = doc.get("metadata") or {}
+        if meta.get("generation") is None:
+            return validate_rollout(rollout, refs)
+        key = (meta.get("uid"), meta.get("generation"), meta.get("name"),
+               tuple(sorted((t.kind, t.metadata.name or "", t.metadata.resource_version or "") for t in templates)))
+        found = self._validated.get(key)
+        if found is None:
+            found = validate_rollout(rollout, refs)
+            if len(self._validated) > 10_000:
+                self._validated.clear()
+            self._validated[key] = found
+        return found
+
+    def _templates_of(self, rollout: Rollout, namespace: str) -> list[AnalysisTemplate]:
+        """The templates the Rollout references, nested ones included, each once."""
+        canary = rollout.canary
+        if canary is None:
+            return []
+        blocks = [canary.analysis] + [step.analysis for step in canary.steps or []]
+        pending = [ref for block in blocks if block is not None for ref in block.templates or []]
+        seen: dict[tuple[str, str], AnalysisTemplate] = {}
+        while pending:
+            ref = pending.pop()
+            kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
+            if (kind, ref.template_name) in seen:
+                continue
+            raw = self._get(kind, ref.template_name, namespace)
+            template = self._template_model(raw) if raw is not None else None
+            if template is not None:
+                seen[(kind, ref.template_name)] = template
+                pending.extend(template.spec.templates or [])
+        return list(seen.values())
+
+    @staticmethod
+    def _all_found(rollout: Rollout, templates: list[AnalysisTemplate]) -> bool:
+        canary = rollout.canary
+        blocks = [canary.analysis] + [step.analysis for step in canary.steps or []] if canary else []
+        wanted = {("ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate", ref.template_name)
+                  for block in blocks if block is not None for ref in block.templates or []}
+        return wanted <= {(t.kind, t.metadata.name) for t in templates}
+
+    def _others(self, namespace: str, found: list[AnalysisTemplate]) -> list[AnalysisTemplate]:
+        """The templates a missing reference could have meant, so the fix can name them (rare path)."""
+        have = {(t.kind, t.metadata.name) for t in found}
+        raws = self.reads.list("AnalysisTemplate", namespace) + self.reads.list("ClusterAnalysisTemplate")
+        models = (self._template_model(raw) for raw in raws
+                  if (raw.get("kind"), (raw.get("metadata") or {}).get("name")) not in have)
+        return [m for m in models if m is not None]
+
+    def _template_model(self, raw: Obj) -> AnalysisTemplate | None:
+        meta = raw.get("metadata") or {}
+        key = (str(meta.get("uid")), str(meta.get("resourceVersion")), str(raw.get("kind")))
+        if key not in self._templates:
+            try:
+                self._templates[key] = AnalysisTemplate.load(raw)
+            except ValidationError:
+                return None  # validation reports it as not usable
+        return self._templates[key]
+
+    def _get(self, kind: str, name: str, namespace: str) -> Obj | None:
+        try:
+            return self.reads.get(kind, name, namespace)
+        except NotFound:
+            return None
+
+    # ------------------------------------------------------------ applying
+
+    def _apply(self, doc: Obj, action: act.Action) -> None:
+        namespace = (doc.get("metadata") or {}).get("namespace") or "default"
+        name = (doc.get("metadata") or {}).get("name")
+        match action:
+            case act.CreateReplicaSet(doc=rs):
+                self._create(rs)
+            case act.ScaleReplicaSet(name=rs_name, replicas=replicas):
+                self._patch("ReplicaSet", rs_name, namespace, {"spec": {"replicas": replicas}})
+            case act.AnnotateReplicaSet(name=rs_name, annotations=annotations):
+                self._patch("ReplicaSet", rs_name, namespace, {"metadata": {"annotations": dict(annotations)}})
+            case act.SetServiceSelector(service=service, hash=pod_hash):
+                self._patch("Service", service, namespace, {
+                    "metadata": {"annotations": {MANAGED_BY: name}}, "spec": {"selector": {HASH_LABEL: pod_hash}}})
+            case act.PatchVirtualService() | act.PatchDestinationRule():
+                kind = "VirtualService" if isinstance(action, act.PatchVirtualService) else "DestinationRule"
+                self._patch(kind, action.name, action.namespace, action.merge_patch())
+            case act.CreateAnalysisRun(doc=run):
+                self._create(run)  # the plan copied the Rollout's instance-id label onto it
+            case act.TerminateAnalysisRun(name=run_name):
+                self._patch("AnalysisRun", run_name, namespace, {"spec": {"terminate": True}})
+            case act.DeletePod(name=pod):
+                self._delete("Pod", pod, namespace)
+            case act.DeleteReplicaSet(name=rs_name):
+                self._delete("ReplicaSet", rs_name, namespace)
+            case act.DeleteAnalysisRun(name=run_name):
+                self._delete("AnalysisRun", run_name, namespace)
+            case _:
+                raise TypeError(f"the shell does not know the action {action!r}")
+
+    def _create(self, obj: Obj) -> None:
+        try:
+            self._remember(self._call(self.cluster.create, obj))
+        except AlreadyExists:
+            pass  # deterministic names: it is there already, which is what we wanted
+
+    def _patch(self, kind: str, name: str, namespace: str, patch: Obj) -> None:
+        self._remember(self._call(self.cluster.patch, kind, name, namespace, patch))
+
+    def _delete(self, kind: str, name: str, namespace: str) -> None:
+        try:
+            self._retry(self.cluster.delete, kind, name, namespace)
+        except NotFound:
+            pass  # gone already, which is what we wanted
+        if self.cache is not None:
+            self.cache.delete({"kind": kind, "metadata": {"name": name, "namespace": namespace}})
+
+    def _write_status(self, doc: Obj, status: Obj) -> None:
+        old = doc.get("status") or {}
+        diff = merge_diff(old, status)
+        if not diff:
+            return
+        meta = doc.get("metadata") or {}
+        patch = {"status": diff, "metadata": {"resourceVersion": meta.get("resourceVersion")}}
+        self._remember(self._call(self.cluster.patch_status, "Rollout", meta.get("name"), meta.get("namespace"), patch))
+
+    def _call(self, method: Callable[..., Obj], *args: Any) -> Obj:
+        return self._retry(method, *args)
+
+    def _remember(self, obj: Obj | None) -> None:
+        if self.cache is not None and isinstance(obj, dict):
+            self.cache.update(obj)
+
+    def _refresh(self, doc: Obj, err: Conflict) -> None:
+        """After a 409, read the Rollout and everything it routes through again, from the API."""
+        meta = doc.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        wanted: Iterable[tuple[str, str, str]] = [("Rollout", namespace, str(meta.get("name"))), *references(doc)]
+        for kind, ns, name in wanted:
+            try:
+                self._remember(self._call(self.cluster.get, kind, name, ns))
+            except NotFound:
+                if self.cache is not None:
+                    self.cache.delete({"kind": kind, "metadata": {"name": name, "namespace": ns}})
+
+    # ------------------------------------------------------------ failures
+
+    def record_failure(self, namespace: str, name: str, err: BaseException) -> None:
+        """A pass raised: say so on the Rollout (best effort, never raises)."""
+        try:
+            doc = self.reads.get("Rollout", name, namespace)
+        except Exception:  # noqa: BLE001 - the failure itself is already logged
+            return
+        self.recorder.record(doc, type=act.WARNING, reason="ReconcileError", message=f"{type(err).__name__}: {err}")

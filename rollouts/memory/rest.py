@@ -1,0 +1,208 @@
+"""The Kubernetes REST subset of the embedded API server: paths and verbs to Cluster calls.
+
+Rules (faithful where client bugs hide; rollouts.memory.server does the HTTP transport):
+- Paths and verbs are the real API server's for the kinds in rollouts.platform.kinds. Errors are
+  Status bodies with the real codes and reasons (404 NotFound, 409 AlreadyExists or
+  Conflict, 410 Expired, 422 Invalid, 415 UnsupportedMediaType); create answers 201.
+- PATCH is chosen by Content-Type, never by body shape: application/merge-patch+json needs
+  an object (a JSON-patch list sent with it is 422, as the real server answers the
+  mislabelled requests of the kubernetes client), application/json-patch+json needs a
+  list (else 400), strategic merge is 415 for custom resources and treated as a merge
+  patch for built-in kinds (lists replaced, not merged by key). Anything else is 415.
+- `/status` writes change only status (PUT replaces it, PATCH merges or JSON-patches it);
+  writes to the main resource never change status. The Cluster enforces both; a status
+  rewrite is sent as a merge diff with the resourceVersion it was computed from.
+- Label selectors: equality only (`a=b,c==d`); anything else is 400, never ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rollouts.platform.cluster import Cluster, Conflict
+from rollouts.platform.kinds import KINDS, KindInfo, by_resource, groups
+from rollouts.platform.patches import PatchError, json_patch, merge_diff
+
+__all__ = ["HttpError", "Verbs", "discovery", "parse_selector", "route", "status_body"]
+
+MERGE, JSON_PATCH, STRATEGIC = (
+    "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json",
+)
+VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+
+class HttpError(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason = code, reason
+
+
+def status_body(code: int, reason: str, message: str, details: dict[str, str] | None = None) -> dict[str, Any]:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+    if details:
+        body["details"] = details
+    return body
+
+
+def parse_selector(text: str) -> dict[str, str] | None:
+    if not text:
+        return None
+    selector: dict[str, str] = {}
+    for term in text.split(","):
+        key, sep, value = term.replace("==", "=").partition("=")
+        if not sep or "!" in key or not key.strip():
+            raise HttpError(400, "BadRequest", f"unsupported label selector term {term!r}: "
+                            "this server supports only equality selectors such as app=web")
+        selector[key.strip()] = value.strip()
+    return selector
+
+
+def route(parts: list[str]) -> tuple[KindInfo, str | None, str | None, str | None]:
+    if len(parts) >= 3 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        raise HttpError(404, "NotFound", "the server could not find the requested resource")
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    info = by_resource(group, version, rest[0])
+    tail = rest[1:]
+    name, sub = (tail + [None, None])[:2]
+    if (info is None or len(tail) > 2 or (namespace is not None and not info.namespaced)
+            or (namespace is None and info.namespaced and name is not None)
+            or (sub is not None and (sub != "status" or not info.status_subresource))):
+        raise HttpError(404, "NotFound", "the server could not find the requested resource")
+    return info, namespace, name, sub
+
+
+def discovery(parts: list[str], url: str) -> Any:
+    if parts == ["version"]:
+        return {"major": "1", "minor": "31", "gitVersion": "v1.31.0-rollouts", "gitCommit": "", "gitTreeState": "clean",
+                "buildDate": "2024-01-01T00:00:00Z", "goVersion": "", "compiler": "python", "platform": "linux/amd64"}
+    if parts in (["healthz"], ["readyz"], ["livez"]):
+        return "ok"
+    if parts == ["api"]:
+        return {"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": url.split("//")[1]}]}
+    if parts == ["apis"]:
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+             "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}}
+            for group, versions in groups().items() if group]}
+    if parts[:1] == ["api"] and len(parts) == 2 or parts[:1] == ["apis"] and len(parts) == 3:
+        group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
+        resources = []
+        for info in KINDS.values():
+            if (info.group, info.version) == (group, version):
+                resources.append({"name": info.plural, "singularName": info.singular, "namespaced": info.namespaced,
+                                  "kind": info.kind, "verbs": VERBS})
+                if info.status_subresource:
+                    resources.append({"name": f"{info.plural}/status", "singularName": "", "kind": info.kind,
+                                      "namespaced": info.namespaced, "verbs": ["get", "patch", "update"]})
+        if not resources:
+            raise HttpError(404, "NotFound", "the server could not find the requested resource")
+        return {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
+    return None
+
+
+class Verbs:
+    """One resource request: the verb table from (method, name, subresource) to the Cluster."""
+
+    def __init__(self, cluster: Cluster, info: KindInfo, namespace: str | None, name: str | None, sub: str | None):
+        self.cluster, self.info, self.namespace, self.name, self.sub = cluster, info, namespace, name, sub
+
+    def run(self, method: str, body: Any, content_type: str, query: dict[str, str]) -> tuple[int, Any]:
+        cluster, info, name = self.cluster, self.info, self.name
+        if method == "GET" and name is None:
+            if query.get("fieldSelector"):
+                raise HttpError(400, "BadRequest", "fieldSelector is not supported by this server")
+            items = cluster.list(info.kind, self.namespace, label_selector=parse_selector(query.get("labelSelector", "")))
+            rv = getattr(cluster, "resource_version", None) or max(
+                (int(i["metadata"]["resourceVersion"]) for i in items), default=0)
+            return 200, {"kind": f"{info.kind}List", "apiVersion": info.api_version,
+                         "metadata": {"resourceVersion": str(rv)}, "items": items}
+        if method == "GET":
+            return 200, cluster.get(info.kind, name, self.namespace)  # type: ignore[arg-type]
+        if method == "POST" and name is None and (self.namespace is not None or not info.namespaced):
+            return 201, cluster.create(self._body_for(body))
+        if name is None:
+            raise HttpError(405, "MethodNotAllowed", f"{method} is not supported on a collection here")
+        if method == "DELETE":
+            found = cluster.get(info.kind, name, self.namespace)
+            cluster.delete(info.kind, name, self.namespace)
+            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                         "details": {"name": name, "group": info.group, "kind": info.plural,
+                                     "uid": found["metadata"].get("uid")}}
+        if method == "PUT" and self.sub is None:
+            return 200, cluster.replace(self._body_for(body))
+        if method == "PUT":
+            return 200, self._put_status(self._body_for(body))
+        if method == "PATCH":
+            return 200, self._patch(body, content_type.split(";")[0].strip().lower())
+        raise HttpError(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    def _body_for(self, body: Any) -> dict[str, Any]:
+        info = self.info
+        if not isinstance(body, dict):
+            raise HttpError(400, "BadRequest", f"the request body must be a {info.kind} object")
+        if body.setdefault("kind", info.kind) != info.kind:
+            raise HttpError(400, "BadRequest", f"the body's kind {body['kind']!r} does not match the URL ({info.kind})")
+        meta = body.setdefault("metadata", {})
+        if self.namespace is not None:
+            if meta.setdefault("namespace", self.namespace) != self.namespace:
+                raise HttpError(400, "BadRequest", "the namespace of the provided object does not match "
+                                "the namespace sent on the request")
+        if self.name is not None and meta.setdefault("name", self.name) != self.name:
+            raise HttpError(400, "BadRequest", "the name of the object does not match the name on the URL")
+        return body
+
+    def _patch(self, body: Any, content_type: str) -> dict[str, Any]:
+        info, name = self.info, self.name
+        assert name is not None
+        if content_type == STRATEGIC and not info.custom:
+            content_type = MERGE  # an approximation: lists are replaced, not merged by key
+        if content_type == MERGE:
+            if not isinstance(body, dict):
+                shown, what = json.dumps(body, separators=(",", ":")), "array" if isinstance(body, list) else "value"
+                raise HttpError(422, "Invalid", f' "" is invalid: patch: Invalid value: "{shown}": couldn\'t get '
+                                f"version/kind; json parse error: json: cannot unmarshal {what} into Go value of type "
+                                "struct { APIVersion string; Kind string }")
+            if self.sub == "status":
+                return self.cluster.patch_status(info.kind, name, self.namespace,
+                                                 {k: v for k, v in body.items() if k in ("status", "metadata")})
+            return self.cluster.patch(info.kind, name, self.namespace, body, patch_type="merge")
+        if content_type == JSON_PATCH:
+            if not isinstance(body, list):
+                raise HttpError(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+            if self.sub == "status":
+                return self._retry(lambda cur: {"status": json_patch(cur, body).get("status") or {}})
+            return self.cluster.patch(info.kind, name, self.namespace, body, patch_type="json")
+        raise HttpError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
+                        f"media types include: {JSON_PATCH}, {MERGE}" + ("" if info.custom else f", {STRATEGIC}"))
+
+    def _put_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        want = body["metadata"].get("resourceVersion")
+        return self._retry(lambda cur: {"status": body.get("status") or {}}, want)
+
+    def _retry(self, target: Any, resource_version: str | None = None) -> dict[str, Any]:
+        """Rewrite status to target(current): a diff sent with the current rv, retried on a race."""
+        for _ in range(5):
+            current = self.cluster.get(self.info.kind, self.name, self.namespace)  # type: ignore[arg-type]
+            try:
+                wanted = target(current)
+            except PatchError as err:
+                raise HttpError(422, "Invalid", f'{self.info.resource} "{self.name}" is invalid: {err}') from None
+            diff = merge_diff({"status": current.get("status") or {}}, wanted)
+            rv = resource_version or current["metadata"]["resourceVersion"]
+            try:
+                return self.cluster.patch_status(self.info.kind, self.name, self.namespace,  # type: ignore[arg-type]
+                                                 {"metadata": {"resourceVersion": rv}, **diff})
+            except Conflict:
+                if resource_version is not None:
+                    raise
+        raise Conflict(f'Operation cannot be fulfilled on {self.info.resource} "{self.name}": too many conflicts')

@@ -1,0 +1,305 @@
+"""The Rollout's AnalysisRuns: naming, creating, following and terminating them.
+
+Rules (argo-rollouts.md §3.8):
+- Runs are named `<rollout>-<podhash>-<revision>` (background) and
+  `<rollout>-<podhash>-<revision>-<stepIndex>` (step), with `.1`, `.2`... when a new run
+  is needed under the same name (after an inconclusive pause is resumed, after a retry).
+  A run recorded in status is the run; else the newest same-name run that is not
+  terminated and not Failed/Error/Inconclusive is adopted (its create went through but
+  the status write was lost); else the next free name is created. Labels:
+  `rollouts-pod-template-hash`, `rollout-type` (Step|Background), `step-index`, the
+  Rollout's selector labels, and the Rollout's own
+  `argo-rollouts.argoproj.io/controller-instance-id` when it has one (as Argo copies
+  it), so the run is measured by the controller that owns the Rollout; annotation
+  `rollout.argoproj.io/revision`.
+- The step run is created on entering an analysis step (not while aborted or
+  `spec.paused`); the background run once `currentStepIndex >= startingStep` while an
+  update is in progress. Successful step run -> the step is done; Failed/Error (either
+  run) -> abort, the message names the run's verdict (metric, values, condition);
+  Inconclusive -> pause `InconclusiveAnalysisRun`; resuming it measures again. A
+  Successful step run that is not evidence (`analysis.evidence`: a judged metric with
+  no successful measurement) aborts: it will not measure again.
+- Promotion gate (`gate_promotion`): past the last step, the background run must be
+  evidence too; while it is still measuring the promotion waits (phase Progressing,
+  the message says for what); a background run that ended without evidence aborts.
+  `promote --full` (a human's decision) skips the gate, as it skips analysis.
+- A run no longer wanted is terminated (`spec.terminate: true`) while it is still going:
+  on promotion, promote-full, a skipped step, a new revision. On abort every run of the
+  aborted revision is terminated, finished ones too, so `retry` measures afresh.
+- History (argo-rollouts.md §3.6): completed runs beyond the Rollout's
+  `spec.analysis.successfulRunHistoryLimit` (Successful ones, default 5) and
+  `unsuccessfulRunHistoryLimit` (Failed, Error, Inconclusive, default 5) are deleted,
+  oldest first (creationTimestamp, then revision, then name); a run the status
+  follows (the current step or background run, kept for `get rollout` after an
+  abort) and a run still going are never deleted, nor counted.
+- The run document is built by `analysis.build.build_run` from the templates the caller
+  observed (Rollout args resolved first); a template or arg problem is `RunSpecError`
+  (InvalidSpec). Pure: nothing here reads a clock or the cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from analysis import args as arguments
+from analysis import evidence
+from analysis.args import ArgError
+from analysis.build import SpecError, build_run
+from analysis.model import AnalysisPhase, AnalysisTemplate, TemplateRef
+from rollouts.platform.actions import NORMAL, WARNING, CreateAnalysisRun, DeleteAnalysisRun, TerminateAnalysisRun
+from rollouts.spec.model import PauseCondition, Rollout, RolloutAnalysis, RunStatusRef
+from rollouts.spec.problems import Problem
+from rollouts.plan.replicas import HASH_LABEL, REVISION, owner_reference
+from rollouts.plan.steps import INCONCLUSIVE_PAUSE
+
+if TYPE_CHECKING:
+    from rollouts.plan.planner import Pass
+
+STEP_RUN, BACKGROUND_RUN = "Step", "Background"
+INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
+BAD_PHASES = frozenset({AnalysisPhase.FAILED, AnalysisPhase.ERROR, AnalysisPhase.INCONCLUSIVE})
+DEFAULT_RUN_HISTORY = 5
+
+
+class RunSpecError(Exception):
+    """An AnalysisRun cannot be built from the Rollout's analysis spec."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def run_base_name(rollout_name: str, pod_hash: str, revision: int, step_index: int | None) -> str:
+    base = f"{rollout_name}-{pod_hash}-{revision}"
+    return base if step_index is None else f"{base}-{step_index}"
+
+
+def _suffix(name: str, base: str) -> int | None:
+    if name == base:
+        return 0
+    tail = name[len(base) + 1:]
+    return int(tail) if name.startswith(base + ".") and tail.isdigit() else None
+
+
+def run_phase(doc: Mapping[str, Any]) -> AnalysisPhase:
+    phase = (doc.get("status") or {}).get("phase")
+    return AnalysisPhase(phase) if phase in AnalysisPhase._value2member_map_ else AnalysisPhase.PENDING
+
+
+def is_terminated(doc: Mapping[str, Any]) -> bool:
+    return bool((doc.get("spec") or {}).get("terminate"))
+
+
+def pick_run(runs: Sequence[Mapping[str, Any]], *, base: str,
+             recorded: str | None) -> tuple[Mapping[str, Any] | None, str]:
+    """(the run to follow, or None) and the name to create when it is None."""
+    family = {str(r["metadata"]["name"]): r for r in runs if _suffix(str(r["metadata"]["name"]), base) is not None}
+    if recorded is not None and _suffix(recorded, base) is not None:
+        return family.get(recorded), recorded
+    live = [n for n, r in family.items() if not is_terminated(r) and run_phase(r) not in BAD_PHASES]
+    if live:
+        newest = max(live, key=lambda n: _suffix(n, base) or 0)
+        return family[newest], newest
+    if not family:
+        return None, base
+    return None, f"{base}.{max(_suffix(n, base) or 0 for n in family) + 1}"
+
+
+def verdict(doc: Mapping[str, Any]) -> str:
+    """The run's message, or one built from its metric results (metric, phase, last value)."""
+    status = doc.get("status") or {}
+    if status.get("message"):
+        return str(status["message"])
+    phase = run_phase(doc)
+    for result in status.get("metricResults") or []:
+        if result.get("phase") == phase:
+            last = (result.get("measurements") or [{}])[-1]
+            detail = f": {result['message']}" if result.get("message") else ""
+            value = f" (last value {last['value']})" if last.get("value") is not None else ""
+            return f'Metric "{result.get("name")}" assessed {phase}{detail}{value}'
+    return f"AnalysisRun phase {phase}"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    kind: str  # STEP_RUN | BACKGROUND_RUN
+    name: str
+    analysis: RolloutAnalysis
+    step_index: int | None
+    pod_hash: str
+    stable_hash: str | None
+    revision: int
+
+
+def build_run_doc(rollout: Rollout, request: RunRequest, templates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The AnalysisRun document (raises analysis.build.SpecError / analysis.args.ArgError)."""
+    loaded = [AnalysisTemplate.load(doc) for doc in templates]
+
+    def resolve(ref: TemplateRef) -> AnalysisTemplate:
+        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
+        for template in loaded:
+            if template.kind == kind and template.metadata.name == ref.template_name:
+                return template
+        raise SpecError(f"{kind} {ref.template_name!r} not found; create it or fix templateName")
+
+    meta = rollout.metadata
+    analysis = request.analysis
+    selector = (rollout.spec.selector.match_labels if rollout.spec.selector else None) or {}
+    labels = {**selector, HASH_LABEL: request.pod_hash, "rollout-type": request.kind}
+    if request.step_index is not None:
+        labels["step-index"] = str(request.step_index)
+    instance = (meta.labels or {}).get(INSTANCE_LABEL)
+    if instance:
+        labels[INSTANCE_LABEL] = instance
+    extra = analysis.analysis_run_metadata
+    args = arguments.resolve_rollout_args(analysis.args, rollout.dump(), stable_hash=request.stable_hash,
+                                          latest_hash=request.pod_hash)
+    run = build_run(
+        name=request.name, namespace=str(meta.namespace or "default"),
+        templates=[resolve(ref) for ref in analysis.templates or []], args=args,
+        labels={**((extra.labels if extra else None) or {}), **labels},
+        annotations={**((extra.annotations if extra else None) or {}), REVISION: str(request.revision)},
+        owner=owner_reference(rollout),
+        dry_run=analysis.dry_run or (), measurement_retention=analysis.measurement_retention or (),
+        resolve_ref=resolve,
+    )
+    return run.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# ---------------------------------------------------------------- one plan pass
+
+
+def follow(p: Pass) -> None:
+    """Create, read and act on the step and background runs of this pass."""
+    st = p.st
+    cs = st.canary
+    assert cs is not None
+    if p.aborted:
+        return  # the failed run stays in status, for `get rollout`, until a retry
+    if p.promoted or st.promote_full:
+        p.forget_runs()
+        return
+    resumed = bool(st.controller_pause) and not st.pause_conditions
+    background = p.canary.analysis
+    if background and background.templates and p.index >= (background.starting_step or 0):
+        cs.current_background_analysis_run_status = _follow(
+            p, BACKGROUND_RUN, background, None, cs.current_background_analysis_run_status, resumed)
+    else:
+        cs.current_background_analysis_run_status = None
+    step = p.step
+    if step is not None and step.analysis is not None and not p.aborted and not p.ro.spec.paused:
+        cs.current_step_analysis_run_status = _follow(
+            p, STEP_RUN, step.analysis, p.index, cs.current_step_analysis_run_status, resumed)
+    else:
+        cs.current_step_analysis_run_status = None
+
+
+def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | None, recorded: RunStatusRef | None,
+            resumed: bool) -> RunStatusRef:
+    base = run_base_name(str(p.ro.metadata.name), p.pod_hash, p.revision, step_index)
+    known = recorded.name if recorded else None
+    if recorded and resumed and recorded.status == AnalysisPhase.INCONCLUSIVE:
+        known = None  # a human resumed the inconclusive pause: measure again
+    doc, name = pick_run(p.runs, base=base, recorded=known)
+    if doc is None:
+        request = RunRequest(kind, name, analysis, step_index, p.pod_hash, p.st.stable_rs, p.revision)
+        try:
+            run = build_run_doc(p.ro, request, p.observed.templates)
+        except (SpecError, ArgError) as err:
+            where = "spec.strategy.canary." + ("analysis" if step_index is None else f"steps[{step_index}].analysis")
+            raise RunSpecError(Problem(where, str(err), "fix the AnalysisTemplate reference or the args")) from err
+        p.actions.append(CreateAnalysisRun(run))
+        p.event(NORMAL, "AnalysisRunCreated", f"Created {kind} AnalysisRun '{name}'")
+        return RunStatusRef(name=name, status=AnalysisPhase.PENDING.value)
+    phase = run_phase(doc)
+    message = verdict(doc) if phase.completed and phase is not AnalysisPhase.SUCCESSFUL else None
+    if phase.completed and (recorded is None or (recorded.name, recorded.status) != (name, phase.value)):
+        p.event(WARNING if phase in BAD_PHASES else NORMAL, f"AnalysisRun{phase.value}",
+                f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {message}" if message else ""))
+    if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
+        p.abort(f"{'Step-based' if kind == STEP_RUN else 'Background'} analysis phase {phase.value}: {message}")
+    elif phase is AnalysisPhase.INCONCLUSIVE and not resumed and not any(
+            c.reason == INCONCLUSIVE_PAUSE for c in p.st.pause_conditions or []):
+        p.st.pause_conditions = [*(p.st.pause_conditions or []),
+                                 PauseCondition(reason=INCONCLUSIVE_PAUSE, start_time=p.now)]
+        p.st.controller_pause = True
+        p.event(NORMAL, "RolloutPaused", f"Rollout is paused ({INCONCLUSIVE_PAUSE})")
+    elif phase is AnalysisPhase.SUCCESSFUL and kind == STEP_RUN:
+        if (lacking := evidence.missing(doc)) is None:
+            p.step_done = True
+        else:
+            p.abort(f"Step-based analysis ended without evidence: {lacking}")
+    return RunStatusRef(name=name, status=phase.value, message=message)
+
+
+def gate_promotion(p: Pass) -> None:
+    """Past the last step, the background run must be evidence before promotion (analysis.evidence):
+    hold while it is still measuring, abort when it ended without evidence. promote --full skips it."""
+    cs = p.st.canary
+    background = p.canary.analysis
+    if (p.halted or p.entering or p.st.promote_full or p.index < len(p.steps) or cs is None
+            or not (background and background.templates)):
+        return
+    ref = cs.current_background_analysis_run_status
+    doc = next((r for r in p.runs if ref is not None and r["metadata"]["name"] == ref.name), None)
+    if doc is None:
+        p.held = "waiting for the background AnalysisRun to start"
+        return
+    lacking = evidence.missing(doc)
+    if lacking is None:
+        return
+    if run_phase(doc).completed:
+        p.abort(f"Background analysis ended without evidence: {lacking}")
+    else:
+        p.held = f"waiting for background analysis evidence: {lacking}"
+
+
+def terminate_unwanted(p: Pass) -> None:
+    cs = p.st.canary
+    wanted: set[str] = set()
+    if not p.aborted and not p.promoted and cs is not None:
+        wanted = {ref.name for ref in (cs.current_step_analysis_run_status,
+                                       cs.current_background_analysis_run_status) if ref}
+    for doc in p.runs:
+        if is_terminated(doc):
+            continue
+        labels = (doc.get("metadata") or {}).get("labels") or {}
+        aborted_here = p.aborted and labels.get(HASH_LABEL) == p.pod_hash  # so that a retry measures again
+        if aborted_here or (not run_phase(doc).completed and doc["metadata"]["name"] not in wanted):
+            p.actions.append(TerminateAnalysisRun(str(doc["metadata"]["name"])))
+
+
+def collect(p: Pass) -> None:
+    """Delete the completed runs beyond the history limits (see the rules)."""
+    limits = p.ro.spec.analysis
+    keep = {
+        True: _limit(limits.successful_run_history_limit if limits else None),
+        False: _limit(limits.unsuccessful_run_history_limit if limits else None),
+    }
+    cs = p.st.canary
+    followed = {ref.name for ref in (cs.current_step_analysis_run_status, cs.current_background_analysis_run_status)
+                if ref} if cs is not None else set()
+    done = [doc for doc in p.runs if run_phase(doc).completed and doc["metadata"]["name"] not in followed]
+    kept = {True: 0, False: 0}
+    for doc in sorted(done, key=_age, reverse=True):  # newest first: those are kept
+        successful = run_phase(doc) is AnalysisPhase.SUCCESSFUL
+        if kept[successful] < keep[successful]:
+            kept[successful] += 1
+        else:
+            p.actions.append(DeleteAnalysisRun(str(doc["metadata"]["name"])))
+
+
+def _limit(value: int | None) -> int:
+    return DEFAULT_RUN_HISTORY if value is None else max(value, 0)
+
+
+def _age(doc: Mapping[str, Any]) -> tuple[str, int, list[int | str]]:
+    """Older sorts first: creationTimestamp, revision, then the name with numbers as numbers (`.9` < `.10`)."""
+    meta = doc.get("metadata") or {}
+    revision = str((meta.get("annotations") or {}).get(REVISION) or "0")
+    parts = re.split(r"(\d+)", str(meta.get("name")))
+    return (str(meta.get("creationTimestamp") or ""), int(revision) if revision.isdigit() else 0,
+            [int(part) if index % 2 else part for index, part in enumerate(parts)])

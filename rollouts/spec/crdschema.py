@@ -1,0 +1,138 @@
+"""Validating a custom resource against a CRD's openAPIV3Schema, offline.
+
+Rules:
+- The Kubernetes extensions are mapped onto plain OpenAPI 3.0 before validation:
+  `x-kubernetes-int-or-string` becomes `anyOf: [integer, string]`; the root gains
+  apiVersion/kind/metadata; every other `x-kubernetes-*` key is dropped. With
+  `strict=True` an object node without `x-kubernetes-preserve-unknown-fields` gets
+  `additionalProperties: false` (what the API server prunes, or rejects with
+  fieldValidation=Strict); the default is the API server's lenient mode.
+- Null values are pruned first (`manifests.drop_nulls`), as the API server does.
+- `problems(doc)` checks a document against the schema generated from our models
+  (`crdgen`, in memory) and turns each error into a `Problem` with the wire path,
+  a plain message and a fix; `validate(crd, doc)` returns raw `path: message` lines
+  for tests that check files in crds/.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema.exceptions import ValidationError
+from openapi_schema_validator import OAS30Validator
+
+from rollouts.spec import crdgen
+from rollouts.spec.manifests import drop_nulls
+from rollouts.spec.problems import Problem, did_you_mean, join
+
+_TYPE_TEXT = {
+    "integer": ("an integer", "write a whole number such as 20, without quotes"),
+    "number": ("a number", "write a number such as 0.95, without quotes"),
+    "string": ("a string", "write text, quoted if it looks like a number"),
+    "boolean": ("true or false", "write true or false"),
+    "object": ("a mapping", "write key: value fields under it"),
+    "array": ("a list", "write one '- ' item per line"),
+}
+_REQUIRED_HINT = {
+    "strategy": "add strategy.canary with its steps",
+    "metrics": "add at least one metric",
+    "provider": "add provider.prometheus or provider.web",
+    "templateName": "name an AnalysisTemplate",
+}
+_INT_OR_STRING = ("a number or a string", "write a number like 30 or a string like 30s")
+
+
+def k8sify(schema: Mapping[str, Any], *, strict: bool = False, root: bool = False) -> dict[str, Any]:
+    out = copy.deepcopy(dict(schema))
+    if out.pop("x-kubernetes-int-or-string", False):
+        out = {"anyOf": [{"type": "integer"}, {"type": "string"}], **{k: v for k, v in out.items() if k != "type"}}
+    preserve = out.pop("x-kubernetes-preserve-unknown-fields", False)
+    for key in [k for k in out if k.startswith("x-kubernetes-")]:
+        out.pop(key)
+    if root:
+        out.setdefault("properties", {}).update(
+            {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}
+        )
+    if "properties" in out:
+        out["properties"] = {name: k8sify(sub, strict=strict) for name, sub in out["properties"].items()}
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(out.get(key), Mapping):
+            out[key] = k8sify(out[key], strict=strict)
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in out:
+            out[key] = [k8sify(sub, strict=strict) for sub in out[key]]
+    if strict and out.get("type") == "object" and "properties" in out and not preserve:
+        out.setdefault("additionalProperties", False)
+    return out
+
+
+def _validator(crd: Mapping[str, Any], api_version: str, *, strict: bool) -> OAS30Validator:
+    version = api_version.rsplit("/", 1)[-1]
+    served = next((v for v in crd["spec"]["versions"] if v["name"] == version), None)
+    if served is None:
+        raise ValueError(f"{crd['metadata']['name']} does not serve version {version}")
+    return OAS30Validator(k8sify(served["schema"]["openAPIV3Schema"], strict=strict, root=True))
+
+
+def _path(error: ValidationError) -> str:
+    path = ""
+    for part in error.absolute_path:
+        path = join(path, part)
+    return path
+
+
+def validate(crd: Mapping[str, Any], doc: Mapping[str, Any], *, strict: bool = False) -> list[str]:
+    """`path: message` for every schema error of `doc` against `crd` (empty when valid)."""
+    validator = _validator(crd, str(doc.get("apiVersion", "")), strict=strict)
+    return sorted(f"{_path(e) or '<root>'}: {e.message}" for e in validator.iter_errors(drop_nulls(doc)))
+
+
+@functools.cache
+def _our_validator(kind: str) -> OAS30Validator:
+    return _validator(crdgen.crd(crdgen.KIND_BY_NAME[kind]), f"{crdgen.GROUP}/{crdgen.VERSION}", strict=False)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return repr(value)
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def _problems_of(error: ValidationError) -> list[Problem]:
+    path = _path(error)
+    if error.validator == "required":
+        have = error.instance if isinstance(error.instance, Mapping) else {}
+        return [Problem(join(path, name), "is required", _REQUIRED_HINT.get(name, f"add {name}")) for name in error.validator_value
+                if name not in have]  # fmt: skip
+    if error.validator == "type":
+        expected, fix = _TYPE_TEXT.get(str(error.validator_value), (str(error.validator_value), "see crds/"))
+        return [Problem(path, f"must be {expected}, got {_describe(error.instance)}", fix)]
+    if error.validator == "anyOf" and [s.get("type") for s in error.validator_value] == ["integer", "string"]:
+        expected, fix = _INT_OR_STRING
+        return [Problem(path, f"must be {expected}, got {_describe(error.instance)}", fix)]
+    if error.validator == "enum":
+        options = [str(v) for v in error.validator_value]
+        guess = did_you_mean(str(error.instance), options)
+        return [Problem(path, f"{_describe(error.instance)} is not one of {', '.join(options)}",
+                        f"did you mean {guess}?" if guess else f"use one of {', '.join(options)}")]
+    return [Problem(path, error.message, "see the schema in crds/")]
+
+
+def _order(error: ValidationError) -> list[tuple[bool, Any]]:
+    return [(isinstance(part, str), part) for part in error.absolute_path]
+
+
+def problems(doc: Mapping[str, Any]) -> list[Problem]:
+    """Schema problems of one of our kinds (Rollout, AnalysisTemplate, ...), in path order."""
+    validator = _our_validator(str(doc.get("kind")))
+    errors = sorted(validator.iter_errors(drop_nulls(doc)), key=_order)
+    return [problem for error in errors for problem in _problems_of(error)]

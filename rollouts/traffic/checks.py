@@ -1,0 +1,178 @@
+"""Semantic checks of a canary's traffic routing and the Istio objects it names.
+
+Rules (argo-rollouts.md §2.1, Argo's validation_references.go):
+- trafficRouting must name a router; Istio is run, the routers Argo has besides it
+  are kept and reported as warnings (`rollouts.spec.problems`). maxTrafficWeight is for
+  nginx and plugins only (Istio weights are out of 100); with them it is a warning, as
+  this controller reads weights as percentages. pingPong only goes with the
+  ALB router (Argo: "Ping-pong feature works with the ALB traffic routing only").
+- Istio: exactly one of virtualService / virtualServices. Without a destinationRule
+  (host-level routing) both canaryService and stableService are required.
+- With the VirtualServices given (by name; `name.namespace` refs match on the name):
+  every route named in `routes` must exist among `spec.http[].name`; with no `routes`
+  the VirtualService must have exactly one HTTP route; each selected route must hold a
+  destination for the canary and for the stable side (host short name, or subset
+  when a destinationRule is used).
+- With DestinationRules given: the named one exists and has both subsets. With
+  Services given: canaryService and stableService exist.
+- A `None` collection means "not known": those checks are skipped. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from rollouts.spec.model import CanaryStrategy, IstioVirtualService
+from rollouts.spec.problems import ARGO_ONLY_FIELDS, Problem, did_you_mean, join, warning
+
+ISTIO = "spec.strategy.canary.trafficRouting.istio"
+Objects = Mapping[str, Mapping[str, Any]]
+
+
+def _get(node: Any, key: str, kind: type) -> Any:
+    """node[key] when node is a mapping and the value has `kind`, else an empty `kind`."""
+    value = node.get(key) if isinstance(node, Mapping) else None
+    return value if isinstance(value, kind) else kind()
+
+
+def short_name(ref: str) -> str:
+    """`name` of a `name` or `name.namespace[.svc.cluster.local]` reference."""
+    return ref.split(".", 1)[0]
+
+
+def virtual_service_refs(canary: CanaryStrategy) -> list[tuple[str, IstioVirtualService]]:
+    """(path, ref) for every VirtualService the canary names."""
+    istio = canary.traffic_routing.istio if canary.traffic_routing else None
+    if istio is None:
+        return []
+    single = [(f"{ISTIO}.virtualService", istio.virtual_service)] if istio.virtual_service else []
+    return single + [(f"{ISTIO}.virtualServices[{i}]", vs) for i, vs in enumerate(istio.virtual_services or [])]
+
+
+def _not_found(kind: str, name: str, pool: Collection[str], path: str) -> Problem:
+    guess = did_you_mean(name, pool)
+    fix = f"did you mean {guess}?" if guess else f"create it, or use one of: {', '.join(sorted(pool)) or '(none)'}"
+    return Problem(path, f"{kind} {name!r} not found", fix)
+
+
+def traffic_problems(
+    canary: CanaryStrategy,
+    *,
+    virtual_services: Objects | None = None,
+    destination_rules: Objects | None = None,
+    services: Collection[str] | None = None,
+) -> list[Problem]:
+    routing = canary.traffic_routing
+    if routing is None:
+        return []
+    found: list[Problem] = []
+    others = set(routing.model_extra or {}) & ARGO_ONLY_FIELDS[type(routing)]
+    if routing.istio is None and not others:
+        found.append(Problem("spec.strategy.canary.trafficRouting", "no traffic router is set",
+                             "add istio: {virtualService: {name: NAME, routes: [ROUTE]}}, or remove trafficRouting"))
+    if canary.ping_pong is not None and "alb" not in others:
+        found.append(Problem("spec.strategy.canary.pingPong", "pingPong works with the ALB traffic router only",
+                             "remove pingPong and use canaryService and stableService"))
+    if routing.max_traffic_weight is not None and not others & {"nginx", "plugins"}:
+        found.append(Problem("spec.strategy.canary.trafficRouting.maxTrafficWeight",
+                             "maxTrafficWeight only works with the nginx router and plugins",
+                             "remove it: Istio weights are out of 100"))
+    elif routing.max_traffic_weight is not None:
+        found.append(warning("spec.strategy.canary.trafficRouting.maxTrafficWeight",
+                             "maxTrafficWeight is not supported by this controller",
+                             "weights are percentages here, so a setWeight above 100 would scale the canary past "
+                             "spec.replicas; let Argo Rollouts run this Rollout"))
+    istio = routing.istio
+    if istio is None:
+        return found
+    if istio.virtual_service is not None and istio.virtual_services is not None:
+        found.append(Problem(ISTIO, "virtualService and virtualServices are both set", "use only one of them"))
+    elif istio.virtual_service is None and not istio.virtual_services:
+        found.append(Problem(ISTIO, "neither virtualService nor virtualServices is set",
+                             "add virtualService: {name: NAME, routes: [ROUTE]}"))
+    rule = istio.destination_rule
+    if rule is None:
+        for alias, value in (("canaryService", canary.canary_service), ("stableService", canary.stable_service)):
+            if not value:
+                found.append(Problem(f"spec.strategy.canary.{alias}", "is required with Istio host-level routing",
+                                     "set canaryService and stableService, or use trafficRouting.istio.destinationRule"))
+    elif rule.canary_subset_name == rule.stable_subset_name:
+        found.append(Problem(f"{ISTIO}.destinationRule.stableSubsetName", "canarySubsetName and stableSubsetName are "
+                             f"both {rule.stable_subset_name!r}", "use two different subsets"))
+    elif destination_rules is not None:
+        found.extend(_destination_rule_problems(rule.name, [rule.canary_subset_name, rule.stable_subset_name],
+                                                destination_rules))
+    if services is not None:
+        for alias, value in (("canaryService", canary.canary_service), ("stableService", canary.stable_service)):
+            if value and value not in services:
+                found.append(_not_found("Service", value, services, f"spec.strategy.canary.{alias}"))
+    if virtual_services is not None:
+        for path, ref in virtual_service_refs(canary):
+            found.extend(_virtual_service_problems(canary, path, ref, virtual_services))
+    return found
+
+
+def _destination_rule_problems(ref: str, subsets: list[str], rules: Objects) -> list[Problem]:
+    path = f"{ISTIO}.destinationRule"
+    rule = rules.get(short_name(ref))
+    if rule is None:
+        return [_not_found("DestinationRule", ref, rules, join(path, "name"))]
+    have = [_get(s, "name", str) for s in _get(_get(rule, "spec", dict), "subsets", list)]
+    return [
+        Problem(join(path, alias), f"subset {subset!r} is not in DestinationRule {short_name(ref)!r}",
+                f"add a subset named {subset} to it" + (f"; it has: {', '.join(have)}" if have else ""))
+        for alias, subset in zip(("canarySubsetName", "stableSubsetName"), subsets, strict=True)
+        if subset not in have
+    ]
+
+
+def _virtual_service_problems(canary: CanaryStrategy, path: str, ref: IstioVirtualService,
+                              pool: Objects) -> list[Problem]:  # fmt: skip
+    name = short_name(ref.name)
+    service = pool.get(name)
+    if service is None:
+        return [_not_found("VirtualService", ref.name, pool, join(path, "name"))]
+    http = [r for r in _get(_get(service, "spec", dict), "http", list) if isinstance(r, Mapping)]
+    names = [_get(r, "name", str) for r in http if _get(r, "name", str)]
+    found: list[Problem] = []
+    selected: list[tuple[str, Mapping[str, Any]]] = []
+    if ref.routes:
+        for index, route in enumerate(ref.routes):
+            match = next((r for r in http if r.get("name") == route), None)
+            if match is None:
+                guess = did_you_mean(route, names)
+                fix = f"did you mean {guess}?" if guess else f"routes there: {', '.join(names) or '(none named)'}"
+                found.append(Problem(join(join(path, "routes"), index),
+                                     f"HTTP route {route!r} is not in VirtualService {name!r}", fix))
+            else:
+                selected.append((join(join(path, "routes"), index), match))
+    elif not (ref.tls_routes or ref.tcp_routes):
+        if len(http) != 1:
+            found.append(Problem(join(path, "routes"), f"VirtualService {name!r} has {len(http)} HTTP routes, so "
+                                 "routes must name the ones to shift", "list them under routes"))
+        else:
+            selected.append((join(path, "name"), http[0]))
+    for where, route in selected:
+        found.extend(_destination_problems(canary, where, route, name))
+    return found
+
+
+def _destination_problems(canary: CanaryStrategy, where: str, route: Mapping[str, Any], vs: str) -> list[Problem]:
+    istio = canary.traffic_routing.istio if canary.traffic_routing else None
+    rule = istio.destination_rule if istio else None
+    dests = [_get(d, "destination", dict) for d in _get(route, "route", list)]
+    hosts = {short_name(_get(d, "host", str)) for d in dests}
+    subsets = {_get(d, "subset", str) for d in dests}
+    label = _get(route, "name", str) or "(unnamed)"
+    found = []
+    if rule is not None:
+        wanted = [("canary subset", rule.canary_subset_name, subsets), ("stable subset", rule.stable_subset_name, subsets)]
+    else:
+        wanted = [("canaryService", canary.canary_service, hosts), ("stableService", canary.stable_service, hosts)]
+    for what, value, present in wanted:
+        if value and value not in present:
+            key = "subset" if rule is not None else "host"
+            found.append(Problem(where, f"route {label!r} in VirtualService {vs!r} has no destination for {what} "
+                                 f"{value!r}", f"add a destination with {key}: {value} to that route"))
+    return found
