@@ -9,7 +9,7 @@ missing or holds no manifest.
 
 Per document: YAML syntax, then the object's identity (mapping, apiVersion, kind,
 name), then the schema of our CRDs (`rollouts.spec.crdschema`), then the semantic checks
-of `rollouts.spec.validation` with every AnalysisTemplate, VirtualService,
+of `rollouts.plan.validation` with every AnalysisTemplate, VirtualService,
 DestinationRule and Service found in the given files as references.
 """
 
@@ -26,7 +26,7 @@ from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
 from rollouts.spec import crdgen
 from rollouts.spec import crdschema
 from rollouts.spec import manifests
-from rollouts.spec import validation
+from rollouts.plan import validation
 from rollouts.cli import CommandError
 from rollouts.spec.model import Rollout
 from rollouts.spec.problems import Problem, did_you_mean, from_validation_error, warning

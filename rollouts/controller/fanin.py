@@ -29,7 +29,8 @@ from typing import Any
 from rollouts.platform import wire
 from rollouts.controller.informer import Cache
 from rollouts.controller.metrics import ControllerMetrics
-from rollouts.controller.reconciler import INSTANCE_LABEL, references
+from rollouts.controller.reconciler import references
+from rollouts.platform.labels import INSTANCE_LABEL
 from rollouts.controller.workqueue import Key
 
 __all__ = ["EventRouter", "Scope"]

@@ -50,7 +50,8 @@ from rollouts.controller.events import EventRecorder
 from rollouts.controller.informer import Cache
 from rollouts.controller.leader import LeaderElector, default_identity, lock_name
 from rollouts.controller.metrics import ControllerMetrics
-from rollouts.controller.reconciler import INSTANCE_LABEL, RolloutReconciler
+from rollouts.controller.reconciler import RolloutReconciler
+from rollouts.platform.labels import INSTANCE_LABEL
 from rollouts.controller.fanin import EventRouter, Scope
 from rollouts.controller.threads import ThreadedRun
 from rollouts.controller.workqueue import Key, WorkQueue

@@ -55,10 +55,11 @@ from rollouts.controller.informer import Cache
 from rollouts.spec.model import Rollout
 from rollouts.platform.patches import merge_diff
 from rollouts.spec.problems import Problem, from_validation_error
-from rollouts.plan.replicas import HASH_LABEL
-from rollouts.plan.runs import INSTANCE_LABEL
-from rollouts.traffic.istio import MANAGED_BY, vs_reference
-from rollouts.spec.validation import References, validate_rollout
+from rollouts.platform.labels import HASH_LABEL
+from rollouts.platform.labels import INSTANCE_LABEL
+from rollouts.traffic.istio import vs_reference
+from rollouts.platform.labels import MANAGED_BY
+from rollouts.plan.validation import References, validate_rollout
 
 __all__ = ["RolloutReconciler", "INSTANCE_LABEL", "references"]
 

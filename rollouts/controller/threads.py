@@ -23,21 +23,47 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from rollouts.platform.cluster import ClusterError, Gone, WatchStream
-from rollouts.controller.workqueue import Key
-
-if TYPE_CHECKING:
-    from rollouts.controller.manager import Manager
+from rollouts.controller.fanin import Scope
+from rollouts.controller.informer import Cache
+from rollouts.controller.leader import LeaderElector
+from rollouts.controller.metrics import ControllerMetrics
+from rollouts.controller.workqueue import Key, WorkQueue
+from rollouts.platform.clock import Clock
+from rollouts.platform.cluster import Cluster, ClusterError, Gone, WatchStream
 
 __all__ = ["ThreadedRun"]
 
 log = logging.getLogger(__name__)
 
 
+class Host(Protocol):
+    """What the threads need of the Manager (controller.manager): its parts and three calls."""
+
+    cluster: Cluster
+    clock: Clock
+    queue: WorkQueue
+    cache: Cache
+    metrics: ControllerMetrics
+    scope: Scope
+    elector: LeaderElector | None
+    watched: tuple[str, ...]
+    workers: int
+    analysis_workers: int
+    watch_timeout: float
+    resync_period: float | None
+    leading: bool
+
+    def relist(self, kind: str) -> None: ...
+
+    def route(self, kind: str, event_type: str, obj: dict[str, Any]) -> list[Key]: ...
+
+    def process(self, key: Key) -> None: ...
+
+
 class ThreadedRun:
-    def __init__(self, manager: Manager) -> None:
+    def __init__(self, manager: Host) -> None:
         self.m = manager
         self._lock = threading.Lock()
         self._stop = threading.Event()

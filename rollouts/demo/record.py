@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rollouts.platform.cluster import Cluster
+from rollouts.platform.labels import HASH_LABEL
 
 Counts = dict[str, dict[str, int]]  # workload -> response code -> requests
-HASH_LABEL = "rollouts-pod-template-hash"
 RUNNING_PHASES = (None, "", "Pending", "Running")
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from rollouts.plan.replicas import short_hash
+from rollouts.platform.labels import short_hash
 
 Obj = dict[str, Any]
 POD_ID_LENGTH = 5

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -42,9 +42,8 @@ from rollouts.spec.model import RolloutCondition, RolloutPhase, RolloutStatus, S
 from rollouts.spec.problems import Problem
 from rollouts.plan.replicas import surge_and_unavailable
 from rollouts.plan.restarts import restarting
+from rollouts.plan.state import Pass, dump_status
 
-if TYPE_CHECKING:
-    from rollouts.plan.planner import Pass
 
 PROGRESSING, AVAILABLE, COMPLETED = "Progressing", "Available", "Completed"
 PAUSED, HEALTHY, INVALID_SPEC = "Paused", "Healthy", "InvalidSpec"
@@ -80,8 +79,7 @@ def drop(st: RolloutStatus, kind: str) -> None:
         st.conditions = [c for c in st.conditions or [] if c.type != kind] or None
 
 
-def dump(st: RolloutStatus) -> dict[str, Any]:
-    return st.model_dump(mode="json", by_alias=True, exclude_none=True)
+dump = dump_status
 
 
 def problems_message(problems: Sequence[Problem]) -> str:

@@ -30,24 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rollouts.platform.labels import DESIRED_REPLICAS, HASH_LABEL, REVISION, SCALE_DOWN_DEADLINE, short_hash
 from rollouts.spec.model import CanaryStrategy, Rollout, SetCanaryScale
 
-HASH_LABEL = "rollouts-pod-template-hash"
-REVISION = "rollout.argoproj.io/revision"
-DESIRED_REPLICAS = "rollout.argoproj.io/desired-replicas"
-SCALE_DOWN_DEADLINE = "scale-down-deadline"
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def short_hash(value: Any, length: int = 10) -> str:
-    """A stable `length`-character hash of a JSON value (dict keys order-insensitive)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    number = int.from_bytes(hashlib.sha256(text.encode()).digest()[:10], "big")
-    chars = []
-    for _ in range(length):
-        number, digit = divmod(number, len(_SAFE))
-        chars.append(_SAFE[digit])
-    return "".join(chars)
 
 
 def pod_template_hash(template: Mapping[str, Any] | None, collision_count: int | None = None) -> str:

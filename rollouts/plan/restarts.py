@@ -33,14 +33,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rollouts.platform.actions import NORMAL, DeletePod
 from rollouts.spec.model import Rollout, RolloutStatus
 from rollouts.plan.replicas import ReplicaSetView, surge_and_unavailable
+from rollouts.plan.state import Pass
 
-if TYPE_CHECKING:
-    from rollouts.plan.planner import Pass
 
 CHECK_AGAIN = timedelta(seconds=30)
 Pod = Mapping[str, Any]

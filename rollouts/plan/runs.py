@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from analysis import args as arguments
 from analysis import evidence
@@ -52,14 +52,15 @@ from analysis.model import AnalysisPhase, AnalysisTemplate, TemplateRef
 from rollouts.platform.actions import NORMAL, WARNING, CreateAnalysisRun, DeleteAnalysisRun, TerminateAnalysisRun
 from rollouts.spec.model import PauseCondition, Rollout, RolloutAnalysis, RunStatusRef
 from rollouts.spec.problems import Problem
-from rollouts.plan.replicas import HASH_LABEL, REVISION, owner_reference
+from rollouts.plan.replicas import owner_reference
+from rollouts.platform.labels import HASH_LABEL, REVISION
+from rollouts.plan import transitions
+from rollouts.plan.state import Pass
 from rollouts.plan.steps import INCONCLUSIVE_PAUSE
+from rollouts.platform.labels import INSTANCE_LABEL
 
-if TYPE_CHECKING:
-    from rollouts.plan.planner import Pass
 
 STEP_RUN, BACKGROUND_RUN = "Step", "Background"
-INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance-id"
 BAD_PHASES = frozenset({AnalysisPhase.FAILED, AnalysisPhase.ERROR, AnalysisPhase.INCONCLUSIVE})
 DEFAULT_RUN_HISTORY = 5
 
@@ -180,7 +181,7 @@ def follow(p: Pass) -> None:
     if p.aborted:
         return  # the failed run stays in status, for `get rollout`, until a retry
     if p.promoted or st.promote_full:
-        p.forget_runs()
+        transitions.forget_runs(p)
         return
     resumed = bool(st.controller_pause) and not st.pause_conditions
     background = p.canary.analysis
@@ -220,7 +221,7 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
         p.event(WARNING if phase in BAD_PHASES else NORMAL, f"AnalysisRun{phase.value}",
                 f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {message}" if message else ""))
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
-        p.abort(f"{'Step-based' if kind == STEP_RUN else 'Background'} analysis phase {phase.value}: {message}")
+        transitions.abort(p, f"{'Step-based' if kind == STEP_RUN else 'Background'} analysis phase {phase.value}: {message}")
     elif phase is AnalysisPhase.INCONCLUSIVE and not resumed and not any(
             c.reason == INCONCLUSIVE_PAUSE for c in p.st.pause_conditions or []):
         p.st.pause_conditions = [*(p.st.pause_conditions or []),
@@ -231,7 +232,7 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
         if (lacking := evidence.missing(doc)) is None:
             p.step_done = True
         else:
-            p.abort(f"Step-based analysis ended without evidence: {lacking}")
+            transitions.abort(p, f"Step-based analysis ended without evidence: {lacking}")
     return RunStatusRef(name=name, status=phase.value, message=message)
 
 
@@ -252,7 +253,7 @@ def gate_promotion(p: Pass) -> None:
     if lacking is None:
         return
     if run_phase(doc).completed:
-        p.abort(f"Background analysis ended without evidence: {lacking}")
+        transitions.abort(p, f"Background analysis ended without evidence: {lacking}")
     else:
         p.held = f"waiting for background analysis evidence: {lacking}"
 

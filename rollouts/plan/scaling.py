@@ -29,17 +29,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from rollouts.platform.actions import NORMAL, AnnotateReplicaSet, CreateReplicaSet, DeleteReplicaSet, ScaleReplicaSet
-from rollouts.plan.replicas import (
-    DESIRED_REPLICAS, REVISION, SCALE_DOWN_DEADLINE, ReplicaSetView, basic_canary_counts, basic_old_scale_down,
-    format_time, new_replicaset, routed_canary_replicas, surge_and_unavailable,
-)  # fmt: skip
-from rollouts.plan.steps import canary_scale_at, set_weight_at
+from rollouts.plan.replicas import ReplicaSetView, basic_canary_counts, basic_old_scale_down, format_time, new_replicaset, routed_canary_replicas, surge_and_unavailable
+from rollouts.platform.labels import DESIRED_REPLICAS, REVISION, SCALE_DOWN_DEADLINE  # fmt: skip
+from rollouts.plan.steplist import canary_scale_at, set_weight_at
+from rollouts.plan.state import Pass
 
-if TYPE_CHECKING:
-    from rollouts.plan.planner import Pass
 
 DEFAULT_DELAY = 30
 DEFAULT_REVISION_HISTORY = 10

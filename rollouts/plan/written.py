@@ -25,18 +25,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rollouts.platform.actions import (
     Action, AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, DeleteAnalysisRun, DeletePod, DeleteReplicaSet,
     PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
 )  # fmt: skip
 from rollouts.spec.model import RolloutStatus
-from rollouts.plan.replicas import HASH_LABEL
-from rollouts.traffic.istio import MANAGED_BY
+from rollouts.platform.labels import HASH_LABEL
+from rollouts.platform.labels import MANAGED_BY
+from rollouts.plan.state import Observed
 
-if TYPE_CHECKING:
-    from rollouts.plan.planner import Observed
 
 Doc = dict[str, Any]
 TRAFFIC = (SetServiceSelector, PatchVirtualService, PatchDestinationRule)

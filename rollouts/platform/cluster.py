@@ -1,7 +1,7 @@
 """The Cluster port: the protocol, its errors and watch events, shared by both adapters.
 
-Adapters: `InMemoryCluster` (rollouts.memory.cluster, re-exported here; local mode, the demo and
-fast tests) and `KubeCluster` (rollouts.kube.cluster, the official client). The kinds the port
+Adapters: `InMemoryCluster` (rollouts.memory.cluster: local mode, the demo and fast tests)
+and `KubeCluster` (rollouts.kube.cluster, the official client); this module knows neither. The kinds the port
 knows are in rollouts.platform.kinds; any other kind is `UnknownKind` (a ValueError).
 
 Rules of the port (both adapters obey them; tests/cluster/test_contract.py checks it):
@@ -30,16 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from rollouts.platform.kinds import KindInfo, UnknownKind
 
-if TYPE_CHECKING:
-    from rollouts.memory.cluster import InMemoryCluster
-
 __all__ = [
     "AlreadyExists", "Cluster", "ClusterError", "Conflict", "Forbidden", "Gone",
-    "InMemoryCluster", "Invalid", "NotFound", "Unavailable", "UnknownKind", "WatchEvent",
+    "Invalid", "NotFound", "Unavailable", "UnknownKind", "WatchEvent",
     "WatchStream",
 ]
 
@@ -118,15 +115,6 @@ class Cluster(Protocol):
         self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None,
         resource_version: str | None = None, timeout: float | None = None,
     ) -> WatchStream: ...
-
-
-def __getattr__(name: str) -> Any:
-    """`InMemoryCluster` lives in rollouts.memory.cluster; it is re-exported here lazily."""
-    if name == "InMemoryCluster":
-        from rollouts.memory.cluster import InMemoryCluster
-
-        return InMemoryCluster
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- helpers shared by both adapters --------------------------------------------------

@@ -12,7 +12,7 @@ Rules:
   `x-kubernetes-preserve-unknown-fields`. No defaults: defaulting is the
   controller's business, as in Argo.
 - Value ranges (setWeight 0..100, durations, limits) are NOT in the schema: they
-  are checked by `rollouts.spec.validation`, so the controller can report them on the
+  are checked by `rollouts.plan.validation`, so the controller can report them on the
   Rollout as an InvalidSpec condition with a fix, as Argo does.
 - Unknown fields. The models keep fields they do not know (`extra="allow"`) so
   that nothing Argo accepts is lost. A real API server with our CRDs would prune

@@ -30,7 +30,7 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from analysis.model import AnalysisRunSpec, ArgoModel, MetricProvider, ObjectMeta, PrometheusAuth, PrometheusMetric, WebMetric
-from rollouts.spec.model import CanaryStep, CanaryStrategy, RolloutSpec, RolloutStatus, TrafficRouting
+from rollouts.spec.model import SUPPORTED_STEPS, CanaryStep, CanaryStrategy, RolloutSpec, RolloutStatus, TrafficRouting
 
 __all__ = ["ARGO_ONLY_FIELDS", "NOT_RUN_FIELDS", "Problem", "Severity", "did_you_mean", "field_problems", "join"]
 
@@ -119,6 +119,17 @@ def router_not_run(key: str, path: str) -> Problem:
     return Problem(path, f"traffic router '{key}' is not run by this controller",
                    "use trafficRouting.istio, or leave this Rollout to Argo Rollouts with its own "
                    "controller-instance-id label")
+
+
+def not_run_problem(step: CanaryStep, path: str) -> Problem | None:
+    """A step kind Argo runs and this engine does not: an error, never passed over (it may gate
+    the canary, as an experiment's analysis does). The one rule lint and the controller share."""
+    kind = step.kind
+    if kind is None or kind in SUPPORTED_STEPS:
+        return None
+    return Problem(f"{path}.{kind.value}", f"the {kind.value} step is not run by this controller",
+                   "remove the step, or leave this Rollout to Argo Rollouts "
+                   "with its own controller-instance-id label")
 
 
 def join(path: str, key: str | int) -> str:

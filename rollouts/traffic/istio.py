@@ -36,9 +36,9 @@ from typing import Any
 from rollouts.platform.actions import Action, PatchDestinationRule, PatchVirtualService
 from rollouts.spec.model import IstioVirtualService, Rollout
 from rollouts.spec.problems import Problem
-from rollouts.plan.replicas import HASH_LABEL
+from rollouts.platform.labels import HASH_LABEL
+from rollouts.platform.labels import MANAGED_BY
 
-MANAGED_BY = "argo-rollouts.argoproj.io/managed-by-rollouts"
 ISTIO = "spec.strategy.canary.trafficRouting.istio"
 
 

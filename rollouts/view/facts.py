@@ -24,10 +24,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from rollouts.platform.labels import HASH_LABEL, REVISION
+
 Obj = Mapping[str, Any]
 
-REVISION_ANNOTATION = "rollout.argoproj.io/revision"
-HASH_LABEL = "rollouts-pod-template-hash"
+REVISION_ANNOTATION = REVISION
 NOT_OBSERVED = "waiting for rollout spec update to be observed"
 UNPAUSING = "waiting for rollout to unpause"
 

@@ -25,11 +25,11 @@ from rollouts.view.facts import (
     owned_by, parse_time, pod_hash_of, revision_of, rollout_phase, set_weight, status_of, step_rows, step_text,
     steps_of,
 )
+from rollouts.platform.labels import SCALE_DOWN_DEADLINE
 from rollouts.view.rows import (
     AnalysisRunRow, Counts, ImageRow, MetricRow, Replicas, ReplicaSetRow, RevisionRow, RolloutView,
 )
 
-SCALE_DOWN_DEADLINE = "scale-down-deadline"
 METRIC_VALUES_SHOWN = 3
 
 

@@ -13,7 +13,8 @@ from analysis.controller import AnalysisController, merge_diff
 from analysis.model import Metric
 from analysis.providers import ProviderError, Providers, Result
 from rollouts.platform.clock import SteppedClock
-from rollouts.platform.cluster import Conflict, InMemoryCluster
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform.cluster import Conflict
 
 NS = "shop"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

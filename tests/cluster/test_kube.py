@@ -146,9 +146,3 @@ def test_only_rollouts_kube_imports_the_kubernetes_client() -> None:
             if any(n == "kubernetes" or n.startswith("kubernetes.") for n in names):
                 importers.append(str(source.relative_to(root)))
     assert sorted(set(importers)) == ["rollouts/kube/cluster.py"]
-
-
-def test_the_in_memory_cluster_is_importable_from_the_port_module() -> None:
-    from rollouts.platform.cluster import InMemoryCluster as FromPort
-
-    assert FromPort is InMemoryCluster

@@ -141,7 +141,7 @@ def test_values_are_as_strict_as_argos_crd_types(shape: str, path: str) -> None:
 
 def test_replicas_are_bounded_by_int32_and_a_typo_sized_count_is_warned() -> None:
     from rollouts.spec.model import Rollout
-    from rollouts.spec.validation import validate_rollout
+    from rollouts.plan.validation import validate_rollout
 
     def problems(replicas: int) -> list[tuple[str, str, bool]]:
         doc = odd("big", _set(["spec", "replicas"], replicas))

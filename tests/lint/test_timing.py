@@ -1,4 +1,4 @@
-"""rollouts.spec.timing_checks: a background analysis that cannot fail before the steps end.
+"""rollouts.plan.timing_checks: a background analysis that cannot fail before the steps end.
 
 Tables over the pure functions (earliest failure, end of the steps), the warning as
 validate_rollout gives it, and `rollouts lint` on the reference example, whose
@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from analysis.model import AnalysisTemplate, Metric
-from rollouts.spec import timing_checks
-from rollouts.spec import validation
+from rollouts.plan import timing_checks
+from rollouts.plan import validation
 from rollouts.cli import main
 from rollouts.demo import scenario
 from rollouts.spec.model import CanaryStep, Rollout
 from rollouts.spec.problems import Severity
-from rollouts.spec.timing_checks import earliest_failure, format_seconds, steps_end
+from rollouts.plan.timing_checks import earliest_failure, format_seconds, steps_end
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_WARNING = (

@@ -1,4 +1,4 @@
-"""rollouts.spec.validation as the controller uses it: References semantics, Problem values, and
+"""rollouts.plan.validation as the controller uses it: References semantics, Problem values, and
 no exception for any input the models accept."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from analysis.model import AnalysisTemplate
 from rollouts.spec import manifests
-from rollouts.spec import validation
+from rollouts.plan import validation
 from rollouts.cli import lint
 from rollouts.spec.model import Rollout
 

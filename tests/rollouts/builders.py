@@ -24,8 +24,9 @@ from rollouts.platform.actions import (
 from rollouts.spec.model import Rollout
 from rollouts.plan.planner import Observed, Plan, plan
 from rollouts.spec.problems import Problem
-from rollouts.plan.replicas import HASH_LABEL, REVISION, pod_template_hash
-from rollouts.traffic.istio import MANAGED_BY
+from rollouts.plan.replicas import pod_template_hash
+from rollouts.platform.labels import HASH_LABEL, REVISION
+from rollouts.platform.labels import MANAGED_BY
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 UID = "0b5e3c1a-0000-4000-8000-000000000001"

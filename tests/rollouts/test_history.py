@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rollouts.platform.actions import DeleteAnalysisRun, DeleteReplicaSet
-from rollouts.plan.replicas import SCALE_DOWN_DEADLINE
+from rollouts.platform.labels import SCALE_DOWN_DEADLINE
 from tests.rollouts.builders import (
     T0, World, analysis_run, analysis_template, changes, hash_of, replicaset, rollout, seconds, stamp,
 )  # fmt: skip

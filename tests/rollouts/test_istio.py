@@ -11,9 +11,10 @@ from rollouts.platform.actions import PatchDestinationRule, PatchVirtualService
 from rollouts.spec.model import IstioVirtualService, Rollout
 from rollouts.traffic import istio
 from rollouts.traffic.istio import IstioRouter, Targets
-from rollouts.traffic.router import desired_weight
+from rollouts.plan.routing import desired_weight
 from rollouts.spec.model import CanaryStep
 from tests.rollouts.builders import destination_rule, rollout, route, virtual_service, weights
+from rollouts.platform.labels import MANAGED_BY
 
 HOSTS = Targets(canary_host="web-canary", stable_host="web-stable")
 SUBSETS = Targets(canary_subset="canary", stable_subset="stable")
@@ -156,7 +157,7 @@ def test_subset_hashes_are_set_and_other_subsets_dropped() -> None:
     assert [(s["name"], s["labels"].get("rollouts-pod-template-hash")) for s in out["spec"]["subsets"]] == [
         ("canary", "c2"), ("stable", "s1"), ("preview", None)]
     assert out["spec"]["subsets"][0]["trafficPolicy"] == {"loadBalancer": {"simple": "ROUND_ROBIN"}}
-    assert out["metadata"]["annotations"] == {istio.MANAGED_BY: "web"}
+    assert out["metadata"]["annotations"] == {MANAGED_BY: "web"}
     assert istio.subset_hash(out, "canary") == "c2" and istio.subset_hash(dr, "canary") == "old"
 
 
@@ -194,7 +195,7 @@ def test_the_router_updates_subset_hashes_only_on_change() -> None:
     assert isinstance(patch, PatchDestinationRule)
     assert [s["labels"]["rollouts-pod-template-hash"] for s in patch.subsets] == ["c2", "s"]
     managed = destination_rule(canary="c", stable="s")
-    managed["metadata"]["annotations"] = {istio.MANAGED_BY: "web"}
+    managed["metadata"]["annotations"] = {MANAGED_BY: "web"}
     assert IstioRouter(Rollout.load(rollout(subsets=True)), [], managed).update_hash(canary_hash="c",
                                                                                       stable_hash="s") == []
 

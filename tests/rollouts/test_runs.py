@@ -10,6 +10,7 @@ from analysis.build import SpecError
 from rollouts.plan import runs
 from rollouts.spec.model import Rollout, RolloutAnalysis
 from tests.rollouts.builders import analysis_run, analysis_template, rollout
+from rollouts.platform.labels import INSTANCE_LABEL
 
 
 def test_run_names() -> None:
@@ -78,10 +79,10 @@ def test_build_run_doc_names_a_missing_template() -> None:
 def test_build_run_doc_copies_the_rollouts_instance_id_label(instance: str | None) -> None:
     doc = rollout()
     if instance is not None:
-        doc["metadata"]["labels"] = {runs.INSTANCE_LABEL: instance, "team": "not copied"}
+        doc["metadata"]["labels"] = {INSTANCE_LABEL: instance, "team": "not copied"}
     analysis = RolloutAnalysis.load({"templates": [{"templateName": "success-rate"}],
                                      "args": [{"name": "service", "value": "web"}]})
     request = runs.RunRequest(runs.BACKGROUND_RUN, "web-h-1", analysis, None, "h", None, 1)
     labels = runs.build_run_doc(Rollout.load(doc), request, [analysis_template()])["metadata"]["labels"]
-    assert labels.get(runs.INSTANCE_LABEL) == instance
+    assert labels.get(INSTANCE_LABEL) == instance
     assert "team" not in labels

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rollouts.plan import steps
+from rollouts.plan import steplist, steps
 from rollouts.spec.model import CanaryStep, PauseCondition
 from tests.rollouts.builders import T0
 
@@ -22,18 +22,18 @@ STEPS = [CanaryStep.load(s) for s in (
     (0, 10, 0), (1, 10, 10), (2, 10, 10), (3, 40, 10), (4, 40, 40), (6, 40, 40), (7, 100, 40),
 ])  # fmt: skip
 def test_the_weight_in_force_and_the_one_before(index: int, current: int, previous: int) -> None:
-    assert steps.set_weight_at(STEPS, index) == current
-    assert steps.previous_set_weight(STEPS, index) == previous
+    assert steplist.set_weight_at(STEPS, index) == current
+    assert steplist.previous_set_weight(STEPS, index) == previous
 
 
 def test_no_set_weight_means_zero() -> None:
     only_pause = [CanaryStep.load({"pause": {}})]
-    assert steps.set_weight_at(only_pause, 0) == 0 and steps.set_weight_at(only_pause, 1) == 100
+    assert steplist.set_weight_at(only_pause, 0) == 0 and steplist.set_weight_at(only_pause, 1) == 100
 
 
 @pytest.mark.parametrize(("index", "replicas"), [(1, None), (2, 3), (4, 3), (5, None), (6, None), (7, None)])
 def test_set_canary_scale_stays_in_force_until_match_traffic_weight(index: int, replicas: int | None) -> None:
-    scale = steps.canary_scale_at(STEPS, index)
+    scale = steplist.canary_scale_at(STEPS, index)
     assert (scale.replicas if scale else None) == replicas
 
 
@@ -42,13 +42,13 @@ def test_set_canary_scale_stays_in_force_until_match_traffic_weight(index: int, 
     (6, "pause"),
 ])  # fmt: skip
 def test_describe(index: int, text: str) -> None:
-    assert steps.describe(STEPS[index]) == text
+    assert steplist.describe(STEPS[index]) == text
 
 
 def test_the_step_hash_follows_the_steps() -> None:
     again = [CanaryStep.load(s.dump()) for s in STEPS]
-    assert steps.step_hash(again) == steps.step_hash(STEPS)
-    assert steps.step_hash(STEPS[:-1]) != steps.step_hash(STEPS)
+    assert steplist.step_hash(again) == steplist.step_hash(STEPS)
+    assert steplist.step_hash(STEPS[:-1]) != steplist.step_hash(STEPS)
 
 
 @pytest.mark.parametrize(("step", "path", "words"), [
@@ -57,7 +57,7 @@ def test_the_step_hash_follows_the_steps() -> None:
     ({}, "steps[0]", "exactly one kind"),
 ])  # fmt: skip
 def test_steps_the_engine_cannot_run(step: dict[str, Any], path: str, words: str) -> None:
-    (problem,) = steps.step_problems([CanaryStep.load(step)])
+    (problem,) = steplist.step_problems([CanaryStep.load(step)])
     assert problem.path == f"spec.strategy.canary.{path}" and words in problem.message
 
 

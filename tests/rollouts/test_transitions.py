@@ -21,7 +21,7 @@ from rollouts.platform.actions import (
     PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
 )  # fmt: skip
 from rollouts.spec.model import RolloutStatus
-from rollouts.plan.replicas import HASH_LABEL
+from rollouts.platform.labels import HASH_LABEL
 from tests.rollouts.builders import (
     T0, World, analysis_run, analysis_template, changes, destination_rule, events, hash_of, pod, replicaset, rollout,
     seconds, service, virtual_service, weights,

@@ -9,11 +9,12 @@ Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
   exactly one of template / workloadRef (workloadRef is an ERROR: Argo runs it, this
   controller does not, and the plan needs the pod template inline); progressDeadlineSeconds > minReadySeconds.
 - The strategy: exactly one of canary / blueGreen (blueGreen is an ERROR until it is
-  run here: Argo runs it, and a strategy passed over would promote unchecked). canaryService != stableService; maxSurge and
-  maxUnavailable not both 0; scaleDownDelaySeconds, dynamicStableScale and
+  run here: Argo runs it, and a strategy passed over would promote unchecked).
+  canaryService != stableService; maxSurge and maxUnavailable not both 0; scaleDownDelaySeconds, dynamicStableScale and
   setCanaryScale only with trafficRouting; Istio host routing needs both Services.
 - Steps: exactly one kind each; a kind Argo runs and this controller does not
-  (experiment, setHeaderRoute, setMirrorRoute, plugin) is an ERROR (`steps.not_run_problem`); setWeight 0..100, or 0..maxTrafficWeight when the router
+  (experiment, setHeaderRoute, setMirrorRoute, plugin) is an ERROR
+  (`problems.not_run_problem`); setWeight 0..100, or 0..maxTrafficWeight when the router
   has one (Argo: "SetWeight needs to be between 0 and %d" with the max traffic weight);
   pause durations parse (no `d`);
   analysis steps name templates, and every metric of a step template must end on
@@ -27,7 +28,7 @@ Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
   reports them on the template). VirtualService routes named in the Rollout must exist and
   carry the canary and stable destinations; DestinationRule subsets must exist.
   A background metric that cannot fail before the steps end is a WARNING
-  (`rollouts.spec.timing_checks`).
+  (`rollouts.plan.timing_checks`).
 - Unknown fields: see `rollouts.spec.problems.field_problems`.
 - Pure: no file, network or cluster I/O; never raises for bad input.
 """
@@ -39,16 +40,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
-from rollouts.spec import template_checks
+from rollouts.plan import template_checks
 from rollouts.spec.model import (
     SUPPORTED_STEPS, CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, StepKind,
 )  # fmt: skip
 from rollouts.spec.problems import (
-    ARGO_ONLY_FIELDS, Problem, Severity, did_you_mean, field_problems, join, warning,
+    ARGO_ONLY_FIELDS, Problem, Severity, did_you_mean, field_problems, join, not_run_problem, warning,
 )  # fmt: skip
-from rollouts.plan.steps import not_run_problem
-from rollouts.spec.template_checks import duration_problem, runs_indefinitely, validate_template
-from rollouts.spec.timing_checks import background_timing_problems
+from rollouts.plan.template_checks import duration_problem, runs_indefinitely, validate_template
+from rollouts.plan.timing_checks import background_timing_problems
 from rollouts.traffic.checks import traffic_problems
 
 __all__ = [
@@ -328,7 +328,7 @@ def _analysis_ref_problems(canary: CanaryStrategy, refs: References) -> list[Pro
 
 
 def _background_timing(canary: CanaryStrategy, refs: References) -> list[Problem]:
-    """rollouts.spec.timing_checks on the background templates; a ref not known or not found is None."""
+    """rollouts.plan.timing_checks on the background templates; a ref not known or not found is None."""
     resolved: list[list[AnalysisTemplate] | None] = []
     background = (canary.analysis.templates if canary.analysis else None) or []
     for ref in background:

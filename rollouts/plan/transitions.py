@@ -1,0 +1,86 @@
+"""The named transitions of a Rollout's status: every change of step, abort and promotion. Pure.
+
+Rules (h11's style: each transition is named once, and the passes only decide *when*):
+- `restart(p)`: a new pod template or step list. Back to step 0 (None without steps);
+  pauses, abort, promote-full and the runs followed are forgotten; a RolloutUpdated
+  event unless it is the first revision.
+- `abort(p, reason)`: traffic back to stable. Back to step 0; `abort` and `abortedAt`
+  set; pauses and promote-full cleared; the Progressing condition is RolloutAborted with
+  the reason; a RolloutAborted Warning event. The runs followed stay in status (for
+  `get rollout`) until a retry.
+- `retry(p)`: `abort: false` after an abort this controller recorded. Back to step 0
+  with new runs; abort, abortedAt, pauses and promote-full cleared; RolloutRetried.
+- `advance(p, step)`: the current step is done. Index + 1; its step run is forgotten;
+  RolloutStepCompleted.
+- `promote(p)`: the new pods are the stable. `stableRS` = the current pod hash; the
+  index past the last step; promote-full and pauses cleared.
+- Every transition but abort counts as progress (the progress deadline restarts).
+"""
+
+from __future__ import annotations
+
+from rollouts.plan import conditions
+from rollouts.plan.state import Pass
+from rollouts.plan.steplist import describe, step_hash
+from rollouts.platform.actions import NORMAL, WARNING
+from rollouts.spec.model import CanaryStep
+
+
+def _to_step_zero(p: Pass) -> None:
+    st = p.st
+    st.current_step_index = 0 if p.steps else None
+    st.pause_conditions = st.controller_pause = st.promote_full = None
+
+
+def forget_runs(p: Pass) -> None:
+    if p.st.canary is not None:
+        p.st.canary.current_step_analysis_run_status = None
+        p.st.canary.current_background_analysis_run_status = None
+
+
+def restart(p: Pass) -> None:
+    st = p.st
+    if st.current_pod_hash is not None and st.current_pod_hash != p.pod_hash:
+        p.event(NORMAL, "RolloutUpdated", f"Rollout updated to revision {p.revision}")
+    elif st.current_pod_hash is not None and not p.promoted:
+        p.event(NORMAL, "RolloutUpdated", "Rollout steps changed: starting again from step 1")
+    st.current_pod_hash, st.current_step_hash = p.pod_hash, step_hash(p.steps)
+    _to_step_zero(p)
+    st.abort = st.aborted_at = None
+    forget_runs(p)
+    p.progress = p.restarted = True
+
+
+def abort(p: Pass, reason: str) -> None:
+    st = p.st
+    message = f"Rollout aborted update to revision {p.revision}" + (f": {reason}" if reason else "")
+    _to_step_zero(p)
+    st.abort, st.aborted_at = True, p.now
+    conditions.put(st, p.now, conditions.PROGRESSING, "False", "RolloutAborted", message)
+    p.event(WARNING, "RolloutAborted", message)
+
+
+def retry(p: Pass) -> None:
+    st = p.st
+    _to_step_zero(p)
+    st.abort = st.aborted_at = None
+    forget_runs(p)
+    p.event(NORMAL, "RolloutRetried", f"Rollout retried: update to revision {p.revision} starts from step 1")
+    p.progress = True
+
+
+def advance(p: Pass, step: CanaryStep) -> None:
+    completed = p.index
+    p.st.current_step_index = completed + 1
+    if p.st.canary is not None:
+        p.st.canary.current_step_analysis_run_status = None
+    p.event(NORMAL, "RolloutStepCompleted", f"Rollout step {completed + 1}/{len(p.steps)} completed ({describe(step)})")
+    p.progress = True
+
+
+def promote(p: Pass) -> None:
+    st = p.st
+    st.stable_rs = p.pod_hash
+    st.current_step_index = len(p.steps) if p.steps else None
+    st.promote_full = st.pause_conditions = st.controller_pause = None
+    p.progress = True
