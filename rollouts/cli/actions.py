@@ -28,6 +28,7 @@ from typing import Any
 from analysis.model import DurationError, parse_duration
 from rollouts.cli import CommandError, connect
 from rollouts.platform.cluster import Cluster, Conflict
+from rollouts.platform.times import format_time
 
 SET_IMAGE_ATTEMPTS = 5
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
@@ -133,7 +134,7 @@ def run_restart(args: argparse.Namespace, cluster: Cluster, target: connect.Targ
     moment = connect.runtime().clock.now() + timedelta(seconds=delay)
     with connect.errors(target, name=args.name):
         cluster.patch("Rollout", args.name, target.namespace,
-                      {"spec": {"restartAt": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}})
+                      {"spec": {"restartAt": format_time(moment)}})
     print(f"rollout '{args.name}' restarts in {args.in_ or '0s'}")
     return 0
 

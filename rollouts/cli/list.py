@@ -13,6 +13,7 @@ from typing import Any
 from rollouts import view
 from rollouts.view import render
 from rollouts.cli import connect
+from rollouts.platform.cluster import Cluster
 from rollouts.cli.get import show
 
 

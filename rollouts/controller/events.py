@@ -31,6 +31,7 @@ from typing import Any
 from rollouts.platform.clock import Clock, to_utc
 from rollouts.platform.cluster import AlreadyExists, Cluster, ClusterError, NotFound
 from rollouts.controller.metrics import ControllerMetrics
+from rollouts.platform.times import format_time
 
 __all__ = ["EventRecorder", "EventType", "Recorded"]
 
@@ -91,7 +92,7 @@ class EventRecorder:
             log.warning("could not record event %s on %s/%s/%s: %s", reason, kind, namespace, name, err)
 
     def _write(self, obj: dict[str, Any], key: tuple[str, ...]) -> None:
-        now = to_utc(self._clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = format_time(self._clock.now())
         with self._lock:
             seen = self._seen.get(key)
             if seen is not None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from rollouts.platform.clock import Clock, to_utc
 from rollouts.platform.cluster import AlreadyExists, Cluster, ClusterError, Conflict, NotFound
+from rollouts.platform.times import format_micro_time
 
 __all__ = ["LeaderElector", "lock_name", "default_identity", "LOCK_NAME"]
 
@@ -52,7 +53,7 @@ def default_identity() -> str:
 
 def micro_time(moment: datetime) -> str:
     """Kubernetes MicroTime: RFC 3339 with microseconds, in UTC."""
-    return to_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_micro_time(moment)
 
 
 class LeaderElector:

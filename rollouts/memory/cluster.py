@@ -32,14 +32,14 @@ from rollouts.platform.kinds import KindInfo, kind_info
 from rollouts.platform.patches import PatchError, clone, json_patch, merge_patch
 from rollouts.memory.watchlog import ChangeLog, LogStream
 from rollouts.memory.workloads import Dependents, ReplicaSets, Workloads, controller_of
+from rollouts.platform.times import format_time
 
 __all__ = ["InMemoryCluster"]
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
-def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_timestamp = format_time
 
 
 class InMemoryCluster:

@@ -34,10 +34,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rollouts.platform.labels import short_hash
+from rollouts.platform.times import format_time, parse_time
 
 Obj = dict[str, Any]
 POD_ID_LENGTH = 5
@@ -159,8 +160,7 @@ def is_ready(pod: Obj) -> bool:
     return any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+timestamp = format_time
 
 
 def _ready_condition(ready: bool, now: datetime) -> Obj:
@@ -178,11 +178,7 @@ def _name(pod: Obj) -> str:
 
 
 def _created(pod: Obj, now: datetime) -> datetime:
-    text = (pod.get("metadata") or {}).get("creationTimestamp")
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return now
+    return parse_time((pod.get("metadata") or {}).get("creationTimestamp")) or now
 
 
 def _doom_order(pod: Obj, ready: set[str], now: datetime) -> tuple[bool, float, str]:

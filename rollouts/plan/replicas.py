@@ -23,7 +23,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 
 from rollouts.platform.labels import DESIRED_REPLICAS, HASH_LABEL, REVISION, SCALE_DOWN_DEADLINE, short_hash
 from rollouts.spec.model import CanaryStrategy, Rollout, SetCanaryScale
+from rollouts.platform.times import parse_time
 
 
 
@@ -91,17 +91,7 @@ def _int(text: str | None) -> int:
         return 0
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def format_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+_time = parse_time
 
 
 def next_revision(replica_sets: Iterable[ReplicaSetView]) -> int:

@@ -39,6 +39,7 @@ from rollouts.platform.actions import NORMAL, DeletePod
 from rollouts.spec.model import Rollout, RolloutStatus
 from rollouts.plan.replicas import ReplicaSetView, surge_and_unavailable
 from rollouts.plan.state import Pass
+from rollouts.platform.times import format_time, parse_time
 
 
 CHECK_AGAIN = timedelta(seconds=30)
@@ -136,14 +137,4 @@ def _deleting(pod: Pod) -> bool:
     return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
-def _time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        return None
-
-
-def _text(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+_time, _text = parse_time, format_time

@@ -42,7 +42,7 @@ from typing import Any
 from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
 from rollouts.plan import template_checks
 from rollouts.spec.model import (
-    SUPPORTED_STEPS, CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, StepKind,
+    CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, StepKind,
 )  # fmt: skip
 from rollouts.spec.problems import (
     ARGO_ONLY_FIELDS, Problem, Severity, did_you_mean, field_problems, join, not_run_problem, warning,

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from rollouts.platform.times import to_utc
+
 __all__ = ["Clock", "SystemClock", "SteppedClock", "to_utc"]
 
 
@@ -33,11 +35,6 @@ class Clock(Protocol):
         ...
 
 
-def to_utc(moment: datetime) -> datetime:
-    """`moment` as aware UTC; a naive datetime is taken to be UTC already."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 class SystemClock:

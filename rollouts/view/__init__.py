@@ -9,11 +9,8 @@ Rules and invariants:
 - Half-written objects never raise: a missing or malformed field reads as empty or 0.
 """
 
-from rollouts.view.facts import (
-    HASH_LABEL, ICONS, NOT_OBSERVED, REVISION_ANNOTATION, UNPAUSING, ListRow, StepRow, StepState, age,
-    current_step_index, describe_step, generation_observed, human_duration, icon, list_row, owned_by, parse_time,
-    rollout_phase, set_weight, step_rows, step_text, steps_of,
-)
+from rollouts.view.facts import HASH_LABEL, ICONS, NOT_OBSERVED, REVISION_ANNOTATION, UNPAUSING, ListRow, StepRow, StepState, age, current_step_index, describe_step, generation_observed, human_duration, icon, list_row, owned_by, rollout_phase, set_weight, step_rows, step_text, steps_of
+from rollouts.platform.times import parse_time
 from rollouts.view.rows import (
     AnalysisRunRow, Counts, ImageRow, MetricRow, Replicas, ReplicaSetRow, RevisionRow, RolloutView,
 )

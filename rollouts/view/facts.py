@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from rollouts.platform.labels import HASH_LABEL, REVISION
+from rollouts.platform.times import parse_time
 
 Obj = Mapping[str, Any]
 
@@ -239,15 +240,6 @@ def list_row(rollout: Obj) -> ListRow:
 
 # --- time ---------------------------------------------------------------------------------
 
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
 
 
 def age(meta: Mapping[str, Any], now: datetime) -> str:

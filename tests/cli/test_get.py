@@ -12,7 +12,7 @@ from rollouts.view import render
 from rollouts.cli import connect
 from rollouts.platform.clock import SteppedClock
 from rollouts.memory.cluster import InMemoryCluster
-from tests.cli.conftest import CANARY, NOW, NS, STABLE, Cli, Shop, rollout_status
+from tests.cli.conftest import CANARY, NOW, NS, Cli, Shop, rollout_status
 
 
 def build(cluster: InMemoryCluster, name: str = "checkout") -> view.RolloutView:
