@@ -7,12 +7,13 @@ Rules:
   core's events as Kubernetes Events, and returns the requeue delay in seconds.
 - Stateless between calls: everything lives in the AnalysisRun's status, so a new
   controller instance on the same cluster resumes where the last one stopped.
-- Talks to the cluster only through `ClusterPort` (get/create/patch_status on plain
-  dicts). Errors are recognised by their Kubernetes reason (`NotFound`, `Conflict`,
-  `AlreadyExists`), so analysis never imports rollouts.
+- Talks to the cluster only through the platform's Cluster port (get/patch_status on
+  plain dicts, its typed errors NotFound, Conflict, Unavailable); analysis depends on
+  the platform base, never on the Rollout controller (DESIGN §5). Events go through
+  the platform's EventRecorder (or the sink the Manager passes).
 - A status patch carries the resourceVersion it was computed from; on Conflict the run
   is read again and the same measurements are assessed against it (bounded retries). A
-  transient API fault (reason `ServiceUnavailable`: 5xx, 429, no connection) on that
+  transient API fault (`Unavailable`: 5xx, 429, no connection) on that
   write is retried with tenacity's bounded backoff, so measurements already taken are
   not thrown away and taken again for a blip.
 - Secret values never leave this module unredacted: measurement messages, status and
@@ -25,7 +26,6 @@ Rules:
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -35,11 +35,14 @@ import tenacity
 from pydantic import ValidationError
 
 from analysis import args, assess, measure
-from analysis.model import API_VERSION, AnalysisRun, AnalysisRunStatus, Measurement
+from analysis.model import AnalysisRun, AnalysisRunStatus, Measurement
 from analysis.providers import Providers, UnsupportedProvider
+from rollouts.platform.clock import Clock
+from rollouts.platform.cluster import Cluster, Conflict, NotFound, Unavailable
+from rollouts.platform.events import EventRecorder
+from rollouts.platform.patches import merge_diff
 
 log = logging.getLogger(__name__)
-COMPONENT = "rollouts-controller"
 CONFLICT_RETRIES = 3
 WRITE_ATTEMPTS = 4
 Obj = dict[str, Any]
@@ -47,34 +50,22 @@ SecretSource = Callable[[str, str, str], str]
 """secret_source(namespace, secret name, key) -> value; raises LookupError when missing."""
 
 
-class ClusterPort(Protocol):
-    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj: ...
-
-    def create(self, obj: Obj) -> Obj: ...
-
-    def patch_status(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> Obj: ...
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
 class EventSink(Protocol):
-    """Where events go when not written here (rollouts.controller.events.EventRecorder fits)."""
+    """Where events go (platform.events.EventRecorder; the Manager passes its own)."""
 
     def record(self, obj: Obj, *, type: str, reason: str, message: str) -> None: ...  # noqa: A002
 
 
 class AnalysisController:
-    def __init__(self, cluster: ClusterPort, providers: Providers, *, clock: Clock,
+    def __init__(self, cluster: Cluster, providers: Providers, *, clock: Clock,
                  secret_lookup: SecretSource | None = None, events: EventSink | None = None,
                  retry_wait: tenacity.wait.wait_base = tenacity.wait_exponential(multiplier=0.05, max=1.0)) -> None:
         self._cluster = cluster
         self._write_retry = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda err: _reason(err) == "ServiceUnavailable"),
+            retry=tenacity.retry_if_exception_type(Unavailable),
             wait=retry_wait, stop=tenacity.stop_after_attempt(WRITE_ATTEMPTS), reraise=True,
         )
-        self._events = events
+        self._events: EventSink = events if events is not None else EventRecorder(cluster, clock=clock)
         self._providers = providers
         self._clock = clock
         self._secrets = secret_lookup or self._cluster_secret
@@ -91,10 +82,10 @@ class AnalysisController:
             try:
                 self._write_retry(self._write, doc, result, secrets, now)
                 return result.requeue_after
-            except Exception as err:
-                if _reason(err) == "NotFound":
-                    return None  # deleted while we measured
-                if _reason(err) != "Conflict" or attempt == CONFLICT_RETRIES - 1:
+            except NotFound:
+                return None  # deleted while we measured
+            except Conflict:
+                if attempt == CONFLICT_RETRIES - 1:
                     raise
                 log.info("AnalysisRun %s/%s changed while measuring; assessing again", namespace, name)
                 if (fresh := self._read(namespace, name)) is None:
@@ -105,10 +96,8 @@ class AnalysisController:
     def _read(self, namespace: str, name: str) -> Obj | None:
         try:
             return self._cluster.get("AnalysisRun", name, namespace)
-        except Exception as err:
-            if _reason(err) == "NotFound":
-                return None
-            raise
+        except NotFound:
+            return None
 
     # ------------------------------------------------------------ observe and measure
 
@@ -165,37 +154,13 @@ class AnalysisController:
         self._cluster.patch_status("AnalysisRun", meta["name"], meta.get("namespace"),
                                    {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": patch})
         for event in result.events:
-            self._record_event(doc, event, args.redact(event.message, secrets), now)
-
-    def _record_event(self, doc: Obj, event: assess.Event, message: str, now: datetime) -> None:
-        if self._events is not None:
-            self._events.record(doc, type=event.type, reason=event.reason, message=message)
-            return
-        meta = doc["metadata"]
-        digest = hashlib.sha256(f"{meta.get('uid')}|{event.reason}|{message}".encode()).hexdigest()[:16]
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{digest}", "namespace": meta.get("namespace")},
-            "involvedObject": {"apiVersion": API_VERSION, "kind": "AnalysisRun", "name": meta["name"],
-                               "namespace": meta.get("namespace"), "uid": meta.get("uid")},
-            "reason": event.reason, "message": message, "type": event.type,
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
-        }
-        try:
-            self._cluster.create(body)
-        except Exception as err:
-            if _reason(err) != "AlreadyExists":
-                log.warning("could not record event %s for AnalysisRun %s: %s", event.reason, meta["name"], err)
+            self._events.record(doc, type=event.type, reason=event.reason, message=args.redact(event.message, secrets))
 
     def _cluster_secret(self, namespace: str, name: str, key: str) -> str:
         try:
             secret = self._cluster.get("Secret", name, namespace)
-        except Exception as err:
-            if _reason(err) == "NotFound":
-                raise LookupError(f"secret {name!r} not found in namespace {namespace!r}") from None
-            raise
+        except NotFound:
+            raise LookupError(f"secret {name!r} not found in namespace {namespace!r}") from None
         data = secret.get("data") or {}
         if key in data:
             return base64.b64decode(data[key]).decode()
@@ -204,31 +169,11 @@ class AnalysisController:
         raise LookupError(f"key {key!r} does not exist in secret {name!r}")
 
 
-def merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON merge patch turning `old` into `new` (empty when they are equal)."""
-    patch: dict[str, Any] = {key: None for key in old if key not in new}
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(value, dict) and isinstance(before, dict):
-            nested = merge_diff(before, value)
-            if nested:
-                patch[key] = nested
-        elif key not in old or value != before:
-            patch[key] = value
-    return patch
-
-
 def _status_of(doc: Obj) -> AnalysisRunStatus | None:
     try:
         return AnalysisRunStatus.load(doc.get("status") or {})
     except ValidationError:
         return None
-
-
-def _reason(err: BaseException) -> str | None:
-    """The Kubernetes StatusReason a Cluster port error carries (`NotFound`, `Conflict`, ...)."""
-    reason = getattr(err, "reason", None)
-    return reason if isinstance(reason, str) else None
 
 
 def _validation_message(err: ValidationError) -> str:

@@ -46,7 +46,7 @@ from analysis.providers import Providers
 from rollouts.controller.clientset import MeteredCluster
 from rollouts.platform.clock import Clock
 from rollouts.platform.cluster import Cluster, ClusterError, Gone
-from rollouts.controller.events import EventRecorder
+from rollouts.platform.events import EventRecorder
 from rollouts.controller.informer import Cache
 from rollouts.controller.leader import LeaderElector, default_identity, lock_name
 from rollouts.controller.metrics import ControllerMetrics

@@ -50,7 +50,7 @@ from rollouts.plan import restarts
 from rollouts.platform import wire
 from rollouts.platform.clock import Clock
 from rollouts.platform.cluster import AlreadyExists, Cluster, Conflict, NotFound, Unavailable
-from rollouts.controller.events import EventRecorder
+from rollouts.platform.events import EventRecorder
 from rollouts.controller.informer import Cache
 from rollouts.spec.model import Rollout
 from rollouts.platform.patches import merge_diff

@@ -53,7 +53,7 @@ from rollouts.demo.pods import AppStartError, PodRunner
 from rollouts.demo.prometheus import INSTALL_HINT, PrometheusError, PrometheusServer
 from rollouts.demo.summary import Outcome, ReleaseRecord, Summary, outcome, summarize
 from rollouts.demo.traffic import Backend, TrafficGenerator
-from rollouts.controller.events import Recorded
+from rollouts.platform.events import Recorded
 from rollouts.memory.cluster import InMemoryCluster
 
 TICK = 0.25

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from analysis.controller import AnalysisController, merge_diff
+from analysis.controller import AnalysisController
+from rollouts.platform.patches import merge_diff
 from analysis.model import Metric
 from analysis.providers import ProviderError, Providers, Result
 from rollouts.platform.clock import SteppedClock

@@ -9,7 +9,7 @@ import pytest
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Unavailable
 from rollouts.memory.cluster import InMemoryCluster
-from rollouts.controller.events import EventRecorder
+from rollouts.platform.events import EventRecorder
 from rollouts.controller.metrics import ControllerMetrics
 
 

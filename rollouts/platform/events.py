@@ -26,11 +26,10 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from rollouts.platform.clock import Clock, to_utc
 from rollouts.platform.cluster import AlreadyExists, Cluster, ClusterError, NotFound
-from rollouts.controller.metrics import ControllerMetrics
 from rollouts.platform.times import format_time
 
 __all__ = ["EventRecorder", "EventType", "Recorded"]
@@ -56,6 +55,13 @@ class Recorded:
     message: str
 
 
+class EventMetrics(Protocol):
+    """Where recordings are counted (controller.metrics.ControllerMetrics fits)."""
+
+    @property
+    def rollout_events(self) -> Any: ...
+
+
 class EventRecorder:
     def __init__(
         self,
@@ -64,7 +70,7 @@ class EventRecorder:
         clock: Clock,
         component: str = "rollouts-controller",
         instance: str = "",
-        metrics: ControllerMetrics | None = None,
+        metrics: EventMetrics | None = None,
     ) -> None:
         self._cluster = cluster
         self._clock = clock
