@@ -117,18 +117,6 @@ def _lookup_message(err: LookupError) -> str:
 # ---------------------------------------------------------------- substitution
 
 
-def placeholders(metric: Metric) -> set[str]:
-    """Names of the args a metric refers to."""
-    found: set[str] = set()
-
-    def collect(text: str) -> str:
-        found.update(PLACEHOLDER.findall(text))
-        return text
-
-    _walk(metric.dump(), collect)
-    return found
-
-
 def substitute(metric: Metric, values: Mapping[str, str]) -> Metric:
     """`metric` with every `{{args.NAME}}` replaced; unknown names are an ArgError."""
 

@@ -303,19 +303,3 @@ def _integer(value: int | str | None, where: str, *, minimum: int, default: int 
     return value
 
 
-# ---------------------------------------------------------------- step analysis
-
-
-def validate_for_step(run: AnalysisRun, templates: Sequence[AnalysisTemplate] = ()) -> list[str]:
-    """Problems that forbid `run` as a step analysis: every metric must end on its own."""
-    try:
-        rules = metric_rules(run.spec)
-    except (SpecError, arguments.ArgError) as err:
-        return [str(err)]
-    origin = {m.name: t.metadata.name for t in templates for m in t.spec.metrics}
-    return [
-        f"AnalysisTemplate {origin.get(r.name, run.metadata.name)} has metric {r.name} which runs "
-        "indefinitely. Invalid value for count: <nil>"
-        for r in rules
-        if r.count is None
-    ]

@@ -24,7 +24,7 @@ Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -92,10 +92,6 @@ def _int(text: str | None) -> int:
 
 
 _time = parse_time
-
-
-def next_revision(replica_sets: Iterable[ReplicaSetView]) -> int:
-    return max((rs.revision for rs in replica_sets), default=0) + 1
 
 
 def new_replicaset(rollout: Rollout, *, pod_hash: str, revision: int, replicas: int) -> dict[str, Any]:

@@ -5,8 +5,8 @@ Rules:
   the wire; `Rollout.load(doc).dump() == doc` for every document we accept (only
   fields that were set are written back).
 - Fields Argo has for features this controller does not run (blueGreen, experiment
-  and plugin steps, other traffic routers) are preserved, never dropped; lint reports
-  them as "not supported by this controller" (`unsupported_fields`).
+  and plugin steps, other traffic routers) are preserved, never dropped; lint and the
+  controller refuse or warn about each (spec.problems).
 - The pod template is kept as a raw dict: the controller hashes and copies it,
   it never interprets containers beyond images.
 - Status has Argo's shape (`stableRS`, `HPAReplicas`, `observedGeneration` as a
@@ -340,13 +340,3 @@ class Rollout(ArgoModel):
         canary = self.canary
         return list(canary.steps or []) if canary else []
 
-    def unsupported_fields(self) -> list[str]:
-        """Dotted paths of fields Argo accepts that this controller does not run."""
-        found = [f"spec.{path}" for path in self.spec.unknown_fields()]
-        if self.spec.strategy.blue_green is not None:
-            found.append("spec.strategy.blueGreen")
-        for index, step in enumerate(self.steps):
-            kind = step.kind
-            if kind is not None and kind not in SUPPORTED_STEPS:
-                found.append(f"spec.strategy.canary.steps[{index}].{kind.value}")
-        return found

@@ -78,11 +78,6 @@ def test_other_templates_are_left_alone() -> None:
     assert out.success_condition == "{{ not-args }} 1"
 
 
-def test_placeholders_lists_the_names_used() -> None:
-    raw = metric(count="{{args.n}}", provider={"prometheus": {"query": "{{ args.q-1 }} {{args.n}}"}})
-    assert args.placeholders(raw) == {"n", "q-1"}
-
-
 # ---------------------------------------------------------------- values and secrets
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from analysis.args import ArgError
-from analysis.build import SpecError, build_run, flatten, metric_rules, validate_for_step
+from analysis.build import SpecError, build_run, flatten, metric_rules
 from analysis.model import AnalysisRun, AnalysisRunSpec, AnalysisTemplate, Argument, DryRun, MeasurementRetention, TemplateRef
 
 
@@ -208,17 +208,3 @@ def test_no_metrics_and_duplicate_names() -> None:
         metric_rules(spec(metric("m"), metric("m")))
 
 
-# ---------------------------------------------------------------- step analysis
-
-
-def test_validate_for_step_rejects_metrics_that_run_indefinitely() -> None:
-    at = template("success-rate", metric("rate", interval="1m"), metric("once"), metric("five", interval="1m", count=5))
-    run = build(at)
-    assert validate_for_step(run, [at]) == [
-        "AnalysisTemplate success-rate has metric rate which runs indefinitely. Invalid value for count: <nil>"]
-    assert validate_for_step(build(template("t", metric("once")))) == []
-
-
-def test_validate_for_step_reports_spec_errors() -> None:
-    run = AnalysisRun.load({"metadata": {"name": "r"}, "spec": {"metrics": []}})
-    assert validate_for_step(run) == ["no metrics specified; an AnalysisRun needs at least one metric under spec.metrics"]

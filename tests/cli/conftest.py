@@ -195,8 +195,8 @@ def analysis_run(rollout: dict[str, Any], name: str, *, step: int | None, metric
             "name": metric, "interval": "30s", "count": 3, "successCondition": "result[0] >= 0.95",
             "failureLimit": 0,
             "provider": {"prometheus": {"address": "http://prometheus.monitoring:9090",
-                                        "query": f'sum(rate(istio_requests_total{{destination_service=~"checkout-canary",'
-                                                 f'response_code!~"5.*"}}[1m])) / sum(rate(istio_requests_total[1m]))'}},
+                                        "query": 'sum(rate(istio_requests_total{destination_service=~"checkout-canary",'
+                                                 'response_code!~"5.*"}[1m])) / sum(rate(istio_requests_total[1m]))'}},
         }]},
     }
     result: dict[str, Any] = {"name": metric, "phase": phase, "measurements": measurements,
