@@ -4,15 +4,19 @@ Rules and invariants:
 - Pure: inputs are never mutated; results share no mutable structure with the inputs.
 - Merge patch: an object patch merges key by key, `null` deletes a key, and anything that
   is not an object (lists included) replaces the target wholesale.
-- JSON patch: ops run in order on a copy; any failing op (a bad path, a missing member,
-  a `test` whose value differs) raises `PatchError` and the document is left unchanged,
-  as the API server answers 422 and stores nothing.
+- JSON patch (the well-kept `jsonpatch` library): ops run in order on a copy; any
+  failing op (a bad path, a missing member, a `test` whose value differs) raises
+  `PatchError` naming the op, and the document is left unchanged, as the API server
+  answers 422 and stores nothing.
 - `merge_diff(old, new)` is the merge patch that turns `old` into `new`.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import jsonpatch
+import jsonpointer
 
 JSON = Any
 
@@ -67,99 +71,23 @@ def json_equal(a: JSON, b: JSON) -> bool:
 
 
 def json_patch(doc: JSON, ops: list[JSON]) -> JSON:
+    """RFC 6902 through the `jsonpatch` library, one op at a time so an error names its op;
+    a `test` compares with JSON equality (RFC 6902 §4.6: true is not 1)."""
     if not isinstance(ops, list):
         raise PatchError("a JSON patch is a list of operations")
     result = clone(doc)
     for index, op in enumerate(ops):
         if not isinstance(op, dict) or not isinstance(op.get("op"), str):
             raise PatchError(f"operation {index}: expected an object with an 'op' field")
-        result = _apply(result, op, index)
+        where = f"operation {index} ({op['op']} {op.get('path')})"
+        try:
+            if op["op"] == "test" and "value" in op and not json_equal(
+                    jsonpointer.resolve_pointer(result, str(op.get("path"))), op["value"]):
+                raise PatchError(f"{where}: test failed, the value differs")
+            result = jsonpatch.apply_patch(result, [op], in_place=True)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, KeyError,
+                IndexError, ValueError) as err:
+            if isinstance(err, PatchError):
+                raise
+            raise PatchError(f"{where}: {err}") from None
     return result
-
-
-def _pointer(op: dict[str, JSON], field: str, index: int) -> list[str]:
-    path = op.get(field)
-    if not isinstance(path, str) or (path and not path.startswith("/")):
-        raise PatchError(f"operation {index} ({op['op']}): '{field}' must be a JSON pointer")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
-
-
-def _parent(doc: JSON, tokens: list[str], op: dict[str, JSON], index: int) -> JSON:
-    node = doc
-    for token in tokens[:-1]:
-        node = _child(node, token, op, index)
-    return node
-
-
-def _child(node: JSON, token: str, op: dict[str, JSON], index: int) -> JSON:
-    if isinstance(node, dict) and token in node:
-        return node[token]
-    if isinstance(node, list) and token.isdigit() and int(token) < len(node):
-        return node[int(token)]
-    raise PatchError(f"operation {index} ({op['op']} {op.get('path')}): path does not exist")
-
-
-def _list_index(node: list[JSON], token: str, op: dict[str, JSON], index: int, *, insert: bool) -> int:
-    if insert and token == "-":
-        return len(node)
-    limit = len(node) if insert else len(node) - 1
-    if not token.isdigit() or (token != "0" and token.startswith("0")) or int(token) > limit:
-        raise PatchError(f"operation {index} ({op['op']} {op.get('path')}): bad array index {token!r}")
-    return int(token)
-
-
-def _get(doc: JSON, tokens: list[str], op: dict[str, JSON], index: int) -> JSON:
-    node = doc
-    for token in tokens:
-        node = _child(node, token, op, index)
-    return node
-
-
-def _add(doc: JSON, tokens: list[str], value: JSON, op: dict[str, JSON], index: int) -> JSON:
-    if not tokens:
-        return clone(value)
-    parent = _parent(doc, tokens, op, index)
-    if isinstance(parent, dict):
-        parent[tokens[-1]] = clone(value)
-    elif isinstance(parent, list):
-        parent.insert(_list_index(parent, tokens[-1], op, index, insert=True), clone(value))
-    else:
-        raise PatchError(f"operation {index} ({op['op']} {op.get('path')}): parent is not a container")
-    return doc
-
-
-def _remove(doc: JSON, tokens: list[str], op: dict[str, JSON], index: int) -> JSON:
-    if not tokens:
-        raise PatchError(f"operation {index} ({op['op']}): cannot remove the whole document")
-    parent = _parent(doc, tokens, op, index)
-    if isinstance(parent, dict) and tokens[-1] in parent:
-        return parent.pop(tokens[-1])
-    if isinstance(parent, list):
-        return parent.pop(_list_index(parent, tokens[-1], op, index, insert=False))
-    raise PatchError(f"operation {index} ({op['op']} {op.get('path')}): path does not exist")
-
-
-def _apply(doc: JSON, op: dict[str, JSON], index: int) -> JSON:
-    kind, tokens = op["op"], _pointer(op, "path", index)
-    if kind in ("add", "replace", "test") and "value" not in op:
-        raise PatchError(f"operation {index} ({kind} {op.get('path')}): missing 'value'")
-    if kind == "add":
-        return _add(doc, tokens, op["value"], op, index)
-    if kind == "remove":
-        _remove(doc, tokens, op, index)
-        return doc
-    if kind == "replace":
-        if tokens:
-            _remove(doc, tokens, op, index)
-        return _add(doc, tokens, op["value"], op, index)
-    if kind == "test":
-        if not json_equal(_get(doc, tokens, op, index), op["value"]):
-            raise PatchError(f"operation {index} (test {op['path']}): test failed, the value differs")
-        return doc
-    if kind in ("move", "copy"):
-        source = _pointer(op, "from", index)
-        if kind == "move" and tokens[: len(source)] == source and tokens != source:
-            raise PatchError(f"operation {index} (move): cannot move a value into itself")
-        value = _remove(doc, source, op, index) if kind == "move" else clone(_get(doc, source, op, index))
-        return _add(doc, tokens, value, op, index)
-    raise PatchError(f"operation {index}: unknown op {kind!r} (use add, remove, replace, move, copy or test)")
