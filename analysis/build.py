@@ -13,8 +13,9 @@ Rules:
 - `metric_rules` turns a run spec into numbers: durations in seconds, IntOrString
   fields as ints (after `{{args.*}}` substitution, secrets masked), the effective count
   (count unset/0: 1 without an interval, unbounded with one), the limits with their
-  defaults, the dry-run flag and the retention limit. Every rule violation is a
-  `SpecError` naming the field path and the fix. The analysis core calls it on every
+  defaults, the dry-run flag and the retention limit. The rules themselves are
+  analysis.checks' (one checker for lint, the controller and the run); the first error
+  is a `SpecError` saying `path: what (fix)`. The analysis core calls it on every
   assessment; `build_run` calls it so a bad template fails when the run is created.
 - Pure: templates referenced by name are fetched by the caller (`resolve_ref`).
 """
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis import args as arguments
+from analysis import checks
 from analysis.model import (
     API_VERSION,
     AnalysisRun,
@@ -34,7 +36,6 @@ from analysis.model import (
     AnalysisTemplate,
     Argument,
     DryRun,
-    DurationError,
     MeasurementRetention,
     Metric,
     ObjectMeta,
@@ -205,101 +206,57 @@ def _describe(template: AnalysisTemplate) -> str:
 
 
 def metric_rules(spec: AnalysisRunSpec) -> list[MetricRules]:
-    """Per metric, the numbers the core runs on; SpecError/ArgError when the spec cannot run."""
-    if not spec.metrics:
-        raise SpecError("no metrics specified; an AnalysisRun needs at least one metric under spec.metrics")
+    """Per metric, the numbers the core runs on. A spec that breaks a rule of analysis.checks
+    (the checker lint and the controller call too) is a SpecError naming its first error;
+    an arg that cannot be substituted is an ArgError."""
     values = arguments.values_without_secrets(spec.args)
-    dry = _matches("dryRun", [r.metric_name for r in spec.dry_run or []], spec.metrics)
-    keep = _matches("measurementRetention", [r.metric_name for r in spec.measurement_retention or []], spec.metrics)
+    metrics = [arguments.substitute(raw, values) for raw in spec.metrics]
+    # checked with every value but the secrets in place (a secret is read only when measuring: it stays templated)
+    secret = {name: f"{{{{args.{name}}}}}" for name, value in values.items() if value == arguments.REDACTED}
+    checked = [arguments.substitute(raw, {**values, **secret}) for raw in spec.metrics]
+    errors = [problem for problem in checks.spec_problems(spec.model_copy(update={"metrics": checked}))
+              if problem.is_error]
+    if errors:
+        raise SpecError(str(errors[0]))
+    dry = _matches([r.metric_name for r in spec.dry_run or []], spec.metrics)
+    keep = _matches([r.metric_name for r in spec.measurement_retention or []], spec.metrics)
     limits = [r.limit for r in spec.measurement_retention or []]
-    seen: set[str] = set()
     rules = []
-    for index, raw in enumerate(spec.metrics):
-        if raw.name in seen:
-            raise SpecError(f"metrics[{index}]: duplicate name {raw.name!r}; metric names must be unique")
-        seen.add(raw.name)
-        metric = arguments.substitute(raw, values)
+    for raw, metric in zip(spec.metrics, metrics, strict=True):
         retention = next((limits[i] for i in reversed(range(len(limits))) if raw.name in keep[i]), 0)
-        rules.append(_rules_for(metric, f"metrics[{index}]", dry_run=any(raw.name in names for names in dry),
+        rules.append(_rules_for(metric, dry_run=any(raw.name in names for names in dry),
                                 retention=retention if retention > 0 else DEFAULT_RETENTION))
     return rules
 
 
-def _rules_for(metric: Metric, path: str, *, dry_run: bool, retention: int) -> MetricRules:
-    where = f"{path} ({metric.name!r})"
-    kinds = metric.provider.kinds()
-    if len(kinds) != 1:
-        problem = "no provider specified" if not kinds else f"multiple providers specified ({', '.join(kinds)})"
-        raise SpecError(f"{where}.provider: {problem}; set exactly one provider (prometheus, web, ...)")
-    interval = _duration(metric.interval, f"{where}.interval")
-    count = _integer(metric.count, f"{where}.count", minimum=0)
-    failure_limit = _integer(metric.failure_limit, f"{where}.failureLimit", minimum=-1)
-    inconclusive_limit = _integer(metric.inconclusive_limit, f"{where}.inconclusiveLimit", minimum=0)
-    error_limit = _integer(metric.consecutive_error_limit, f"{where}.consecutiveErrorLimit", minimum=0,
-                           default=DEFAULT_CONSECUTIVE_ERROR_LIMIT)
-    success_limit = _integer(metric.consecutive_success_limit, f"{where}.consecutiveSuccessLimit", minimum=0)
-    if failure_limit == -1 and success_limit == 0:
-        raise SpecError(f"{where}.failureLimit: -1 (no failure limit) needs consecutiveSuccessLimit > 0, "
-                        "or the metric could never conclude; set consecutiveSuccessLimit or a failureLimit >= 0")
-    if count > 1 and interval is None:
-        raise SpecError(f"{where}.interval: interval must be specified when count > 1 (count is {count})")
-    if count > 0:
-        needed = max(failure_limit, 0) + success_limit
-        if count < needed:
-            raise SpecError(f"{where}.count: count ({count}) must be >= failureLimit + consecutiveSuccessLimit "
-                            f"({needed}), or the limits could never be reached")
-        if count < inconclusive_limit:
-            raise SpecError(f"{where}.count: count ({count}) must be >= inconclusiveLimit ({inconclusive_limit})")
+def _rules_for(metric: Metric, *, dry_run: bool, retention: int) -> MetricRules:
+    interval = _duration(metric.interval)
+    count = _integer(metric.count)
     return MetricRules(
         metric=metric,
         interval=interval,
-        initial_delay=_duration(metric.initial_delay, f"{where}.initialDelay"),
+        initial_delay=_duration(metric.initial_delay),
         count=count if count > 0 else (None if interval is not None else 1),
-        failure_limit=failure_limit,
-        inconclusive_limit=inconclusive_limit,
-        consecutive_error_limit=error_limit,
-        consecutive_success_limit=success_limit,
+        failure_limit=_integer(metric.failure_limit),
+        inconclusive_limit=_integer(metric.inconclusive_limit),
+        consecutive_error_limit=_integer(metric.consecutive_error_limit, default=DEFAULT_CONSECUTIVE_ERROR_LIMIT),
+        consecutive_success_limit=_integer(metric.consecutive_success_limit),
         dry_run=dry_run,
         retention=retention,
     )
 
 
-def _matches(field: str, patterns: Sequence[str], metrics: Sequence[Metric]) -> list[set[str]]:
-    """For each rule, the metric names its Go-style (unanchored) regexp matches."""
-    found = []
-    for index, pattern in enumerate(patterns):
-        try:
-            regexp = re.compile(pattern)
-        except re.error as err:
-            raise SpecError(f"{field}[{index}].metricName: {pattern!r} is not a valid regular expression ({err}); "
-                            "use '.*' to match every metric") from None
-        names = {m.name for m in metrics if regexp.search(m.name)}
-        if not names:
-            raise SpecError(f"{field}[{index}]: Rule didn't match any metric name(s) ({pattern!r})")
-        found.append(names)
-    return found
+def _matches(patterns: Sequence[str], metrics: Sequence[Metric]) -> list[set[str]]:
+    """For each rule (already checked: it compiles and matches), the metric names its Go-style
+    (unanchored) regexp matches."""
+    return [{m.name for m in metrics if re.search(pattern, m.name)} for pattern in patterns]
 
 
-def _duration(value: int | str | None, where: str) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_duration(value)
-    except DurationError as err:
-        raise SpecError(f"{where}: {err}") from None
+def _duration(value: int | str | None) -> int | None:
+    """Seconds of a checked duration; None when unset."""
+    return None if value is None or value == "" else parse_duration(value)
 
 
-def _integer(value: int | str | None, where: str, *, minimum: int, default: int = 0) -> int:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        raise SpecError(f"{where}: {value!r} is not an integer")
-    if isinstance(value, str):
-        if not re.fullmatch(r"\s*-?\d+\s*", value):
-            raise SpecError(f"{where}: {value!r} is not an integer; use a whole number or an arg holding one")
-        value = int(value)
-    if value < minimum:
-        raise SpecError(f"{where}: {value} is not allowed; the smallest valid value is {minimum}")
-    return value
-
-
+def _integer(value: int | str | None, *, default: int = 0) -> int:
+    """A checked IntOrString field as an int; `default` when unset."""
+    return default if value is None or value == "" else int(value)

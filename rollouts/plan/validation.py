@@ -40,14 +40,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
-from rollouts.plan import template_checks
+from analysis import checks as template_checks
 from rollouts.spec.model import (
     CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, StepKind,
 )  # fmt: skip
 from rollouts.spec.problems import (
     ARGO_ONLY_FIELDS, Problem, Severity, did_you_mean, field_problems, join, not_run_problem, warning,
 )  # fmt: skip
-from rollouts.plan.template_checks import duration_problem, runs_indefinitely, validate_template
+from analysis.checks import duration_problem, runs_indefinitely
+from rollouts.plan.template_checks import validate_template
 from rollouts.plan.timing_checks import background_timing_problems
 from rollouts.traffic.checks import traffic_problems
 

@@ -22,42 +22,17 @@ Rules:
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Mapping
 
 from pydantic import ValidationError
 
 from analysis.model import AnalysisRunSpec, ArgoModel, MetricProvider, ObjectMeta, PrometheusAuth, PrometheusMetric, WebMetric
+from rollouts.platform.problems import Problem, Severity, did_you_mean, join, warning
 from rollouts.spec.model import SUPPORTED_STEPS, CanaryStep, CanaryStrategy, RolloutSpec, RolloutStatus, TrafficRouting
 
-__all__ = ["ARGO_ONLY_FIELDS", "NOT_RUN_FIELDS", "Problem", "Severity", "did_you_mean", "field_problems", "join"]
+__all__ = ["ARGO_ONLY_FIELDS", "NOT_RUN_FIELDS", "Problem", "Severity", "did_you_mean", "field_problems", "join",
+           "not_run_problem", "router_not_run", "warning"]
 
-
-class Severity(StrEnum):
-    ERROR = "error"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-    fix: str
-    severity: Severity = Severity.ERROR
-
-    def __str__(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        return f"{where}{self.message} ({self.fix})"
-
-    @property
-    def is_error(self) -> bool:
-        return self.severity is Severity.ERROR
-
-
-def warning(path: str, message: str, fix: str) -> Problem:
-    return Problem(path, message, fix, Severity.WARNING)
 
 
 # Fields Argo Rollouts has on these objects that our models do not model (kept as extras).
@@ -130,21 +105,6 @@ def not_run_problem(step: CanaryStep, path: str) -> Problem | None:
     return Problem(f"{path}.{kind.value}", f"the {kind.value} step is not run by this controller",
                    "remove the step, or leave this Rollout to Argo Rollouts "
                    "with its own controller-instance-id label")
-
-
-def join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    pool = list(candidates)
-    close = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in pool}
-        return lowered.get(word.lower())
-    return close[0]
 
 
 def _aliases(cls: type[ArgoModel]) -> list[str]:
