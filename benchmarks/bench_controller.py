@@ -24,7 +24,6 @@ Nothing here asserts a time; figures are printed for the report.
 from __future__ import annotations
 
 import collections
-import copy
 import gc
 import sys
 import time

@@ -29,7 +29,6 @@ Rules (Argo's metricproviders/webmetric, argo-rollouts.md §4.2 and §6):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +37,7 @@ import tenacity
 
 from analysis.model import Metric, WebMetric
 from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, checks, jsonpath
-from analysis.providers.fetch import MAX_REDIRECTS, Answer, Request, fetch, shown_url
+from analysis.providers.fetch import MAX_REDIRECTS, Request, fetch, shown_url
 from analysis.providers.jsonpath import ALL, JsonPath
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "MAX_REDIRECTS", "WebProvider", "parse_json_path", "select"]
