@@ -16,6 +16,10 @@ Rules (Argo's, argo-rollouts.md §3):
 - successCondition / failureCondition parse in the condition language (placeholders
   are replaced by `0` before parsing); `{{args.X}}` must name a declared arg.
 - dryRun / measurementRetention rules must compile and match some metric.
+- A provider's settings that can never measure (a web url that is not http(s), a
+  jsonPath outside the supported subset, a Prometheus address that is not http(s), a
+  timeout of 0 or less) are errors here, from analysis.provider_checks, which the
+  providers run again at measure time.
 - Values holding placeholders are resolved when the run is built; they are not judged here.
 - Pure: returns `Problem`s, never raises for bad input, no I/O.
 """
@@ -24,9 +28,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import urlparse
 
-from analysis import expr
+from analysis import expr, provider_checks
 from analysis.args import PLACEHOLDER
 from analysis.model import (
     AnalysisRunSpec, AnalysisTemplate, Argument, DryRun, DurationError, MeasurementRetention, Metric,
@@ -91,13 +94,10 @@ def _provider_problems(metric: Metric, path: str) -> list[Problem]:
     if kind in _ARGO_NOT_RUN:
         return [warning(join(where, kind), f"the {kind} provider is not supported by this controller",
                         f"measurements would end in Error; use {' or '.join(RUN_PROVIDERS)}")]
-    problems = []
-    prom = provider.prometheus
-    if prom is not None and prom.address and not PLACEHOLDER.search(prom.address):
-        url = urlparse(prom.address)
-        if not (url.scheme in ("http", "https") and url.netloc):
-            problems.append(Problem(join(where, "prometheus.address"), f"{prom.address!r} is not an http(s) URL",
-                                    "write it like http://prometheus.istio-system:9090"))
+    # what can never be measured (a file:// URL, a timeout of 0, a jsonPath we cannot run): the
+    # providers refuse the same at measure time (analysis.provider_checks)
+    problems = [Problem(join(path, found.path), found.message, found.fix)
+                for found in provider_checks.metric_problems(metric)]
     web = provider.web
     if web is not None:
         if web.body is not None and web.json_body is not None:

@@ -8,7 +8,7 @@ Rules:
 - A provider raises nothing but `ProviderError`: every failure to measure (a broken,
   huge, slow or deeply nested answer, an unknown charset, a setting that can never work)
   is one, with a clear message. Metrics that can never succeed are found up front by
-  `analysis.providers.checks.metric_problems`; the providers run the same checks.
+  `analysis.provider_checks.metric_problems`; the providers run the same checks.
 - Transient faults are retried inside the provider a bounded number of times
   (tenacity) and never past the measurement's deadline (its timeout covers every
   attempt and the waits between them) before `ProviderError` is raised; a provider

@@ -14,7 +14,7 @@ Rules (Argo's metricproviders/prometheus, argo-rollouts.md §4.2 and §5):
   deeper than 64 levels, another shape, `status: "error"`) is ProviderError.
 - Metadata is `{"ResolvedPrometheusQuery": query}` so users see what was really asked.
 - Address: `address_override` (the CLI's --prometheus, the demo) wins over the metric's
-  `address`; neither → ProviderError. It must be an http(s) URL (analysis.providers.checks).
+  `address`; neither → ProviderError. It must be an http(s) URL (analysis.provider_checks).
 - `timeout` (seconds, default 30; 0 or negative is an error) bounds the whole measurement:
   connecting, every attempt, the waits between them and reading the answer. Answers are
   capped at MAX_BODY_BYTES (16 MiB) while streaming.
@@ -40,7 +40,9 @@ import requests
 import tenacity
 
 from analysis.model import Metric, PrometheusMetric
-from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, checks, jsonpath
+from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result
+from analysis import provider_checks as checks
+from analysis import jsonpath
 from analysis.providers.fetch import Answer, Request, fetch, shown_url
 
 DEFAULT_TIMEOUT = 30  # seconds for one measurement, as Argo's per-query timeout

@@ -5,14 +5,14 @@ Rules (Argo's metricproviders/webmetric, argo-rollouts.md §4.2 and §6):
   Content-Type: application/json) only with POST/PUT, never both. Args are already
   substituted by the caller.
 - The url must be http(s), the jsonPath in the supported subset and timeoutSeconds not
-  negative: the checks of `analysis.providers.checks`, run again here before any request.
+  negative: the checks of `analysis.provider_checks`, run again here before any request.
 - A 2xx body that parses as JSON is narrowed by `jsonPath` (default `{$}`, the whole
   document): one match is the result, several are a list, none is an error. JSON numbers
   are floats, as in Go. A body that is not JSON (or empty) is the result as a string. A
   body whose brackets nest deeper than 64 levels (outside JSON strings) is an error, found
   by a linear scan, never by Python recursion. The body is decoded by its charset; an
   unknown or non-text charset decodes as UTF-8 with replacement characters.
-- JSONPath is the subset Argo users write (analysis.providers.jsonpath): `{$.data.ok}`,
+- JSONPath is the subset Argo users write (analysis.jsonpath): `{$.data.ok}`,
   `$.a.b`, `{.a.b}`, `$.items[0].value`, `$.items[-1]`, `$['a.b']`, `$.items[*].value`;
   braces optional. Anything else (filters, slices, `..`) is a clear error, never a guess.
 - Bounded (analysis.providers.fetch): `timeoutSeconds` (default 10) is the deadline of the
@@ -36,9 +36,11 @@ import requests
 import tenacity
 
 from analysis.model import Metric, WebMetric
-from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, checks, jsonpath
+from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result
+from analysis import provider_checks as checks
+from analysis import jsonpath
 from analysis.providers.fetch import MAX_REDIRECTS, Request, fetch, shown_url
-from analysis.providers.jsonpath import ALL, JsonPath
+from analysis.jsonpath import ALL, JsonPath
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "MAX_REDIRECTS", "WebProvider", "parse_json_path", "select"]
 

@@ -23,6 +23,18 @@ class CommandError(Exception):
         self.code = code
 
 
+def prometheus_url(text: str) -> str:
+    """An argparse type for --prometheus: an http(s) URL with a host (analysis.provider_checks'
+    rule for a metric's address), so `--prometheus file:///etc/passwd` is a usage error at start."""
+    from analysis.provider_checks import prometheus_address_problem  # lazily: most commands never need it
+
+    problem = prometheus_address_problem(text) or (
+        None if text.strip() else prometheus_address_problem("-"))
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem.message}; {problem.fix}")
+    return text.strip().rstrip("/")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollouts",

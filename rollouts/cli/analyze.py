@@ -39,7 +39,7 @@ from analysis import measure as measuring
 from analysis.assess import Unmeasured
 from analysis.providers import Providers
 from analysis.providers.registry import default_providers
-from rollouts.cli import CommandError
+from rollouts.cli import CommandError, prometheus_url
 
 KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 _ARG = re.compile(r"^([A-Za-z0-9_.-]+)=(.*)$", re.DOTALL)
@@ -63,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "successCondition/failureCondition. Exit 0 if the run is Successful, 1 if not, 2 on bad input.",
     )
     parser.add_argument("template", metavar="TEMPLATE.yaml", help="file holding an AnalysisTemplate")
-    parser.add_argument("--prometheus", metavar="URL", help="Prometheus address (overrides the template's)")
+    parser.add_argument("--prometheus", metavar="URL", type=prometheus_url,
+                        help="Prometheus address (overrides the template's)")
     parser.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE", help="template argument")
     parser.add_argument("--at", metavar="TIME", help="evaluation time: RFC 3339 or epoch seconds (default: now)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from rollouts.cli import CommandError, connect
+from rollouts.cli import CommandError, connect, prometheus_url
 
 log = logging.getLogger("rollouts.controller.manager.cli")
 
@@ -81,7 +81,8 @@ def register(subparsers: Any) -> None:
                         help="hold a Lease so only one replica reconciles (default: on)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines on stderr")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    parser.add_argument("--prometheus", metavar="URL", help="use this Prometheus for every prometheus metric")
+    parser.add_argument("--prometheus", metavar="URL", type=prometheus_url,
+                        help="use this Prometheus for every prometheus metric")
     parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, "
                                                               "else the in-cluster service account)")
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context (default: its current-context)")

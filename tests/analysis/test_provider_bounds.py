@@ -1,5 +1,5 @@
 """Provider bounds against real local HTTP servers: deadlines, body caps, deep JSON, odd charsets,
-which causes are told apart, and the spec checks (analysis.providers.checks) the providers share.
+which causes are told apart, and the spec checks (analysis.provider_checks) the providers share.
 
 Each server behaviour is a path prefix on one ThreadingHTTPServer (127.0.0.1, free port). A
 Prometheus address is `{server}/<behaviour>`, so its /api/v1/query lands on that behaviour.
@@ -347,7 +347,7 @@ def test_web_url_schemes_other_than_http_are_refused(url: str) -> None:
 
 
 def test_metric_problems_lists_every_rule_with_paths_relative_to_the_metric() -> None:
-    from analysis.providers.checks import SpecProblem, metric_problems
+    from analysis.provider_checks import SpecProblem, metric_problems
 
     bad_web = web("ftp://files.test/x", jsonPath="$..a", timeoutSeconds=-1)
     assert [p.path for p in metric_problems(bad_web)] == [
@@ -378,7 +378,7 @@ def test_metric_problems_lists_every_rule_with_paths_relative_to_the_metric() ->
     ],
 )
 def test_web_url_rule(url: str, problem: str | None) -> None:
-    from analysis.providers.checks import web_url_problem
+    from analysis.provider_checks import web_url_problem
 
     found = web_url_problem(url)
     assert (found.message if found else None) == problem
@@ -391,7 +391,7 @@ def test_web_url_rule(url: str, problem: str | None) -> None:
      ("$.a[0:2]", True), ("{$.{{args.key}}}", False)],
 )
 def test_json_path_rule(json_path: str | None, bad: bool) -> None:
-    from analysis.providers.checks import json_path_problem
+    from analysis.provider_checks import json_path_problem
 
     found = json_path_problem(json_path)
     assert (found is not None) is bad
@@ -401,13 +401,13 @@ def test_json_path_rule(json_path: str | None, bad: bool) -> None:
 @pytest.mark.parametrize(("address", "bad"), [(None, False), ("", False), ("http://p:9090", False),
                                               ("{{args.prom}}", False), ("prom:9090", True), ("ftp://p", True)])
 def test_prometheus_address_rule(address: str | None, bad: bool) -> None:
-    from analysis.providers.checks import prometheus_address_problem
+    from analysis.provider_checks import prometheus_address_problem
 
     assert (prometheus_address_problem(address) is not None) is bad
 
 
 def test_timeout_rules() -> None:
-    from analysis.providers.checks import prometheus_timeout_problem, web_timeout_problem
+    from analysis.provider_checks import prometheus_timeout_problem, web_timeout_problem
 
     assert [prometheus_timeout_problem(t) is not None for t in (None, 1, 0, -1)] == [False, False, True, True]
     assert [web_timeout_problem(t) is not None for t in (None, 1, 0, -1)] == [False, False, False, True]

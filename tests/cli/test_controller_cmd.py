@@ -158,3 +158,14 @@ def test_local_controller_runs_a_rollout_serves_metrics_and_stops_on_sigterm(tmp
     assert process.returncode == 0
     assert log.records[-1]["msg"] == "controller stopped"
     assert all(r["level"] in ("info", "warning") for r in log.records), log.raw
+
+
+@pytest.mark.parametrize("address", ["file:///etc/passwd", "ftp://prometheus:9090", "prometheus:9090", ""])
+def test_a_prometheus_address_that_is_not_http_is_a_usage_error_at_start(
+        address: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from rollouts.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as stopped:
+        cli_main(["controller", "--prometheus", address])
+    assert stopped.value.code == 2
+    assert "argument --prometheus: address is not an http(s) URL" in capsys.readouterr().err

@@ -212,3 +212,25 @@ def test_an_experiment_step_is_invalid_spec_and_not_passed_over(closing: list[Sc
         scenario.status["message"])
     assert scenario.weights.canary_weights == [0]
     never_promoted(scenario)
+
+
+@pytest.mark.parametrize(("provider", "path"), [
+    ({"web": {"url": "file:///etc/passwd"}}, "provider.web.url"),
+    ({"web": {"url": "ftp://metrics.example/ok"}}, "provider.web.url"),
+    ({"web": {"url": "data:text/plain,1"}}, "provider.web.url"),
+    ({"web": {"url": "http://metrics:8080/ok", "jsonPath": "$..a"}}, "provider.web.jsonPath"),
+    ({"prometheus": {"address": "http://prometheus:9090", "query": "up", "timeout": -1}},
+     "provider.prometheus.timeout"),
+    ({"prometheus": {"address": "file:///etc/passwd", "query": "up"}}, "provider.prometheus.address"),
+], ids=["file", "ftp", "data", "recursive-jsonpath", "negative-timeout", "file-address"])
+def test_a_metric_that_can_never_measure_is_refused_before_any_traffic_moves(
+        provider: dict[str, Any], path: str, closing: list[Scenario]) -> None:
+    scenario = Scenario("istio-canary")
+    scenario.provider.script("success-rate", [0.99])  # type: ignore[attr-defined]
+    metric_of(scenario)["provider"] = provider
+    closing.append(scenario)
+    scenario.given_objects().run_for(120)
+    status = scenario.status
+    assert status["phase"] == "Degraded"
+    assert f"AnalysisTemplate 'success-rate' is invalid: spec.metrics[0].{path}: " in status["message"]
+    assert scenario.analysis_runs() == [] and scenario.vs_weights == (100, 0)

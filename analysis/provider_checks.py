@@ -6,7 +6,7 @@ Rules:
   Spec validation calls it before a run; the providers call the same rule functions at
   measure time, so a run built without validation still gets a clear Error measurement.
 - The rules: a web `url` must be http(s) with a host; a web `jsonPath` must be in the
-  supported subset (analysis.providers.jsonpath); a prometheus `address`, when set, must be
+  supported subset (analysis.jsonpath); a prometheus `address`, when set, must be
   an http(s) URL with a host; a prometheus `timeout` must be > 0 seconds (0 would time out
   at once); a web `timeoutSeconds` must not be negative (0 or unset means 10 s, as Argo).
 - Placeholders: a url or address whose scheme part is still `{{args.*}}` is not checked;
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from analysis.args import PLACEHOLDER
 from analysis.model import Metric
-from analysis.providers import jsonpath
+from analysis import jsonpath
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,19}$")
 
