@@ -32,7 +32,13 @@ from collections.abc import Sequence
 from analysis import expr, provider_checks
 from analysis.args import PLACEHOLDER
 from analysis.model import (
-    AnalysisRunSpec, AnalysisTemplate, Argument, DryRun, DurationError, MeasurementRetention, Metric,
+    AnalysisRunSpec,
+    AnalysisTemplate,
+    Argument,
+    DryRun,
+    DurationError,
+    MeasurementRetention,
+    Metric,
     parse_duration,
 )  # fmt: skip
 from rollouts.platform.problems import Problem, did_you_mean, join, warning
@@ -65,7 +71,8 @@ def _integer(value: int | str | None, path: str, found: list[Problem]) -> int | 
         return None
     if isinstance(value, str):
         if not _INT.fullmatch(value):
-            found.append(Problem(path, f"{value!r} is not an integer", "use a whole number or an {{args.NAME}} placeholder"))
+            found.append(Problem(path, f"{value!r} is not an integer",
+                                 "use a whole number or an {{args.NAME}} placeholder"))
             return None
         return int(value)
     return value
@@ -235,7 +242,8 @@ def runs_indefinitely(metric: Metric) -> bool:
     count = metric.count
     if isinstance(count, str) and PLACEHOLDER.search(count):
         return False
-    no_count = count is None or (isinstance(count, int) and count == 0) or (isinstance(count, str) and count.strip() in ("", "0"))
+    no_count = (count is None or (isinstance(count, int) and count == 0)
+                or (isinstance(count, str) and count.strip() in ("", "0")))
     return no_count and metric.interval not in (None, "")
 
 

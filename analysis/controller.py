@@ -44,6 +44,7 @@ from rollouts.platform.patches import merge_diff
 
 log = logging.getLogger(__name__)
 CONFLICT_RETRIES = 3
+API_RETRY_WAIT = tenacity.wait_exponential(multiplier=0.05, max=1.0)  # between retries of a transient API fault
 WRITE_ATTEMPTS = 4
 Obj = dict[str, Any]
 SecretSource = Callable[[str, str, str], str]
@@ -59,7 +60,7 @@ class EventSink(Protocol):
 class AnalysisController:
     def __init__(self, cluster: Cluster, providers: Providers, *, clock: Clock,
                  secret_lookup: SecretSource | None = None, events: EventSink | None = None,
-                 retry_wait: tenacity.wait.wait_base = tenacity.wait_exponential(multiplier=0.05, max=1.0)) -> None:
+                 retry_wait: tenacity.wait.wait_base = API_RETRY_WAIT) -> None:
         self._cluster = cluster
         self._write_retry = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(Unavailable),

@@ -376,5 +376,6 @@ MAX_DURATION_SECONDS = 9_223_372_036  # Go's time.Duration holds at most 2^63-1 
 
 def _bounded_duration(seconds: float, written: int | str) -> int:
     if not seconds <= MAX_DURATION_SECONDS:  # also NaN
-        raise DurationError(f"{written!r} is longer than the longest duration ({MAX_DURATION_SECONDS}s, about 292 years)")
+        raise DurationError(
+            f"{written!r} is longer than the longest duration ({MAX_DURATION_SECONDS}s, about 292 years)")
     return int(seconds)

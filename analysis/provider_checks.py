@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from analysis import jsonpath
 from analysis.args import PLACEHOLDER
 from analysis.model import Metric
-from analysis import jsonpath
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,19}$")
 

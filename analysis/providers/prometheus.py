@@ -39,10 +39,10 @@ from typing import Any
 import requests
 import tenacity
 
+from analysis import jsonpath
+from analysis import provider_checks as checks
 from analysis.model import Metric, PrometheusMetric
 from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result
-from analysis import provider_checks as checks
-from analysis import jsonpath
 from analysis.providers.fetch import Answer, Request, fetch, shown_url
 
 DEFAULT_TIMEOUT = 30  # seconds for one measurement, as Argo's per-query timeout

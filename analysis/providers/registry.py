@@ -19,7 +19,6 @@ from analysis.providers.prometheus import PrometheusProvider
 from analysis.providers.web import WebProvider
 
 
-
 def default_providers(
     *,
     prometheus_address: str | None = None,

@@ -35,12 +35,12 @@ from typing import Any
 import requests
 import tenacity
 
+from analysis import jsonpath
+from analysis import provider_checks as checks
+from analysis.jsonpath import ALL, JsonPath
 from analysis.model import Metric, WebMetric
 from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result
-from analysis import provider_checks as checks
-from analysis import jsonpath
 from analysis.providers.fetch import MAX_REDIRECTS, Request, fetch, shown_url
-from analysis.jsonpath import ALL, JsonPath
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "MAX_REDIRECTS", "WebProvider", "parse_json_path", "select"]
 

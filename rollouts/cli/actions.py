@@ -222,7 +222,7 @@ def _set_image_file(args: argparse.Namespace) -> int:
 # --- parsers -------------------------------------------------------------------------------
 
 def _command(subparsers: Any, name: str, help_text: str, func: Any, *, many: bool) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
     if many:
         parser.add_argument("names", nargs="+", metavar="NAME", help="Rollout name(s)")
     else:

@@ -33,10 +33,10 @@ from rich.text import Text
 
 from analysis import args as arguments
 from analysis import build
-from analysis.expr import evaluate_condition, format_value
-from analysis.model import PHASE_SEVERITY, AnalysisPhase, AnalysisTemplate, Argument, Metric
 from analysis import measure as measuring
 from analysis.assess import Unmeasured
+from analysis.expr import evaluate_condition, format_value
+from analysis.model import PHASE_SEVERITY, AnalysisPhase, AnalysisTemplate, Argument, Metric
 from analysis.providers import Providers
 from analysis.providers.registry import default_providers
 from rollouts.cli import CommandError, prometheus_url

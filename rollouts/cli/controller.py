@@ -51,7 +51,8 @@ def address(text: str) -> tuple[str, int]:
     """`HOST:PORT` or `:PORT` (every interface) as (host, port); argparse type."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an address: use HOST:PORT or :PORT, e.g. :8090 or 127.0.0.1:0")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an address: use HOST:PORT or :PORT, e.g. :8090 or 127.0.0.1:0")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -154,9 +155,9 @@ def _local_cluster(stack: ExitStack, paths: list[str]) -> Any:
 
 
 def _apply(cluster: Any, paths: list[str]) -> None:
-    from rollouts.spec import manifests
     from rollouts.platform.cluster import ClusterError
     from rollouts.platform.kinds import UnknownKind
+    from rollouts.spec import manifests
 
     if not paths:
         return
@@ -204,8 +205,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from analysis.providers.registry import default_providers
     from rollouts.controller import metrics as controller_metrics
-    from rollouts.platform.clock import SystemClock
     from rollouts.controller.manager import Manager
+    from rollouts.platform.clock import SystemClock
 
     stop = threading.Event()
     with ExitStack() as stack:

@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rollouts.spec import crdgen
 from rollouts.cli import CommandError
+from rollouts.spec import crdgen
 
 DEFAULT_DIR = "crds"
 

@@ -34,10 +34,10 @@ from rich.table import Table
 from rich.text import Text
 
 from rollouts import view
-from rollouts.view import render
 from rollouts.cli import CommandError
 from rollouts.demo import signals
 from rollouts.demo.summary import ReleaseRecord, Summary, outcome, table, to_json
+from rollouts.view import render
 
 WIDTH = 120
 HEADER_WIDTH = 58
@@ -169,7 +169,8 @@ class LiveScreen:
             return Text("")
         hint = Text("Second terminal:  ", style="dim")
         hint.append(f"export KUBECONFIG={self.kubeconfig}\n", style="cyan")
-        hint.append(" " * 18 + "rollouts get rollout demo --watch   ·   rollouts promote demo   ·   rollouts abort demo",
+        hint.append(" " * 18 + "rollouts get rollout demo --watch   ·   rollouts promote demo   ·   "
+                    "rollouts abort demo",
                     style="cyan")
         return hint
 

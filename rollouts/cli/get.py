@@ -23,9 +23,9 @@ from rich.live import Live
 
 from analysis.model import DurationError, parse_duration
 from rollouts import view
-from rollouts.view import render
 from rollouts.cli import CommandError, connect
 from rollouts.platform.cluster import Cluster, Gone, NotFound
+from rollouts.view import render
 
 REFRESH_SECONDS = 1.0
 PLAIN_WIDTH = 160

@@ -23,11 +23,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
-from rollouts.spec import crdgen
-from rollouts.spec import crdschema
-from rollouts.spec import manifests
-from rollouts.plan import validation
 from rollouts.cli import CommandError
+from rollouts.plan import validation
+from rollouts.spec import crdgen, crdschema, manifests
 from rollouts.spec.model import Rollout
 from rollouts.spec.problems import Problem, did_you_mean, from_validation_error, warning
 

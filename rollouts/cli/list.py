@@ -11,10 +11,10 @@ import sys
 from typing import Any
 
 from rollouts import view
-from rollouts.view import render
 from rollouts.cli import connect
-from rollouts.platform.cluster import Cluster
 from rollouts.cli.get import show
+from rollouts.platform.cluster import Cluster
+from rollouts.view import render
 
 
 @connect.with_cluster

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from rollouts.platform.cluster import Cluster, ClusterError, Obj, Patch, WatchEvent, WatchStream
 from rollouts.controller.metrics import ControllerMetrics
+from rollouts.platform.cluster import Cluster, ClusterError, Obj, Patch, WatchEvent, WatchStream
 
 __all__ = ["MeteredCluster"]
 

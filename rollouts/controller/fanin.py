@@ -26,12 +26,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rollouts.platform import wire
 from rollouts.controller.informer import Cache
 from rollouts.controller.metrics import ControllerMetrics
 from rollouts.controller.reconciler import references
-from rollouts.platform.labels import INSTANCE_LABEL
 from rollouts.controller.workqueue import Key
+from rollouts.platform import wire
+from rollouts.platform.labels import INSTANCE_LABEL
 
 __all__ = ["EventRouter", "Scope"]
 

@@ -72,10 +72,10 @@ class Cache:
     def replace_kind(self, kind: str, objects: Iterable[Obj]) -> None:
         """Make `objects` the whole truth about `kind` (a relist after a watch was Gone)."""
         with self._lock:
-            for key in [k for k in self._objects if k[0] == kind]:
-                del self._objects[key]
-            for key in [k for k in self._labels if k[0] == kind]:
-                del self._labels[key]
+            for bucket in [k for k in self._objects if k[0] == kind]:
+                del self._objects[bucket]
+            for label in [k for k in self._labels if k[0] == kind]:
+                del self._labels[label]
         for obj in objects:
             self.update(obj)
 

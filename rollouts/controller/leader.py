@@ -35,7 +35,7 @@ from rollouts.platform.clock import Clock, to_utc
 from rollouts.platform.cluster import AlreadyExists, Cluster, ClusterError, Conflict, NotFound
 from rollouts.platform.times import format_micro_time
 
-__all__ = ["LeaderElector", "lock_name", "default_identity", "LOCK_NAME"]
+__all__ = ["LOCK_NAME", "LeaderElector", "default_identity", "lock_name"]
 
 log = logging.getLogger(__name__)
 

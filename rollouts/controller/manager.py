@@ -44,19 +44,19 @@ import tenacity
 from analysis.controller import AnalysisController
 from analysis.providers import Providers
 from rollouts.controller.clientset import MeteredCluster
-from rollouts.platform.clock import Clock
-from rollouts.platform.cluster import Cluster, ClusterError, Gone
-from rollouts.platform.events import EventRecorder
+from rollouts.controller.fanin import EventRouter, Scope
 from rollouts.controller.informer import Cache
 from rollouts.controller.leader import LeaderElector, default_identity, lock_name
 from rollouts.controller.metrics import ControllerMetrics
 from rollouts.controller.reconciler import RolloutReconciler
-from rollouts.platform.labels import INSTANCE_LABEL
-from rollouts.controller.fanin import EventRouter, Scope
 from rollouts.controller.threads import ThreadedRun
 from rollouts.controller.workqueue import Key, WorkQueue
+from rollouts.platform.clock import Clock
+from rollouts.platform.cluster import Cluster, ClusterError, Gone
+from rollouts.platform.events import EventRecorder
+from rollouts.platform.labels import INSTANCE_LABEL
 
-__all__ = ["INSTANCE_LABEL", "Manager", "Scope", "Stalled", "WATCHED"]
+__all__ = ["INSTANCE_LABEL", "WATCHED", "Manager", "Scope", "Stalled"]
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,9 @@ class Manager:
         retry_wait: tenacity.wait.wait_base | None = None,
     ) -> None:
         self.metrics = metrics or ControllerMetrics()
-        cluster = MeteredCluster(cluster, self.metrics)  # every API request and fault is counted
-        self.cluster, self.clock = cluster, clock
+        self.cluster: Cluster = MeteredCluster(cluster, self.metrics)  # every API request and fault is counted
+        cluster = self.cluster
+        self.clock = clock
         self.scope = Scope(namespace, instance_id)
         self.workers = max(1, workers)
         self.analysis_workers = max(1, workers if analysis_workers is None else analysis_workers)
@@ -111,7 +112,7 @@ class Manager:
         self.recorder = EventRecorder(cluster, clock=clock, metrics=self.metrics, instance=self.identity)
         self.queue = WorkQueue(clock, on_add=lambda _: self.metrics.workqueue_adds.labels("rollouts").inc())
         self.cache = Cache()
-        retry = {"retry_wait": retry_wait} if retry_wait is not None else {}
+        retry: dict[str, Any] = {"retry_wait": retry_wait} if retry_wait is not None else {}
         self.rollouts = RolloutReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope,
                                           cache=self.cache, **retry)
         self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder, **retry)
@@ -123,7 +124,7 @@ class Manager:
             if leader_election else None
         )
         self.router = EventRouter(cache=self.cache, metrics=self.metrics, scope=self.scope)
-        self.watched = WATCHED
+        self.watched: tuple[str, ...] = WATCHED
         self._cursors: dict[str, str | None] = dict.fromkeys(WATCHED)
         self.leading = not leader_election
         self.threads = ThreadedRun(self)
@@ -134,7 +135,7 @@ class Manager:
         object nothing can route is logged, counted and skipped: it never ends a watch."""
         try:
             return self.router.route(kind, event_type, obj)
-        except Exception:  # noqa: BLE001 - one odd object never stops the watch
+        except Exception:
             self.metrics.watch_event_errors.labels(kind).inc()
             log.exception("watch %s: could not route a %s event; skipped", kind, event_type)
             return []

@@ -146,7 +146,8 @@ def serve(
             ok = healthy()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"ok\n" if ok else b"unhealthy\n"]
-        return metrics_app(environ, start_response)
+        served: Iterable[bytes] = metrics_app(environ, start_response)
+        return served
 
     server = make_server(host or "127.0.0.1", int(port), app, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="rollouts-metrics", daemon=True)

@@ -43,29 +43,27 @@ import tenacity
 from pydantic import ValidationError
 
 from analysis.model import AnalysisTemplate
-from rollouts.platform import actions as act
+from rollouts.controller.informer import Cache
+from rollouts.plan import claims, restarts
 from rollouts.plan import planner as core
-from rollouts.plan import claims
-from rollouts.plan import restarts
+from rollouts.plan.validation import References, validate_rollout
+from rollouts.platform import actions as act
 from rollouts.platform import wire
 from rollouts.platform.clock import Clock
 from rollouts.platform.cluster import AlreadyExists, Cluster, Conflict, NotFound, Unavailable
 from rollouts.platform.events import EventRecorder
-from rollouts.controller.informer import Cache
-from rollouts.spec.model import Rollout
+from rollouts.platform.labels import HASH_LABEL, INSTANCE_LABEL, MANAGED_BY
 from rollouts.platform.patches import merge_diff
+from rollouts.spec.model import Rollout
 from rollouts.spec.problems import Problem, from_validation_error
-from rollouts.platform.labels import HASH_LABEL
-from rollouts.platform.labels import INSTANCE_LABEL
 from rollouts.traffic.istio import vs_reference
-from rollouts.platform.labels import MANAGED_BY
-from rollouts.plan.validation import References, validate_rollout
 
-__all__ = ["RolloutReconciler", "INSTANCE_LABEL", "references"]
+__all__ = ["INSTANCE_LABEL", "RolloutReconciler", "references"]
 
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
+API_RETRY_WAIT = tenacity.wait_exponential(multiplier=0.05, max=1.0)  # between retries of a transient API fault
 Obj = dict[str, Any]
 
 
@@ -117,7 +115,7 @@ class RolloutReconciler:
         scope: Admits,
         reads: Reads | None = None,
         cache: Cache | None = None,
-        retry_wait: tenacity.wait.wait_base = tenacity.wait_exponential(multiplier=0.05, max=1.0),
+        retry_wait: tenacity.wait.wait_base = API_RETRY_WAIT,
         retry_attempts: int = 4,
     ) -> None:
         self.cluster, self.clock, self.recorder, self.scope = cluster, clock, recorder, scope
@@ -190,7 +188,7 @@ class RolloutReconciler:
             cluster_templates={t.metadata.name or "": t for t in known if t.kind == "ClusterAnalysisTemplate"},
         )
         pods = self._pods(namespace, selector) if restarts.wants_pods(rollout) else []
-        rule = (found["DestinationRule"] or [None])[0]
+        rule = found["DestinationRule"][0] if found["DestinationRule"] else None
         others = claims.claimants(services, rule) - {str(meta.get("name"))}
         live = frozenset(name for name in others if self._get("Rollout", name, namespace) is not None)
         return core.Observed(
@@ -241,7 +239,7 @@ class RolloutReconciler:
     @staticmethod
     def _all_found(rollout: Rollout, templates: list[AnalysisTemplate]) -> bool:
         canary = rollout.canary
-        blocks = [canary.analysis] + [step.analysis for step in canary.steps or []] if canary else []
+        blocks: list[Any] = [canary.analysis] + [step.analysis for step in canary.steps or []] if canary else []
         wanted = {("ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate", ref.template_name)
                   for block in blocks if block is not None for ref in block.templates or []}
         return wanted <= {(t.kind, t.metadata.name) for t in templates}

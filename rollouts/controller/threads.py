@@ -6,8 +6,8 @@ Rules:
   and start a new term, as Argo does; `healthy()` turns False).
 - Starting work: every watched kind is listed into the cache first ("caches synced"),
   then one watch thread per kind feeds the router and the queue, `workers` threads take
-  Rollout keys and `analysis_workers` threads AnalysisRun keys, and a resync thread enqueues every known Rollout and AnalysisRun every
-  `resync_period` wall seconds.
+  Rollout keys and `analysis_workers` threads AnalysisRun keys, and a resync thread
+  enqueues every known Rollout and AnalysisRun every `resync_period` wall seconds.
 - A watch that ends resumes from its resourceVersion; `Gone` relists; API faults are
   retried after a pause. An event whose object cannot be routed is logged, counted
   (`controller_watch_event_errors_total`) and skipped: bad data never ends a watch or
@@ -154,7 +154,7 @@ class ThreadedRun:
         def guarded() -> None:
             try:
                 target(*args, **kwargs)
-            except BaseException:  # noqa: BLE001 - recorded, and the process is restarted through health
+            except BaseException:
                 if not self._stop.is_set():
                     with self._lock:
                         self._died.append(name)
@@ -199,7 +199,7 @@ class ThreadedRun:
             except ClusterError as err:
                 log.warning("watch %s dropped: %s; resuming", kind, err)
                 cursor = stream.resource_version
-            except Exception:  # noqa: BLE001 - a broken stream is resumed, never the end of the watch
+            except Exception:
                 log.exception("watch %s failed; resuming after a pause", kind)
                 cursor = stream.resource_version
                 self._stop.wait(1.0)

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from rollouts.platform.clock import Clock
 
-__all__ = ["Key", "WorkQueue", "BASE_DELAY", "MAX_DELAY"]
+__all__ = ["BASE_DELAY", "MAX_DELAY", "Key", "WorkQueue"]
 
 BASE_DELAY = 0.005
 MAX_DELAY = 10.0
@@ -99,7 +99,7 @@ class WorkQueue:
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
-        delay = min(self._base_delay * (2**failures), self._max_delay)
+        delay = float(min(self._base_delay * (2**failures), self._max_delay))
         self.add_after(key, delay)
         return delay
 

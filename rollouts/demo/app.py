@@ -81,7 +81,7 @@ def make_server(*, image: str, service: str, workload: str, port: int = 0) -> Th
     failures = FailurePattern(profile.error_rate)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
                 return

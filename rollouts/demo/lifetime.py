@@ -264,7 +264,7 @@ def _keep(jobs: Jobs) -> None:
         if done.set_running_or_notify_cancel():
             try:
                 done.set_result(start())
-            except BaseException as err:  # handed to the caller
+            except BaseException as err:  # noqa: BLE001 - handed to the caller, who re-raises it
                 done.set_exception(err)
 
 

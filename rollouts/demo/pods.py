@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rollouts.platform.cluster import Cluster, NotFound
 from rollouts.demo import lifetime
 from rollouts.demo.traffic import Backend
+from rollouts.platform.cluster import Cluster, NotFound
 
 STOP_SECONDS = 5.0
 
@@ -154,7 +154,8 @@ class PodRunner:
             for rs in replica_sets:
                 name = rs["metadata"]["name"]
                 if name in apps and _selects(selector, _template_labels(rs)):
-                    backends.append(Backend(workload=name, url=apps[name].url, weight=int(destination.get("weight", 0))))
+                    weight = int(destination.get("weight", 0))
+                    backends.append(Backend(workload=name, url=apps[name].url, weight=weight))
                     break
         return backends
 

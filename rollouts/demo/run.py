@@ -42,9 +42,6 @@ from typing import Any, Protocol
 import requests
 
 from analysis.providers.registry import default_providers
-from rollouts.memory import server as apiserver
-from rollouts.platform.clock import SystemClock
-from rollouts.platform.cluster import ClusterError
 from rollouts.controller.manager import Manager
 from rollouts.demo import lifetime, signals
 from rollouts.demo import record as rec
@@ -53,8 +50,11 @@ from rollouts.demo.pods import AppStartError, PodRunner
 from rollouts.demo.prometheus import INSTALL_HINT, PrometheusError, PrometheusServer
 from rollouts.demo.summary import Outcome, ReleaseRecord, Summary, outcome, summarize
 from rollouts.demo.traffic import Backend, TrafficGenerator
-from rollouts.platform.events import Recorded
+from rollouts.memory import server as apiserver
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform.clock import SystemClock
+from rollouts.platform.cluster import ClusterError
+from rollouts.platform.events import Recorded
 
 TICK = 0.25
 POD_TICK = 0.3
@@ -108,7 +108,8 @@ class DemoPrometheus(PrometheusServer):
         text = super()._config_text()
         if self.file_sd is None:
             return text
-        job = f"  - job_name: apps\n    file_sd_configs:\n      - files: ['{self.file_sd}']\n        refresh_interval: 1s\n"
+        job = (f"  - job_name: apps\n    file_sd_configs:\n      - files: ['{self.file_sd}']\n"
+               "        refresh_interval: 1s\n")
         return text + job if "scrape_configs:" in text else text + "scrape_configs:\n" + job
 
 

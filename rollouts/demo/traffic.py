@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -87,7 +88,7 @@ class TrafficGenerator:
         self._session = requests.Session()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._server = None
+        self._server: Any = None
         self.registry = CollectorRegistry()
         labels = ["reporter", "destination_service", "destination_workload", "response_code"]
         self._requests = Counter("istio_requests", "Requests sent.", labels, registry=self.registry)

@@ -25,6 +25,7 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,21 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from rollouts.platform.cluster import (
-    AlreadyExists, ClusterError, Conflict, Forbidden, Gone, Invalid, NotFound, Obj, Patch, Unavailable,
-    WatchEvent, WatchStream, check_patch_type, check_status_patch, namespace_of,
+    AlreadyExists,
+    ClusterError,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    Obj,
+    Patch,
+    Unavailable,
+    WatchEvent,
+    WatchStream,
+    check_patch_type,
+    check_status_patch,
+    namespace_of,
 )
 from rollouts.platform.kinds import KindInfo, kind_info
 
@@ -111,7 +125,9 @@ class KubeCluster:
         info = kind_info(kind)
         return self._object(info, self._request("GET", info.object_path(namespace_of(info, namespace), name)))
 
-    def list(self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None) -> list[Obj]:
+    def list(
+        self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None,
+    ) -> list[Obj]:
         info = kind_info(kind)
         listing = self._request("GET", info.collection_path(namespace), query=_selector(label_selector))
         return [self._object(info, item) for item in listing.get("items") or []]
@@ -163,9 +179,9 @@ class KubeCluster:
         if isinstance(obj, dict):
             obj.setdefault("kind", info.kind)
             obj.setdefault("apiVersion", info.api_version)
-        return obj  # type: ignore[no-any-return]
+        return obj
 
-    def _request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None, body: Any = None,
+    def _request(self, method: str, path: str, *, query: Sequence[tuple[str, str]] | None = None, body: Any = None,
                  content_type: str = "application/json", stream: bool = False,
                  timeout: Any = None) -> Any:
         headers = {"Accept": "application/json"}
@@ -262,7 +278,7 @@ class _KubeWatch:
             pass
 
     def _open(self, *, resource_version: str | None = None, timeout_seconds: int = WATCH_CHUNK_SECONDS,
-              watch: bool = True, _preload_content: bool = False):  # no return annotation: Watch reads it
+              watch: bool = True, _preload_content: bool = False) -> Any:  # Watch reads what it returns
         """One watch request, for kubernetes.watch.Watch; a close() racing with it still wins."""
         self._response = self._cluster._watch_call(
             info=self._info, namespace=self._namespace, label_selector=self._selector,
@@ -291,7 +307,8 @@ class _KubeWatch:
             if remaining is not None and remaining <= 0 and not must_ask:
                 return
             must_ask = False
-            seconds = WATCH_CHUNK_SECONDS if remaining is None else max(1, min(WATCH_CHUNK_SECONDS, math.ceil(remaining)))
+            seconds = (WATCH_CHUNK_SECONDS if remaining is None
+                       else max(1, min(WATCH_CHUNK_SECONDS, math.ceil(remaining))))
             stream = self._watch.stream(self._open, resource_version=self.resource_version, timeout_seconds=seconds)
             try:
                 for raw in stream:

@@ -24,14 +24,26 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from rollouts.memory.watchlog import ChangeLog, LogStream
+from rollouts.memory.workloads import Dependents, ReplicaSets, Workloads, controller_of
 from rollouts.platform.cluster import (
-    CONFLICT_MESSAGE, AlreadyExists, Conflict, Invalid, NotFound, Obj, Patch,
-    WatchEvent, WatchStream, check_patch_type, check_status_patch, describe, matches, namespace_of,
+    CONFLICT_MESSAGE,
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    NotFound,
+    Obj,
+    Patch,
+    WatchEvent,
+    WatchStream,
+    check_patch_type,
+    check_status_patch,
+    describe,
+    matches,
+    namespace_of,
 )
 from rollouts.platform.kinds import KindInfo, kind_info
 from rollouts.platform.patches import PatchError, clone, json_patch, merge_patch
-from rollouts.memory.watchlog import ChangeLog, LogStream
-from rollouts.memory.workloads import Dependents, ReplicaSets, Workloads, controller_of
 from rollouts.platform.times import format_time
 
 __all__ = ["InMemoryCluster"]
@@ -70,9 +82,11 @@ class InMemoryCluster:
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
         info = kind_info(kind)
         with self._lock:
-            return clone(self._find(info, name, namespace))
+            return _copy(self._find(info, name, namespace))
 
-    def list(self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None) -> list[Obj]:
+    def list(
+        self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None,
+    ) -> list[Obj]:
         info = kind_info(kind)
         with self._lock:
             found = [obj for (k, ns, _), obj in sorted(self._objects.items())
@@ -83,9 +97,9 @@ class InMemoryCluster:
     # --- writes ----------------------------------------------------------------------
     def create(self, obj: Obj) -> Obj:
         info = _kind_of(obj)
-        new = {"apiVersion": self._api_version(info, obj), "kind": info.kind}
+        new: Obj = {"apiVersion": self._api_version(info, obj), "kind": info.kind}
         new.update((k, clone(v)) for k, v in obj.items() if k not in new)
-        meta = new.setdefault("metadata", {})
+        meta: Any = new.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise Invalid(f"{info.kind}: metadata must be an object")
         _check_maps(info, meta)
@@ -108,7 +122,7 @@ class InMemoryCluster:
                 new.pop("status", None)
             stored = self._commit(info, key, None, new)
             self._run_workloads(info, key)
-            return clone(self._objects.get(key, stored))
+            return _copy(self._objects.get(key, stored))
 
     def patch(
         self, kind: str, name: str, namespace: str | None, patch: Patch,
@@ -222,7 +236,8 @@ class InMemoryCluster:
         if str(meta.get("resourceVersion", old_meta["resourceVersion"])) != old_meta["resourceVersion"]:
             raise Conflict(f"Operation cannot be fulfilled on {describe(info, old_meta['name'])}: {CONFLICT_MESSAGE}")
         if status_only:
-            new = dict(current, status=new["status"]) if "status" in new else {k: v for k, v in current.items() if k != "status"}
+            new = (dict(current, status=new["status"]) if "status" in new
+                   else {k: v for k, v in current.items() if k != "status"})
         else:
             new["apiVersion"], new["kind"] = self._api_version(info, new), info.kind
             if info.status_subresource:
@@ -238,14 +253,16 @@ class InMemoryCluster:
             if _body(new) != _body(current):
                 meta["generation"] = old_meta.get("generation", 1) + 1
         if new == current:
-            return clone(current)
+            return _copy(current)
         key = (info.kind, old_meta.get("namespace", ""), old_meta["name"])
         self._commit(info, key, current, clone(new))
         if hooks:
             self._run_workloads(info, key)
-        return clone(self._objects[key])
+        return _copy(self._objects[key])
 
-    def _commit(self, info: KindInfo, key: tuple[str, str, str], old: Obj | None, new: Obj, *, deleted: bool = False) -> Obj:
+    def _commit(
+        self, info: KindInfo, key: tuple[str, str, str], old: Obj | None, new: Obj, *, deleted: bool = False,
+    ) -> Obj:
         if deleted:
             del self._objects[key]
         else:
@@ -341,3 +358,8 @@ def _check_maps(info: KindInfo, meta: Obj) -> None:
 
 def _body(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _copy(obj: Obj) -> Obj:
+    copied: Obj = clone(obj)
+    return copied

@@ -71,7 +71,7 @@ def route(parts: list[str]) -> tuple[KindInfo, str | None, str | None, str | Non
         namespace, rest = rest[1], rest[2:]
     info = by_resource(group, version, rest[0])
     tail = rest[1:]
-    name, sub = (tail + [None, None])[:2]
+    name, sub = [*tail, None, None][:2]
     if (info is None or len(tail) > 2 or (namespace is not None and not info.namespaced)
             or (namespace is None and info.namespaced and name is not None)
             or (sub is not None and (sub != "status" or not info.status_subresource))):
@@ -93,7 +93,7 @@ def discovery(parts: list[str], url: str) -> Any:
             {"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
              "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}}
             for group, versions in groups().items() if group]}
-    if parts[:1] == ["api"] and len(parts) == 2 or parts[:1] == ["apis"] and len(parts) == 3:
+    if (parts[:1] == ["api"] and len(parts) == 2) or (parts[:1] == ["apis"] and len(parts) == 3):
         group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
         resources = []
         for info in KINDS.values():
@@ -121,7 +121,8 @@ class Verbs:
         if method == "GET" and name is None:
             if query.get("fieldSelector"):
                 raise HttpError(400, "BadRequest", "fieldSelector is not supported by this server")
-            items = cluster.list(info.kind, self.namespace, label_selector=parse_selector(query.get("labelSelector", "")))
+            selector = parse_selector(query.get("labelSelector", ""))
+            items = cluster.list(info.kind, self.namespace, label_selector=selector)
             rv = getattr(cluster, "resource_version", None) or max(
                 (int(i["metadata"]["resourceVersion"]) for i in items), default=0)
             return 200, {"kind": f"{info.kind}List", "apiVersion": info.api_version,
@@ -153,10 +154,9 @@ class Verbs:
         if body.setdefault("kind", info.kind) != info.kind:
             raise HttpError(400, "BadRequest", f"the body's kind {body['kind']!r} does not match the URL ({info.kind})")
         meta = body.setdefault("metadata", {})
-        if self.namespace is not None:
-            if meta.setdefault("namespace", self.namespace) != self.namespace:
-                raise HttpError(400, "BadRequest", "the namespace of the provided object does not match "
-                                "the namespace sent on the request")
+        if self.namespace is not None and meta.setdefault("namespace", self.namespace) != self.namespace:
+            raise HttpError(400, "BadRequest", "the namespace of the provided object does not match "
+                            "the namespace sent on the request")
         if self.name is not None and meta.setdefault("name", self.name) != self.name:
             raise HttpError(400, "BadRequest", "the name of the object does not match the name on the URL")
         return body
@@ -178,7 +178,8 @@ class Verbs:
             return self.cluster.patch(info.kind, name, self.namespace, body, patch_type="merge")
         if content_type == JSON_PATCH:
             if not isinstance(body, list):
-                raise HttpError(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+                raise HttpError(400, "BadRequest",
+                                "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
             if self.sub == "status":
                 return self._retry(lambda cur: {"status": json_patch(cur, body).get("status") or {}})
             return self.cluster.patch(info.kind, name, self.namespace, body, patch_type="json")

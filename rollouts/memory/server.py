@@ -26,9 +26,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from rollouts.memory.rest import HttpError, Verbs, discovery, parse_selector, route, status_body
 from rollouts.platform.cluster import Cluster, ClusterError, Gone, WatchStream
 from rollouts.platform.kinds import KindInfo
-from rollouts.memory.rest import HttpError, Verbs, discovery, parse_selector, route, status_body
 
 __all__ = ["ApiServer", "serve"]
 
@@ -49,7 +49,7 @@ class ApiServer:
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.api = self  # type: ignore[attr-defined]
-        bound_host, bound_port = self._httpd.server_address[:2]
+        bound_host, bound_port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
         self.url = f"http://{bound_host}:{bound_port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"apiserver:{bound_port}", daemon=True)

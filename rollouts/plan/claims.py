@@ -20,10 +20,10 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from rollouts.platform import wire
+from rollouts.platform.labels import MANAGED_BY
 from rollouts.spec.model import Rollout
 from rollouts.spec.problems import Problem
 from rollouts.traffic.istio import ISTIO
-from rollouts.platform.labels import MANAGED_BY
 
 
 def claimant(obj: Mapping[str, Any] | None) -> str | None:

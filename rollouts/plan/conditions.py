@@ -37,13 +37,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rollouts.platform.actions import NORMAL
-from rollouts.spec.model import RolloutCondition, RolloutPhase, RolloutStatus, StepKind
-from rollouts.spec.problems import Problem
 from rollouts.plan.replicas import surge_and_unavailable
 from rollouts.plan.restarts import restarting
 from rollouts.plan.state import Pass, dump_status
-
+from rollouts.platform.actions import NORMAL
+from rollouts.spec.model import RolloutCondition, RolloutPhase, RolloutStatus, StepKind
+from rollouts.spec.problems import Problem
 
 PROGRESSING, AVAILABLE, COMPLETED = "Progressing", "Available", "Completed"
 PAUSED, HEALTHY, INVALID_SPEC = "Paused", "Healthy", "InvalidSpec"

@@ -50,11 +50,11 @@ from typing import Any
 
 from rollouts.plan import claims, conditions, restarts, routing, runs, scaling, steps, transitions, written
 from rollouts.plan.state import Observed, Pass, Plan
-from rollouts.plan.steplist import step_problems, step_hash
+from rollouts.plan.steplist import step_hash, step_problems
+from rollouts.plan.validation import WORKLOAD_REF_NOT_RUN
 from rollouts.platform.actions import WARNING, Action, Event
 from rollouts.spec.model import RolloutStatus
 from rollouts.spec.problems import Problem, router_not_run
-from rollouts.plan.validation import WORKLOAD_REF_NOT_RUN
 
 __all__ = ["INVALID_SPEC_REQUEUE", "Observed", "Pass", "Plan", "invalid", "plan", "result"]
 

@@ -30,9 +30,8 @@ from datetime import datetime
 from typing import Any
 
 from rollouts.platform.labels import DESIRED_REPLICAS, HASH_LABEL, REVISION, SCALE_DOWN_DEADLINE, short_hash
-from rollouts.spec.model import CanaryStrategy, Rollout, SetCanaryScale
 from rollouts.platform.times import parse_time
-
+from rollouts.spec.model import CanaryStrategy, Rollout, SetCanaryScale
 
 
 def pod_template_hash(template: Mapping[str, Any] | None, collision_count: int | None = None) -> str:

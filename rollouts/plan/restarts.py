@@ -35,12 +35,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollouts.platform.actions import NORMAL, DeletePod
-from rollouts.spec.model import Rollout, RolloutStatus
 from rollouts.plan.replicas import ReplicaSetView, surge_and_unavailable
 from rollouts.plan.state import Pass
+from rollouts.platform.actions import NORMAL, DeletePod
 from rollouts.platform.times import format_time, parse_time
-
+from rollouts.spec.model import Rollout, RolloutStatus
 
 CHECK_AGAIN = timedelta(seconds=30)
 Pod = Mapping[str, Any]
@@ -83,15 +82,15 @@ def restart(p: Pass) -> None:
         p.st.restarted_at = at
         return
     owners = {rs.name: rs for rs in p.views}
-    pods = [pod for pod in p.observed.pods if _owner(pod) in owners]
-    old = sorted((pod for pod in pods if created(pod) < at), key=lambda pod: _order(p, owners[_owner(pod)], pod))
+    pods = [pod for pod in p.observed.pods if (_owner(pod) or "") in owners]
+    old = sorted((pod for pod in pods if created(pod) < at), key=lambda pod: _order(p, owners[_owner(pod) or ""], pod))
     _, unavailable = surge_and_unavailable(p.ro.canary, p.replicas)
     at_once = max(1, unavailable)
     floor = max(p.replicas, sum(rs.replicas for rs in p.views)) - at_once
     budget = sum(1 for pod in pods if available(pod, p.now, p.ro.spec.min_ready_seconds or 0)) - floor
     deleted = 0
     for pod in old:
-        rs = owners[_owner(pod)]
+        rs = owners[_owner(pod) or ""]
         if budget <= 0:
             break
         if _deleting(pod) or rs.available < rs.replicas:

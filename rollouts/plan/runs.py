@@ -49,16 +49,14 @@ from analysis import evidence
 from analysis.args import ArgError
 from analysis.build import SpecError, build_run
 from analysis.model import AnalysisPhase, AnalysisTemplate, TemplateRef
-from rollouts.platform.actions import NORMAL, WARNING, CreateAnalysisRun, DeleteAnalysisRun, TerminateAnalysisRun
-from rollouts.spec.model import PauseCondition, Rollout, RolloutAnalysis, RunStatusRef
-from rollouts.spec.problems import Problem
-from rollouts.plan.replicas import owner_reference
-from rollouts.platform.labels import HASH_LABEL, REVISION
 from rollouts.plan import transitions
+from rollouts.plan.replicas import owner_reference
 from rollouts.plan.state import Pass
 from rollouts.plan.steps import INCONCLUSIVE_PAUSE
-from rollouts.platform.labels import INSTANCE_LABEL
-
+from rollouts.platform.actions import NORMAL, WARNING, CreateAnalysisRun, DeleteAnalysisRun, TerminateAnalysisRun
+from rollouts.platform.labels import HASH_LABEL, INSTANCE_LABEL, REVISION
+from rollouts.spec.model import PauseCondition, Rollout, RolloutAnalysis, RunStatusRef
+from rollouts.spec.problems import Problem
 
 STEP_RUN, BACKGROUND_RUN = "Step", "Background"
 BAD_PHASES = frozenset({AnalysisPhase.FAILED, AnalysisPhase.ERROR, AnalysisPhase.INCONCLUSIVE})
@@ -87,7 +85,8 @@ def _suffix(name: str, base: str) -> int | None:
 
 def run_phase(doc: Mapping[str, Any]) -> AnalysisPhase:
     phase = (doc.get("status") or {}).get("phase")
-    return AnalysisPhase(phase) if phase in AnalysisPhase._value2member_map_ else AnalysisPhase.PENDING
+    return AnalysisPhase(phase) if isinstance(phase, str) and phase in AnalysisPhase._value2member_map_ \
+        else AnalysisPhase.PENDING
 
 
 def is_terminated(doc: Mapping[str, Any]) -> bool:
@@ -221,7 +220,8 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
         p.event(WARNING if phase in BAD_PHASES else NORMAL, f"AnalysisRun{phase.value}",
                 f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {message}" if message else ""))
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
-        transitions.abort(p, f"{'Step-based' if kind == STEP_RUN else 'Background'} analysis phase {phase.value}: {message}")
+        which = "Step-based" if kind == STEP_RUN else "Background"
+        transitions.abort(p, f"{which} analysis phase {phase.value}: {message}")
     elif phase is AnalysisPhase.INCONCLUSIVE and not resumed and not any(
             c.reason == INCONCLUSIVE_PAUSE for c in p.st.pause_conditions or []):
         p.st.pause_conditions = [*(p.st.pause_conditions or []),

@@ -30,13 +30,19 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import timedelta
 
-from rollouts.platform.actions import NORMAL, AnnotateReplicaSet, CreateReplicaSet, DeleteReplicaSet, ScaleReplicaSet
-from rollouts.plan.replicas import ReplicaSetView, basic_canary_counts, basic_old_scale_down, new_replicaset, routed_canary_replicas, surge_and_unavailable
-from rollouts.platform.times import format_time
-from rollouts.platform.labels import DESIRED_REPLICAS, REVISION, SCALE_DOWN_DEADLINE  # fmt: skip
-from rollouts.plan.steplist import canary_scale_at, set_weight_at
+from rollouts.plan.replicas import (
+    ReplicaSetView,
+    basic_canary_counts,
+    basic_old_scale_down,
+    new_replicaset,
+    routed_canary_replicas,
+    surge_and_unavailable,
+)
 from rollouts.plan.state import Pass
-
+from rollouts.plan.steplist import canary_scale_at, set_weight_at
+from rollouts.platform.actions import NORMAL, AnnotateReplicaSet, CreateReplicaSet, DeleteReplicaSet, ScaleReplicaSet
+from rollouts.platform.labels import DESIRED_REPLICAS, REVISION, SCALE_DOWN_DEADLINE  # fmt: skip
+from rollouts.platform.times import format_time
 
 DEFAULT_DELAY = 30
 DEFAULT_REVISION_HISTORY = 10

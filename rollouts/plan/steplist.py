@@ -22,7 +22,6 @@ from rollouts.spec.model import CanaryStep, SetCanaryScale, StepKind
 from rollouts.spec.problems import Problem, not_run_problem
 
 
-
 def step_hash(steps: Sequence[CanaryStep]) -> str:
     return short_hash([step.dump() for step in steps])
 

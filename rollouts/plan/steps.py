@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rollouts.plan.state import Pass
 from rollouts.plan import transitions
+from rollouts.plan.state import Pass
 from rollouts.plan.steplist import pause_seconds
 from rollouts.platform.actions import NORMAL, Event
 from rollouts.spec.model import CanaryStep, PauseCondition, StepKind

@@ -39,17 +39,28 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
 from analysis import checks as template_checks
-from rollouts.spec.model import (
-    CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, StepKind,
-)  # fmt: skip
-from rollouts.spec.problems import (
-    ARGO_ONLY_FIELDS, Problem, Severity, did_you_mean, field_problems, join, not_run_problem, warning,
-)  # fmt: skip
 from analysis.checks import duration_problem, runs_indefinitely
+from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
 from rollouts.plan.template_checks import validate_template
 from rollouts.plan.timing_checks import background_timing_problems
+from rollouts.spec.model import (
+    CanaryStep,
+    CanaryStrategy,
+    Rollout,
+    RolloutAnalysis,
+    StepKind,
+)  # fmt: skip
+from rollouts.spec.problems import (
+    ARGO_ONLY_FIELDS,
+    Problem,
+    Severity,
+    did_you_mean,
+    field_problems,
+    join,
+    not_run_problem,
+    warning,
+)  # fmt: skip
 from rollouts.traffic.checks import traffic_problems
 
 __all__ = [
@@ -161,7 +172,8 @@ def _spec_problems(rollout: Rollout) -> list[Problem]:
         found.append(Problem("spec.progressDeadlineSeconds", f"{deadline} is not greater than minReadySeconds "
                              f"{min_ready}", "raise progressDeadlineSeconds above minReadySeconds"))
     if spec.revision_history_limit is not None and spec.revision_history_limit < 0:
-        found.append(Problem("spec.revisionHistoryLimit", f"{spec.revision_history_limit} is negative", "use 0 or more"))
+        found.append(Problem("spec.revisionHistoryLimit", f"{spec.revision_history_limit} is negative",
+                             "use 0 or more"))
     return found
 
 
@@ -176,7 +188,8 @@ def _surge_value(value: int | str | None, default: int, path: str, found: list[P
     text = value.strip()
     number = text[:-1] if text.endswith("%") else text
     if not number.isdigit():
-        found.append(Problem(path, f"{value!r} is not a count or a percentage", "use a number like 1 or a percentage like 25%"))
+        found.append(Problem(path, f"{value!r} is not a count or a percentage",
+                             "use a number like 1 or a percentage like 25%"))
         return default
     return int(number)
 
@@ -206,10 +219,10 @@ def _canary_problems(canary: CanaryStrategy) -> list[Problem]:
     for index, step in enumerate(steps):
         found.extend(_step_problems(step, f"{CANARY}.steps[{index}]", routed=routed, max_weight=max_weight))
     background = canary.analysis
-    if background is not None and background.starting_step is not None:
-        if not 0 <= background.starting_step <= len(steps):
-            found.append(Problem(f"{CANARY}.analysis.startingStep", f"{background.starting_step} is not a step index "
-                                 f"(there are {len(steps)} steps)", f"use a number from 0 to {len(steps)}"))
+    if (background is not None and background.starting_step is not None
+            and not 0 <= background.starting_step <= len(steps)):
+        found.append(Problem(f"{CANARY}.analysis.startingStep", f"{background.starting_step} is not a step index "
+                             f"(there are {len(steps)} steps)", f"use a number from 0 to {len(steps)}"))
     return found
 
 
@@ -225,7 +238,8 @@ def _step_problems(step: CanaryStep, path: str, *, routed: bool, max_weight: int
         return [not_run]
     if kind is StepKind.SET_WEIGHT and not 0 <= (step.set_weight or 0) <= max_weight:
         if max_weight == 100:
-            return [Problem(where, f"{step.set_weight} is not between 0 and 100", "use a traffic percentage from 0 to 100")]
+            return [Problem(where, f"{step.set_weight} is not between 0 and 100",
+                            "use a traffic percentage from 0 to 100")]
         return [Problem(where, f"{step.set_weight} is not between 0 and {max_weight}",
                         f"use a weight from 0 to trafficRouting.maxTrafficWeight ({max_weight})")]
     if kind is StepKind.PAUSE and step.pause is not None and step.pause.duration is not None:
@@ -243,14 +257,16 @@ def _canary_scale_problems(step: CanaryStep, where: str, *, routed: bool) -> lis
     scale = step.set_canary_scale
     assert scale is not None
     if not routed:
-        return [Problem(where, "setCanaryScale only works with trafficRouting", "remove the step, or add trafficRouting")]
+        return [Problem(where, "setCanaryScale only works with trafficRouting",
+                        "remove the step, or add trafficRouting")]
     chosen = [a for a, v in (("weight", scale.weight), ("replicas", scale.replicas),
                              ("matchTrafficWeight", scale.match_traffic_weight)) if v is not None]  # fmt: skip
     if len(chosen) != 1:
         return [Problem(where, f"setCanaryScale sets {' and '.join(chosen) or 'nothing'}",
                         "set exactly one of weight, replicas, matchTrafficWeight")]
     if scale.weight is not None and not 0 <= scale.weight <= 100:
-        return [Problem(join(where, "weight"), f"{scale.weight} is not between 0 and 100", "use a percentage of replicas")]
+        return [Problem(join(where, "weight"), f"{scale.weight} is not between 0 and 100",
+                        "use a percentage of replicas")]
     if scale.replicas is not None and scale.replicas < 0:
         return [Problem(join(where, "replicas"), f"{scale.replicas} is negative", "use 0 or more")]
     return []
@@ -285,7 +301,8 @@ def _resolve(ref: TemplateRef, refs: References, where: str, found: list[Problem
         guess = did_you_mean(ref.template_name, pool)
         inside = f" (included by {trail[-1]!r})" if trail else ""
         found.append(Problem(where, f"{kind} {ref.template_name!r}{inside} not found",
-                             f"did you mean {guess}?" if guess else f"create it, or use one of: {', '.join(sorted(pool)) or '(none)'}"))
+                             f"did you mean {guess}?" if guess
+                             else f"create it, or use one of: {', '.join(sorted(pool)) or '(none)'}"))
         return
     if ref.template_name in trail or template in into:
         return
@@ -315,10 +332,10 @@ def _analysis_ref_problems(canary: CanaryStrategy, refs: References) -> list[Pro
                     found.extend(Problem(join(where, "templateName"), f"{template.kind} {name!r} is invalid: "
                                          f"{problem.path}: {problem.message}", problem.fix)
                                  for problem in template_checks.spec_problems(template) if problem.is_error)
-                for arg in template_checks.required_args(template):
-                    if arg not in supplied:
-                        found.append(Problem(join(path, "args"), f"{template.kind} {name!r} requires arg {arg!r}",
-                                             f"add {{name: {arg}, value: ...}} under args"))
+                for required in template_checks.required_args(template):
+                    if required not in supplied:
+                        found.append(Problem(join(path, "args"), f"{template.kind} {name!r} requires arg {required!r}",
+                                             f"add {{name: {required}, value: ...}} under args"))
                 for metric in template.spec.metrics if is_step else []:
                     if runs_indefinitely(metric):
                         found.append(Problem(where, f"{template.kind} {name!r} has metric {metric.name!r} which runs "

@@ -27,15 +27,23 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from rollouts.platform.actions import (
-    Action, AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, DeleteAnalysisRun, DeletePod, DeleteReplicaSet,
-    PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
-)  # fmt: skip
-from rollouts.spec.model import RolloutStatus
-from rollouts.platform.labels import HASH_LABEL
-from rollouts.platform.labels import MANAGED_BY
 from rollouts.plan.state import Observed
-
+from rollouts.platform.actions import (
+    Action,
+    AnnotateReplicaSet,
+    CreateAnalysisRun,
+    CreateReplicaSet,
+    DeleteAnalysisRun,
+    DeletePod,
+    DeleteReplicaSet,
+    PatchDestinationRule,
+    PatchVirtualService,
+    ScaleReplicaSet,
+    SetServiceSelector,
+    TerminateAnalysisRun,
+)  # fmt: skip
+from rollouts.platform.labels import HASH_LABEL, MANAGED_BY
+from rollouts.spec.model import RolloutStatus
 
 Doc = dict[str, Any]
 TRAFFIC = (SetServiceSelector, PatchVirtualService, PatchDestinationRule)

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from rollouts.platform.times import to_utc
 
-__all__ = ["Clock", "SystemClock", "SteppedClock", "to_utc"]
+__all__ = ["Clock", "SteppedClock", "SystemClock", "to_utc"]
 
 
 class Clock(Protocol):

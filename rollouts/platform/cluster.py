@@ -87,7 +87,10 @@ class WatchEvent:
 
 
 class WatchStream(Iterator[WatchEvent], Protocol):
-    resource_version: str | None
+    @property
+    def resource_version(self) -> str | None:
+        """Where to resume: the resourceVersion of the last event read (or of the list it started from)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -67,7 +67,7 @@ def json_equal(a: JSON, b: JSON) -> bool:
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
+    return bool(a == b)
 
 
 def json_patch(doc: JSON, ops: list[JSON]) -> JSON:

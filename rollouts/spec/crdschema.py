@@ -111,8 +111,8 @@ def _problems_of(error: ValidationError) -> list[Problem]:
     path = _path(error)
     if error.validator == "required":
         have = error.instance if isinstance(error.instance, Mapping) else {}
-        return [Problem(join(path, name), "is required", _REQUIRED_HINT.get(name, f"add {name}")) for name in error.validator_value
-                if name not in have]  # fmt: skip
+        return [Problem(join(path, name), "is required", _REQUIRED_HINT.get(name, f"add {name}"))
+                for name in error.validator_value if name not in have]
     if error.validator == "type":
         expected, fix = _TYPE_TEXT.get(str(error.validator_value), (str(error.validator_value), "see crds/"))
         return [Problem(path, f"must be {expected}, got {_describe(error.instance)}", fix)]

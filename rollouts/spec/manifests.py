@@ -93,7 +93,7 @@ def load_text(text: str, file: str, into: Loaded) -> None:
     """Parse every YAML document of `text` into `into` (documents and syntax issues)."""
     index = 0
     try:
-        for data in yaml.load_all(text, Loader=_Loader):  # noqa: S506 - a SafeLoader subclass
+        for data in yaml.load_all(text, Loader=_Loader):
             for item in _expand(data):
                 index += 1
                 into.documents.append(Document(file, index, item))

@@ -23,8 +23,8 @@ from pydantic import Field, StrictBool, StrictInt
 
 from analysis.model import (
     API_VERSION,
-    Argument,
     ArgoModel,
+    Argument,
     DryRun,
     IntOrString,
     MeasurementRetention,
@@ -32,7 +32,7 @@ from analysis.model import (
     TemplateRef,
 )
 
-__all__ = ["API_VERSION", "ObjectMeta", "Rollout", "RolloutPhase", "CanaryStep", "StepKind"]
+__all__ = ["API_VERSION", "CanaryStep", "ObjectMeta", "Rollout", "RolloutPhase", "StepKind"]
 
 
 class RolloutPhase(StrEnum):

@@ -26,7 +26,15 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
-from analysis.model import AnalysisRunSpec, ArgoModel, MetricProvider, ObjectMeta, PrometheusAuth, PrometheusMetric, WebMetric
+from analysis.model import (
+    AnalysisRunSpec,
+    ArgoModel,
+    MetricProvider,
+    ObjectMeta,
+    PrometheusAuth,
+    PrometheusMetric,
+    WebMetric,
+)
 from rollouts.platform.problems import Problem, Severity, did_you_mean, join, warning
 from rollouts.spec.model import SUPPORTED_STEPS, CanaryStep, CanaryStrategy, RolloutSpec, RolloutStatus, TrafficRouting
 
@@ -151,7 +159,8 @@ def field_problems(model: ArgoModel, path: str = "") -> list[Problem]:
         alias = fields[name].alias or name
         if alias in not_run and value is not None:
             differs, fix = not_run[alias]
-            found.append(warning(join(path, alias), f"{alias} is not supported by this controller", f"{differs}; {fix}"))
+            found.append(warning(join(path, alias), f"{alias} is not supported by this controller",
+                                 f"{differs}; {fix}"))
         elif isinstance(value, ArgoModel):
             found.extend(field_problems(value, join(path, alias)))
         elif isinstance(value, list):

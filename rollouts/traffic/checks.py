@@ -96,7 +96,8 @@ def traffic_problems(
         for alias, value in (("canaryService", canary.canary_service), ("stableService", canary.stable_service)):
             if not value:
                 found.append(Problem(f"spec.strategy.canary.{alias}", "is required with Istio host-level routing",
-                                     "set canaryService and stableService, or use trafficRouting.istio.destinationRule"))
+                                     "set canaryService and stableService, "
+                                     "or use trafficRouting.istio.destinationRule"))
     elif rule.canary_subset_name == rule.stable_subset_name:
         found.append(Problem(f"{ISTIO}.destinationRule.stableSubsetName", "canarySubsetName and stableSubsetName are "
                              f"both {rule.stable_subset_name!r}", "use two different subsets"))
@@ -153,8 +154,8 @@ def _virtual_service_problems(canary: CanaryStrategy, path: str, ref: IstioVirtu
                                  "routes must name the ones to shift", "list them under routes"))
         else:
             selected.append((join(path, "name"), http[0]))
-    for where, route in selected:
-        found.extend(_destination_problems(canary, where, route, name))
+    for where, chosen in selected:
+        found.extend(_destination_problems(canary, where, chosen, name))
     return found
 
 
@@ -166,8 +167,10 @@ def _destination_problems(canary: CanaryStrategy, where: str, route: Mapping[str
     subsets = {_get(d, "subset", str) for d in dests}
     label = _get(route, "name", str) or "(unnamed)"
     found = []
+    wanted: list[tuple[str, str | None, set[str]]]
     if rule is not None:
-        wanted = [("canary subset", rule.canary_subset_name, subsets), ("stable subset", rule.stable_subset_name, subsets)]
+        wanted = [("canary subset", rule.canary_subset_name, subsets),
+                  ("stable subset", rule.stable_subset_name, subsets)]
     else:
         wanted = [("canaryService", canary.canary_service, hosts), ("stableService", canary.stable_service, hosts)]
     for what, value, present in wanted:

@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollouts.platform.actions import Action, PatchDestinationRule, PatchVirtualService
+from rollouts.platform.labels import HASH_LABEL, MANAGED_BY
 from rollouts.spec.model import IstioVirtualService, Rollout
 from rollouts.spec.problems import Problem
-from rollouts.platform.labels import HASH_LABEL
-from rollouts.platform.labels import MANAGED_BY
 
 ISTIO = "spec.strategy.canary.trafficRouting.istio"
 

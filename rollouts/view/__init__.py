@@ -9,13 +9,47 @@ Rules and invariants:
 - Half-written objects never raise: a missing or malformed field reads as empty or 0.
 """
 
-from rollouts.view.facts import HASH_LABEL, ICONS, NOT_OBSERVED, REVISION_ANNOTATION, UNPAUSING, ListRow, StepRow, StepState, age, current_step_index, describe_step, generation_observed, human_duration, icon, list_row, owned_by, rollout_phase, set_weight, step_rows, step_text, steps_of
+from rollouts.platform.labels import HASH_LABEL
 from rollouts.platform.times import parse_time
+from rollouts.view.facts import (
+    ICONS,
+    NOT_OBSERVED,
+    REVISION_ANNOTATION,
+    UNPAUSING,
+    ListRow,
+    StepRow,
+    StepState,
+    age,
+    current_step_index,
+    describe_step,
+    generation_observed,
+    human_duration,
+    icon,
+    list_row,
+    owned_by,
+    rollout_phase,
+    set_weight,
+    step_rows,
+    step_text,
+    steps_of,
+)
 from rollouts.view.rows import (
-    AnalysisRunRow, Counts, ImageRow, MetricRow, Replicas, ReplicaSetRow, RevisionRow, RolloutView,
+    AnalysisRunRow,
+    Counts,
+    ImageRow,
+    MetricRow,
+    Replicas,
+    ReplicaSetRow,
+    RevisionRow,
+    RolloutView,
 )
 from rollouts.view.tree import (
-    analysis_run_row, build, change_key, metric_row, replica_set_row, summary_line,
+    analysis_run_row,
+    build,
+    change_key,
+    metric_row,
+    replica_set_row,
+    summary_line,
 )
 
 __all__ = [

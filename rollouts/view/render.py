@@ -158,8 +158,9 @@ def rollout_list(rows: Sequence[ListRow], *, all_namespaces: bool) -> Table:
     for column in columns:
         table.add_column(column, no_wrap=True)
     for row in rows:
-        cells = [row.name, row.strategy, Text(row.status, style=STATUS_STYLE.get(row.status, "")), row.step,
-                 row.set_weight, row.ready, str(row.desired), str(row.up_to_date), str(row.available)]
+        status = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
+        cells: list[str | Text] = [row.name, row.strategy, status, row.step, row.set_weight, row.ready,
+                                   str(row.desired), str(row.up_to_date), str(row.available)]
         table.add_row(*([row.namespace] if all_namespaces else []), *cells)
     return table
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from rollouts.view.facts import StepRow, icon
 
+
 @dataclass(frozen=True)
 class ImageRow:
     image: str

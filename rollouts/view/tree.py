@@ -20,11 +20,37 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from rollouts.view.facts import Obj, age, as_dict, as_int, as_list, canary_of, current_step_index, human_duration, meta_of, owned_by, pod_hash_of, revision_of, rollout_phase, set_weight, status_of, step_rows, step_text, steps_of
-from rollouts.platform.times import parse_time
 from rollouts.platform.labels import SCALE_DOWN_DEADLINE
+from rollouts.platform.times import parse_time
+from rollouts.view.facts import (
+    Obj,
+    age,
+    as_dict,
+    as_int,
+    as_list,
+    canary_of,
+    current_step_index,
+    human_duration,
+    meta_of,
+    owned_by,
+    pod_hash_of,
+    revision_of,
+    rollout_phase,
+    set_weight,
+    status_of,
+    step_rows,
+    step_text,
+    steps_of,
+)
 from rollouts.view.rows import (
-    AnalysisRunRow, Counts, ImageRow, MetricRow, Replicas, ReplicaSetRow, RevisionRow, RolloutView,
+    AnalysisRunRow,
+    Counts,
+    ImageRow,
+    MetricRow,
+    Replicas,
+    ReplicaSetRow,
+    RevisionRow,
+    RolloutView,
 )
 
 METRIC_VALUES_SHOWN = 3
