@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test deps prometheus clean
+.PHONY: demo test check static deps prometheus clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,18 @@ prometheus:
 demo: deps
 	$(BIN)/rollouts demo
 
-test: deps
+# Types, lint and the import contracts (also part of every test run).
+static: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# The fast developer loop (under a minute): static checks, unit and contract tests.
+check: deps static
+	$(BIN)/python -m pytest -m "not slow"
+
+# Everything, as CI runs it: static checks and the whole suite, the demo and process tests included.
+test: deps static
 	$(BIN)/python -m pytest
 
 clean:

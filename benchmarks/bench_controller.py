@@ -37,11 +37,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.model import Metric  # noqa: E402
-from analysis.providers import Providers, Result  # noqa: E402
-from rollouts.platform.clock import SteppedClock  # noqa: E402
-from rollouts.controller.manager import Manager  # noqa: E402
-from rollouts.memory.cluster import InMemoryCluster  # noqa: E402
+from analysis.model import Metric
+from analysis.providers import Providers, Result
+from rollouts.controller.manager import Manager
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multi-step"
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"

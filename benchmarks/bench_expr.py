@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 import timeit
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.expr import compile_expr  # noqa: E402
+from analysis.expr import compile_expr
 
 ROUNDS = 15
 

@@ -51,3 +51,17 @@ def prometheus() -> Iterator[PrometheusHistory]:
             degrading_service=istio_history.DEGRADING,
             samples=server.backfilled_samples,
         )
+
+
+# The long proofs: real processes and the full fuzz and property runs. `make test` (and CI)
+# runs them; `make check`, the fast developer loop, leaves them out with `-m "not slow"`.
+SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
+        "tests/analysis/test_provider_bounds.py", "tests/analysis/test_expr_bounds.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if where.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rollouts.spec import crdgen
-from rollouts.spec import crdschema
 from rollouts.cli import crds as crds_cli
+from rollouts.spec import crdgen, crdschema
 
 ROOT = Path(__file__).resolve().parents[1]
 CRDS = ROOT / "crds"
@@ -53,7 +52,8 @@ def test_crds_directory_matches_the_models() -> None:
     assert crdgen.drift(CRDS) == [], "crds/ drifted from the models: run `rollouts crds`"
 
 
-def test_check_flags_a_stale_file_and_out_writes_a_fresh_copy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_flags_a_stale_file_and_out_writes_a_fresh_copy(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert run_crds("--out", str(tmp_path)) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == FILES
     assert all((tmp_path / f).read_bytes() == (CRDS / f).read_bytes() for f in FILES)

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from rollouts.spec import crdschema
-from rollouts.spec import manifests
 from rollouts.cli import main
+from rollouts.spec import crdschema, manifests
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 DIRS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
 CRD_FILES = {"Rollout": "rollouts.yaml", "AnalysisTemplate": "analysistemplates.yaml",
-             "ClusterAnalysisTemplate": "clusteranalysistemplates.yaml", "AnalysisRun": "analysisruns.yaml"}  # fmt: skip
+             "ClusterAnalysisTemplate": "clusteranalysistemplates.yaml",
+             "AnalysisRun": "analysisruns.yaml"}  # fmt: skip
 SUCCESS_RATE_QUERY = (
     'sum(irate(istio_requests_total{reporter="source",destination_service=~"{{args.service-name}}",'
     'response_code!~"5.*"}[5m])) / sum(irate(istio_requests_total{reporter="source",'
@@ -30,7 +30,8 @@ SUCCESS_RATE_QUERY = (
 # The reference example keeps Argo's manifests exactly: its background analysis can only
 # fail after the pause ends, which lint warns about and its README explains
 # (tests/lint/test_timing.py asserts the exact line).
-TIMING_WARNING = "can fail at the earliest after 15m (failureLimit 3 + 1 failures, every 5m), but the steps end after 10m"
+TIMING_WARNING = ("can fail at the earliest after 15m (failureLimit 3 + 1 failures, every 5m), "
+                  "but the steps end after 10m")
 
 
 def documents(directory: Path = EXAMPLES) -> list[manifests.Document]:
@@ -41,7 +42,8 @@ def by_kind(directory: Path, kind: str) -> list[dict[str, Any]]:
     return [d.data for d in documents(directory) if d.data["kind"] == kind]
 
 
-def test_lint_examples_exits_0_with_an_ok_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lint_examples_exits_0_with_an_ok_line(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(ROOT)
     assert main(["lint", "examples/"]) == 0
     files = len(list(EXAMPLES.rglob("*.yaml")))

@@ -14,7 +14,8 @@ from rollouts.spec.model import Rollout
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS: dict[str, type[ArgoModel]] = {"Rollout": Rollout, "AnalysisTemplate": AnalysisTemplate,
-                                      "ClusterAnalysisTemplate": AnalysisTemplate, "AnalysisRun": AnalysisRun}  # fmt: skip
+                                      "ClusterAnalysisTemplate": AnalysisTemplate,
+                                      "AnalysisRun": AnalysisRun}  # fmt: skip
 
 
 def argo_documents(*paths: Path) -> list[manifests.Document]:
@@ -23,7 +24,7 @@ def argo_documents(*paths: Path) -> list[manifests.Document]:
 
 
 EXAMPLE_DOCS = argo_documents(ROOT / "examples")
-WARN_DOCS = [d for d in argo_documents(ROOT / "tests" / "lint" / "warn")]
+WARN_DOCS = list(argo_documents(ROOT / "tests" / "lint" / "warn"))
 
 
 def ids(docs: list[manifests.Document]) -> list[str]:

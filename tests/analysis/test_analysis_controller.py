@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from analysis.controller import AnalysisController
-from rollouts.platform.patches import merge_diff
 from analysis.model import Metric
 from analysis.providers import ProviderError, Providers, Result
-from rollouts.platform.clock import SteppedClock
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Conflict
+from rollouts.platform.patches import merge_diff
 
 NS = "shop"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -79,7 +79,9 @@ def rate(**fields: Any) -> dict[str, Any]:
             "provider": {"prometheus": {"address": "http://prom:9090", "query": "sum(rate(ok[1m]))"}}, **fields}
 
 
-def controller(cluster: CountingCluster, clock: SteppedClock, provider: ScriptedProvider, **kwargs: Any) -> AnalysisController:
+def controller(
+    cluster: CountingCluster, clock: SteppedClock, provider: ScriptedProvider, **kwargs: Any
+) -> AnalysisController:
     return AnalysisController(cluster, Providers({"prometheus": provider}), clock=clock, **kwargs)
 
 
@@ -133,7 +135,8 @@ def test_failing_run(cluster: CountingCluster, clock: SteppedClock) -> None:
     assert final["phase"] == "Failed"
     assert final["message"] == ('Metric "success-rate" assessed Failed due to failed (1) > failureLimit (0): '
                                 'result [0.91] did not satisfy successCondition "result[0] >= 0.95"')
-    assert ("AnalysisRunFailed", "Warning", f"Analysis Completed. Result: Failed: {final['message']}") in events(cluster)
+    failed = ("AnalysisRunFailed", "Warning", f"Analysis Completed. Result: Failed: {final['message']}")
+    assert failed in events(cluster)
 
 
 def test_provider_errors_end_in_error_after_the_consecutive_error_limit(cluster: CountingCluster,
@@ -186,7 +189,8 @@ def test_secrets_are_resolved_for_the_provider_and_redacted_everywhere(cluster: 
                           "data": {"token": base64.b64encode(token.encode()).decode()}})
     metric = rate()
     metric["provider"]["prometheus"]["headers"] = [{"key": "Authorization", "value": "Bearer {{args.token}}"}]
-    create_run(cluster, metric, args=[{"name": "token", "valueFrom": {"secretKeyRef": {"name": "prom-creds", "key": "token"}}}])
+    create_run(cluster, metric,
+               args=[{"name": "token", "valueFrom": {"secretKeyRef": {"name": "prom-creds", "key": "token"}}}])
     provider = ScriptedProvider([ProviderError(f"401 Unauthorized for Bearer {token}")])
     ctl = controller(cluster, clock, provider)
     run_to_end(ctl, clock)
@@ -201,14 +205,16 @@ def test_secrets_are_resolved_for_the_provider_and_redacted_everywhere(cluster: 
 
 @pytest.mark.parametrize(("secret", "message"), [
     (None, "Unable to resolve metric arguments: args.token: secret 'prom-creds' not found in namespace 'shop'"),
-    ({"other": "eA=="}, "Unable to resolve metric arguments: args.token: key 'token' does not exist in secret 'prom-creds'"),
+    ({"other": "eA=="},
+     "Unable to resolve metric arguments: args.token: key 'token' does not exist in secret 'prom-creds'"),
 ])
 def test_unreadable_secret_ends_the_run_in_error(cluster: CountingCluster, clock: SteppedClock,
                                                  secret: dict[str, str] | None, message: str) -> None:
     if secret is not None:
         cluster.inner.create({"apiVersion": "v1", "kind": "Secret", "data": secret,
                               "metadata": {"name": "prom-creds", "namespace": NS}})
-    create_run(cluster, rate(), args=[{"name": "token", "valueFrom": {"secretKeyRef": {"name": "prom-creds", "key": "token"}}}])
+    create_run(cluster, rate(),
+               args=[{"name": "token", "valueFrom": {"secretKeyRef": {"name": "prom-creds", "key": "token"}}}])
     provider = ScriptedProvider([[1.0]])
     assert controller(cluster, clock, provider).reconcile(NS, "web-abc-1") is None
     assert status(cluster)["phase"] == "Error" and status(cluster)["message"] == message

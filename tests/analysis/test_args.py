@@ -155,7 +155,8 @@ ROLLOUT = {
     ("spec.strategy.canary.steps[0].setWeight", "20"),
 ])
 def test_field_ref_paths(path: str, expected: str) -> None:
-    out = args.resolve_rollout_args([arg("x", fieldRef={"fieldPath": path})], ROLLOUT, stable_hash=None, latest_hash=None)
+    out = args.resolve_rollout_args([arg("x", fieldRef={"fieldPath": path})], ROLLOUT,
+                                    stable_hash=None, latest_hash=None)
     assert out == [Argument(name="x", value=expected)]
 
 
@@ -177,7 +178,8 @@ def test_pod_template_hash_values_and_passthrough() -> None:
         arg("lit", "v"), arg("token", secretKeyRef={"name": "s", "key": "k"}),
     ]
     out = args.resolve_rollout_args(given, ROLLOUT, stable_hash="aaa111", latest_hash="bbb222")
-    assert [(a.name, a.value) for a in out] == [("stable", "aaa111"), ("canary", "bbb222"), ("lit", "v"), ("token", None)]
+    assert [(a.name, a.value) for a in out] == [
+        ("stable", "aaa111"), ("canary", "bbb222"), ("lit", "v"), ("token", None)]
     assert out[3].value_from is not None and out[3].value_from.secret_key_ref is not None
 
 

@@ -72,7 +72,8 @@ def play(run: AnalysisRun, letters: str, *, every: float = 60) -> tuple[Analysis
     pytest.param({"interval": "1m", "count": 3}, "SSS", "RRS", id="count 3 with interval"),
     pytest.param({"interval": "1m", "count": 3}, "SF", "RF", id="failureLimit 0: first failure fails"),
     pytest.param({"interval": "1m", "count": 5, "failureLimit": 2}, "FFSF", "RRRF", id="failureLimit 2: third failure"),
-    pytest.param({"interval": "1m", "count": 5, "failureLimit": 2}, "FFSSS", "RRRRS", id="failureLimit 2: two tolerated"),
+    pytest.param({"interval": "1m", "count": 5, "failureLimit": 2}, "FFSSS", "RRRRS",
+                 id="failureLimit 2: two tolerated"),
     pytest.param({"interval": "1m", "count": 3, "inconclusiveLimit": 1}, "ISI", "RRI", id="inconclusiveLimit 1"),
     pytest.param({"interval": "1m", "count": 3, "inconclusiveLimit": 1}, "ISS", "RRS", id="inconclusiveLimit 1 kept"),
     pytest.param({"interval": "1m", "consecutiveErrorLimit": 2}, "EEE", "RRE", id="consecutiveErrorLimit 2"),
@@ -98,7 +99,7 @@ def play(run: AnalysisRun, letters: str, *, every: float = 60) -> tuple[Analysis
                  id="inconclusive checked after failed"),
 ])
 def test_metric_phase_after_each_measurement(fields: dict[str, Any], measured: str, expected: str) -> None:
-    run, phases, result = play(new_run(metric(**fields)), measured)
+    _run, phases, result = play(new_run(metric(**fields)), measured)
     assert "".join(phases) == expected
     final = PHASES[expected[-1]]
     assert result.status.phase == (final if final != "Running" else "Running")
@@ -150,7 +151,8 @@ def test_success_sets_times_summary_and_events() -> None:
     assert done.status.started_at == T0 and done.status.message is None
     assert done.status.run_summary is not None and done.status.run_summary.dump() == {
         "count": 1, "successful": 1, "failed": 0, "inconclusive": 0, "error": 0}
-    assert [(e.reason, e.type) for e in done.events] == [("MetricSuccessful", "Normal"), ("AnalysisRunSuccessful", "Normal")]
+    assert [(e.reason, e.type) for e in done.events] == [
+        ("MetricSuccessful", "Normal"), ("AnalysisRunSuccessful", "Normal")]
 
 
 def test_failure_message_names_metric_limit_and_measurement() -> None:
@@ -163,7 +165,8 @@ def test_failure_message_names_metric_limit_and_measurement() -> None:
         'result [0.91] did not satisfy successCondition "result[0] >= 0.95"')
     assert result_of(AnalysisRun.load({**run.dump(), "status": result.status.dump()}), "success-rate").message == (
         'result [0.91] did not satisfy successCondition "result[0] >= 0.95"')
-    assert [(e.reason, e.type) for e in result.events] == [("MetricFailed", "Warning"), ("AnalysisRunFailed", "Warning")]
+    assert [(e.reason, e.type) for e in result.events] == [
+        ("MetricFailed", "Warning"), ("AnalysisRunFailed", "Warning")]
     assert "failed (1) > failureLimit (0)" in result.events[1].message
 
 
@@ -260,7 +263,9 @@ def test_only_dry_run_metrics_make_a_successful_run() -> None:
     ({"measurementRetention": [{"metricName": "m", "limit": 2}]}, 5, 2),
     ({"measurementRetention": [{"metricName": "m", "limit": 20}]}, 12, 12),
 ])
-def test_measurement_retention_trims_but_counters_keep_counting(retention: dict[str, Any], taken: int, kept: int) -> None:
+def test_measurement_retention_trims_but_counters_keep_counting(
+    retention: dict[str, Any], taken: int, kept: int
+) -> None:
     run, _, _ = play(new_run(metric(interval="1m"), **retention), "S" * taken)
     r = result_of(run)
     assert len(r.measurements) == kept and r.count == taken and r.successful == taken
@@ -336,12 +341,17 @@ def test_measurement_for_an_unknown_metric_is_a_caller_bug() -> None:
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ({"metrics": []}, r"Analysis spec invalid: spec.metrics: no metrics \(add at least one metric under spec.metrics\)"),
-    ({"metrics": [metric(interval="often")]}, r"Analysis spec invalid: spec.metrics\[0\].interval: 'often' is not a duration"),
-    ({"metrics": [metric(provider={})]}, r"Analysis spec invalid: spec.metrics\[0\].provider: metric 'm' sets no provider"),
-    ({"metrics": [metric(count="{{args.n}}")]}, r"Unable to resolve metric arguments: failed to resolve \{\{args.n\}\}"),
+    ({"metrics": []},
+     r"Analysis spec invalid: spec.metrics: no metrics \(add at least one metric under spec.metrics\)"),
+    ({"metrics": [metric(interval="often")]},
+     r"Analysis spec invalid: spec.metrics\[0\].interval: 'often' is not a duration"),
+    ({"metrics": [metric(provider={})]},
+     r"Analysis spec invalid: spec.metrics\[0\].provider: metric 'm' sets no provider"),
+    ({"metrics": [metric(count="{{args.n}}")]},
+     r"Unable to resolve metric arguments: failed to resolve \{\{args.n\}\}"),
     ({"metrics": [metric()], "args": [{"name": "x"}]}, r"Unable to resolve metric arguments: args.x was not resolved"),
-    ({"metrics": [metric()], "dryRun": [{"metricName": "zzz"}]}, r"spec.dryRun\[0\].metricName: 'zzz' matches no metric"),
+    ({"metrics": [metric()], "dryRun": [{"metricName": "zzz"}]},
+     r"spec.dryRun\[0\].metricName: 'zzz' matches no metric"),
 ])
 def test_spec_errors_put_the_run_straight_into_error(spec: dict[str, Any], message: str) -> None:
     run = AnalysisRun.load({"metadata": {"name": "r"}, "spec": spec})
@@ -356,8 +366,10 @@ def test_spec_errors_put_the_run_straight_into_error(spec: dict[str, Any], messa
 
 def test_reject_keeps_results_and_ignores_completed_runs() -> None:
     run, _ = step(new_run(metric(interval="1m", count=2)), 0, m="S")
-    rejected = assess.reject(run.status, now=at(5), message="Unable to resolve metric arguments: key 'k' does not exist")
-    assert rejected.status.phase == "Error" and rejected.status.metric_results == (run.status.metric_results if run.status else None)
+    rejected = assess.reject(run.status, now=at(5),
+                             message="Unable to resolve metric arguments: key 'k' does not exist")
+    assert rejected.status.phase == "Error"
+    assert rejected.status.metric_results == (run.status.metric_results if run.status else None)
     assert rejected.status.started_at == T0 and rejected.status.completed_at == at(5)
     assert assess.reject(rejected.status, now=at(9), message="again").status == rejected.status
 
@@ -406,4 +418,5 @@ def test_provider_metadata_is_kept_on_the_measurement_and_result() -> None:
     taken = assess.measurement(run.spec.metrics[0], Observed(1.0, {"ResolvedPrometheusQuery": "up"}), started_at=T0)
     result = assess.assess(run, now=T0, measurements={"m": taken})
     r = (result.status.metric_results or [])[0]
-    assert r.metadata == {"ResolvedPrometheusQuery": "up"} and r.measurements[0].metadata == {"ResolvedPrometheusQuery": "up"}
+    assert r.metadata == {"ResolvedPrometheusQuery": "up"}
+    assert r.measurements[0].metadata == {"ResolvedPrometheusQuery": "up"}

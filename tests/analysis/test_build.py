@@ -8,7 +8,15 @@ import pytest
 
 from analysis.args import ArgError
 from analysis.build import SpecError, build_run, flatten, metric_rules
-from analysis.model import AnalysisRun, AnalysisRunSpec, AnalysisTemplate, Argument, DryRun, MeasurementRetention, TemplateRef
+from analysis.model import (
+    AnalysisRun,
+    AnalysisRunSpec,
+    AnalysisTemplate,
+    Argument,
+    DryRun,
+    MeasurementRetention,
+    TemplateRef,
+)
 
 
 def metric(name: str, **fields: Any) -> dict[str, Any]:
@@ -66,7 +74,8 @@ def test_metrics_of_several_templates_are_concatenated() -> None:
 
 
 def test_duplicate_metric_names_are_an_error_naming_both_templates() -> None:
-    with pytest.raises(SpecError, match=r"two metrics have the same name 'm' \(AnalysisTemplate 'b' and AnalysisTemplate 'a'\)"):
+    with pytest.raises(SpecError,
+                       match=r"two metrics have the same name 'm' \(AnalysisTemplate 'b' and AnalysisTemplate 'a'\)"):
         build(template("a", metric("m")), template("b", metric("m")))
 
 
@@ -122,7 +131,8 @@ def test_template_cycles_and_unknown_refs_are_errors() -> None:
 def test_dry_run_and_retention_rules_are_merged_caller_first() -> None:
     at = template("t", metric("m1"), metric("m2"), dryRun=[{"metricName": "m1"}, {"metricName": "m2"}],
                   measurementRetention=[{"metricName": "m2", "limit": 3}])
-    run = build(at, dry_run=[DryRun(metric_name="m1")], measurement_retention=[MeasurementRetention(metric_name="m1", limit=5)])
+    run = build(at, dry_run=[DryRun(metric_name="m1")],
+                measurement_retention=[MeasurementRetention(metric_name="m1", limit=5)])
     doc = run.dump()["spec"]
     assert doc["dryRun"] == [{"metricName": "m1"}, {"metricName": "m2"}]
     assert doc["measurementRetention"] == [{"metricName": "m1", "limit": 5}, {"metricName": "m2", "limit": 3}]
@@ -191,10 +201,12 @@ def test_dry_run_and_retention_match_as_unanchored_regexps() -> None:
      r"count: count 2 is less than failureLimit \+ consecutiveSuccessLimit \(3\)"),
     ({"count": 1, "inconclusiveLimit": 2}, {}, r"count: count 1 is less than inconclusiveLimit 2"),
     ({"provider": {}}, {}, r"provider: metric 'm' sets no provider"),
-    ({"provider": {"prometheus": {"query": "x"}, "web": {"url": "u"}}}, {}, r"metric 'm' sets 2 providers: prometheus, web"),
+    ({"provider": {"prometheus": {"query": "x"}, "web": {"url": "u"}}}, {},
+     r"metric 'm' sets 2 providers: prometheus, web"),
     ({}, {"dryRun": [{"metricName": "*"}]}, r"dryRun\[0\].metricName: '\*' is not a valid regular expression"),
     ({}, {"dryRun": [{"metricName": "other"}]}, r"dryRun\[0\].metricName: 'other' matches no metric \(use one of: m\)"),
-    ({}, {"measurementRetention": [{"metricName": "zzz", "limit": 1}]}, r"measurementRetention\[0\].metricName: 'zzz' matches no metric"),
+    ({}, {"measurementRetention": [{"metricName": "zzz", "limit": 1}]},
+     r"measurementRetention\[0\].metricName: 'zzz' matches no metric"),
 ])
 def test_spec_errors_name_the_field(fields: dict[str, Any], extra: dict[str, Any], problem: str) -> None:
     with pytest.raises(SpecError, match=problem):

@@ -286,9 +286,8 @@ def test_metric_address_is_used_without_override() -> None:
     ],
 )
 def test_bad_configuration_is_a_clear_error(config: dict[str, Any], message: str) -> None:
-    with responses.RequestsMock():  # any HTTP call would fail the test
-        with pytest.raises(ProviderError, match=message):
-            PrometheusProvider().measure(metric("up", **config), at=AT)
+    with responses.RequestsMock(), pytest.raises(ProviderError, match=message):  # any HTTP call would fail the test
+        PrometheusProvider().measure(metric("up", **config), at=AT)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -33,10 +33,10 @@ def provider() -> WebProvider:
 
 
 class Handler(BaseHTTPRequestHandler):
-    seen: list[tuple[str, str, dict[str, str], bytes]] = []
+    seen: ClassVar[list[tuple[str, str, dict[str, str], bytes]]] = []
 
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-        pass
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass  # keep test output clean
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json", **headers: str) -> None:
         self.send_response(status)
@@ -51,7 +51,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.seen.append(("GET", self.path, dict(self.headers), b""))
         if self.path == "/status":
-            self._send(200, json.dumps({"data": {"ok": True, "rate": 0.97}, "items": [{"value": 3}, {"value": 4}]}).encode())
+            payload = {"data": {"ok": True, "rate": 0.97}, "items": [{"value": 3}, {"value": 4}]}
+            self._send(200, json.dumps(payload).encode())
         elif self.path == "/text":
             self._send(200, b"all good", "text/plain")
         elif self.path == "/empty":
@@ -168,7 +169,7 @@ def test_connection_refused_after_bounded_retries() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(ProviderError, match="failed after 3 attempts: cannot connect: .*Connection refused"):
+    with pytest.raises(ProviderError, match=r"failed after 3 attempts: cannot connect: .*Connection refused"):
         provider().measure(metric(f"http://127.0.0.1:{port}/x"), at=AT)
 
 
@@ -243,9 +244,8 @@ def test_header_values_are_sent_but_never_shown() -> None:
     ],
 )
 def test_bad_configuration_is_a_clear_error(config: dict[str, Any], message: str) -> None:
-    with responses.RequestsMock():  # any HTTP call would fail the test
-        with pytest.raises(ProviderError, match=message):
-            provider().measure(metric(URL, **config), at=AT)
+    with responses.RequestsMock(), pytest.raises(ProviderError, match=message):  # any HTTP call would fail the test
+        provider().measure(metric(URL, **config), at=AT)
 
 
 @pytest.mark.parametrize(

@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from rollouts.memory.server import ApiServer, serve
 from rollouts.cli import connect, main
-from rollouts.platform.clock import SteppedClock
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import ApiServer, serve
+from rollouts.platform.clock import SteppedClock
 
 NS = "shop"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)  # when the objects were created
@@ -247,12 +247,15 @@ class Shop:
                              measurements=[measurement("Successful", "[0.002]", 4),
                                            measurement("Successful", "[0.004]", 5)])]
         step_run = {
-            "analysis": ("Running", [measurement("Successful", "[0.995]", 5), measurement("Successful", "[0.991]", 5.5)], ""),
-            "healthy": ("Successful", [measurement("Successful", "[0.995]", 5), measurement("Successful", "[0.991]", 5.5),
+            "analysis": ("Running", [measurement("Successful", "[0.995]", 5),
+                                     measurement("Successful", "[0.991]", 5.5)], ""),
+            "healthy": ("Successful", [measurement("Successful", "[0.995]", 5),
+                                       measurement("Successful", "[0.991]", 5.5),
                                        measurement("Successful", "[0.989]", 6)], ""),
             "inconclusive": ("Inconclusive", [measurement("Successful", "[0.995]", 5),
                                               measurement("Inconclusive", "[NaN]", 5.5)],
-                             'Metric "success-rate" assessed Inconclusive due to inconclusive (1) > inconclusiveLimit (0)'),
+                             'Metric "success-rate" assessed Inconclusive due to inconclusive (1) > '
+                             'inconclusiveLimit (0)'),
             "aborted": ("Failed", [measurement("Successful", "[0.991]", 5), measurement("Failed", "[0.942]", 5.5)],
                         'Metric "success-rate" assessed Failed due to failed (1) > failureLimit (0)'),
         }.get(stage)

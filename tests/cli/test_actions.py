@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from rollouts.memory.server import serve
 from rollouts.cli import actions, connect, main
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import serve
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Forbidden, Unavailable
-from rollouts.memory.cluster import InMemoryCluster
 from tests.cli.conftest import IMAGES, NOW, NS, SIDECAR, STABLE, Cli, Shop, rollout_manifest, rollout_status
 
 # --- what promote sends (pure, Argo's getPatches) ------------------------------------------
@@ -192,7 +192,8 @@ def test_set_image_of_a_workload_ref_rollout_updates_the_deployment(cli: Cli, cl
     del manifest["spec"]["template"]
     manifest["spec"]["workloadRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout-app"}
     cluster.create(manifest)
-    cluster.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "checkout-app", "namespace": NS},
+    cluster.create({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "checkout-app", "namespace": NS},
                     "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "checkout"}},
                              "template": {"metadata": {"labels": {"app": "checkout"}},
                                           "spec": {"containers": [{"name": "app", "image": IMAGES[STABLE]}]}}}})

@@ -29,8 +29,8 @@ def analyze_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, d
 
 
 def test_healthy_canary_is_successful(prometheus, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, out = analyze_json(capsys, "--prometheus", prometheus.url, "--arg", f"service-name={prometheus.healthy_service}",
-                             "--at", "2024-01-01T00:30:00Z")
+    code, out = analyze_json(capsys, "--prometheus", prometheus.url,
+                             "--arg", f"service-name={prometheus.healthy_service}", "--at", "2024-01-01T00:30:00Z")
     assert code == 0
     assert out["phase"] == "Successful"
     [metric] = out["metrics"]
@@ -57,7 +57,8 @@ def test_degrading_canary_passes_hour_one_fails_hour_two(prometheus, capsys) -> 
     [
         ("healthy", "2024-01-01T01:30:00Z", 0, "Successful", [0.99]),
         ("degrading", "2024-01-01T00:30:00Z", 0, "Successful", [0.98]),
-        ("degrading", "2024-01-01T01:30:00Z", 1, "Failed", [istio_history.success_rate(istio_history.DEGRADING, late=True)]),
+        ("degrading", "2024-01-01T01:30:00Z", 1, "Failed",
+         [istio_history.success_rate(istio_history.DEGRADING, late=True)]),
     ],
 )
 def test_the_examples_success_rate_template_as_shipped(  # type: ignore[no-untyped-def]
@@ -146,7 +147,8 @@ def test_wrong_kind(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_schema_problem_has_the_field_path(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    text = "kind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n  metrics:\n    - name: m\n      successCondition: 'true'\n"
+    text = ("kind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n"
+            "  metrics:\n    - name: m\n      successCondition: 'true'\n")
     err = run_error(capsys, write(tmp_path, text))
     assert "AnalysisTemplate is invalid: spec.metrics[0].provider: Field required" in err
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from rollouts import view
-from rollouts.view import render
 from rollouts.cli import connect
-from rollouts.platform.clock import SteppedClock
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.view import render
 from tests.cli.conftest import CANARY, NOW, NS, Cli, Shop, rollout_status
 
 
@@ -45,7 +45,8 @@ def test_replica_sets_are_grouped_by_revision_newest_first_with_markers(shop: Sh
     [canary] = got.revisions[0].replica_sets
     [stable] = got.revisions[1].replica_sets
     [old] = got.revisions[2].replica_sets
-    assert (canary.name, canary.canary, canary.stable, canary.info) == (f"checkout-{CANARY}", True, False, "canary,ready:1/1")
+    assert (canary.name, canary.canary, canary.stable, canary.info) == (
+        f"checkout-{CANARY}", True, False, "canary,ready:1/1")
     assert (stable.stable, stable.canary, stable.info, stable.status) == (True, False, "stable,ready:5/5", "Healthy")
     assert (old.status, old.info) == ("ScaledDown", "ready:0/0")
 
@@ -94,7 +95,9 @@ def test_step_list_marks_done_current_and_pending(shop: Shop) -> None:
     ({"observedGeneration": "a7b3c9", "phase": "Healthy"}, ("Healthy", "")),  # v0.9 hash: Argo trusts it
     ({}, ("Progressing", view.NOT_OBSERVED)),
 ])
-def test_phase_is_trusted_only_once_the_generation_is_observed(status: dict[str, Any], expected: tuple[str, str]) -> None:
+def test_phase_is_trusted_only_once_the_generation_is_observed(
+    status: dict[str, Any], expected: tuple[str, str]
+) -> None:
     rollout = {"metadata": {"name": "r", "generation": 2}, "spec": {"strategy": {"canary": {}}}, "status": status}
     assert view.rollout_phase(rollout) == expected
 
@@ -121,9 +124,11 @@ def test_objects_owned_by_another_rollout_are_left_out(shop: Shop) -> None:
 def test_half_written_objects_never_raise() -> None:
     rollout = {"metadata": {"name": "r", "uid": "u"}, "spec": {"strategy": {"canary": {"steps": "oops"}},
                                                               "replicas": "x"}, "status": {"currentStepIndex": "2"}}
-    rs = {"metadata": {"name": "r-1", "ownerReferences": [{"uid": "u"}], "annotations": {"rollout.argoproj.io/revision": "x"}},
+    rs = {"metadata": {"name": "r-1", "ownerReferences": [{"uid": "u"}],
+                       "annotations": {"rollout.argoproj.io/revision": "x"}},
           "status": None}
-    run = {"metadata": {"name": "r-1-1", "ownerReferences": [{"uid": "u"}]}, "status": {"metricResults": [{"name": "m"}]}}
+    run = {"metadata": {"name": "r-1-1", "ownerReferences": [{"uid": "u"}]},
+           "status": {"metricResults": [{"name": "m"}]}}
     got = view.build(rollout, [rs], [run], now=NOW)
     assert got.replicas.desired == 1 and got.steps == () and got.step == ""
     assert got.revisions[0].analysis_runs[0].metrics[0].phase == "Pending"

@@ -75,7 +75,8 @@ def test_only_the_image_line_changes_and_its_quotes_stay() -> None:
 @pytest.mark.parametrize(("container", "image", "old_line", "new_line"), [
     ("migrate", "shop/checkout-migrate:1.5.0", "'shop/checkout-migrate:1.4.0'", "'shop/checkout-migrate:1.5.0'"),
     ("log-shipper", "fluent/fluent-bit:3.1", "image: fluent/fluent-bit:3.0}", "image: fluent/fluent-bit:3.1}"),
-    ("log-shipper", "fluent/fluent-bit:3.1,debug", "image: fluent/fluent-bit:3.0}", 'image: "fluent/fluent-bit:3.1,debug"}'),
+    ("log-shipper", "fluent/fluent-bit:3.1,debug", "image: fluent/fluent-bit:3.0}",
+     'image: "fluent/fluent-bit:3.1,debug"}'),
     ("migrate", "it's:1", "'shop/checkout-migrate:1.4.0'", "'it''s:1'"),
     ("app", "shop/checkout@sha256:0f3a9c", '"shop/checkout:1.4.0"', '"shop/checkout@sha256:0f3a9c"'),
 ])
@@ -103,7 +104,8 @@ def test_several_rollouts_need_a_name() -> None:
     assert [c.rollout for c in changes] == ["checkout-eu"]
     assert len(diff(text, after)) == 2
     assert after.split("name: checkout-eu")[0] == text.split("name: checkout-eu")[0]  # the first copy is intact
-    with pytest.raises(gitops.ManifestError, match=r"no Rollout named 'checkout-us' \(Rollouts here: checkout, checkout-eu\)"):
+    with pytest.raises(gitops.ManifestError,
+                       match=r"no Rollout named 'checkout-us' \(Rollouts here: checkout, checkout-eu\)"):
         gitops.set_image_text(text, [("app", "x:1")], name="checkout-us")
 
 
@@ -114,7 +116,8 @@ def test_several_rollouts_need_a_name() -> None:
     ("kind: Rollout\nmetadata: {name: r}\nspec: {workloadRef: {kind: Deployment, name: web}}\n",
      "m.yaml: Rollout 'r' uses spec.workloadRef ('web'): set the image in that workload's manifest instead"),
     ("kind: Rollout\nmetadata:\n  name: r\n spec: {}\n", "m.yaml: not valid YAML at line 4, column 2"),
-    ("kind: Rollout\nkind: Rollout\nmetadata: {name: r}\nspec: {template: {spec: {containers: [{name: app, image: a}]}}}\n",
+    ("kind: Rollout\nkind: Rollout\nmetadata: {name: r}\n"
+     "spec: {template: {spec: {containers: [{name: app, image: a}]}}}\n",
      'm.yaml: not valid YAML: while constructing a mapping in "<unicode string>", line 1, column 1: kind: Rollout ^ '
      '(line: 1) found duplicate key "kind"'),
 ])

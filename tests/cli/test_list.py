@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from rollouts import view
-from rollouts.view import render
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.view import render
 from tests.cli.conftest import NS, Cli, Shop, rollout_manifest, rollout_status
 
 HEADER = ["NAME", "STRATEGY", "STATUS", "STEP", "SET-WEIGHT", "READY", "DESIRED", "UP-TO-DATE", "AVAILABLE"]

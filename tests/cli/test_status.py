@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from rollouts.memory.server import serve
 from rollouts.cli import connect, status
-from rollouts.platform.clock import SteppedClock
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import serve
+from rollouts.platform.clock import SteppedClock
 from tests.cli.conftest import ABORT_MESSAGE, NS, Cli, Shop, rollout_status
 
 
@@ -91,7 +91,8 @@ def test_a_stale_healthy_phase_is_not_trusted(scripted: Callable[..., Cli], shop
     cluster = shop.cluster
     cluster.patch("Rollout", "checkout", NS, {"spec": {"template": {"spec": {"containers": [
         {"name": "app", "image": "shop/checkout:1.6.0"}]}}}})  # generation 2; status still says Healthy for 1
-    cli = scripted(to_stage(cluster, "paused", observedGeneration="2"), to_stage(cluster, "healthy", observedGeneration="2"))
+    cli = scripted(to_stage(cluster, "paused", observedGeneration="2"),
+                   to_stage(cluster, "healthy", observedGeneration="2"))
     result = cli("status", "checkout")
     assert result.code == 0
     assert result.out.splitlines() == ["Progressing - waiting for rollout spec update to be observed",

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from rollouts.memory.server import ApiServer, serve
-from rollouts.platform.cluster import Cluster
 from rollouts.kube.cluster import KubeCluster
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import ApiServer, serve
+from rollouts.platform.cluster import Cluster
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -17,8 +17,8 @@ import requests
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from rollouts.memory.server import ApiServer, serve
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import ApiServer, serve
 
 ROLLOUTS = "/apis/argoproj.io/v1alpha1/namespaces/team/rollouts"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
@@ -55,7 +55,8 @@ def assert_status(answer: requests.Response, code: int, reason: str) -> dict[str
     return body  # type: ignore[no-any-return]
 
 
-def test_create_answers_201_with_server_fields_and_namespace_from_the_url(http: requests.Session, server: ApiServer) -> None:
+def test_create_answers_201_with_server_fields_and_namespace_from_the_url(http: requests.Session,
+                                                                           server: ApiServer) -> None:
     body = create_rollout(http, server)
     assert body["metadata"]["namespace"] == "team" and body["metadata"]["resourceVersion"]
     assert "status" not in body  # the status subresource: create drops status
@@ -133,7 +134,8 @@ def test_the_status_subresource_is_isolated(http: requests.Session, server: ApiS
 def test_lists_have_kind_and_resource_version_and_honour_label_selectors(http: requests.Session,
                                                                           server: ApiServer) -> None:
     for name, app in (("a", "web"), ("b", "db")):
-        http.post(url(server, CONFIGMAPS), json={"kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": app}}})
+        http.post(url(server, CONFIGMAPS),
+                  json={"kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": app}}})
     listing = http.get(url(server, "/api/v1/configmaps"), params={"labelSelector": "app==web"}).json()
     assert listing["kind"] == "ConfigMapList" and listing["apiVersion"] == "v1"
     assert listing["metadata"]["resourceVersion"] == "2"

@@ -17,11 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from rollouts.memory.workloads import ReplicaSets
 from rollouts.platform.cluster import (
-    AlreadyExists, Cluster, Conflict, Gone, Invalid, NotFound, UnknownKind, WatchEvent,
+    AlreadyExists,
+    Cluster,
+    Conflict,
+    Gone,
+    Invalid,
+    NotFound,
+    UnknownKind,
+    WatchEvent,
 )
 from rollouts.platform.kinds import KINDS
-from rollouts.memory.workloads import ReplicaSets
 
 if TYPE_CHECKING:
     from tests.cluster.conftest import Backend
@@ -89,12 +96,12 @@ def test_create_drops_status_of_kinds_with_a_status_subresource(cluster: Cluster
 
 def test_duplicate_create_is_already_exists(cluster: Cluster) -> None:
     cluster.create(rollout())
-    with pytest.raises(AlreadyExists, match='rollouts.argoproj.io "web" already exists'):
+    with pytest.raises(AlreadyExists, match=r'rollouts.argoproj.io "web" already exists'):
         cluster.create(rollout())
 
 
 def test_missing_objects_are_not_found(cluster: Cluster) -> None:
-    with pytest.raises(NotFound, match='rollouts.argoproj.io "nope" not found'):
+    with pytest.raises(NotFound, match=r'rollouts.argoproj.io "nope" not found'):
         cluster.get("Rollout", "nope", "team")
     with pytest.raises(NotFound):
         cluster.patch("Rollout", "nope", "team", {"spec": {"replicas": 1}})
@@ -108,16 +115,16 @@ def test_missing_objects_are_not_found(cluster: Cluster) -> None:
 
 
 def test_bad_input_is_a_clear_error(cluster: Cluster) -> None:
-    with pytest.raises(UnknownKind, match="unknown kind 'Rolout'.*Rollout"):
+    with pytest.raises(UnknownKind, match=r"unknown kind 'Rolout'.*Rollout"):
         cluster.get("Rolout", "web")
-    with pytest.raises(Invalid, match="metadata.name must be a lowercase"):
+    with pytest.raises(Invalid, match=r"metadata.name must be a lowercase"):
         cluster.create({"kind": "ConfigMap", "metadata": {"name": "Bad_Name"}})
     with pytest.raises(Invalid, match="kind"):
         cluster.create({"metadata": {"name": "x"}})
-    with pytest.raises(Invalid, match="metadata.labels must map strings to strings"):
+    with pytest.raises(Invalid, match=r"metadata.labels must map strings to strings"):
         cluster.create({"kind": "ConfigMap", "metadata": {"name": "x", "labels": {"version": 2}}})
     cluster.create(config_map("x"))
-    with pytest.raises(Invalid, match="metadata.annotations"):
+    with pytest.raises(Invalid, match=r"metadata.annotations"):
         cluster.patch("ConfigMap", "x", "default", {"metadata": {"annotations": {"a": True}}})
 
 
@@ -207,7 +214,8 @@ def test_merge_patch_with_a_stale_resource_version_is_a_conflict(cluster: Cluste
     with pytest.raises(Conflict, match="the object has been modified"):
         cluster.patch("Rollout", "web", "team", {"spec": {"replicas": 9}, "metadata": {"resourceVersion": stale}})
     with pytest.raises(Conflict):
-        cluster.patch_status("Rollout", "web", "team", {"status": {"phase": "x"}, "metadata": {"resourceVersion": stale}})
+        cluster.patch_status("Rollout", "web", "team",
+                             {"status": {"phase": "x"}, "metadata": {"resourceVersion": stale}})
     assert cluster.get("Rollout", "web", "team")["spec"]["replicas"] == 4
 
 
@@ -233,7 +241,8 @@ def test_status_is_kept_apart_from_spec(cluster: Cluster) -> None:
                                         {"spec": {"replicas": 99}, "status": {"currentStepIndex": None, "abort": True}})
     assert after_status["spec"]["replicas"] == 1
     assert after_status["status"] == {"phase": "Paused", "abort": True}
-    replaced = cluster.replace(dict(after_status, status={"phase": "Replaced"}, spec=dict(after_status["spec"], replicas=2)))
+    replaced = cluster.replace(dict(after_status, status={"phase": "Replaced"},
+                                    spec=dict(after_status["spec"], replicas=2)))
     assert replaced["status"] == {"phase": "Paused", "abort": True} and replaced["spec"]["replicas"] == 2
 
 

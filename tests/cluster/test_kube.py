@@ -13,12 +13,19 @@ from typing import Any
 
 import pytest
 
-from rollouts.memory.server import serve
-from rollouts.platform.cluster import (
-    AlreadyExists, ClusterError, Conflict, Forbidden, Gone, Invalid, NotFound, Unavailable,
-)
 from rollouts.kube.cluster import KubeCluster, _error, load_api_client
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import serve
+from rollouts.platform.cluster import (
+    AlreadyExists,
+    ClusterError,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    Unavailable,
+)
 
 
 def status(code: int, reason: str, message: str = "the message") -> bytes:
@@ -52,7 +59,7 @@ def test_an_answer_without_a_status_body_keeps_the_http_reason() -> None:
 
 
 def test_a_missing_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ClusterError, match="no usable Kubernetes configuration.*pass --kubeconfig"):
+    with pytest.raises(ClusterError, match=r"no usable Kubernetes configuration.*pass --kubeconfig"):
         load_api_client(tmp_path / "nope")
 
 
@@ -73,9 +80,11 @@ def test_an_unreachable_server_is_unavailable(memory: InMemoryCluster, tmp_path:
         kubeconfig = running.write_kubeconfig(tmp_path / "config")
     config = kubeconfig.read_text().replace(running.url, f"http://127.0.0.1:{free_port()}")
     kubeconfig.write_text(config)
-    with KubeCluster(kubeconfig=kubeconfig, request_timeout=2) as cluster:
-        with pytest.raises(Unavailable, match="cannot reach the Kubernetes API"):
-            cluster.get("Rollout", "web")
+    with (
+        KubeCluster(kubeconfig=kubeconfig, request_timeout=2) as cluster,
+        pytest.raises(Unavailable, match="cannot reach the Kubernetes API"),
+    ):
+        cluster.get("Rollout", "web")
 
 
 class Recording(InMemoryCluster):
@@ -106,7 +115,8 @@ def recorded(tmp_path: Path) -> Iterator[tuple[Recording, KubeCluster]]:
 def test_json_and_merge_patches_arrive_as_what_they_are(recorded: tuple[Recording, KubeCluster]) -> None:
     backing, cluster = recorded
     cluster.create({"kind": "VirtualService", "metadata": {"name": "vs"}, "spec": {"http": []}})
-    cluster.patch("VirtualService", "vs", None, [{"op": "add", "path": "/spec/hosts", "value": ["a"]}], patch_type="json")
+    cluster.patch("VirtualService", "vs", None, [{"op": "add", "path": "/spec/hosts", "value": ["a"]}],
+                  patch_type="json")
     cluster.patch("VirtualService", "vs", None, {"spec": {"gateways": ["g"]}})
     assert backing.calls == [("json", [{"op": "add", "path": "/spec/hosts", "value": ["a"]}]),
                              ("merge", {"spec": {"gateways": ["g"]}})]

@@ -17,7 +17,14 @@ import pytest
 
 from rollouts.spec.problems import ARGO_ONLY_FIELDS
 from tests.compat.argo_paths import (
-    ArgoPath, Verdict, accepts, crd_verdict, load_paths, model_verdict, our_schema, segments,
+    ArgoPath,
+    Verdict,
+    accepts,
+    crd_verdict,
+    load_paths,
+    model_verdict,
+    our_schema,
+    segments,
 )  # fmt: skip
 
 PATHS = load_paths()
@@ -49,7 +56,8 @@ REQUIRED_ONLY_HERE = {
 
 # Fields where our CRD lists the values and Argo's has a plain string.
 ENUM_ONLY_HERE = {
-    ("Rollout", "spec.workloadRef.kind"): "Argo supports Deployment, ReplicaSet and PodTemplate (argo-rollouts.md §1.1)",
+    ("Rollout", "spec.workloadRef.kind"):
+        "Argo supports Deployment, ReplicaSet and PodTemplate (argo-rollouts.md §1.1)",
     ("Rollout", "spec.workloadRef.scaleDown"): "Argo knows never, onsuccess, progressively (argo-rollouts.md §1.1)",
     ("Rollout", "spec.strategy.canary.analysis.args[].valueFrom.podTemplateHashValue"):
         "Argo resolves Stable or Latest only (docs/features/analysis.md)",
@@ -82,7 +90,8 @@ def test_the_paths_file_holds_argo_schema_facts_for_each_kind() -> None:
 
 
 def test_every_argo_field_is_held_by_our_models() -> None:
-    missing = [f"{p}: stops at {v.where}" for p in PATHS if (v := model_verdict(p.kind, p.path)).verdict is Verdict.MISSING]
+    missing = [f"{p}: stops at {v.where}" for p in PATHS
+               if (v := model_verdict(p.kind, p.path)).verdict is Verdict.MISSING]
     assert missing == [], report(missing)
     verdicts = Counter(model_verdict(p.kind, p.path).verdict for p in PATHS)
     assert verdicts[Verdict.FIELD] > 250  # most of Argo's canary surface is modelled, not just kept
@@ -103,7 +112,8 @@ def test_argo_fields_kept_as_unknown_keys_are_lint_warnings_not_errors() -> None
 
 
 def test_our_crds_prune_no_argo_field() -> None:
-    pruned = [f"{p}: pruned at {n.where}" for p in PATHS if (n := crd_verdict(p.kind, p.path)).verdict is Verdict.PRUNED]
+    pruned = [f"{p}: pruned at {n.where}" for p in PATHS
+              if (n := crd_verdict(p.kind, p.path)).verdict is Verdict.PRUNED]
     assert pruned == [], report(pruned)
 
 
@@ -122,9 +132,9 @@ def test_our_crds_require_nothing_argo_leaves_optional_without_an_argo_reason() 
     for path in PATHS:
         node = crd_verdict(path.kind, path.path)
         name = segments(path.path)[-1][0]
-        if node.verdict is Verdict.TYPED and node.parent and name in node.parent.get("required", ()):
-            if not path.required and (path.kind, path.path) not in REQUIRED_ONLY_HERE:
-                extra.append(str(path))
+        required_here = node.verdict is Verdict.TYPED and node.parent and name in node.parent.get("required", ())
+        if required_here and not path.required and (path.kind, path.path) not in REQUIRED_ONLY_HERE:
+            extra.append(str(path))
     assert extra == [], report(extra)
 
 

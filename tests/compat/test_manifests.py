@@ -28,9 +28,8 @@ import yaml
 from jsonschema import Draft7Validator
 
 from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
-from rollouts.spec import crdschema
-from rollouts.spec import manifests
 from rollouts.cli import lint
+from rollouts.spec import crdschema, manifests
 from rollouts.spec.model import Rollout
 from tests.compat.argo_paths import argo_schema
 
@@ -38,9 +37,11 @@ HERE = Path(__file__).parent
 FILES = sorted((HERE / "manifests").glob("*.yaml"))
 CRDS = HERE.parents[1] / "crds"
 MODELS: dict[str, type[ArgoModel]] = {"Rollout": Rollout, "AnalysisTemplate": AnalysisTemplate,
-                                      "ClusterAnalysisTemplate": AnalysisTemplate, "AnalysisRun": AnalysisRun}  # fmt: skip
+                                      "ClusterAnalysisTemplate": AnalysisTemplate,
+                                      "AnalysisRun": AnalysisRun}  # fmt: skip
 CRD_FILES = {"Rollout": "rollouts.yaml", "AnalysisTemplate": "analysistemplates.yaml",
-             "ClusterAnalysisTemplate": "clusteranalysistemplates.yaml", "AnalysisRun": "analysisruns.yaml"}  # fmt: skip
+             "ClusterAnalysisTemplate": "clusteranalysistemplates.yaml",
+             "AnalysisRun": "analysisruns.yaml"}  # fmt: skip
 NOT_SUPPORTED = "not supported by this controller"  # rollouts/spec/problems.py, validation.py
 NOT_RUN = "is not run by this controller"  # refused: steps.not_run_problem, problems.router_not_run
 
@@ -127,11 +128,14 @@ COVERED = {
         f"{CANARY}.steps[].setMirrorRoute.percentage", f"{CANARY}.steps[].experiment.templates",
         f"{CANARY}.trafficRouting.istio.virtualService.routes", f"{CANARY}.trafficRouting.istio.virtualServices",
         f"{CANARY}.trafficRouting.istio.destinationRule.canarySubsetName",
-        f"{CANARY}.trafficRouting.istio.virtualService.tlsRoutes", f"{CANARY}.trafficRouting.istio.virtualService.tcpRoutes",
+        f"{CANARY}.trafficRouting.istio.virtualService.tlsRoutes",
+        f"{CANARY}.trafficRouting.istio.virtualService.tcpRoutes",
         f"{CANARY}.trafficRouting.managedRoutes", f"{CANARY}.trafficRouting.nginx", f"{CANARY}.trafficRouting.alb",
         f"{CANARY}.analysis.startingStep", f"{CANARY}.analysis.args[].value",
-        f"{CANARY}.analysis.args[].valueFrom.podTemplateHashValue", f"{CANARY}.analysis.args[].valueFrom.fieldRef.fieldPath",
-        f"{CANARY}.analysis.dryRun", f"{CANARY}.analysis.measurementRetention", f"{CANARY}.analysis.analysisRunMetadata",
+        f"{CANARY}.analysis.args[].valueFrom.podTemplateHashValue",
+        f"{CANARY}.analysis.args[].valueFrom.fieldRef.fieldPath",
+        f"{CANARY}.analysis.dryRun", f"{CANARY}.analysis.measurementRetention",
+        f"{CANARY}.analysis.analysisRunMetadata",
         f"{CANARY}.analysis.templates[].clusterScope", f"{CANARY}.canaryMetadata", f"{CANARY}.stableMetadata",
         f"{CANARY}.antiAffinity", f"{CANARY}.maxSurge", f"{CANARY}.maxUnavailable", "spec.workloadRef",
         "spec.strategy.blueGreen", "status.canary.weights",
@@ -141,7 +145,8 @@ COVERED = {
         "spec.metrics[].consecutiveSuccessLimit", "spec.metrics[].provider.prometheus.headers",
         "spec.metrics[].provider.prometheus.timeout", "spec.metrics[].provider.prometheus.authentication.basicAuth",
         "spec.metrics[].provider.prometheus.rangeQuery", "spec.metrics[].provider.web.jsonPath",
-        "spec.metrics[].provider.web.headers", "spec.metrics[].provider.web.body", "spec.metrics[].provider.web.jsonBody",
+        "spec.metrics[].provider.web.headers", "spec.metrics[].provider.web.body",
+        "spec.metrics[].provider.web.jsonBody",
     ],
     "ClusterAnalysisTemplate": ["spec.metrics[].provider.prometheus.query"],
     "AnalysisRun": ["spec.dryRun", "spec.measurementRetention", "status.metricResults[].measurements"],
@@ -158,4 +163,5 @@ def test_templated_limits_are_strings_in_the_manifests() -> None:
     """count/failureLimit written as "{{args.x}}" reach the models as strings, untouched."""
     [template] = [d.data for f, d in DOCS if f.stem == "templated-limits" and d.data["kind"] == "AnalysisTemplate"]
     metric = AnalysisTemplate.load(template).spec.metrics[0]
-    assert (metric.count, metric.failure_limit, metric.interval) == ("{{args.samples}}", "{{args.tolerated}}", "{{args.every}}")
+    assert (metric.count, metric.failure_limit, metric.interval) == (
+        "{{args.samples}}", "{{args.tolerated}}", "{{args.every}}")

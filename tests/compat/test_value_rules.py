@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from analysis.model import parse_duration
-from rollouts.spec import manifests
 from rollouts.cli import lint
+from rollouts.spec import manifests
 
 ROLLOUT: dict[str, Any] = {
     "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
@@ -28,7 +28,8 @@ CANARY = "spec.strategy.canary"
 def errors(*docs: dict[str, Any]) -> list[str]:
     """`path: message` of every lint error for the documents, linted together."""
     loaded = manifests.Loaded(files=["mem.yaml"],
-                              documents=[manifests.Document("mem.yaml", i, d) for i, d in enumerate(docs, 1)])  # fmt: skip
+                              documents=[manifests.Document("mem.yaml", i, d)
+                                         for i, d in enumerate(docs, 1)])  # fmt: skip
     return [f"{f.problem.path}: {f.problem.message}" for f in lint.lint(loaded) if f.problem.is_error]
 
 
@@ -48,7 +49,8 @@ def template(metric: dict[str, Any], *, args: tuple[str, ...] = ()) -> dict[str,
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": "checks"},
             "spec": {"args": [{"name": a, "value": "2"} for a in args],
                      "metrics": [{"name": "m", "successCondition": "result[0] > 0",
-                                  "provider": {"prometheus": {"address": "http://prom:9090", "query": "up"}}, **metric}]}}
+                                  "provider": {"prometheus": {"address": "http://prom:9090", "query": "up"}},
+                                  **metric}]}}
 
 
 # ---------------------------------------------------------------- pause.duration
@@ -71,7 +73,8 @@ def test_pause_durations_argo_accepts(duration: int | str, seconds: int) -> None
     (1.5, "must be a number or a string, got 1.5"),  # IntOrString: the API server rejects a float
 ])  # fmt: skip
 def test_pause_durations_argo_rejects(duration: Any, message: str) -> None:
-    assert errors(rollout(steps=[{"pause": {"duration": duration}}])) == [f"{CANARY}.steps[0].pause.duration: {message}"]
+    assert errors(rollout(steps=[{"pause": {"duration": duration}}])) == [
+        f"{CANARY}.steps[0].pause.duration: {message}"]
 
 
 # ---------------------------------------------------------------- maxSurge / maxUnavailable

@@ -19,12 +19,12 @@ from typing import Any
 import yaml
 
 from analysis.model import Metric
-from analysis.providers import Provider, Providers, ProviderError, Result
+from analysis.providers import Provider, ProviderError, Providers, Result
 from rollouts.cli.actions import promote_patches
-from rollouts.platform.clock import SteppedClock
-from rollouts.platform.cluster import Cluster, Conflict
 from rollouts.controller.manager import Manager
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Cluster, Conflict
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 START = datetime(2024, 1, 1, tzinfo=UTC)

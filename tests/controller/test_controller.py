@@ -15,18 +15,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import tenacity
 from pydantic import ValidationError
 
 from analysis.providers import Providers
-import tenacity
-
-from rollouts.platform.clock import SteppedClock
-from rollouts.platform.cluster import Unavailable
 from rollouts.controller.manager import INSTANCE_LABEL, Manager, Stalled
-from rollouts.memory.cluster import InMemoryCluster
-from rollouts.spec.model import Rollout
 from rollouts.controller.reconciler import unreadable_problems
 from rollouts.controller.workqueue import Key
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Unavailable
+from rollouts.spec.model import Rollout
 from tests.controller.dsl import START, CountingCluster, Follower, Scenario, ScriptedProvider, load_example
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
@@ -288,7 +287,7 @@ def test_instance_ids_split_rollouts_between_controllers() -> None:
         rollout["spec"]["template"]["spec"]["containers"][0]["image"] = NEW_IMAGE
         cluster.replace(rollout)
         blue.step()
-        [run] = [r for r in cluster.list("AnalysisRun", "default")]
+        [run] = list(cluster.list("AnalysisRun", "default"))
         assert run["metadata"]["labels"][INSTANCE_LABEL] == "blue"
         assert Key("AnalysisRun", "default", run["metadata"]["name"]) not in plain.route("AnalysisRun", "MODIFIED", run)
         assert Key("AnalysisRun", "default", run["metadata"]["name"]) in blue.route("AnalysisRun", "MODIFIED", run)

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from rollouts.controller.metrics import ControllerMetrics
+from rollouts.memory.cluster import InMemoryCluster
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Unavailable
-from rollouts.memory.cluster import InMemoryCluster
 from rollouts.platform.events import EventRecorder
-from rollouts.controller.metrics import ControllerMetrics
 
 
 @pytest.fixture

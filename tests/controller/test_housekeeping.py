@@ -17,9 +17,9 @@ import pytest
 
 from rollouts.cli import connect
 from rollouts.cli import main as cli_main
-from rollouts.platform.clock import SteppedClock
 from rollouts.memory.cluster import InMemoryCluster
 from rollouts.memory.workloads import ReplicaSets, is_ready
+from rollouts.platform.clock import SteppedClock
 from tests.controller.dsl import START, Scenario
 
 HEALTHY, FAILING = [0.99], [0.42]
@@ -184,7 +184,7 @@ def test_analysis_run_history_limits_keep_the_newest_runs(istio: Scenario) -> No
     # 2 successful runs and no unsuccessful one
     rollout_doc(istio)["spec"]["analysis"] = {"successfulRunHistoryLimit": 2, "unsuccessfulRunHistoryLimit": 0}
     steps = rollout_doc(istio)["spec"]["strategy"]["canary"]["steps"]
-    steps[[i for i, step in enumerate(steps) if "pause" in step][0]] = {"pause": {"duration": "30m"}}
+    steps[next(i for i, step in enumerate(steps) if "pause" in step)] = {"pause": {"duration": "30m"}}
     istio.provider.script("success-rate", HEALTHY)
     istio.given_healthy()
     release(istio, IMAGES[0], HEALTHY)
@@ -194,7 +194,7 @@ def test_analysis_run_history_limits_keep_the_newest_runs(istio: Scenario) -> No
     failed = istio.status["canary"]["currentBackgroundAnalysisRunStatus"]["name"]
     assert {r["metadata"]["name"]: r["status"]["phase"] for r in istio.analysis_runs()}[failed] == "Failed"
     # When three more releases are promoted
-    for image in IMAGES[2:] + [IMAGES[0].replace("yellow", "orange")]:
+    for image in [*IMAGES[2:], IMAGES[0].replace("yellow", "orange")]:
         release(istio, image, HEALTHY)
     # Then only the two newest successful runs are left; the failed one is gone
     runs = istio.analysis_runs()

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from rollouts.controller.leader import LeaderElector, lock_name
+from rollouts.memory.cluster import InMemoryCluster
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Unavailable
-from rollouts.memory.cluster import InMemoryCluster
-from rollouts.controller.leader import LeaderElector, lock_name
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from rollouts.memory.server import serve
-from rollouts.platform.clock import SteppedClock
 from rollouts.kube.cluster import KubeCluster
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import serve
+from rollouts.platform.clock import SteppedClock
 from tests.controller.dsl import START, Scenario
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"

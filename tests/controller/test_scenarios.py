@@ -32,7 +32,7 @@ def with_pause(scenario: Scenario, pause: dict[str, object]) -> Scenario:
     """Replace the example's pause step before the objects are created."""
     rollout = next(doc for doc in scenario.docs if doc["kind"] == "Rollout")
     steps = rollout["spec"]["strategy"]["canary"]["steps"]
-    steps[[i for i, step in enumerate(steps) if "pause" in step][0]] = {"pause": pause}
+    steps[next(i for i, step in enumerate(steps) if "pause" in step)] = {"pause": pause}
     return scenario
 
 

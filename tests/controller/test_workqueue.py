@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from rollouts.platform.clock import SteppedClock
 from rollouts.controller.workqueue import Key, WorkQueue
+from rollouts.platform.clock import SteppedClock
 
 A = Key("Rollout", "default", "a")
 B = Key("Rollout", "default", "b")

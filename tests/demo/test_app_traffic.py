@@ -57,7 +57,8 @@ def test_traffic_generator_records_source_metrics_from_a_real_app(app_v3: str) -
     assert generator.registry.get_sample_value("istio_requests_total", {**labels, "response_code": "500"}) == 3
     # the app counts the same requests on its own side
     text = requests.get(app_v3 + "metrics", timeout=5).text
-    assert 'istio_requests_total{destination_service="svc",destination_workload="svc-v3",reporter="destination",response_code="500"} 3.0' in text
+    assert ('istio_requests_total{destination_service="svc",destination_workload="svc-v3",'
+            'reporter="destination",response_code="500"} 3.0') in text
 
 
 def test_unreachable_backend_is_recorded_as_503() -> None:

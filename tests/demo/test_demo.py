@@ -58,8 +58,8 @@ class Lines:
         regex = re.compile(pattern)
         with self._changed:
             found = self._changed.wait_for(
-                lambda: any(regex.search(l) for l in self.lines) or "<EOF>" in self.lines, timeout)
-            match = next((m for l in self.lines if (m := regex.search(l))), None)
+                lambda: any(regex.search(line) for line in self.lines) or "<EOF>" in self.lines, timeout)
+            match = next((m for line in self.lines if (m := regex.search(line))), None)
         assert found and match, f"no line matching {pattern!r} in:\n" + "\n".join(self.lines[-20:])
         return match
 
@@ -161,8 +161,8 @@ def test_prometheus_that_cannot_start_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_missing_prometheus_names_the_install_command() -> None:
-    done = subprocess.run([*ROLLOUTS, "demo"], capture_output=True, text=True, env=dict(os.environ, PATH="/nonexistent"),
-                          timeout=60)
+    done = subprocess.run([*ROLLOUTS, "demo"], capture_output=True, text=True,
+                          env=dict(os.environ, PATH="/nonexistent"), timeout=60)
     assert done.returncode == 1
     assert "prometheus is not installed: install Debian's prometheus: apt-get install" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -197,7 +197,8 @@ def test_with_image_keeps_the_rest_of_the_container() -> None:
     rollout = scenario.build().rollout
     patch = scenario.with_image(rollout, "demo:v3")
     container = patch["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "demo:v3" and container["ports"] == rollout["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert container["image"] == "demo:v3"
+    assert container["ports"] == rollout["spec"]["template"]["spec"]["containers"][0]["ports"]
     assert rollout["spec"]["template"]["spec"]["containers"][0]["image"] == "demo:v1"  # not mutated
 
 
@@ -207,11 +208,12 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def record(image: str, expected: Outcome, **changes: Any) -> ReleaseRecord:
-    values: dict[str, Any] = dict(image=image, expected=expected, started=T0, ended=T0 + timedelta(seconds=33),
-                                  phase="Healthy", message="", aborted=False, promoted=True,
-                                  weights=(0, 0, 20, 20, 50, 100, 0), canary="demo-abc",
-                                  analysis_run="demo-abc-2", analysis_phase="Successful",
-                                  measurements=("[1]", "[1]", "[]"), requests={"200": 300})
+    values: dict[str, Any] = {"image": image, "expected": expected, "started": T0,
+                              "ended": T0 + timedelta(seconds=33),
+                              "phase": "Healthy", "message": "", "aborted": False, "promoted": True,
+                              "weights": (0, 0, 20, 20, 50, 100, 0), "canary": "demo-abc",
+                              "analysis_run": "demo-abc-2", "analysis_phase": "Successful",
+                              "measurements": ("[1]", "[1]", "[]"), "requests": {"200": 300}}
     values.update(changes)
     return ReleaseRecord(**values)
 
@@ -225,7 +227,8 @@ def test_summary_outcomes_weights_and_rates() -> None:
     assert data["ok"] is True and data["duration_seconds"] == 61.2
     first, second = data["releases"]
     assert first["weight_history"] == "0 → 20 → 50 → 100 → 0(stable)" and first["duration_seconds"] == 33.0
-    assert first["analysis"] == {"run": "demo-abc-2", "phase": "Successful", "values": [1.0, 1.0], "min": 1.0, "last": 1.0}
+    assert first["analysis"] == {"run": "demo-abc-2", "phase": "Successful", "values": [1.0, 1.0],
+                                 "min": 1.0, "last": 1.0}
     assert (second["outcome"], second["success_rate"], second["analysis"]["min"]) == ("Aborted", 0.85, 0.85)
     assert second["traffic"] == {"requests": 100, "errors": 15, "success_rate": 0.85}
     text = to_text(table(summary), width=160)
@@ -236,7 +239,8 @@ def test_summary_is_not_ok_when_an_outcome_differs() -> None:
     unfinished = record("demo:v3", Outcome.ABORTED, promoted=False, phase="Paused", message="CanaryPauseStep")
     summary = summarize([unfinished], duration_seconds=1, endpoints={}, kubeconfig="")
     assert not summary.ok and summary.releases[0].outcome is Outcome.UNFINISHED
-    assert "not as expected: demo:v3 Unfinished (expected Aborted: CanaryPauseStep)" in to_text(table(summary), width=200)
+    text = to_text(table(summary), width=200)
+    assert "not as expected: demo:v3 Unfinished (expected Aborted: CanaryPauseStep)" in text
     assert not summarize([], duration_seconds=0, endpoints={}, kubeconfig="").ok
 
 

@@ -22,7 +22,8 @@ def replica_set(name: str, image: str, *, replicas: int = 1, pod_hash: str | Non
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
         "metadata": {"name": name, "namespace": NS, "labels": labels},
         "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": image}]}}},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "web", "image": image}]}}},
     }
 
 

@@ -114,6 +114,6 @@ def test_bad_backfill_shows_promtool_error_and_cleans_up() -> None:
 def test_failed_start_includes_log_tail() -> None:
     require_prometheus()
     server = PrometheusServer(scrape_interval="not-a-duration")
-    with pytest.raises(PrometheusError, match="did not become ready(.|\n)*not-a-duration"):
+    with pytest.raises(PrometheusError, match=r"did not become ready(.|\n)*not-a-duration"):
         server.start()
     assert not server.running

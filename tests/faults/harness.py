@@ -61,7 +61,7 @@ class FaultScenario(Scenario):
 
     def set_pause(self, duration: str) -> FaultScenario:
         steps = self.rollout_doc["spec"]["strategy"]["canary"]["steps"]
-        steps[[i for i, step in enumerate(steps) if "pause" in step][0]] = {"pause": {"duration": duration}}
+        steps[next(i for i, step in enumerate(steps) if "pause" in step)] = {"pause": {"duration": duration}}
         return self
 
     def metric_results(self) -> list[dict[str, Any]]:

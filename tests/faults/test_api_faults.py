@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 
 from analysis.providers import Providers
-from rollouts.memory.server import serve
-from rollouts.platform.clock import SteppedClock
-from rollouts.platform.cluster import Conflict, Unavailable
 from rollouts.controller.manager import Manager
 from rollouts.kube.cluster import KubeCluster
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import serve
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Conflict, Unavailable
 from tests.controller.dsl import START, ScriptedProvider, load_example, route_weights
 from tests.faults.faulty import FaultyCluster
 from tests.faults.harness import NEW_IMAGE, FaultScenario, wait_for
@@ -218,7 +218,7 @@ def test_cut_and_expired_watches_over_http_are_resumed_or_relisted_and_the_rollo
                 def every_fault_met_and_seen() -> bool:
                     return (faulty.dropped["Rollout"] == 2 and faulty.dropped["AnalysisRun"] == 2
                             and faulty.gone["Rollout"] >= 2 and faulty.gone["VirtualService"] >= 2
-                            and sum("dropped" in r.getMessage() for r in caplog.records) == 4
+                            and sum("dropped" in r.getMessage() for r in caplog.records) >= 4
                             and requests(manager, verb="watch", kind="Rollout", status_code="503") == 2)
 
                 for touch in range(240):  # up to 2 minutes on a loaded machine; usually a few

@@ -47,7 +47,8 @@ MISTAKES = {
     "setWeight 120": Mistake(lambda s: set_in(canary(s), "steps.0.setWeight", 120), None,
                              "spec.strategy.canary.steps[0].setWeight", "from 0 to 100"),
     "unknown template": Mistake(lambda s: set_in(canary(s), "analysis.templates.0.templateName", "sucess-rate"), None,
-                                "spec.strategy.canary.analysis.templates[0].templateName", "did you mean success-rate?"),
+                                "spec.strategy.canary.analysis.templates[0].templateName",
+                                "did you mean success-rate?"),
     "missing arg": Mistake(lambda s: set_in(canary(s), "analysis.args", []), None,
                            "spec.strategy.canary.analysis.args", "add {name: service-name, value: ...} under args"),
     "route not in the VirtualService": Mistake(

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from rollouts.platform import wire
 from rollouts.controller.reconciler import references
+from rollouts.platform import wire
 from tests.controller.dsl import Scenario
 from tests.faults.harness import wait_for
 
@@ -54,7 +54,8 @@ SHAPES = {
     "set-weight-is-a-string": _set(["spec", "strategy", "canary", "steps"], [{"setWeight": "50"}]),
     "set-weight-is-true": _set(["spec", "strategy", "canary", "steps"], [{"setWeight": True}]),
     "paused-is-yes": _set(["spec", "paused"], "yes"),
-    "huge-pause": _set(["spec", "strategy", "canary", "steps"], [{"setWeight": 5}, {"pause": {"duration": "99999999999h"}}]),
+    "huge-pause": _set(["spec", "strategy", "canary", "steps"],
+                       [{"setWeight": 5}, {"pause": {"duration": "99999999999h"}}]),
 }
 
 
@@ -140,12 +141,13 @@ def test_values_are_as_strict_as_argos_crd_types(shape: str, path: str) -> None:
 
 
 def test_replicas_are_bounded_by_int32_and_a_typo_sized_count_is_warned() -> None:
-    from rollouts.spec.model import Rollout
     from rollouts.plan.validation import validate_rollout
+    from rollouts.spec.model import Rollout
 
     def problems(replicas: int) -> list[tuple[str, str, bool]]:
         doc = odd("big", _set(["spec", "replicas"], replicas))
-        return [(p.path, p.message, p.is_error) for p in validate_rollout(Rollout.load(doc)) if p.path == "spec.replicas"]
+        return [(p.path, p.message, p.is_error) for p in validate_rollout(Rollout.load(doc))
+                if p.path == "spec.replicas"]
 
     assert problems(200_000) == [("spec.replicas", "200000 replicas is more than 10000", False)]
     assert problems(2**31) == [("spec.replicas", "2147483648 does not fit Argo's int32", True)]

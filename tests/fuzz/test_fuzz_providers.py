@@ -11,14 +11,14 @@ but a Result only for a 2xx answer, and for Prometheus only with status "success
 
 from __future__ import annotations
 
+import functools
 import io
 import json
-import functools
 import math
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -130,8 +130,8 @@ documents = st.recursive(leaves, lambda inner: st.lists(inner, max_size=3) | st.
                          max_leaves=12)
 UTF8_TYPES = ["application/json", "application/json; charset=utf-8", "application/json; charset=utf8mb4",
               "application/json; charset=klingon", "application/json; charset=base64", "application/json; charset=\""]
-ODD_TYPES = UTF8_TYPES + ["text/plain", "text/html; charset=utf-16", "text/plain; charset=idna", "", "*/*",
-                          "application/json; charset=undefined", "text/plain; charset=rot13"]
+ODD_TYPES = [*UTF8_TYPES, "text/plain", "text/html; charset=utf-16", "text/plain; charset=idna", "", "*/*",
+             "application/json; charset=undefined", "text/plain; charset=rot13"]
 GOOD_STATUSES = (200, 201, 299)  # 2xx that carry a body (204 and 304 have none in HTTP)
 STATUSES = [200, 201, 204, 299, 300, 304, 400, 401, 403, 404, 418, 422, 429, 500, 502, 503, 599]
 GOOD_SAMPLES = {"1": 1.0, "0.97": 0.97, "NaN": math.nan, "+Inf": math.inf, "-Inf": -math.inf, "1e+06": 1e6,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.spec import manifests
 from rollouts.cli import CommandError, lint, main
+from rollouts.spec import manifests
 
 HERE = Path(__file__).parent
 BAD = sorted((HERE / "bad").glob("*.yaml"))
@@ -116,7 +116,8 @@ def test_several_problems_in_one_object_are_all_listed(tmp_path: Path, capsys: p
                         "spec.strategy.canary.steps[1].pause.duration"]  # fmt: skip
 
 
-def test_quoted_number_is_a_type_error_as_the_api_server_says(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quoted_number_is_a_type_error_as_the_api_server_says(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     text = (HERE / "bad" / "setweight-over-100.yaml").read_text().replace("setWeight: 120", 'setWeight: "50"')
     (tmp_path / "r.yaml").write_text(text)
     assert run_lint(tmp_path / "r.yaml") == 1

@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 
 from analysis.model import AnalysisTemplate, Metric
-from rollouts.plan import timing_checks
-from rollouts.plan import validation
 from rollouts.cli import main
 from rollouts.demo import scenario
+from rollouts.plan import timing_checks, validation
+from rollouts.plan.timing_checks import earliest_failure, format_seconds, steps_end
 from rollouts.spec.model import CanaryStep, Rollout
 from rollouts.spec.problems import Severity
-from rollouts.plan.timing_checks import earliest_failure, format_seconds, steps_end
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_WARNING = (
@@ -111,7 +110,8 @@ def rollout(steps: list[dict[str, Any]], *names: str, **analysis: Any) -> Rollou
 
 
 def warnings(r: Rollout, *templates: AnalysisTemplate) -> list[str]:
-    problems = validation.validate_rollout(r, validation.References(templates={t.metadata.name or "": t for t in templates}))
+    refs = validation.References(templates={t.metadata.name or "": t for t in templates})
+    problems = validation.validate_rollout(r, refs)
     assert validation.errors(problems) == []
     assert all(p.severity is Severity.WARNING for p in problems)
     return [str(p) for p in problems]
@@ -128,7 +128,8 @@ PATH = "spec.strategy.canary.analysis.templates"
     ([{"setWeight": 50}, {"pause": {"duration": "16m"}}], []),
     ([{"setWeight": 20}, P10M, {"setWeight": 50}, P10M], []),           # 20m of pauses
     ([{"setWeight": 50}, {"pause": {}}], []),                           # a human decides: the bound is unknown
-    ([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "step"}], "args": [{"name": "x", "value": "1"}]}}],
+    ([{"setWeight": 50},
+      {"analysis": {"templates": [{"templateName": "step"}], "args": [{"name": "x", "value": "1"}]}}],
      []),
     ([], []),                                                           # no steps: promotion waits only for pods
 ])  # fmt: skip

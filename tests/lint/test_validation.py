@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from analysis.model import AnalysisTemplate
-from rollouts.spec import manifests
-from rollouts.plan import validation
 from rollouts.cli import lint
+from rollouts.plan import validation
+from rollouts.spec import manifests
 from rollouts.spec.model import Rollout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,8 @@ def test_unknown_references_are_skipped_and_known_ones_are_authoritative() -> No
     assert str(problem) == ("spec.strategy.canary.analysis.templates[0].templateName: AnalysisTemplate 'success-rate' "
                             "not found (create it, or use one of: (none))")  # fmt: skip
     template = AnalysisTemplate.load(load("AnalysisTemplate"))
-    refs = validation.References(templates={"success-rate": template}, virtual_services={"rollout-vsvc": load("VirtualService")},
+    refs = validation.References(templates={"success-rate": template},
+                                 virtual_services={"rollout-vsvc": load("VirtualService")},
                                  services={"canary-svc", "stable-svc"})  # fmt: skip
     [late] = validation.validate_rollout(rollout(), refs)  # its metric fails after the pause: tests/lint/test_timing.py
     assert late.severity is validation.Severity.WARNING and "can fail at the earliest after 15m" in late.message

@@ -17,16 +17,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollouts.platform.actions import (
-    Action, AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, DeleteAnalysisRun, DeletePod, DeleteReplicaSet,
-    Event, PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
-)  # fmt: skip
-from rollouts.spec.model import Rollout
 from rollouts.plan.planner import Observed, Plan, plan
-from rollouts.spec.problems import Problem
 from rollouts.plan.replicas import pod_template_hash
-from rollouts.platform.labels import HASH_LABEL, REVISION
-from rollouts.platform.labels import MANAGED_BY
+from rollouts.platform.actions import (
+    Action,
+    AnnotateReplicaSet,
+    CreateAnalysisRun,
+    CreateReplicaSet,
+    DeleteAnalysisRun,
+    DeletePod,
+    DeleteReplicaSet,
+    Event,
+    PatchDestinationRule,
+    PatchVirtualService,
+    ScaleReplicaSet,
+    SetServiceSelector,
+    TerminateAnalysisRun,
+)  # fmt: skip
+from rollouts.platform.labels import HASH_LABEL, MANAGED_BY, REVISION
+from rollouts.spec.model import Rollout
+from rollouts.spec.problems import Problem
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 UID = "0b5e3c1a-0000-4000-8000-000000000001"
@@ -50,7 +60,8 @@ def rollout(*, name: str = "web", replicas: int = 4, image: str = "app:v1", step
     if services:
         strategy |= {"canaryService": f"{name}-canary", "stableService": f"{name}-stable"}
     if routed:
-        istio: dict[str, Any] = {"virtualService": {"name": f"{name}-vs", **({"routes": vs_routes} if vs_routes else {})}}
+        istio: dict[str, Any] = {
+            "virtualService": {"name": f"{name}-vs", **({"routes": vs_routes} if vs_routes else {})}}
         if subsets:
             istio["destinationRule"] = {"name": f"{name}-dr", "canarySubsetName": "canary",
                                         "stableSubsetName": "stable"}
@@ -182,7 +193,8 @@ def run_status(phase: str, message: str | None = None, *, metrics: list[str] | N
     counter = _COUNTER.get(phase)
     results = [{"name": name, "phase": phase, "count": 1, **({counter: 1} if counter else {})}
                for name in metrics or [RUN_METRIC["name"]]] if counter else []
-    return {"phase": phase, **({"message": message} if message else {}), **({"metricResults": results} if results else {})}
+    return {"phase": phase, **({"message": message} if message else {}),
+            **({"metricResults": results} if results else {})}
 
 
 def events(p: Plan) -> list[tuple[str, str]]:
@@ -239,7 +251,8 @@ class World:
         return world
 
     def observed(self) -> Observed:
-        return Observed(rollout=Rollout.load(copy.deepcopy(self.rollout)), replica_sets=copy.deepcopy(self.replica_sets),
+        return Observed(rollout=Rollout.load(copy.deepcopy(self.rollout)),
+                        replica_sets=copy.deepcopy(self.replica_sets),
                         analysis_runs=copy.deepcopy(self.analysis_runs), templates=copy.deepcopy(self.templates),
                         virtual_services=copy.deepcopy(self.virtual_services),
                         destination_rule=copy.deepcopy(self.destination_rule), services=copy.deepcopy(self.services),
@@ -380,7 +393,8 @@ class World:
         elif isinstance(action, DeletePod):
             [gone] = [p for p in self.pods if p["metadata"]["name"] == action.name]
             self.pods.remove(gone)
-            rs = next(r for r in self.replica_sets if r["metadata"]["name"] == gone["metadata"]["ownerReferences"][0]["name"])
+            owner = gone["metadata"]["ownerReferences"][0]["name"]
+            rs = next(r for r in self.replica_sets if r["metadata"]["name"] == owner)
             self.pods.append(pod(rs, f"{action.name}-r", created=self.now, ready=self.auto_ready))
             self._count_pods(rs)
         elif isinstance(action, DeleteReplicaSet):

@@ -13,7 +13,16 @@ import pytest
 from rollouts.platform.actions import DeleteAnalysisRun, DeleteReplicaSet
 from rollouts.platform.labels import SCALE_DOWN_DEADLINE
 from tests.rollouts.builders import (
-    T0, World, analysis_run, analysis_template, changes, hash_of, replicaset, rollout, seconds, stamp,
+    T0,
+    World,
+    analysis_run,
+    analysis_template,
+    changes,
+    hash_of,
+    replicaset,
+    rollout,
+    seconds,
+    stamp,
 )  # fmt: skip
 
 STEPS = [{"setWeight": 50}, {"pause": {"duration": 60}}]

@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 
+from rollouts.plan.routing import desired_weight
 from rollouts.platform.actions import PatchDestinationRule, PatchVirtualService
-from rollouts.spec.model import IstioVirtualService, Rollout
+from rollouts.platform.labels import MANAGED_BY
+from rollouts.spec.model import CanaryStep, IstioVirtualService, Rollout
 from rollouts.traffic import istio
 from rollouts.traffic.istio import IstioRouter, Targets
-from rollouts.plan.routing import desired_weight
-from rollouts.spec.model import CanaryStep
 from tests.rollouts.builders import destination_rule, rollout, route, virtual_service, weights
-from rollouts.platform.labels import MANAGED_BY
 
 HOSTS = Targets(canary_host="web-canary", stable_host="web-stable")
 SUBSETS = Targets(canary_subset="canary", stable_subset="stable")
@@ -69,7 +68,8 @@ def test_several_named_routes_are_all_managed() -> None:
                                route("c", ("web-stable", 100), ("web-canary", 0))])
     out = rewrite(vs, 50, routes=["a", "b"])
     assert [weights(out, index=i) for i in range(3)] == [
-        {"web-stable": 50, "web-canary": 50}, {"web-canary": 50, "web-stable": 50}, {"web-stable": 100, "web-canary": 0}]
+        {"web-stable": 50, "web-canary": 50}, {"web-canary": 50, "web-stable": 50},
+        {"web-stable": 100, "web-canary": 0}]
 
 
 def test_foreign_destinations_with_weight_are_removed_and_zero_ones_kept() -> None:
@@ -86,8 +86,10 @@ def test_additional_subsets_keep_their_weight_and_reduce_the_stable_share() -> N
 
 def test_tls_and_tcp_routes_are_selected_by_port_and_sni_hosts() -> None:
     tls = [
-        {"match": [{"port": 443, "sniHosts": ["a.example.com"]}], **route(None, ("web-stable", 100), ("web-canary", 0))},
-        {"match": [{"port": 443, "sniHosts": ["b.example.com"]}], **route(None, ("web-stable", 100), ("web-canary", 0))},
+        {"match": [{"port": 443, "sniHosts": ["a.example.com"]}],
+         **route(None, ("web-stable", 100), ("web-canary", 0))},
+        {"match": [{"port": 443, "sniHosts": ["b.example.com"]}],
+         **route(None, ("web-stable", 100), ("web-canary", 0))},
     ]  # fmt: skip
     tcp = [{"match": [{"port": 5432}], **route(None, ("web-stable", 100), ("web-canary", 0))},
            {"match": [{"port": 6379}], **route(None, ("web-stable", 100), ("web-canary", 0))}]

@@ -36,7 +36,8 @@ def after(p: Pass) -> dict[str, Any]:
     status = p.st.model_dump(mode="json", by_alias=True, exclude_none=True)
     runs = status.get("canary") or {}
     return {**{key: status.get(key) for key in FIELDS},
-            "runs": [key for key in ("currentStepAnalysisRunStatus", "currentBackgroundAnalysisRunStatus") if key in runs]}
+            "runs": [key for key in ("currentStepAnalysisRunStatus", "currentBackgroundAnalysisRunStatus")
+                     if key in runs]}
 
 
 ZERO = {"currentStepIndex": 0, "controllerPause": None, "promoteFull": None, "pauseConditions": None}

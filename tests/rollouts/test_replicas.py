@@ -8,11 +8,18 @@ from typing import Any
 
 import pytest
 
-from rollouts.spec.model import CanaryStrategy, Rollout, SetCanaryScale
 from rollouts.plan.replicas import (
-    ReplicaSetView, approximate_counts, basic_canary_counts, basic_old_scale_down, new_replicaset,
-    pod_template_hash, routed_canary_replicas, surge_and_unavailable, weight_to_replicas,
+    ReplicaSetView,
+    approximate_counts,
+    basic_canary_counts,
+    basic_old_scale_down,
+    new_replicaset,
+    pod_template_hash,
+    routed_canary_replicas,
+    surge_and_unavailable,
+    weight_to_replicas,
 )  # fmt: skip
+from rollouts.spec.model import CanaryStrategy, Rollout, SetCanaryScale
 from tests.rollouts.builders import replicaset, rollout, template
 
 

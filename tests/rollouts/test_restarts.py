@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from rollouts.plan.restarts import available, wants_pods
 from rollouts.platform.actions import DeletePod
 from rollouts.spec.model import Rollout
-from rollouts.plan.restarts import available, wants_pods
 from tests.rollouts.builders import T0, World, changes, hash_of, pod, reasons, rollout, seconds, stamp
 
 H1 = hash_of("app:v1")

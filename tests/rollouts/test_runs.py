@@ -8,9 +8,9 @@ import pytest
 
 from analysis.build import SpecError
 from rollouts.plan import runs
+from rollouts.platform.labels import INSTANCE_LABEL
 from rollouts.spec.model import Rollout, RolloutAnalysis
 from tests.rollouts.builders import analysis_run, analysis_template, rollout
-from rollouts.platform.labels import INSTANCE_LABEL
 
 
 def test_run_names() -> None:
@@ -46,7 +46,8 @@ def test_verdict_prefers_the_run_message_then_the_metric() -> None:
     assert runs.verdict(run) == 'Metric "x" assessed Failed due to failed (2) > failureLimit (1)'
     run["status"] = {"phase": "Failed", "metricResults": [
         {"name": "latency", "phase": "Successful"},
-        {"name": "errors", "phase": "Failed", "message": "too many", "measurements": [{"phase": "Failed", "value": "0.2"}]},
+        {"name": "errors", "phase": "Failed", "message": "too many",
+         "measurements": [{"phase": "Failed", "value": "0.2"}]},
     ]}  # fmt: skip
     assert runs.verdict(run) == 'Metric "errors" assessed Failed: too many (last value 0.2)'
 

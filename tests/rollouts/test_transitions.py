@@ -17,14 +17,37 @@ import pytest
 
 from rollouts.plan import written
 from rollouts.platform.actions import (
-    AnnotateReplicaSet, CreateAnalysisRun, CreateReplicaSet, DeleteAnalysisRun, DeletePod, DeleteReplicaSet, Event,
-    PatchDestinationRule, PatchVirtualService, ScaleReplicaSet, SetServiceSelector, TerminateAnalysisRun,
+    AnnotateReplicaSet,
+    CreateAnalysisRun,
+    CreateReplicaSet,
+    DeleteAnalysisRun,
+    DeletePod,
+    DeleteReplicaSet,
+    Event,
+    PatchDestinationRule,
+    PatchVirtualService,
+    ScaleReplicaSet,
+    SetServiceSelector,
+    TerminateAnalysisRun,
 )  # fmt: skip
-from rollouts.spec.model import RolloutStatus
 from rollouts.platform.labels import HASH_LABEL
+from rollouts.spec.model import RolloutStatus
 from tests.rollouts.builders import (
-    T0, World, analysis_run, analysis_template, changes, destination_rule, events, hash_of, pod, replicaset, rollout,
-    seconds, service, virtual_service, weights,
+    T0,
+    World,
+    analysis_run,
+    analysis_template,
+    changes,
+    destination_rule,
+    events,
+    hash_of,
+    pod,
+    replicaset,
+    rollout,
+    seconds,
+    service,
+    virtual_service,
+    weights,
 )  # fmt: skip
 
 H1, H2 = hash_of("app:v1"), hash_of("app:v2")
