@@ -6,7 +6,12 @@
   phase Argo would record and why (exit 0; exit 1 when the phase is Error).
 - `--json` prints `{"value": ..., "message": ...}` or `{"phase": ..., "message": ...}`.
 - `--result` takes JSON (NaN and Infinity allowed, as Prometheus returns them), `@FILE`,
-  or `-` for standard input. Bad JSON or usage exits 2.
+  or `-` for standard input. Bad JSON or usage exits 2: that includes JSON nested too
+  deeply for the parser, a number with more digits than Python converts, and a file or
+  standard input that is not UTF-8.
+- Never a traceback: text that a stream cannot encode (a lone surrogate in EXPR, in the
+  result or in a path) is printed with backslash escapes, and an unexpected failure of
+  the evaluator is reported like an evaluation error (exit 1).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from analysis.expr import ExprError, ExprSyntaxError, MeasurementPhase, eval_condition, evaluate_condition
 from rollouts.cli import CommandError
@@ -60,15 +66,16 @@ def run(args: argparse.Namespace) -> int:
 def load_result(text: str) -> object:
     """The --result value: JSON text, @FILE or - (stdin)."""
     source = "--result"
-    if text == "-":
-        text, source = sys.stdin.read(), "standard input"
-    elif text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            text, source = path.read_text(), str(path)
-        except OSError as err:
-            raise CommandError(f"--result {text}: cannot read {path}: {err.strerror}", code=2) from None
     try:
+        if text == "-":
+            text, source = sys.stdin.read(), "standard input"
+        elif text.startswith("@"):
+            path = Path(text[1:])
+            source = printable(str(path))
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as err:
+                raise CommandError(f"--result {printable(text)}: cannot read {source}: {err.strerror}", code=2) from None
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise CommandError(
@@ -76,38 +83,67 @@ def load_result(text: str) -> object:
             "write it like --result '[0.97]' or --result '{\"count\": 10}'",
             code=2,
         ) from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{source} is not UTF-8 text", code=2) from None
+    except RecursionError:
+        raise CommandError(f"{source} nests too deeply to read as JSON", code=2) from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise CommandError(f"{source} cannot be read as JSON: {printable(str(err))}", code=2) from None
+
+
+def printable(text: str, stream: TextIO | None = None) -> str:
+    """`text` as `stream` (or UTF-8) can encode it: anything else, such as a lone
+    surrogate, becomes a backslash escape."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:  # an encoding Python does not know: keep to ASCII
+        return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def say(text: str, stream: TextIO) -> None:
+    print(printable(text, stream), file=stream)
 
 
 def _value(text: str, result: object, *, as_json: bool) -> int:
     try:
         value = eval_condition(text, result)
-    except ExprError as err:
+    except Exception as err:  # noqa: BLE001 - the evaluator's own errors, and anything it let escape
+        message = str(err) if isinstance(err, ExprError) else f"internal error: {type(err).__name__}: {err}"
         if as_json:
-            print(json.dumps({"value": None, "message": str(err)}))
+            say(json.dumps({"value": None, "message": message}), sys.stdout)
         else:
-            print(f"rollouts eval: {err}", file=sys.stderr)
+            say(f"rollouts eval: {message}", sys.stderr)
             if isinstance(err, ExprSyntaxError):
-                print(caret(text, err.position), file=sys.stderr)
+                say(caret(text, err.position), sys.stderr)
         return 1
     if as_json:
-        print(json.dumps({"value": value, "message": None}))
+        say(json.dumps({"value": value, "message": None}), sys.stdout)
     else:
-        print("true" if value else "false")
+        say("true" if value else "false", sys.stdout)
     return 0
 
 
 def _phase(success: str | None, failure: str | None, result: object, *, as_json: bool) -> int:
     verdict = evaluate_condition(success, failure, result)
     if as_json:
-        print(json.dumps({"phase": str(verdict.phase), "message": verdict.message}))
+        say(json.dumps({"phase": str(verdict.phase), "message": verdict.message}), sys.stdout)
     else:
-        print(f"{verdict.phase}: {verdict.message}")
+        say(f"{verdict.phase}: {verdict.message}", sys.stdout)
     return 1 if verdict.phase is MeasurementPhase.ERROR else 0
 
 
-def caret(text: str, position: int) -> str:
-    """The line of `text` holding `position`, indented, with a caret under it."""
+def caret(text: str, position: int, width: int = 120) -> str:
+    """The line of `text` holding `position`, indented, with a caret under it; a line
+    longer than `width` is cut to the part around the caret."""
     start = text.rfind("\n", 0, position) + 1
     end = text.find("\n", position)
     line = text[start : end if end >= 0 else len(text)]
-    return f"  {line}\n  {' ' * (position - start)}^"
+    column = position - start
+    if len(line) > width:
+        first = max(0, column - width // 2)
+        head = "…" if first else ""
+        line = head + line[first : first + width] + ("…" if first + width < len(line) else "")
+        column += len(head) - first
+    column = len(printable(line[:column]))  # under the same character once escaped
+    return f"  {printable(line)}\n  {' ' * column}^"

@@ -183,9 +183,13 @@ class RolloutReconciler:
                     if (svc := self._get("Service", name, namespace)) is not None]
         templates = self._templates_of(rollout, namespace)
         known = templates if self._all_found(rollout, templates) else templates + self._others(namespace, templates)
+        wanted = references(doc)
         refs = References(
             templates={t.metadata.name or "": t for t in known if t.kind == "AnalysisTemplate"},
             cluster_templates={t.metadata.name or "": t for t in known if t.kind == "ClusterAnalysisTemplate"},
+            virtual_services=self._pool("VirtualService", found["VirtualService"], wanted),
+            destination_rules=self._pool("DestinationRule", found["DestinationRule"], wanted),
+            services=set(self._pool("Service", services, [("Service", str(namespace), str(n)) for n in names])),
         )
         pods = self._pods(namespace, selector) if restarts.wants_pods(rollout) else []
         rule = found["DestinationRule"][0] if found["DestinationRule"] else None
@@ -195,19 +199,38 @@ class RolloutReconciler:
             rollout=rollout, replica_sets=replica_sets, analysis_runs=runs,
             templates=[t.dump() for t in templates], virtual_services=found["VirtualService"],
             destination_rule=rule, services=services,
-            problems=self._problems(doc, rollout, refs, templates), pods=pods, live_claimants=live,
+            problems=self._problems(doc, rollout, refs, [*templates, *found["VirtualService"], *found["DestinationRule"],
+                                                         *services]),
+            pods=pods, live_claimants=live,
         )
 
     def _pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
         return self._retry(lambda: self.cluster.list("Pod", namespace, label_selector=selector or None))
 
-    def _problems(self, doc: Obj, rollout: Rollout, refs: References, templates: list[AnalysisTemplate]) -> list[Any]:
-        """validate_rollout, remembered per (Rollout generation, template versions): specs rarely change."""
+    def _pool(self, kind: str, found: list[Obj], wanted: Iterable[tuple[str, str, str]]) -> dict[str, Obj]:
+        """The objects of `kind` validation judges the references against, by name: those found,
+        and, when one named is missing (the rare path), every one of its namespace, so the fix
+        can say which names exist (the same did-you-mean lint gives)."""
+        pool = {str(wire.text(obj, "metadata", "name")): obj for obj in found}
+        for want_kind, namespace, name in wanted:
+            if want_kind == kind and name not in pool:
+                pool.update((str(wire.text(obj, "metadata", "name")), obj) for obj in self.reads.list(kind, namespace))
+        return pool
+
+    def _problems(self, doc: Obj, rollout: Rollout, refs: References, inputs: list[Any]) -> list[Any]:
+        """validate_rollout, remembered per (Rollout generation, versions of what it references): specs
+        and the objects they name rarely change."""
         meta = doc.get("metadata") or {}
         if meta.get("generation") is None:
             return validate_rollout(rollout, refs)
-        key = (meta.get("uid"), meta.get("generation"), meta.get("name"),
-               tuple(sorted((t.kind, t.metadata.name or "", t.metadata.resource_version or "") for t in templates)))
+        versions = sorted((t.kind, t.metadata.name or "", t.metadata.resource_version or "")
+                          if isinstance(t, AnalysisTemplate) else
+                          (str(t.get("kind")), str(wire.text(t, "metadata", "name")),
+                           str(wire.text(t, "metadata", "resourceVersion")))
+                          for t in inputs)
+        pools = tuple(sorted(refs.virtual_services or ())) + tuple(sorted(refs.destination_rules or ())) + tuple(
+            sorted(refs.services or ()))
+        key = (meta.get("uid"), meta.get("generation"), meta.get("name"), tuple(versions), pools)
         found = self._validated.get(key)
         if found is None:
             found = validate_rollout(rollout, refs)

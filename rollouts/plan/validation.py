@@ -331,7 +331,7 @@ def _analysis_ref_problems(canary: CanaryStrategy, refs: References) -> list[Pro
                 if refs.template_errors:
                     found.extend(Problem(join(where, "templateName"), f"{template.kind} {name!r} is invalid: "
                                          f"{problem.path}: {problem.message}", problem.fix)
-                                 for problem in template_checks.spec_problems(template) if problem.is_error)
+                                 for problem in validate_template(template) if problem.is_error)
                 for required in template_checks.required_args(template):
                     if required not in supplied:
                         found.append(Problem(join(path, "args"), f"{template.kind} {name!r} requires arg {required!r}",

@@ -9,10 +9,8 @@ Rules (argo-rollouts.md §2.1, Argo's validation_references.go):
 - Istio: exactly one of virtualService / virtualServices. Without a destinationRule
   (host-level routing) both canaryService and stableService are required.
 - With the VirtualServices given (by name; `name.namespace` refs match on the name):
-  every route named in `routes` must exist among `spec.http[].name`; with no `routes`
-  the VirtualService must have exactly one HTTP route; each selected route must hold a
-  destination for the canary and for the stable side (host short name, or subset
-  when a destinationRule is used).
+  each must exist (did-you-mean), and then its routes obey traffic.istio's rules
+  (`validate_virtual_service`, the checker the router runs too).
 - With DestinationRules given: the named one exists and has both subsets. With
   Services given: canaryService and stableService exist.
 - A `None` collection means "not known": those checks are skipped. Pure, no I/O.
@@ -25,6 +23,7 @@ from typing import Any
 
 from rollouts.spec.model import CanaryStrategy, IstioVirtualService
 from rollouts.spec.problems import ARGO_ONLY_FIELDS, Problem, did_you_mean, join, warning
+from rollouts.traffic.istio import targets_of, validate_virtual_service
 
 ISTIO = "spec.strategy.canary.trafficRouting.istio"
 Objects = Mapping[str, Mapping[str, Any]]
@@ -134,48 +133,6 @@ def _virtual_service_problems(canary: CanaryStrategy, path: str, ref: IstioVirtu
     service = pool.get(name)
     if service is None:
         return [_not_found("VirtualService", ref.name, pool, join(path, "name"))]
-    http = [r for r in _get(_get(service, "spec", dict), "http", list) if isinstance(r, Mapping)]
-    names = [_get(r, "name", str) for r in http if _get(r, "name", str)]
-    found: list[Problem] = []
-    selected: list[tuple[str, Mapping[str, Any]]] = []
-    if ref.routes:
-        for index, route in enumerate(ref.routes):
-            match = next((r for r in http if r.get("name") == route), None)
-            if match is None:
-                guess = did_you_mean(route, names)
-                fix = f"did you mean {guess}?" if guess else f"routes there: {', '.join(names) or '(none named)'}"
-                found.append(Problem(join(join(path, "routes"), index),
-                                     f"HTTP route {route!r} is not in VirtualService {name!r}", fix))
-            else:
-                selected.append((join(join(path, "routes"), index), match))
-    elif not (ref.tls_routes or ref.tcp_routes):
-        if len(http) != 1:
-            found.append(Problem(join(path, "routes"), f"VirtualService {name!r} has {len(http)} HTTP routes, so "
-                                 "routes must name the ones to shift", "list them under routes"))
-        else:
-            selected.append((join(path, "name"), http[0]))
-    for where, chosen in selected:
-        found.extend(_destination_problems(canary, where, chosen, name))
-    return found
+    return validate_virtual_service(service, ref, targets_of(canary), path=path)
 
 
-def _destination_problems(canary: CanaryStrategy, where: str, route: Mapping[str, Any], vs: str) -> list[Problem]:
-    istio = canary.traffic_routing.istio if canary.traffic_routing else None
-    rule = istio.destination_rule if istio else None
-    dests = [_get(d, "destination", dict) for d in _get(route, "route", list)]
-    hosts = {short_name(_get(d, "host", str)) for d in dests}
-    subsets = {_get(d, "subset", str) for d in dests}
-    label = _get(route, "name", str) or "(unnamed)"
-    found = []
-    wanted: list[tuple[str, str | None, set[str]]]
-    if rule is not None:
-        wanted = [("canary subset", rule.canary_subset_name, subsets),
-                  ("stable subset", rule.stable_subset_name, subsets)]
-    else:
-        wanted = [("canaryService", canary.canary_service, hosts), ("stableService", canary.stable_service, hosts)]
-    for what, value, present in wanted:
-        if value and value not in present:
-            key = "subset" if rule is not None else "host"
-            found.append(Problem(where, f"route {label!r} in VirtualService {vs!r} has no destination for {what} "
-                                 f"{value!r}", f"add a destination with {key}: {value} to that route"))
-    return found

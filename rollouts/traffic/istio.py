@@ -3,17 +3,19 @@
 Rules (argo-rollouts.md §2):
 - A VirtualService reference is `name` or `name.namespace` (anything after a second dot,
   like `.svc.cluster.local`, is ignored); the default namespace is the Rollout's.
-- HTTP routes: the named `routes` (each must exist: "HTTP Route 'x' is not found in the
-  defined Virtual Service."); with no names, the VirtualService must have exactly one
-  http route, and that one is used. TLS routes: each `tlsRoutes[]{port, sniHosts}`
+- HTTP routes: the named `routes` (each must exist: "HTTP route 'x' is not in
+  VirtualService 'vs'", at `routes[i]`, with a did-you-mean); with no names (and no tls or
+  tcp routes named), the VirtualService must have exactly one http route, and that one
+  is used. TLS routes: each `tlsRoutes[]{port, sniHosts}`
   selects the routes whose matches carry exactly that one port and exactly that set of
   SNI hosts; TCP routes: `tcpRoutes[]{port}` by port alone. Deliberate difference from
   Argo (issue #3454): with no tlsRoutes/tcpRoutes, the first tls/tcp route is managed only
   if it holds both the canary and the stable destination, and never fails validation.
-- Every selected route must hold a canary and a stable destination: by host in host mode
-  (`Canary Service 'x' not found in route`), by subset in DestinationRule mode
-  (`Canary DestinationRule subset 'x' not found in route`). Hosts compare by short name
-  (everything before the first `.`). Problems mean InvalidSpec and no traffic change.
+- Every selected route must hold a canary and a stable destination: by host in host mode,
+  by subset in DestinationRule mode ("route 'r' in VirtualService 'vs' has no destination
+  for canaryService 'c'"). Hosts compare by short name (everything before the first `.`).
+  Problems mean InvalidSpec and no traffic change. `validate_virtual_service` is the one
+  checker: lint (traffic.checks) and the router both call it.
 - Rewriting touches only the `weight` key of destinations in selected routes: canary gets
   the desired weight, stable gets 100 - desired - (weights of `additionalSubsetNames`
   destinations, left as they are), clamped at 0; any other destination with a non-zero
@@ -35,8 +37,8 @@ from typing import Any
 
 from rollouts.platform.actions import Action, PatchDestinationRule, PatchVirtualService
 from rollouts.platform.labels import HASH_LABEL, MANAGED_BY
-from rollouts.spec.model import IstioVirtualService, Rollout
-from rollouts.spec.problems import Problem
+from rollouts.spec.model import CanaryStrategy, IstioVirtualService, Rollout
+from rollouts.spec.problems import Problem, did_you_mean
 
 ISTIO = "spec.strategy.canary.trafficRouting.istio"
 
@@ -70,14 +72,27 @@ class Targets:
             return "additional"
         return None
 
-    def missing(self, route: Mapping[str, Any]) -> list[str]:
-        roles = {self.role(d.get("destination") or {}) for d in route.get("route") or []}
-        kind = "DestinationRule subset" if self.canary_subset else "Service"
-        canary = self.canary_subset or self.canary_host
-        stable = self.stable_subset or self.stable_host
-        return [f"{side} {kind} '{name}' not found in route"
-                for side, name, role in (("Canary", canary, "canary"), ("Stable", stable, "stable"))
-                if role not in roles]
+    def missing_destinations(self, route: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """(what, name, key) of the canary and stable destinations `route` lacks."""
+        roles = {self.role(d.get("destination") or {}) for d in route.get("route") or [] if isinstance(d, Mapping)}
+        wanted = ((("canary subset", self.canary_subset, "canary"), ("stable subset", self.stable_subset, "stable"))
+                  if self.canary_subset else
+                  (("canaryService", self.canary_host, "canary"), ("stableService", self.stable_host, "stable")))
+        key = "subset" if self.canary_subset else "host"
+        return [(what, str(name), key) for what, name, role in wanted if name and role not in roles]
+
+
+def targets_of(canary: CanaryStrategy | None) -> Targets:
+    """Which destinations are the canary's and the stable's, for a canary strategy."""
+    istio = canary.traffic_routing.istio if canary and canary.traffic_routing else None
+    rule = istio.destination_rule if istio else None
+    return Targets(
+        canary_host=canary.canary_service if canary else None,
+        stable_host=canary.stable_service if canary else None,
+        canary_subset=rule.canary_subset_name if rule else None,
+        stable_subset=rule.stable_subset_name if rule else None,
+        additional_subsets=tuple(rule.additional_subset_names or []) if rule else (),
+    )
 
 
 # ---------------------------------------------------------------- route selection
@@ -102,21 +117,22 @@ def select_routes(vs: Mapping[str, Any], ref: IstioVirtualService, targets: Targ
     name = (vs.get("metadata") or {}).get("name")
     chosen: dict[str, list[int]] = {"http": [], "tls": [], "tcp": []}
     problems: list[Problem] = []
-    http = spec.get("http") or []
+    http = [r for r in spec.get("http") or [] if isinstance(r, Mapping)]
+    names = [str(r["name"]) for r in http if isinstance(r.get("name"), str) and r.get("name")]
     if ref.routes:
-        for route_name in ref.routes:
+        for index, route_name in enumerate(ref.routes):
             found = [i for i, r in enumerate(http) if r.get("name") == route_name]
             if not found:
-                problems.append(Problem(f"{path}.routes",
-                                        f"HTTP Route '{route_name}' is not found in the defined Virtual Service.",
-                                        f"add it to VirtualService {name} or fix the name"))
+                guess = did_you_mean(route_name, names)
+                fix = f"did you mean {guess}?" if guess else f"routes there: {', '.join(names) or '(none named)'}"
+                problems.append(Problem(f"{path}.routes[{index}]",
+                                        f"HTTP route {route_name!r} is not in VirtualService {name!r}", fix))
             chosen["http"] += found
     elif len(http) == 1:
         chosen["http"] = [0]
-    elif len(http) > 1:
-        problems.append(Problem(f"{path}.routes", f"VirtualService {name} has {len(http)} http routes, so "
-                                "spec.http[] must have exactly one route when omitting routes",
-                                "list the routes to manage by name"))
+    elif len(http) > 1 and not (ref.tls_routes or ref.tcp_routes):
+        problems.append(Problem(f"{path}.routes", f"VirtualService {name!r} has {len(http)} HTTP routes, so "
+                                "routes must name the ones to shift", "list them under routes"))
     for section, wanted, match in (("tls", ref.tls_routes, _tls_match), ("tcp", ref.tcp_routes, _tcp_match)):
         routes = spec.get(section) or []
         for want in wanted or []:
@@ -125,25 +141,29 @@ def select_routes(vs: Mapping[str, Any], ref: IstioVirtualService, targets: Targ
                 problems.append(Problem(f"{path}.{section}Routes", f"No matching {section.upper()} routes found in "
                                         f"the defined Virtual Service ({want}).", "match the port/sniHosts of a route"))
             chosen[section] += found
-        if not wanted and routes and not targets.missing(routes[0]):
+        if not wanted and routes and not targets.missing_destinations(routes[0]):
             chosen[section] = [0]
     if not any(chosen.values()) and not problems:
-        problems.append(Problem(path, f"VirtualService {name} has no route to manage", "add an http route"))
+        problems.append(Problem(path, f"VirtualService {name!r} has no route to manage", "add an http route"))
     return chosen, problems
 
 
 def validate_virtual_service(vs: Mapping[str, Any], ref: IstioVirtualService, targets: Targets, *,
                              path: str = f"{ISTIO}.virtualService") -> list[Problem]:
+    """The rules of one referenced VirtualService (the module rules); lint and the controller both call it."""
     chosen, problems = select_routes(vs, ref, targets, path)
     name = (vs.get("metadata") or {}).get("name")
     spec = vs.get("spec") or {}
+    named = list(ref.routes or [])
     for section, indices in chosen.items():
         for index in indices:
             route = spec[section][index]
             label = route.get("name") or f"{section}[{index}]"
-            problems += [Problem(path, f"{text} {label!r} of VirtualService {name}",
-                                 "route both the canary and the stable destination in it")
-                         for text in targets.missing(route)]
+            where = (f"{path}.routes[{named.index(route['name'])}]" if section == "http" and route.get("name") in named
+                     else f"{path}.name")
+            problems += [Problem(where, f"route {label!r} in VirtualService {name!r} has no destination for "
+                                 f"{what} {value!r}", f"add a destination with {key}: {value} to that route")
+                         for what, value, key in targets.missing_destinations(route)]
     return problems
 
 
@@ -221,16 +241,7 @@ class IstioRouter:
         return str(self.rollout.metadata.namespace or "default")
 
     def targets(self) -> Targets:
-        canary = self.rollout.canary
-        istio = canary.traffic_routing.istio if canary and canary.traffic_routing else None
-        rule = istio.destination_rule if istio else None
-        return Targets(
-            canary_host=canary.canary_service if canary else None,
-            stable_host=canary.stable_service if canary else None,
-            canary_subset=rule.canary_subset_name if rule else None,
-            stable_subset=rule.stable_subset_name if rule else None,
-            additional_subsets=tuple(rule.additional_subset_names or []) if rule else (),
-        )
+        return targets_of(self.rollout.canary)
 
     def references(self) -> list[tuple[str, IstioVirtualService, Mapping[str, Any] | None]]:
         """(field path, reference, observed VirtualService or None) per referenced VirtualService."""

@@ -53,7 +53,7 @@ MISTAKES = {
                            "spec.strategy.canary.analysis.args", "add {name: service-name, value: ...} under args"),
     "route not in the VirtualService": Mistake(
         lambda s: set_in(canary(s), "trafficRouting.istio.virtualService.routes", ["secondary"]), None,
-        "spec.strategy.canary.trafficRouting.istio.virtualService.routes", "add it to VirtualService rollout-vsvc"),
+        "spec.strategy.canary.trafficRouting.istio.virtualService.routes[0]", "routes there: primary"),
     "traffic router this controller does not run": Mistake(
         lambda s: set_in(canary(s), "trafficRouting", {"nginx": {"stableIngress": "rollout-ingress"}}), None,
         "spec.strategy.canary.trafficRouting.nginx", "use trafficRouting.istio"),

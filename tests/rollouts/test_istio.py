@@ -114,17 +114,17 @@ def test_without_tls_routes_the_first_tls_route_is_managed_only_if_it_routes_the
 
 @pytest.mark.parametrize(("vs", "fields", "targets", "message"), [
     (virtual_service(), {"routes": ["missing"]}, HOSTS,
-     "HTTP Route 'missing' is not found in the defined Virtual Service."),
+     "HTTP route 'missing' is not in VirtualService 'web-vs'"),  # Argo: "HTTP Route 'missing' is not found in ..."
     (virtual_service(http=[route("p", ("web-stable", 100))]), {}, HOSTS,
-     "Canary Service 'web-canary' not found in route 'p' of VirtualService web-vs"),
+     "route 'p' in VirtualService 'web-vs' has no destination for canaryService 'web-canary'"),
     (virtual_service(http=[route("p", ("web-canary", 100))]), {}, HOSTS,
-     "Stable Service 'web-stable' not found in route 'p' of VirtualService web-vs"),
+     "route 'p' in VirtualService 'web-vs' has no destination for stableService 'web-stable'"),
     (virtual_service(http=[route("p", ("web", 100, "stable"))]), {}, SUBSETS,
-     "Canary DestinationRule subset 'canary' not found in route 'p' of VirtualService web-vs"),
+     "route 'p' in VirtualService 'web-vs' has no destination for canary subset 'canary'"),
     (virtual_service(http=[route("a", ("web-stable", 100), ("web-canary", 0)),
                            route("b", ("web-stable", 100), ("web-canary", 0))]), {}, HOSTS,
-     "VirtualService web-vs has 2 http routes, so spec.http[] must have exactly one route when omitting routes"),
-    (virtual_service(tls=[]), {}, HOSTS, "VirtualService web-vs has no route to manage"),
+     "VirtualService 'web-vs' has 2 HTTP routes, so routes must name the ones to shift"),
+    (virtual_service(tls=[]), {}, HOSTS, "VirtualService 'web-vs' has no route to manage"),
     (virtual_service(tls=[{"match": [{"port": 443, "sniHosts": ["a"]}], **route(None, ("web-stable", 100),
                                                                                ("web-canary", 0))}]),
      {"tlsRoutes": [{"port": 8443, "sniHosts": ["a"]}]}, HOSTS, "No matching TLS routes found"),

@@ -623,8 +623,8 @@ def test_destination_rule_subsets_follow_the_replicasets() -> None:
 @pytest.mark.parametrize(("change", "message"), [
     (lambda w: w.vs["spec"]["http"][0].update(name="other"), None),
     (lambda w: w.rollout["spec"]["strategy"]["canary"]["trafficRouting"]["istio"]["virtualService"].update(
-        routes=["missing"]), "HTTP Route 'missing' is not found in the defined Virtual Service."),
-    (lambda w: w.vs["spec"]["http"][0]["route"].pop(1), "Canary Service 'web-canary' not found in route"),
+        routes=["missing"]), "HTTP route 'missing' is not in VirtualService 'web-vs' (routes there: primary)"),
+    (lambda w: w.vs["spec"]["http"][0]["route"].pop(1), "has no destination for canaryService 'web-canary'"),
     (lambda w: w.virtual_services.clear(), "VirtualService 'web-vs' not found in namespace 'shop'"),
     (lambda w: w.services.pop(1), "Service 'web-canary' not found"),
     (lambda w: w.rollout["spec"]["strategy"]["canary"]["steps"].append({"pause": {"duration": "1d"}}), "'1d'"),
