@@ -199,8 +199,8 @@ class RolloutReconciler:
             rollout=rollout, replica_sets=replica_sets, analysis_runs=runs,
             templates=[t.dump() for t in templates], virtual_services=found["VirtualService"],
             destination_rule=rule, services=services,
-            problems=self._problems(doc, rollout, refs, [*templates, *found["VirtualService"], *found["DestinationRule"],
-                                                         *services]),
+            problems=self._problems(doc, rollout, refs,
+                                    [*templates, *found["VirtualService"], *found["DestinationRule"], *services]),
             pods=pods, live_claimants=live,
         )
 
