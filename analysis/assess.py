@@ -31,6 +31,8 @@ Rules (argo-rollouts.md §3.4-3.6), everything that decides a phase lives in thi
 - A spec that cannot run (no metrics, bad duration or limit, unknown `{{args.x}}`,
   dry-run rule matching nothing) puts the run straight into Error with the reason.
 - Timestamps are stored in whole seconds, as the Kubernetes API keeps them.
+Size: over 300 lines because Argo's AnalysisRun state machine: the counters, limits and
+  phases are one table of rules.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ Rules and invariants:
   which `#` is the element, `#index` its index and `.name` means `#.name`; `x | f(y)` is
   `f(x, y)`; lists, maps and calls allow a trailing comma. Method calls (`result.Name()`)
   are rejected: only built-ins can be called.
+Size: over 300 lines because a recursive-descent parser: one function per precedence
+  level.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Every module in this package that defines ``register(subparsers)`` contributes i
 sub-commands; ``register`` adds parsers whose ``func`` default takes the parsed
 namespace and returns the exit code. Usage errors exit 2; a command's own failure
 exits 1 with a one-line message on stderr, never a traceback.
+
+Layer: the top. May import every rollouts package and analysis; a command imports only
+what it needs, lazily, so start-up stays fast.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ Rules (the imperative shell around rollouts.plan.planner; DESIGN.md §2):
   (`plan.invalid`): the InvalidSpec condition naming each field and its fix (the CRD
   schema's wording, as `rollouts lint` gives it), phase Degraded, one Warning event,
   no other write, and another look in 20 s; it never raises into the worker.
+Size: over 300 lines because observe, plan, apply and persist for one Rollout: the
+  shell's whole pass, kept in one reading order.
 """
 
 from __future__ import annotations

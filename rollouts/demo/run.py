@@ -23,6 +23,8 @@ Rules:
   its temp dirs (rollouts.demo.lifetime: every child and temp dir is made there and
   recorded for the run). Failures a user can fix (a taken port, Prometheus missing or
   not starting, an app that cannot start) are `DemoError` with one line saying what to do.
+Size: over 300 lines because the demo's wiring of real processes, in the order they
+  start and stop.
 """
 
 from __future__ import annotations

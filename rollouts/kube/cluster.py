@@ -16,6 +16,8 @@ Rules:
   an HTTP status) is `Gone`.
 - Configuration: an explicit ApiClient; else an explicit kubeconfig (optional context);
   else in-cluster; else the default kubeconfig.
+Size: over 300 lines because one adapter class over the client, its watch stream and the
+  request helpers it alone uses.
 """
 
 from __future__ import annotations

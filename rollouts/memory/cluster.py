@@ -13,6 +13,8 @@ Rules and invariants (on top of the port's, see rollouts.platform.cluster):
   through `_commit` like any other write (watch events included). `settle(now)` lets
   delayed readiness happen on a stepped clock, with no threads. Pods are indexed by
   owner uid, so a ReplicaSet finds its own without a scan.
+Size: over 300 lines because the in-memory API server's storage rules (resourceVersion,
+  status apart, generation, finalizer-free delete) share one lock and one commit path.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ Rules:
   legacy `"25"`); surge rounds up, unavailable rounds down; both default to 25%; when
   both resolve to 0, maxUnavailable is 1.
 - No I/O, no clock: deadlines are parsed from annotations, compared by the caller.
+Size: over 300 lines because Argo's replica arithmetic (surge, unavailable, canary and
+  basic-canary counts) with its worked examples; the functions call each other.
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ Rules (argo-rollouts.md §3.8):
 - The run document is built by `analysis.build.build_run` from the templates the caller
   observed (Rollout args resolved first); a template or arg problem is `RunSpecError`
   (InvalidSpec). Pure: nothing here reads a clock or the cluster.
+Size: over 300 lines because the run's whole life for the plan (naming, creating,
+  following, the promotion gate, terminating, history) in one place, so each rule about
+  runs is written once.
 """
 
 from __future__ import annotations

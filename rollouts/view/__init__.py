@@ -7,6 +7,9 @@ Rules and invariants:
 - `facts`: what a client may believe about a Rollout (Argo's phase, step and weight
   rules); `rows`: the frozen values of the view; `tree`: building them, by revision.
 - Half-written objects never raise: a missing or malformed field reads as empty or 0.
+
+Layer: decides what `get rollout` and `list rollouts` show (facts, rows, tree) and how rich
+draws it (render). May import: rollouts.platform. Not the cluster, the controller or the plan.
 """
 
 from rollouts.platform.labels import HASH_LABEL
