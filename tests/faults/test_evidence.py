@@ -46,6 +46,13 @@ def metric_of(scenario: Scenario) -> dict[str, Any]:
     return metric
 
 
+def as_step_analysis(scenario: Scenario) -> None:
+    """The example's background analysis becomes an analysis step after a 20% step."""
+    canary = rollout_of(scenario)["spec"]["strategy"]["canary"]
+    canary["steps"] = [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "success-rate"}],
+                                                        "args": canary.pop("analysis")["args"]}}]
+
+
 def istio(provider: Any) -> Scenario:
     return Scenario("istio-canary", provider=provider)
 
@@ -95,10 +102,7 @@ def test_a_provider_bug_is_an_error_measurement_and_the_background_run_aborts(
 
 def test_a_step_analysis_whose_provider_raises_aborts_instead_of_hanging(closing: list[Scenario]) -> None:
     scenario = istio(Raising(LookupError("unknown encoding: utf8mb4")))
-    rollout = rollout_of(scenario)
-    canary = rollout["spec"]["strategy"]["canary"]
-    canary["steps"] = [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "success-rate"}],
-                                                        "args": canary.pop("analysis")["args"]}}]
+    as_step_analysis(scenario)
     metric_of(scenario).update(count=1, failureLimit=0)
     deploy_then_update(scenario, closing).run_until(lambda: scenario.phase == "Degraded", max_seconds=3600)
     [run] = scenario.analysis_runs()
@@ -112,10 +116,7 @@ def test_a_step_run_that_ends_successful_without_a_success_is_not_evidence(closi
     # Argo reads count 1 with one failure within failureLimit 1 as a Successful run
     scenario = Scenario("istio-canary")
     scenario.provider.script("success-rate", [0.42])  # type: ignore[attr-defined]
-    rollout = rollout_of(scenario)
-    canary = rollout["spec"]["strategy"]["canary"]
-    canary["steps"] = [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "success-rate"}],
-                                                        "args": canary.pop("analysis")["args"]}}]
+    as_step_analysis(scenario)
     metric_of(scenario).update(count=1, failureLimit=1)
     deploy_then_update(scenario, closing).run_until(lambda: scenario.phase == "Degraded", max_seconds=3600)
     [run] = scenario.analysis_runs()
