@@ -29,7 +29,7 @@ SUCCESS_RATE_QUERY = (
 
 # The reference example keeps Argo's manifests exactly: its background analysis can only
 # fail after the pause ends, which lint warns about and its README explains
-# (tests/lint/test_timing.py asserts the exact line).
+# (tests/spec/test_timing.py asserts the exact line).
 TIMING_WARNING = ("can fail at the earliest after 15m (failureLimit 3 + 1 failures, every 5m), "
                   "but the steps end after 10m")
 

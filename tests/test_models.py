@@ -24,7 +24,7 @@ def argo_documents(*paths: Path) -> list[manifests.Document]:
 
 
 EXAMPLE_DOCS = argo_documents(ROOT / "examples")
-WARN_DOCS = list(argo_documents(ROOT / "tests" / "lint" / "warn"))
+WARN_DOCS = list(argo_documents(ROOT / "tests" / "spec" / "warn"))
 
 
 def ids(docs: list[manifests.Document]) -> list[str]:

@@ -4,7 +4,7 @@ Adapters: `InMemoryCluster` (rollouts.memory.cluster: local mode, the demo and f
 and `KubeCluster` (rollouts.kube.cluster, the official client); this module knows neither. The kinds the port
 knows are in rollouts.platform.kinds; any other kind is `UnknownKind` (a ValueError).
 
-Rules of the port (both adapters obey them; tests/cluster/test_contract.py checks it):
+Rules of the port (both adapters obey them; tests/adapters/test_contract.py checks it):
 - Objects are plain Kubernetes JSON dicts. Every object returned is a fresh deep copy.
 - A namespaced kind with `namespace=None` means "default" for get/patch/replace/delete
   and "all namespaces" for list/watch. Cluster-scoped kinds ignore the namespace.

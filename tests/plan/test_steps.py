@@ -9,7 +9,7 @@ import pytest
 
 from rollouts.plan import steplist, steps
 from rollouts.spec.model import CanaryStep, PauseCondition
-from tests.rollouts.builders import T0
+from tests.plan.builders import T0
 
 STEPS = [CanaryStep.load(s) for s in (
     {"setWeight": 10}, {"pause": {"duration": "30s"}}, {"setCanaryScale": {"replicas": 3}}, {"setWeight": 40},

@@ -13,7 +13,7 @@ from rollouts.platform.labels import MANAGED_BY
 from rollouts.spec.model import CanaryStep, IstioVirtualService, Rollout
 from rollouts.traffic import istio
 from rollouts.traffic.istio import IstioRouter, Targets
-from tests.rollouts.builders import destination_rule, rollout, route, virtual_service, weights
+from tests.plan.builders import destination_rule, rollout, route, virtual_service, weights
 
 HOSTS = Targets(canary_host="web-canary", stable_host="web-stable")
 SUBSETS = Targets(canary_subset="canary", stable_subset="stable")

@@ -10,7 +10,7 @@ from analysis.build import SpecError
 from rollouts.plan import runs
 from rollouts.platform.labels import INSTANCE_LABEL
 from rollouts.spec.model import Rollout, RolloutAnalysis
-from tests.rollouts.builders import analysis_run, analysis_template, rollout
+from tests.plan.builders import analysis_run, analysis_template, rollout
 
 
 def test_run_names() -> None:

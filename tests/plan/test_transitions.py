@@ -32,7 +32,7 @@ from rollouts.platform.actions import (
 )  # fmt: skip
 from rollouts.platform.labels import HASH_LABEL
 from rollouts.spec.model import RolloutStatus
-from tests.rollouts.builders import (
+from tests.plan.builders import (
     T0,
     World,
     analysis_run,

@@ -15,7 +15,7 @@ import pytest
 from rollouts.plan.restarts import available, wants_pods
 from rollouts.platform.actions import DeletePod
 from rollouts.spec.model import Rollout
-from tests.rollouts.builders import T0, World, changes, hash_of, pod, reasons, rollout, seconds, stamp
+from tests.plan.builders import T0, World, changes, hash_of, pod, reasons, rollout, seconds, stamp
 
 H1 = hash_of("app:v1")
 STEPS = [{"setWeight": 25}, {"pause": {}}]

@@ -20,7 +20,7 @@ from rollouts.plan.replicas import (
     weight_to_replicas,
 )  # fmt: skip
 from rollouts.spec.model import CanaryStrategy, Rollout, SetCanaryScale
-from tests.rollouts.builders import replicaset, rollout, template
+from tests.plan.builders import replicaset, rollout, template
 
 
 def view(name: str, replicas: int, available: int, revision: int = 1) -> ReplicaSetView:

@@ -40,7 +40,7 @@ def test_unknown_references_are_skipped_and_known_ones_are_authoritative() -> No
     refs = validation.References(templates={"success-rate": template},
                                  virtual_services={"rollout-vsvc": load("VirtualService")},
                                  services={"canary-svc", "stable-svc"})  # fmt: skip
-    [late] = validation.validate_rollout(rollout(), refs)  # its metric fails after the pause: tests/lint/test_timing.py
+    [late] = validation.validate_rollout(rollout(), refs)  # its metric fails after the pause: tests/spec/test_timing.py
     assert late.severity is validation.Severity.WARNING and "can fail at the earliest after 15m" in late.message
 
 

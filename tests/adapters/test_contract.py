@@ -31,7 +31,7 @@ from rollouts.platform.cluster import (
 from rollouts.platform.kinds import KINDS
 
 if TYPE_CHECKING:
-    from tests.cluster.conftest import Backend
+    from tests.adapters.conftest import Backend
 
 
 def rollout(name: str = "web", **labels: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from rollouts.plan import transitions
 from rollouts.plan.state import Observed, Pass
 from rollouts.platform.actions import Event
 from rollouts.spec.model import CanaryStep, Rollout
-from tests.rollouts.builders import hash_of, rollout
+from tests.plan.builders import hash_of, rollout
 
 NOW = datetime(2024, 1, 1, 12, tzinfo=UTC)
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}]

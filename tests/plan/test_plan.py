@@ -22,7 +22,7 @@ from rollouts.platform.actions import (
     TerminateAnalysisRun,
 )  # fmt: skip
 from rollouts.spec.problems import Problem
-from tests.rollouts.builders import (
+from tests.plan.builders import (
     T0,
     UID,
     World,

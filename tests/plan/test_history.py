@@ -12,7 +12,7 @@ import pytest
 
 from rollouts.platform.actions import DeleteAnalysisRun, DeleteReplicaSet
 from rollouts.platform.labels import SCALE_DOWN_DEADLINE
-from tests.rollouts.builders import (
+from tests.plan.builders import (
     T0,
     World,
     analysis_run,
