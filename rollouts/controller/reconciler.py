@@ -54,7 +54,7 @@ from rollouts.platform import wire
 from rollouts.platform.clock import Clock
 from rollouts.platform.cluster import AlreadyExists, Cluster, Conflict, NotFound, Unavailable
 from rollouts.platform.events import EventRecorder
-from rollouts.platform.labels import HASH_LABEL, INSTANCE_LABEL, MANAGED_BY
+from rollouts.platform.labels import INSTANCE_LABEL
 from rollouts.platform.patches import merge_diff
 from rollouts.spec.model import Rollout
 from rollouts.spec.problems import Problem, from_validation_error
@@ -296,33 +296,17 @@ class RolloutReconciler:
     # ------------------------------------------------------------ applying
 
     def _apply(self, doc: Obj, action: act.Action) -> None:
-        namespace = (doc.get("metadata") or {}).get("namespace") or "default"
-        name = (doc.get("metadata") or {}).get("name")
-        match action:
-            case act.CreateReplicaSet(doc=rs):
-                self._create(rs)
-            case act.ScaleReplicaSet(name=rs_name, replicas=replicas):
-                self._patch("ReplicaSet", rs_name, namespace, {"spec": {"replicas": replicas}})
-            case act.AnnotateReplicaSet(name=rs_name, annotations=annotations):
-                self._patch("ReplicaSet", rs_name, namespace, {"metadata": {"annotations": dict(annotations)}})
-            case act.SetServiceSelector(service=service, hash=pod_hash):
-                self._patch("Service", service, namespace, {
-                    "metadata": {"annotations": {MANAGED_BY: name}}, "spec": {"selector": {HASH_LABEL: pod_hash}}})
-            case act.PatchVirtualService() | act.PatchDestinationRule():
-                kind = "VirtualService" if isinstance(action, act.PatchVirtualService) else "DestinationRule"
-                self._patch(kind, action.name, action.namespace, action.merge_patch())
-            case act.CreateAnalysisRun(doc=run):
-                self._create(run)  # the plan copied the Rollout's instance-id label onto it
-            case act.TerminateAnalysisRun(name=run_name):
-                self._patch("AnalysisRun", run_name, namespace, {"spec": {"terminate": True}})
-            case act.DeletePod(name=pod):
-                self._delete("Pod", pod, namespace)
-            case act.DeleteReplicaSet(name=rs_name):
-                self._delete("ReplicaSet", rs_name, namespace)
-            case act.DeleteAnalysisRun(name=run_name):
-                self._delete("AnalysisRun", run_name, namespace)
-            case _:
-                raise TypeError(f"the shell does not know the action {action!r}")
+        """Send the one API request the action stands for (platform.actions says which)."""
+        if isinstance(action, act.Event):
+            raise TypeError("events are recorded after the pass, not sent as requests")
+        namespace, name = wire.name_of(doc)
+        request = action.request(namespace, name)
+        if request.verb == "create":
+            self._create(request.body or {})  # a run carries the Rollout's instance-id label (plan.runs)
+        elif request.verb == "delete":
+            self._delete(request.kind, request.name, request.namespace)
+        else:
+            self._patch(request.kind, request.name, request.namespace, request.body or {})
 
     def _create(self, obj: Obj) -> None:
         try:

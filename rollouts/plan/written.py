@@ -2,7 +2,8 @@
 
 Rules (how `plan` goes through every transition that needs no waiting in one call):
 - `after(observed, actions, status)` applies a round's actions to the objects it
-  observed, the way the API server would store them, and nothing more: a ReplicaSet
+  observed, the way the API server would store them (each action's own Request,
+  platform.actions.apply_request), and nothing more: a ReplicaSet
   created or scaled up has no new pod yet (created/ready/available stay as observed),
   so a weight is never raised onto pods that the next round merely asked for; an
   AnalysisRun created is Pending; a terminated run has `spec.terminate`; a pod,
@@ -22,7 +23,6 @@ Rules (how `plan` goes through every transition that needs no waiting in one cal
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -30,19 +30,14 @@ from typing import Any
 from rollouts.plan.state import Observed
 from rollouts.platform.actions import (
     Action,
-    AnnotateReplicaSet,
-    CreateAnalysisRun,
     CreateReplicaSet,
-    DeleteAnalysisRun,
-    DeletePod,
-    DeleteReplicaSet,
+    Event,
     PatchDestinationRule,
     PatchVirtualService,
     ScaleReplicaSet,
     SetServiceSelector,
-    TerminateAnalysisRun,
+    apply_request,
 )  # fmt: skip
-from rollouts.platform.labels import HASH_LABEL, MANAGED_BY
 from rollouts.spec.model import RolloutStatus
 
 Doc = dict[str, Any]
@@ -59,68 +54,30 @@ def may_follow(first: Iterable[Action], entering: Iterable[Action]) -> bool:
 
 
 def after(observed: Observed, actions: Sequence[Action], status: RolloutStatus) -> Observed:
-    replica_sets = [_copy(doc) for doc in observed.replica_sets]
-    runs = [_copy(doc) for doc in observed.analysis_runs]
-    services = [_copy(doc) for doc in observed.services]
-    virtual_services = [_copy(doc) for doc in observed.virtual_services]
-    rule = _copy(observed.destination_rule) if observed.destination_rule is not None else None
-    pods = list(observed.pods)
-    name = str(observed.rollout.metadata.name)
+    """The objects as the API server would store them after `actions` (each one's Request,
+    applied with platform.actions.apply_request: the action's meaning is written there)."""
+    rule = observed.destination_rule
+    objects: dict[str, list[Doc]] = {
+        "ReplicaSet": [_copy(d) for d in observed.replica_sets],
+        "AnalysisRun": [_copy(d) for d in observed.analysis_runs],
+        "Service": [_copy(d) for d in observed.services],
+        "VirtualService": [_copy(d) for d in observed.virtual_services],
+        "DestinationRule": [_copy(rule)] if rule is not None else [],
+        "Pod": [_copy(d) for d in observed.pods],
+    }
+    namespace, name = str(observed.rollout.metadata.namespace or "default"), str(observed.rollout.metadata.name)
     for action in actions:
-        match action:
-            case CreateReplicaSet(doc=doc):
-                replica_sets.append(copy.deepcopy(doc))
-            case ScaleReplicaSet(name=target, replicas=count):
-                for doc in _named(replica_sets, target):
-                    doc["spec"] = {**(doc.get("spec") or {}), "replicas": count}
-            case AnnotateReplicaSet(name=target, annotations=changes):
-                for doc in _named(replica_sets, target):
-                    doc["metadata"] = _annotated(doc.get("metadata") or {}, changes)
-            case CreateAnalysisRun(doc=doc):
-                runs.append(copy.deepcopy(doc))
-            case TerminateAnalysisRun(name=target):
-                for doc in _named(runs, target):
-                    doc["spec"] = {**(doc.get("spec") or {}), "terminate": True}
-            case DeletePod(name=target):
-                pods = [doc for doc in pods if _name(doc) != target]
-            case DeleteReplicaSet(name=target):
-                replica_sets = [doc for doc in replica_sets if _name(doc) != target]
-            case DeleteAnalysisRun(name=target):
-                runs = [doc for doc in runs if _name(doc) != target]
-            case SetServiceSelector(service=target, hash=pod_hash):
-                for doc in _named(services, target):
-                    spec = doc.get("spec") or {}
-                    doc["spec"] = {**spec, "selector": {**(spec.get("selector") or {}), HASH_LABEL: pod_hash}}
-                    doc["metadata"] = _annotated(doc.get("metadata") or {}, {MANAGED_BY: name})
-            case PatchVirtualService():
-                for doc in _named(virtual_services, action.name):
-                    doc["spec"] = {**(doc.get("spec") or {}), **copy.deepcopy(action.merge_patch()["spec"])}
-            case PatchDestinationRule() if rule is not None and _name(rule) == action.name:
-                rule["spec"] = {**(rule.get("spec") or {}), "subsets": copy.deepcopy(action.subsets)}
-                rule["metadata"] = _annotated(rule.get("metadata") or {}, action.annotations)
+        if isinstance(action, Event):
+            continue
+        request = action.request(namespace, name)
+        objects[request.kind] = apply_request(objects[request.kind], request)
     return dataclasses.replace(
-        observed, rollout=observed.rollout.model_copy(update={"status": status}), replica_sets=replica_sets,
-        analysis_runs=runs, services=services, virtual_services=virtual_services, destination_rule=rule, pods=pods)
+        observed, rollout=observed.rollout.model_copy(update={"status": status}),
+        replica_sets=objects["ReplicaSet"], analysis_runs=objects["AnalysisRun"], services=objects["Service"],
+        virtual_services=objects["VirtualService"],
+        destination_rule=objects["DestinationRule"][0] if objects["DestinationRule"] else None, pods=objects["Pod"])
 
 
 def _copy(doc: Mapping[str, Any]) -> Doc:
     """A copy whose top-level sections can be replaced without touching the original."""
     return dict(doc)
-
-
-def _name(doc: Mapping[str, Any]) -> str | None:
-    return (doc.get("metadata") or {}).get("name")
-
-
-def _named(docs: list[Doc], name: str) -> list[Doc]:
-    return [doc for doc in docs if _name(doc) == name]
-
-
-def _annotated(meta: Mapping[str, Any], changes: Mapping[str, str | None]) -> Doc:
-    notes = {**(meta.get("annotations") or {})}
-    for key, value in changes.items():
-        if value is None:
-            notes.pop(key, None)
-        else:
-            notes[key] = value
-    return {**meta, "annotations": notes}

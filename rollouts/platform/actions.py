@@ -17,6 +17,10 @@ Rules:
 - `DeletePod`, `DeleteReplicaSet`, `DeleteAnalysisRun`: delete that object of the
   Rollout's namespace; one already gone is success (idempotent like the rest).
 - `Event` is recorded on the Rollout itself.
+- Every other action says what it means as the one API request it stands for:
+  `action.request(namespace, owner)` is a `Request` (create, merge patch or delete). The
+  reconciler sends it, plan.written and the tests' stand-in cluster apply it with
+  `apply_request`, so the meaning of an action is written once, here.
 - No I/O here.
 """
 
@@ -25,6 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from rollouts.platform.labels import HASH_LABEL, MANAGED_BY
+from rollouts.platform.patches import clone, merge_patch
 
 __all__ = [
     "Action",
@@ -37,13 +44,40 @@ __all__ = [
     "Event",
     "PatchDestinationRule",
     "PatchVirtualService",
+    "Request",
     "ScaleReplicaSet",
     "SetServiceSelector",
     "TerminateAnalysisRun",
+    "apply_request",
 ]
 
 NORMAL = "Normal"
 WARNING = "Warning"
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Request:
+    """The one API request an action stands for (the reconciler sends it, plan.written applies it)."""
+
+    verb: str  # "create" | "patch" (a JSON merge patch) | "delete"
+    kind: str
+    name: str
+    namespace: str
+    body: Doc | None = None  # the object to create, or the merge patch
+
+
+def apply_request(docs: list[Doc], request: Request) -> list[Doc]:
+    """`docs` (objects of the request's kind) as the API server stores them after `request`:
+    a create adds the object as sent (no status: nothing has run it yet), a merge patch
+    changes only what it names (a None removes the key), a delete removes the object.
+    Nothing else happens here (no pod starts, no resourceVersion moves). Pure."""
+    named = [doc for doc in docs if (doc.get("metadata") or {}).get("name") == request.name]
+    if request.verb == "create":
+        return docs if named else [*docs, clone(request.body or {})]
+    if request.verb == "delete":
+        return [doc for doc in docs if doc not in named]
+    return [merge_patch(doc, request.body or {}) if doc in named else doc for doc in docs]
 
 
 @dataclass(frozen=True)
@@ -54,11 +88,17 @@ class CreateReplicaSet:
     def name(self) -> str:
         return str(self.doc["metadata"]["name"])
 
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("create", "ReplicaSet", self.name, namespace, self.doc)
+
 
 @dataclass(frozen=True)
 class ScaleReplicaSet:
     name: str
     replicas: int
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("patch", "ReplicaSet", self.name, namespace, {"spec": {"replicas": self.replicas}})
 
 
 @dataclass(frozen=True)
@@ -66,11 +106,20 @@ class AnnotateReplicaSet:
     name: str
     annotations: Mapping[str, str | None]
 
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("patch", "ReplicaSet", self.name, namespace,
+                       {"metadata": {"annotations": dict(self.annotations)}})
+
 
 @dataclass(frozen=True)
 class SetServiceSelector:
     service: str
     hash: str
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("patch", "Service", self.service, namespace,
+                       {"metadata": {"annotations": {MANAGED_BY: owner}},
+                        "spec": {"selector": {HASH_LABEL: self.hash}}})
 
 
 @dataclass(frozen=True)
@@ -90,6 +139,9 @@ class PatchVirtualService:
         if self.resource_version:
             body["metadata"] = {"resourceVersion": self.resource_version}
         return body
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("patch", "VirtualService", self.name, self.namespace, self.merge_patch())
 
 
 @dataclass(frozen=True)
@@ -111,6 +163,9 @@ class PatchDestinationRule:
             body["metadata"] = metadata
         return body
 
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("patch", "DestinationRule", self.name, self.namespace, self.merge_patch())
+
 
 @dataclass(frozen=True)
 class CreateAnalysisRun:
@@ -122,12 +177,18 @@ class CreateAnalysisRun:
     def name(self) -> str:
         return str(self.doc["metadata"]["name"])
 
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("create", "AnalysisRun", self.name, namespace, self.doc)
+
 
 @dataclass(frozen=True)
 class TerminateAnalysisRun:
     """Merge-patch `{"spec": {"terminate": true}}` onto the run."""
 
     name: str
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("patch", "AnalysisRun", self.name, namespace, {"spec": {"terminate": True}})
 
 
 @dataclass(frozen=True)
@@ -136,6 +197,9 @@ class DeletePod:
 
     name: str
 
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("delete", "Pod", self.name, namespace)
+
 
 @dataclass(frozen=True)
 class DeleteReplicaSet:
@@ -143,12 +207,18 @@ class DeleteReplicaSet:
 
     name: str
 
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("delete", "ReplicaSet", self.name, namespace)
+
 
 @dataclass(frozen=True)
 class DeleteAnalysisRun:
     """A completed AnalysisRun beyond the Rollout's run history limits."""
 
     name: str
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("delete", "AnalysisRun", self.name, namespace)
 
 
 @dataclass(frozen=True)

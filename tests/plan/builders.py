@@ -21,18 +21,13 @@ from rollouts.plan.planner import Observed, Plan, plan
 from rollouts.plan.replicas import pod_template_hash
 from rollouts.platform.actions import (
     Action,
-    AnnotateReplicaSet,
     CreateAnalysisRun,
     CreateReplicaSet,
-    DeleteAnalysisRun,
     DeletePod,
-    DeleteReplicaSet,
     Event,
-    PatchDestinationRule,
     PatchVirtualService,
     ScaleReplicaSet,
-    SetServiceSelector,
-    TerminateAnalysisRun,
+    apply_request,
 )  # fmt: skip
 from rollouts.platform.labels import HASH_LABEL, MANAGED_BY, REVISION
 from rollouts.spec.model import Rollout
@@ -346,62 +341,46 @@ class World:
         return svc["spec"]["selector"].get(HASH_LABEL)
 
     def apply(self, action: Action) -> None:
+        """The action's own Request, applied as plan.written applies it (platform.actions), then
+        what the cluster's controllers would do next (this stand-in's part): a ReplicaSet's
+        pods become ready at once with `auto_ready`, a deleted pod is replaced, a run gets its
+        creationTimestamp, a VirtualService its next resourceVersion."""
         if isinstance(action, Event):
             self.recorded.append((action.reason, action.message))
-        elif isinstance(action, CreateReplicaSet):
-            doc = copy.deepcopy(action.doc)
-            count = doc["spec"]["replicas"]
-            ready = count if self.auto_ready else 0
-            doc["status"] = {"replicas": count, "readyReplicas": ready, "availableReplicas": ready}
-            self.replica_sets.append(doc)
-        elif isinstance(action, ScaleReplicaSet):
-            rs = next(r for r in self.replica_sets if r["metadata"]["name"] == action.name)
-            rs["spec"]["replicas"] = action.replicas
-            available = rs["status"].get("availableReplicas", 0)
-            available = action.replicas if self.auto_ready else min(available, action.replicas)
-            rs["status"] = {"replicas": action.replicas, "readyReplicas": available, "availableReplicas": available}
-        elif isinstance(action, AnnotateReplicaSet):
-            rs = next(r for r in self.replica_sets if r["metadata"]["name"] == action.name)
-            notes = rs["metadata"].setdefault("annotations", {})
-            for key, value in action.annotations.items():
-                if value is None:
-                    notes.pop(key, None)
-                else:
-                    notes[key] = value
-        elif isinstance(action, SetServiceSelector):
-            svc = next(s for s in self.services if s["metadata"]["name"] == action.service)
-            svc["spec"]["selector"][HASH_LABEL] = action.hash
-            svc["metadata"].setdefault("annotations", {})[MANAGED_BY] = self.rollout["metadata"]["name"]
-        elif isinstance(action, PatchVirtualService):
+            return
+        if isinstance(action, CreateAnalysisRun):
+            assert all(r["metadata"]["name"] != action.name for r in self.analysis_runs), "run created twice"
+        if isinstance(action, PatchVirtualService):
             vs = next(v for v in self.virtual_services if v["metadata"]["name"] == action.name)
             assert vs["metadata"]["resourceVersion"] == action.resource_version, "stale VirtualService patch"
-            for key, value in (("http", action.http), ("tls", action.tls), ("tcp", action.tcp)):
-                if value is not None:
-                    vs["spec"][key] = copy.deepcopy(value)
-            vs["metadata"]["resourceVersion"] = str(int(vs["metadata"]["resourceVersion"]) + 1)
-        elif isinstance(action, PatchDestinationRule):
-            assert self.destination_rule is not None
-            self.destination_rule["spec"]["subsets"] = copy.deepcopy(action.subsets)
-            self.destination_rule["metadata"].setdefault("annotations", {}).update(action.annotations)
-        elif isinstance(action, CreateAnalysisRun):
-            assert all(r["metadata"]["name"] != action.name for r in self.analysis_runs), "run created twice"
-            doc = copy.deepcopy(action.doc)
-            doc["metadata"]["creationTimestamp"] = stamp(self.now)
-            self.analysis_runs.append(doc)
-        elif isinstance(action, TerminateAnalysisRun):
-            self.run(action.name)["spec"]["terminate"] = True
-        elif isinstance(action, DeletePod):
+        owner = None
+        if isinstance(action, DeletePod):
             [gone] = [p for p in self.pods if p["metadata"]["name"] == action.name]
-            self.pods.remove(gone)
             owner = gone["metadata"]["ownerReferences"][0]["name"]
+        request = action.request(str(self.rollout["metadata"].get("namespace") or "default"),
+                                 str(self.rollout["metadata"]["name"]))
+        lists = {"ReplicaSet": "replica_sets", "AnalysisRun": "analysis_runs", "Service": "services",
+                 "VirtualService": "virtual_services", "Pod": "pods"}
+        if request.kind == "DestinationRule":
+            assert self.destination_rule is not None
+            [self.destination_rule] = apply_request([self.destination_rule], request)
+        else:
+            setattr(self, lists[request.kind], apply_request(getattr(self, lists[request.kind]), request))
+        self._after(action, owner)
+
+    def _after(self, action: Action, owner: str | None) -> None:
+        if isinstance(action, CreateReplicaSet | ScaleReplicaSet):
+            rs = next(r for r in self.replica_sets if r["metadata"]["name"] == action.name)
+            count = rs["spec"]["replicas"]
+            available = (rs.get("status") or {}).get("availableReplicas", 0)
+            available = count if self.auto_ready else min(available, count)
+            rs["status"] = {"replicas": count, "readyReplicas": available, "availableReplicas": available}
+        elif isinstance(action, PatchVirtualService):
+            vs = next(v for v in self.virtual_services if v["metadata"]["name"] == action.name)
+            vs["metadata"]["resourceVersion"] = str(int(vs["metadata"]["resourceVersion"]) + 1)
+        elif isinstance(action, CreateAnalysisRun):
+            self.run(action.name)["metadata"]["creationTimestamp"] = stamp(self.now)
+        elif isinstance(action, DeletePod):
             rs = next(r for r in self.replica_sets if r["metadata"]["name"] == owner)
             self.pods.append(pod(rs, f"{action.name}-r", created=self.now, ready=self.auto_ready))
             self._count_pods(rs)
-        elif isinstance(action, DeleteReplicaSet):
-            [gone] = [r for r in self.replica_sets if r["metadata"]["name"] == action.name]
-            self.replica_sets.remove(gone)
-        elif isinstance(action, DeleteAnalysisRun):
-            [gone] = [r for r in self.analysis_runs if r["metadata"]["name"] == action.name]
-            self.analysis_runs.remove(gone)
-        else:  # pragma: no cover
-            raise AssertionError(f"unknown action {action!r}")
