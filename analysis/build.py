@@ -40,6 +40,7 @@ from analysis.model import (
     Metric,
     ObjectMeta,
     TemplateRef,
+    int_or_string,
     parse_duration,
 )
 
@@ -259,4 +260,4 @@ def _duration(value: int | str | None) -> int | None:
 
 def _integer(value: int | str | None, *, default: int = 0) -> int:
     """A checked IntOrString field as an int; `default` when unset."""
-    return default if value is None or value == "" else int(value)
+    return default if value is None or value == "" else int_or_string(value) or 0

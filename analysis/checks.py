@@ -39,6 +39,7 @@ from analysis.model import (
     DurationError,
     MeasurementRetention,
     Metric,
+    int_or_string,
     parse_duration,
 )  # fmt: skip
 from rollouts.platform.problems import Problem, did_you_mean, join, warning
@@ -69,13 +70,11 @@ def _integer(value: int | str | None, path: str, found: list[Problem]) -> int | 
     """The int in an IntOrString field; None when unset, templated or invalid (reported)."""
     if value is None or (isinstance(value, str) and PLACEHOLDER.search(value)):
         return None
-    if isinstance(value, str):
-        if not _INT.fullmatch(value):
-            found.append(Problem(path, f"{value!r} is not an integer",
-                                 "use a whole number or an {{args.NAME}} placeholder"))
-            return None
-        return int(value)
-    return value
+    number = int_or_string(value)
+    if number is None:
+        found.append(Problem(path, f"{value!r} is not an integer",
+                             "use a whole number or an {{args.NAME}} placeholder"))
+    return number
 
 
 def _provider_problems(metric: Metric, path: str) -> list[Problem]:

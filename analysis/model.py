@@ -209,6 +209,18 @@ class MetricProvider(ArgoModel):
 IntOrString = StrictInt | StrictStr
 
 
+def int_or_string(value: int | str) -> int | None:
+    """The whole number an IntOrString field holds (`3` or `" 3 "`), or None when it holds none
+    (an `{{args.x}}` placeholder, text, a bool). The one parser lint, the run and the timing use."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    digits = text[1:] if text.startswith("-") else text
+    return int(text) if digits.isdigit() and len(digits) <= 18 else None
+
+
 class Metric(ArgoModel):
     name: str
     interval: IntOrString | None = None

@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from analysis.model import AnalysisTemplate, DurationError, Metric, parse_duration
+from analysis.model import AnalysisTemplate, DurationError, Metric, int_or_string, parse_duration
 from rollouts.spec.model import CanaryStep, CanaryStrategy, StepKind
 from rollouts.spec.problems import Problem, join, warning
 
@@ -67,13 +67,7 @@ def _seconds(value: int | str | None) -> int | None:
 
 
 def _integer(value: int | str | None, default: int) -> int | None:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        return int(value) if _INT.fullmatch(value) else None
-    return value
+    return default if value is None else int_or_string(value)
 
 
 def earliest_failure(metric: Metric) -> int | None:
