@@ -48,7 +48,6 @@ RUN_PROVIDERS = ("prometheus", "web")  # analysis/providers/registry.py
 SUPPORTED_PLUGINS: frozenset[str] = frozenset()
 _ARGO_NOT_RUN = ("job", "kayenta", "datadog", "wavefront", "newRelic", "cloudWatch", "graphite",
                  "influxdb", "skywalking")  # fmt: skip
-_INT = re.compile(r"\s*-?\d+\s*")
 
 
 def duration_problem(value: int | str, path: str) -> Problem | None:

@@ -42,7 +42,6 @@ __all__ = ["background_timing_problems", "earliest_failure", "format_seconds", "
 
 _INSTANT_STEPS = frozenset({StepKind.SET_WEIGHT, StepKind.SET_CANARY_SCALE, StepKind.SET_HEADER_ROUTE,
                             StepKind.SET_MIRROR_ROUTE})  # fmt: skip
-_INT = re.compile(r"\s*-?\d+\s*")
 
 
 def format_seconds(seconds: int) -> str:
