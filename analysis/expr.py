@@ -3,9 +3,9 @@
 Rules and invariants:
 - Syntax and semantics are expr-lang's as Argo Rollouts uses it (argo-rollouts.md §3.4, §4).
   User text is tokenized and parsed (expr_tokens, expr_parse) into our own nodes
-  (expr_nodes), then compiled ONCE (expr_compile) into a tree of Python closures over the
-  runtime operations (expr_values, expr_ops, expr_builtins, expr_predicates, expr_shapes);
-  it never reaches eval/exec/compile/ast.
+  (expr_nodes), then compiled ONCE (expr_compile, expr_calls) into a tree of Python
+  closures over the runtime operations (expr_values, expr_ops, expr_builtins,
+  expr_strings, expr_predicates, expr_shapes); it never reaches eval/exec/compile/ast.
 - `compile_expr(text)` is cached; `Expression.evaluate(env)` only runs closures. A compiled
   expression keeps no per-run state, so one Expression may be evaluated from many threads.
 - Typing follows expr's checker (expr_compile): `==`/`!=` between typed operands of
@@ -14,14 +14,22 @@ Rules and invariants:
   mismatched types are always errors. A list `result` is typed []interface{} here (Argo's
   Prometheus provider has []float64), so `result[0] == "x"` is false here where Argo
   reports a type error.
-- Errors are ExprError with a clear message. Anything wrong with the text itself (syntax,
-  unknown name or function, argument count, typed mismatch) is ExprSyntaxError with a
-  position, raised by compile_expr. Indexing an empty or nil `result` says
+- Errors are ExprError with a clear message, and nothing else leaves compile_expr or
+  evaluate, whatever the text and the data (deep nesting, ints beyond int64 or float64,
+  thousands of digits, surrogates). Anything wrong with the text itself (syntax, unknown
+  name or function, argument count, typed mismatch) is ExprSyntaxError with a position,
+  raised by compile_expr. Indexing an empty or nil `result` says
   "result is empty: the query returned no series".
-- Bounded: text <= 4096 chars and nesting <= 64 (expr_parse); strings, ranges and the work
-  of loops inside loops are bounded too (expr_ops). `**` beyond float64 range is an error
-  (Go gives +Inf) and integers stay within int64 (Go wraps around): both deliberate, named
-  in the tests. `matches` is refused: Python regular expressions cannot be bounded in time.
+- Bounded: text <= 4096 chars and nesting <= 64 (expr_parse). Every evaluation has a
+  budget of expr_budget.MAX_STEPS steps: every operation that walks, scans, copies or
+  builds data pays for its size before doing it, at the top level as in loops, and every
+  loop pays for its elements; deep walks pay as they go and use no recursion. What is
+  built is size-checked first (strings <= MAX_STRING characters, lists <= MAX_LIST
+  elements), and numbers are parsed in linear time from at most 400 characters. So one
+  evaluation stays well under a second of CPU and 100 MB of memory on any input.
+  `**` beyond float64 range is an error (Go gives +Inf) and integers stay within int64
+  (Go wraps around): both deliberate, named in the tests. `matches` is refused: Python
+  regular expressions cannot be bounded in time.
 - The verdict is Argo's EvaluateResult: success is evaluated before failure, failure wins
   when both hold, both false is Inconclusive, no conditions at all means Successful, and a
   condition that cannot be evaluated makes the measurement Error (never an exception).
@@ -37,8 +45,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from analysis.expr_budget import BUDGET, Budget, NeedBudget
 from analysis.expr_compile import Compiler
-from analysis.expr_ops import BUDGET, MAX_STEPS
 from analysis.expr_parse import parse
 from analysis.expr_tokens import ExprError, ExprSyntaxError
 from analysis.expr_values import Fn, format_value, go_type, kind_of
@@ -57,23 +65,35 @@ Env = Mapping[str, Any]
 class Expression:
     """A compiled expression. `evaluate(env)` runs it against variables such as
     `{"result": ...}` and returns its value, or raises ExprError. For speed, `evaluate` is
-    the root closure itself unless the expression needs a scope (a copy of env where
-    predicates keep `#`) or a step budget (nested predicates, ranges)."""
+    the root closure itself when nothing in the expression can grow with the data. An
+    expression with scoped loops runs in a scope (a copy of env, where predicates keep `#`)
+    holding a Budget; any other that pays into a budget first runs as a trial on env itself,
+    and again in such a scope only if an operation was too big for the trial (expr_budget)."""
 
     __slots__ = ("source", "evaluate")
 
-    def __init__(self, source: str, root: Fn, *, scoped: bool, budgeted: bool) -> None:
+    def __init__(self, source: str, root: Fn, *, scoped: bool, metered: bool) -> None:
         self.source = source
         self.evaluate: Callable[[Env], object] = root
-        if scoped or budgeted:
+        if scoped:
 
             def evaluate(env: Env) -> object:
                 scope = dict(env)
-                if budgeted:
-                    scope[BUDGET] = [MAX_STEPS]
+                scope[BUDGET] = Budget()
                 return root(scope)
 
             self.evaluate = evaluate
+        elif metered:
+
+            def trial(env: Env) -> object:
+                try:
+                    return root(env)
+                except NeedBudget:
+                    scope = dict(env)
+                    scope[BUDGET] = Budget()
+                    return root(scope)
+
+            self.evaluate = trial
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
@@ -84,7 +104,7 @@ def compile_expr(text: str, variables: frozenset[str] = RESULT_ONLY) -> Expressi
     """Parse and compile `text` once; raises ExprSyntaxError for anything wrong with it."""
     compiler = Compiler(text, variables)
     root = compiler.compile(parse(text))
-    return Expression(text, root.fn, scoped=compiler.scoped, budgeted=compiler.budgeted)
+    return Expression(text, root.fn, scoped=compiler.scoped, metered=compiler.metered)
 
 
 def check_syntax(text: str) -> ExprSyntaxError | None:
@@ -124,6 +144,13 @@ def _no_data(result: object) -> bool:
     return result is None or (kind_of(result) == "array" and len(result) == 0)  # type: ignore[arg-type]
 
 
+def _shown(result: object) -> str:
+    try:
+        return format_value(result)
+    except Exception:  # noqa: BLE001 - only a message: a result of any type must show
+        return f"<{type(result).__name__}>"
+
+
 def _check(label: str, condition: str, result: object) -> bool | Verdict:
     try:
         return eval_condition(condition, result)
@@ -138,7 +165,7 @@ def evaluate_condition(success: str | None, failure: str | None, result: object)
     """Argo's EvaluateResult (argo-rollouts.md §3.4). Success is evaluated before failure;
     failure wins when both hold; both false is Inconclusive. With no condition at all the
     measurement is Successful whatever the result (Argo's code; its docs say Inconclusive)."""
-    shown = format_value(result)
+    shown = _shown(result)
     if not success and not failure:
         return Verdict(MeasurementPhase.SUCCESSFUL,
                        f"result {shown}: no successCondition or failureCondition, so any result "

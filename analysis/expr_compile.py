@@ -15,10 +15,11 @@ Rules and invariants:
   "any" operand it is simply false.
 - Anything wrong with the text (unknown name or function, argument count, a predicate
   outside a built-in, `matches`) is an ExprSyntaxError pointing at the node.
-- Work is bounded: a range, or a predicate, operator, slice or call inside a predicate,
-  marks the expression `budgeted`, and such operations pay into the budget (expr_ops) for
-  the size of their operands. Operands of SCALAR kinds have no size, so an operator or
-  call on them only is compiled as outside loops: it would pay nothing.
+- Work is bounded (expr_budget): every operation that may handle a string, list or map
+  pays into the evaluation's budget for its size, wherever it is; the compiler marks the
+  expression `metered` when it compiles one (`paying`), and `scoped` when a predicate
+  needs a scope (expr_calls). Arithmetic, and any operation on operands of SCALAR kinds
+  only, has nothing to pay for.
 - Common shapes are compiled to the specialised closures of expr_shapes and
   expr_predicates; everything else to the general operations of expr_ops.
 """
@@ -26,39 +27,21 @@ Rules and invariants:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from analysis.expr_builtins import FUNCTIONS, NOT_SUPPORTED, ONE_ARGUMENT
-from analysis.expr_nodes import (
-    Array, Binary, Call, Cond, Lit, MapLit, Member, Name, Node, Pointer, Predicate, Slice, Unary,
-)  # fmt: skip
+from analysis.expr_calls import CallCompiler, Compiled, constant
+from analysis.expr_nodes import Array, Binary, Cond, Lit, MapLit, Member, Name, Node, Pointer, Predicate, Slice, Unary
 from analysis.expr_ops import (
-    BINARY, INDEX, ITEM, fetch, metered, ranged, slice_of, typed_equality, unknown_name,
+    ARITHMETIC, INDEX, ITEM, METERED, fetch, make_range, minus, slice_of, typed_equality, unknown_name,
 )  # fmt: skip
-from analysis.expr_predicates import PREDICATE_KIND, element_loop, scoped_loop
 from analysis.expr_shapes import (
-    Applied, Leaf, apply_to_variable, compare_applied, compare_member, compare_pair, compare_to,
-    conjunction, equals_const, logic2, variable_member,
+    Leaf, compare_applied, compare_member, compare_pair, compare_to, conjunction, equals_const, logic2,
+    variable_member,
 )  # fmt: skip
-from analysis.expr_tokens import ExprError, ExprSyntaxError
+from analysis.expr_tokens import ExprError
 from analysis.expr_values import (
-    CMP, CONCRETE, GO, NOTHING, NUMERIC, SCALAR, Fn, allowed, arith_kind, go_type, is_num, kind_of,
-    truth,
+    CMP, CONCRETE, GO, NOTHING, NUMERIC, SCALAR, Fn, allowed, arith_kind, go_type, is_num, truth,
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Compiled:
-    """A compiled node: its closure, its static kind, its value if constant."""
-
-    fn: Fn
-    kind: str  # "any", "exact" or one of CONCRETE
-    const: object = NOTHING
-
-
-def _const(value: object) -> Compiled:
-    return Compiled(lambda env: value, kind_of(value), value)
 
 
 def _optional_chain(node: Node) -> bool:
@@ -70,25 +53,19 @@ def _optional_chain(node: Node) -> bool:
     return False
 
 
-class Compiler:
+class Compiler(CallCompiler):
     def __init__(self, source: str, variables: frozenset[str]) -> None:
-        self.source = source
+        super().__init__(source)
         self.variables = variables
-        self.scoped = False  # some predicate reads `#` from a scope (a copy of env)
-        self.budgeted = False  # nested predicates or ranges: the scope carries a step budget
-        self.nesting = 0  # predicates being compiled, innermost last
         self.operands: dict[Fn, list[Compiled]] = {}  # flattened operands of && / || closures
         self.leaves: dict[Fn, Leaf] = {}  # fused comparisons, by their closure
-
-    def error(self, node: Node, message: str) -> ExprSyntaxError:
-        return ExprSyntaxError(message, position=node.pos, source=self.source)
 
     def compile(self, node: Node) -> Compiled:
         method: Callable[[Any], Compiled] = getattr(self, "c_" + type(node).__name__)
         return method(node)
 
     def c_Lit(self, node: Lit) -> Compiled:
-        return _const(node.value)
+        return constant(node.value)
 
     def c_Name(self, node: Name) -> Compiled:
         name = node.name
@@ -125,10 +102,10 @@ class Compiler:
         def sign(value: object) -> object:
             if not is_num(value):
                 raise ExprError(f"invalid operation: {op} {go_type(value)}")
-            return value if op == "+" else -value  # type: ignore[operator]
+            return value if op == "+" else minus(value)  # type: ignore[arg-type]
 
         if c.const is not NOTHING:
-            return _const(sign(c.const))
+            return constant(sign(c.const))
         return Compiled(lambda env: sign(f(env)), c.kind if c.kind in NUMERIC | {"exact"} else "any")
 
     def c_Binary(self, node: Binary) -> Compiled:
@@ -148,18 +125,19 @@ class Compiler:
             raise self.error(node, f"invalid operation: {op} (mismatched types "
                              f"{GO[left.kind]} and {GO[right.kind]})")  # fmt: skip
         if op == "..":
-            self.scoped = self.budgeted = True
-            return Compiled(lambda env: ranged(env, lf(env), rf(env)), "array")
+            self.metered = True
+            return Compiled(lambda env: make_range(env, lf(env), rf(env)), "array")
         kinds = {left.kind, right.kind}
         typed = op in ("==", "!=") and "any" not in kinds and "exact" in kinds
-        core = typed_equality(op) if typed else BINARY[op]
         kind = "bool" if op in CMP or op in ("==", "!=", "in", "contains", "startsWith", "endsWith") \
             else arith_kind(op, left.kind, right.kind)  # fmt: skip
-        if self.nesting and not kinds <= SCALAR:  # inside a loop: pay for the operands' sizes
-            self.budgeted = True
-            return Compiled(lambda env: metered(env, core, lf(env), rf(env)), kind)
+        if op in ARITHMETIC:
+            arith = ARITHMETIC[op]
+            return Compiled(lambda env: arith(lf(env), rf(env)), kind)
+        core = typed_equality(op) if typed else METERED[op]
+        general = Compiled(lambda env: core(env, lf(env), rf(env)), kind)
         if typed:
-            return Compiled(lambda env: core(lf(env), rf(env)), kind)
+            return self.paying(general, kinds)
         if op in ("==", "!=") and right.const is not NOTHING:
             return Compiled(equals_const(op, lf, right.const), "bool")
         if op in CMP and is_num(right.const):
@@ -174,7 +152,13 @@ class Compiler:
             if applied is not None:
                 return Compiled(compare_applied(applied, op, right.const), "bool")
             return Compiled(compare_to(op, lf, right.const), "bool")
-        return Compiled(lambda env: core(lf(env), rf(env)), kind)
+        return self.paying(general, kinds)
+
+    def paying(self, compiled: Compiled, kinds: set[str]) -> Compiled:
+        """An operation that pays into the budget unless all its operands are SCALAR."""
+        if not kinds <= SCALAR:
+            self.metered = True
+        return compiled
 
     def logic(self, node: Binary, left: Compiled, right: Compiled) -> Compiled:
         for side in (left, right):
@@ -219,10 +203,8 @@ class Compiler:
         lo = self.compile(node.lo).fn if node.lo else (lambda env: None)
         hi = self.compile(node.hi).fn if node.hi else (lambda env: None)
         kind = obj.kind if obj.kind in ("array", "string", "exact") else "any"
-        if self.nesting:  # inside a loop: a slice copies, pay for it
-            self.budgeted = True
-            return Compiled(lambda env: metered(env, slice_of, of(env), lo(env), hi(env)), kind)
-        return Compiled(lambda env: slice_of(of(env), lo(env), hi(env)), kind)
+        self.metered = True  # a slice copies: it pays for the copy
+        return Compiled(lambda env: slice_of(env, of(env), lo(env), hi(env)), kind)
 
     def c_Array(self, node: Array) -> Compiled:
         fns = [self.compile(item).fn for item in node.items]
@@ -255,81 +237,3 @@ class Compiler:
 
         same = then.kind == other.kind and then.kind in CONCRETE
         return Compiled(choose, then.kind if same else "any")
-
-    def c_Call(self, node: Call) -> Compiled:
-        name = node.name
-        if name in PREDICATE_KIND:
-            return self.predicate_call(node)
-        args = [self.compile(arg) for arg in node.args]
-        if name in ("isNil", "default"):
-            return self.argo_quirk(node, args)
-        if name not in FUNCTIONS:
-            if name in NOT_SUPPORTED:
-                raise self.error(node, f"function {name}() is not supported in conditions")
-            raise self.error(node, f"unknown function {name}()")
-        low, high, impl, kind = FUNCTIONS[name]
-        if len(args) < low:
-            raise self.error(node, f"not enough arguments to call {name}")
-        if high >= 0 and len(args) > high:
-            raise self.error(node, f"too many arguments to call {name}")
-        if kind == "arg":
-            kind = args[0].kind if args[0].kind in NUMERIC | {"exact"} else "any"
-        fns = [a.fn for a in args]
-        if self.nesting and not {a.kind for a in args} <= SCALAR:  # in a loop: pay for their sizes
-            self.budgeted = True
-            return Compiled(lambda env: metered(env, impl, *[f(env) for f in fns]), kind)
-        applied = self.applied(node)
-        if applied is not None:
-            return Compiled(apply_to_variable(applied), kind)
-        if len(fns) == 1:
-            f0, one = fns[0], ONE_ARGUMENT.get(name, impl)
-            return Compiled(lambda env: one(f0(env)), kind)
-        return Compiled(lambda env: impl(*[f(env) for f in fns]), kind)
-
-    def applied(self, node: Node) -> Applied | None:
-        """`f(name)` outside loops, f a plain built-in: called on the variable directly."""
-        if self.nesting or not isinstance(node, Call) or node.name not in FUNCTIONS:
-            return None
-        if len(node.args) != 1 or not isinstance(node.args[0], Name):
-            return None
-        impl, kind = FUNCTIONS[node.name][2], FUNCTIONS[node.name][3]
-        return Applied(node.args[0].name, ONE_ARGUMENT.get(node.name, impl), kind in NUMERIC)
-
-    def argo_quirk(self, node: Call, args: list[Compiled]) -> Compiled:
-        """Argo's isNil(_) and default(_, d) ignore their first argument (§4.1): they test
-        the top-level `result`. Arguments are still evaluated, as Go evaluates them."""
-        wanted = 1 if node.name == "isNil" else 2
-        if len(args) != wanted:
-            few = "not enough" if len(args) < wanted else "too many"
-            raise self.error(node, f"{few} arguments to call {node.name}")
-        fns = [a.fn for a in args]
-
-        def quirk(env: Any) -> object:
-            values = [f(env) for f in fns]
-            result = env.get("result")
-            if node.name == "isNil":
-                return result is None
-            return values[1] if result is None else result
-
-        return Compiled(quirk, "bool" if node.name == "isNil" else "any")
-
-    def predicate_call(self, node: Call) -> Compiled:
-        name = node.name
-        coll = self.compile(node.args[0])
-        if coll.kind in CONCRETE and coll.kind != "array":
-            raise self.error(node, f"builtin {name} takes only array (got {GO[coll.kind]})")
-        if self.nesting:  # a loop inside a loop: the scope carries a step budget
-            self.budgeted = True
-        cf, pred = coll.fn, node.args[1] if len(node.args) > 1 else None
-        body = pred.body if isinstance(pred, Predicate) else None
-        loop = element_loop(name, cf, body)
-        if loop is not None:
-            return Compiled(loop, PREDICATE_KIND[name])
-        self.scoped = True  # the body reads `#` from a scope
-        self.nesting += 1
-        compiled = self.compile(body)  # type: ignore[arg-type]
-        self.nesting -= 1
-        if name not in ("map", "sum") and compiled.kind in CONCRETE and compiled.kind != "bool":
-            message = f"predicate should return boolean (got {GO[compiled.kind]})"
-            raise self.error(body, message)  # type: ignore[arg-type]
-        return Compiled(scoped_loop(name, cf, compiled.fn), PREDICATE_KIND[name])

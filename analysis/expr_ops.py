@@ -1,22 +1,25 @@
 """Runtime operations of the condition language: operators, indexing, slicing, and bounds.
 
 Rules and invariants:
-- Each operator follows expr-lang at run time: `+ - *` keep int when both sides are int
-  and stay within int64 (Go wraps around; we raise "integer overflow"), otherwise work in
-  float64; `/` is always float64 and divides by zero as Go does (±Inf, NaN); `%` is
-  int-only and truncates like Go (the remainder takes the dividend's sign); `**` is
-  float64 and beyond float64's range is an error (Go gives +Inf). Any other pairing of
-  types is "invalid operation: OP (mismatched types A and B)".
+- Each operator follows expr-lang at run time: `+ - *` (and unary minus) keep int when
+  both sides are int and stay within int64 (Go wraps around; we raise "integer overflow"),
+  otherwise work in float64; `/` is always float64 and divides by zero as Go does (±Inf,
+  NaN); `%` is int-only and truncates like Go (the remainder takes the dividend's sign);
+  `**` is float64 and beyond float64's range is an error (Go gives +Inf). An int beyond
+  float64's range (data only: Go has none) is an error wherever it would become a float.
+  Any other pairing of types is "invalid operation: OP (mismatched types A and B)".
 - `a in b` tests list membership with `equal` and map key presence; `in nil` is false.
 - `fetch` is `obj[key]`/`obj.key`: negative indexes count from the end, a missing map key
   is nil, out of range or nil is an error; on `result` an empty list or nil says
   EMPTY_RESULT instead. `slice_of` clamps its bounds like expr.
-- Bounded: strings <= MAX_STRING characters, ranges <= MAX_LIST items. Loops are the only
-  way to multiply work, so an evaluation that runs loops inside loops carries a budget of
-  MAX_STEPS units in its scope (under BUDGET): `charge` spends it, `metered` charges for
-  the size of an operation's operands (one unit per element, or per 16 characters).
-- Scope keys ITEM, INDEX and BUDGET start with `#`, which no identifier can spell, so a
-  predicate's element and the budget never collide with the user's variables.
+- Bounded (expr_budget): ARITHMETIC operators take numbers only and do O(1) work. METERED
+  ones, which may handle strings, lists or maps, take the scope first and pay into its
+  budget before working: `+` of strings for both (and checks MAX_STRING first), `==`,
+  `!=` and `in` for every element they compare, ordering and contains/startsWith/endsWith
+  for the characters they scan, a range for its elements (checked against MAX_LIST
+  first), a slice for the elements or characters it copies.
+- Scope keys ITEM and INDEX start with `#`, which no identifier can spell, so a
+  predicate's element never collides with the user's variables.
 """
 
 from __future__ import annotations
@@ -27,15 +30,15 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from analysis.expr_budget import FREE, FREE_CHARS, MAX_LIST, chars, check_string, spend
 from analysis.expr_tokens import ExprError
-from analysis.expr_values import CMP, equal, format_value, go_type, is_num, kind_of, mismatch, order
+from analysis.expr_values import (
+    CMP, INT64, equal, format_value, go_type, int_too_large, is_num, kind_of, mismatch, order,
+)  # fmt: skip
 
-MAX_STRING = 100_000
-MAX_LIST = 100_000
-MAX_STEPS = 1_000_000
-INT64 = 2**63
-ITEM, INDEX, BUDGET = "#", "#index", "#budget"  # scope keys no identifier can spell
+ITEM, INDEX = "#", "#index"  # scope keys no identifier can spell
 EMPTY_RESULT = "result is empty: the query returned no series"
+Op = Callable[[Any, Any, Any], object]  # a metered operator: (scope, a, b) -> value
 
 
 def unknown_name(name: str) -> ExprError:
@@ -48,14 +51,25 @@ def int_result(op: str, value: int) -> int:
     raise ExprError(f"integer overflow in {op}: the result does not fit in int64")
 
 
-def add(a: Any, b: Any) -> object:
+def too_large(a: object, b: object) -> ExprError:
+    """The error for an int beyond float64's range (data only) met where a float is needed."""
+    big = a if type(a) is int and (type(b) is not int or abs(a) >= abs(b)) else b
+    return int_too_large(big)
+
+
+def add(scope: Any, a: Any, b: Any) -> object:
     if type(a) is int and type(b) is int:
         return int_result("+", a + b)
     if is_num(a) and is_num(b):
-        return float(a) + float(b)
+        try:
+            return float(a) + float(b)
+        except OverflowError:
+            raise too_large(a, b) from None
     if type(a) is str and type(b) is str:
-        if len(a) + len(b) > MAX_STRING:
-            raise ExprError(f"string longer than {MAX_STRING} characters")
+        size = len(a) + len(b)
+        check_string(size)
+        if size > FREE_CHARS:
+            spend(scope, chars(size))
         return a + b
     raise mismatch("+", a, b)
 
@@ -65,16 +79,26 @@ def _arith(op: str, fn: Callable[[Any, Any], Any]) -> Callable[[object, object],
         if type(a) is int and type(b) is int:
             return int_result(op, fn(a, b))
         if is_num(a) and is_num(b):
-            return fn(float(a), float(b))
+            try:
+                return fn(float(a), float(b))
+            except OverflowError:
+                raise too_large(a, b) from None
         raise mismatch(op, a, b)
 
     return run
 
 
-def divide(a: Any, b: Any) -> float:
+def _floats(op: str, a: Any, b: Any) -> tuple[float, float]:
     if not (is_num(a) and is_num(b)):
-        raise mismatch("/", a, b)
-    x, y = float(a), float(b)
+        raise mismatch(op, a, b)
+    try:
+        return float(a), float(b)
+    except OverflowError:
+        raise too_large(a, b) from None
+
+
+def divide(a: Any, b: Any) -> float:
+    x, y = _floats("/", a, b)
     if y == 0.0:
         return math.nan if x == 0.0 or math.isnan(x) else math.copysign(math.inf, x)
     return x / y
@@ -86,13 +110,11 @@ def modulo(a: Any, b: Any) -> int:
     if b == 0:
         raise ExprError("integer divide by zero")
     rem = abs(a) % abs(b)  # Go truncates: the remainder takes the dividend's sign
-    return -rem if a < 0 else rem
+    return int_result("%", -rem if a < 0 else rem)
 
 
 def power(a: Any, b: Any) -> float:
-    if not (is_num(a) and is_num(b)):
-        raise mismatch("**", a, b)
-    x, y = float(a), float(b)
+    x, y = _floats("**", a, b)
     try:
         return math.pow(x, y)
     except OverflowError:
@@ -101,19 +123,29 @@ def power(a: Any, b: Any) -> float:
         return math.inf if x == 0.0 else math.nan
 
 
-def make_range(a: Any, b: Any) -> list[int]:
+def minus(value: float) -> float:
+    return int_result("-", -value) if type(value) is int else -value
+
+
+def make_range(scope: Any, a: Any, b: Any) -> list[int]:
+    """`a..b`: its length is checked, then paid for, before the list is built."""
     if not (type(a) is int and type(b) is int):
         raise mismatch("..", a, b)
-    if b - a + 1 > MAX_LIST:
-        raise ExprError(f"range {a}..{b} has more than {MAX_LIST} elements")
+    size = b - a + 1
+    if size > MAX_LIST:
+        raise ExprError(f"range {format_value(a)}..{format_value(b)} has more than {MAX_LIST} elements")
+    if size > FREE:
+        spend(scope, size)
     return list(range(a, b + 1))
 
 
-def contained(a: Any, b: Any) -> bool:
+def contained(scope: Any, a: Any, b: Any) -> bool:
     """`a in b`: list membership by equal(), map key presence; `in nil` is false."""
     kind = kind_of(b)
     if kind == "array":
-        return any(equal(item, a) for item in b)
+        if len(b) > FREE:
+            spend(scope, len(b))
+        return any(equal(item, a, scope) for item in b)
     if kind == "map":
         if type(a) is not str:
             raise ExprError(f"cannot use {go_type(a)} as a key of {go_type(b)}")
@@ -123,34 +155,43 @@ def contained(a: Any, b: Any) -> bool:
     raise ExprError(f'operator "in" not defined on {go_type(b)}')
 
 
-def _strings(op: str, fn: Callable[[str, str], bool]) -> Callable[[object, object], bool]:
-    def run(a: Any, b: Any) -> bool:
+def _strings(op: str, fn: Callable[[str, str], bool]) -> Op:
+    def run(scope: Any, a: Any, b: Any) -> bool:
         if type(a) is str and type(b) is str:
+            if len(a) + len(b) > FREE_CHARS:
+                spend(scope, chars(len(a) + len(b)))
             return fn(a, b)
         raise mismatch(op, a, b)
 
     return run
 
 
-BINARY: dict[str, Callable[[object, object], object]] = {
-    "==": equal, "!=": lambda a, b: not equal(a, b), "+": add, "/": divide, "%": modulo,
-    "-": _arith("-", operator.sub), "*": _arith("*", operator.mul), "**": power,
-    "..": make_range, "in": contained, "contains": _strings("contains", operator.contains),
-    "startsWith": _strings("startsWith", str.startswith),
+def _not_equal(scope: Any, a: Any, b: Any) -> bool:
+    return not equal(a, b, scope)
+
+
+# Operators on numbers only: (a, b) -> value, O(1) whatever the operands.
+ARITHMETIC: dict[str, Callable[[object, object], object]] = {
+    "-": _arith("-", operator.sub), "*": _arith("*", operator.mul), "/": divide, "%": modulo, "**": power,
+}  # fmt: skip
+# Operators that may handle strings, lists or maps: (scope, a, b) -> value, paying for their size.
+METERED: dict[str, Op] = {
+    "==": lambda scope, a, b: equal(a, b, scope), "!=": _not_equal, "+": add, "in": contained,
+    "contains": _strings("contains", operator.contains), "startsWith": _strings("startsWith", str.startswith),
     "endsWith": _strings("endsWith", str.endswith),
-    **{op: functools.partial(order, op) for op in CMP},
+    **{op: functools.partial(lambda op, scope, a, b: order(op, a, b, scope), op) for op in CMP},
 }  # fmt: skip
 
 
-def typed_equality(op: str) -> Callable[[object, object], bool]:
+def typed_equality(op: str) -> Op:
     """== / != where both sides are typed: incompatible types are an error, as in expr."""
     want = op == "=="
 
-    def eq(a: object, b: object) -> bool:
+    def eq(scope: Any, a: object, b: object) -> bool:
         if type(a) is not type(b) and a is not None and b is not None:
             if not (is_num(a) and is_num(b)) and kind_of(a) != kind_of(b):
                 raise mismatch(op, a, b)
-        return equal(a, b) is want
+        return equal(a, b, scope) is want
 
     return eq
 
@@ -171,18 +212,24 @@ def fetch(obj: Any, key: Any, *, from_result: bool = False) -> object:
             raise ExprError(EMPTY_RESULT)
         index = key + size if key < 0 else key
         if not 0 <= index < size:
-            raise ExprError(f"index out of range: {index} (array length is {size})")
+            raise ExprError(f"index out of range: {format_value(index)} (array length is {size})")
         return obj[index]
     if obj is None:
         if from_result:
             raise ExprError(EMPTY_RESULT)
-        raise ExprError(f"cannot fetch {key} from nil")
+        raise ExprError(f"cannot fetch {_key(key)} from nil")
     if type(key) is str:
-        raise ExprError(f"type {go_type(obj)} has no field {key}")
+        raise ExprError(f"type {go_type(obj)} has no field {_key(key)}")
     raise ExprError(f"cannot fetch {format_value(key)} from {go_type(obj)}")
 
 
-def slice_of(obj: Any, lo: Any, hi: Any) -> object:
+def _key(key: object) -> str:
+    """A key as error messages show it: a string as it is (cut if long), anything else as Go prints it."""
+    return (key if len(key) <= 200 else key[:199] + "…") if type(key) is str else format_value(key)
+
+
+def slice_of(scope: Any, obj: Any, lo: Any, hi: Any) -> object:
+    """`obj[lo:hi]` with expr's clamped bounds; the copy is paid for before it is made."""
     if kind_of(obj) not in ("array", "string"):
         raise ExprError(f"cannot slice {go_type(obj)}")
     size = len(obj)
@@ -195,33 +242,8 @@ def slice_of(obj: Any, lo: Any, hi: Any) -> object:
         value = value + size if value < 0 else value
         bounds.append(min(max(value, 0), size))
     start, stop = bounds
-    return obj[min(start, stop) : stop]
-
-
-def charge(env: Any, steps: int) -> None:
-    budget = env[BUDGET]
-    budget[0] -= steps
-    if budget[0] < 0:
-        raise ExprError(f"evaluation exceeded its budget of {MAX_STEPS} steps")
-
-
-def ranged(env: Any, a: object, b: object) -> list[int]:
-    values = make_range(a, b)
-    charge(env, len(values))
-    return values
-
-
-def work_of(value: object) -> int:
-    """Work units for handling `value`: its length, or one per 16 characters of a string."""
-    kind = type(value)
-    if kind is str:
-        return len(value) >> 4  # type: ignore[arg-type]
-    if kind is list or kind is dict or kind is tuple:
-        return len(value)  # type: ignore[arg-type]
-    return 0
-
-
-def metered(env: Any, core: Callable[..., object], *args: object) -> object:
-    """core(*args), after charging the budget for the size of the arguments (in loops)."""
-    charge(env, sum(work_of(a) for a in args))
-    return core(*args)
+    start = min(start, stop)
+    count = stop - start if type(obj) is not str else chars(stop - start)
+    if count > FREE:
+        spend(scope, count)
+    return obj[start:stop]

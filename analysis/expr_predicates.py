@@ -11,8 +11,10 @@ Rules and invariants:
   all. Any other body reads `#` and `#index` from the scope (`scoped_loop`), which are
   saved and restored around the loop, so nested predicates each see their own element and
   one compiled expression can run on many threads (each evaluation has its own scope).
-- Every loop charges the budget one unit per element when the evaluation carries one
-  (expr_ops.BUDGET: loops inside loops, ranges); a loop at the top level does not need to.
+- Every loop pays before it starts, wherever it is (expr_budget): an element loop one
+  step per element (nothing in a trial run, unless its collection is big), a scoped loop
+  LOOP steps plus `cost` (its body's expr_budget.body_cost) per element. A scoped loop
+  always runs in a scope that holds a Budget (expr.Expression).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from analysis.expr_budget import BUDGET, FREE, LOOP, SMALL, NeedBudget
 from analysis.expr_builtins import numeric_arg
 from analysis.expr_nodes import Binary, Lit, Member, Node, Pointer
-from analysis.expr_ops import BUDGET, INDEX, ITEM, add, charge, fetch
+from analysis.expr_ops import INDEX, ITEM, add, fetch
 from analysis.expr_tokens import ExprError
 from analysis.expr_values import CMP, NOTHING, Fn, equal, go_type, is_num, kind_of, order
 
@@ -43,7 +46,7 @@ def run_predicate(name: str, keys: Any, test: Callable[[Any], Any], element: Fn)
     if name == "sum":
         total: object = 0
         for k in keys:
-            total = add(total, numeric_arg("sum", test(k)))
+            total = add(None, total, numeric_arg("sum", test(k)))
         return total
     if name in ("all", "any", "none"):
         stop = name != "all"  # all stops at the first False, any/none at the first True
@@ -76,12 +79,9 @@ def _identity(value: object) -> object:
     return value
 
 
-def _enter(name: str, env: Any, items: Any) -> None:
-    """Check the collection of a predicate built-in, and pay for its loop if budgeted."""
+def _check(name: str, items: Any) -> None:
     if kind_of(items) != "array":
         raise ExprError(f"builtin {name} takes only array (got {go_type(items)})")
-    if BUDGET in env:
-        charge(env, len(items))
 
 
 def element_loop(name: str, cf: Fn, body: Node | None) -> Fn | None:
@@ -95,20 +95,29 @@ def element_loop(name: str, cf: Fn, body: Node | None) -> Fn | None:
 
     def run(env: Any) -> object:
         items = cf(env)
-        if type(items) is not list or BUDGET in env:
-            _enter(name, env, items)
+        if type(items) is not list:
+            _check(name, items)
+        size = len(items)
+        if size > FREE:  # one step per element, paid before the loop (expr_budget.spend, inlined)
+            budget = env.get(BUDGET)
+            if budget is not None:
+                budget.take(size)
+            elif size > SMALL:
+                raise NeedBudget
         return loop(items)
 
     return run
 
 
-def scoped_loop(name: str, cf: Fn, body: Fn) -> Fn:
+def scoped_loop(name: str, cf: Fn, body: Fn, cost: int) -> Fn:
     """`name(cf, body)` where the compiled body reads `#`/`#index` from the scope; they are
-    saved and restored around the loop so nested predicates each see their own element."""
+    saved and restored around the loop so nested predicates each see their own element.
+    The loop pays `cost` steps per element (expr_budget.body_cost) before it starts."""
 
     def run(env: Any) -> object:
         items = cf(env)
-        _enter(name, env, items)
+        _check(name, items)
+        env[BUDGET].take(LOOP + len(items) * cost)
         outer = env.get(ITEM, NOTHING), env.get(INDEX)
 
         def test(i: int) -> object:
@@ -162,9 +171,12 @@ def _element_test(body: Node) -> Callable[[Any], object] | None:
         key, left = left.prop.value, left.obj
     if not (isinstance(left, Pointer) and left.name == ""):
         return None
+    kind = type(const)  # a literal: comparing data with it costs at most the literal's length
     if op in ("==", "!="):
         want = op == "=="
-        compare: Callable[[Any], object] = lambda x: equal(x, const) is want  # noqa: E731
+
+        def compare(x: Any) -> object:
+            return (x == const if type(x) is kind else equal(x, const)) is want
     elif is_num(const):
         cmp = CMP[op]
 
@@ -172,6 +184,9 @@ def _element_test(body: Node) -> Callable[[Any], object] | None:
             if type(x) is float or type(x) is int:
                 return cmp(x, const)
             return order(op, x, const)
+    elif kind is str:
+        cmp = CMP[op]
+        compare = lambda x: cmp(x, const) if type(x) is str else order(op, x, const)  # noqa: E731
     else:
         compare = lambda x: order(op, x, const)  # noqa: E731
     if key is NOTHING:

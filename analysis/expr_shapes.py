@@ -15,7 +15,10 @@ Rules and invariants:
   range check on one value (`result[0] >= 0.9 && result[0] < 1.5`) fetching it once;
   `x == const`; `x < const`; `result[0]`/`result.a` as one lookup; a plain built-in of
   one variable (`len(result)`, Applied) as one lookup and one call, and compared with a
-  number (`max(result) < 0.5`) in the same closure.
+  number (`max(result) < 0.5`) in the same closure; a metered built-in also gets the scope
+  (env), to pay into its budget.
+- These shapes compare with numeric constants, or with literals bounded by the text, so
+  they have nothing to pay for (expr_budget).
 """
 
 from __future__ import annotations
@@ -205,8 +208,19 @@ class Applied:
     """`f(name)`: a plain built-in of one argument applied to a variable (`len(result)`)."""
 
     variable: str
-    impl: Callable[[Any], object]
+    impl: Callable[..., Any]
     numeric: bool  # f always returns an int or a float (its declared kind says so)
+    metered: bool  # f takes the scope first and pays into its budget (expr_builtins.FUNCTIONS)
+
+
+def _lookup(name: str) -> Callable[[Any], object]:
+    def value(env: Any) -> object:
+        try:
+            return env[name]
+        except KeyError:
+            raise unknown_name(name) from None
+
+    return value
 
 
 def apply_to_variable(applied: Applied) -> Fn:
@@ -220,13 +234,16 @@ def apply_to_variable(applied: Applied) -> Fn:
             raise unknown_name(name) from None
         return impl(value)
 
-    return call
+    if not applied.metered:
+        return call
+    lookup = _lookup(name)
+    return lambda env: impl(env, lookup(env))
 
 
 def compare_applied(applied: Applied, op: str, const: Any) -> Fn:
     """`len(result) > 0`, `max(result) < 0.5`: lookup, call and comparison in one closure,
     with no type check on the result when the built-in always returns a number."""
-    name, impl, cmp = applied.variable, applied.impl, CMP[op]
+    name, impl, cmp, metered = applied.variable, applied.impl, CMP[op], applied.metered
 
     def compare_number(env: Any) -> Any:
         try:
@@ -245,4 +262,16 @@ def compare_applied(applied: Applied, op: str, const: Any) -> Fn:
             return cmp(a, const)
         return order(op, a, const)
 
+    def compare_metered(env: Any) -> Any:
+        try:
+            value = env[name]
+        except KeyError:
+            raise unknown_name(name) from None
+        a = impl(env, value)
+        if type(a) is float or type(a) is int:
+            return cmp(a, const)
+        return order(op, a, const)
+
+    if metered:
+        return compare_metered
     return compare_number if applied.numeric else compare

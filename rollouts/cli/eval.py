@@ -75,7 +75,8 @@ def load_result(text: str) -> object:
             try:
                 text = path.read_text(encoding="utf-8")
             except OSError as err:
-                raise CommandError(f"--result {printable(text)}: cannot read {source}: {err.strerror}", code=2) from None
+                message = f"--result {printable(text)}: cannot read {source}: {err.strerror}"
+                raise CommandError(message, code=2) from None
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise CommandError(

@@ -127,3 +127,120 @@ def test_missing_result_is_an_argparse_usage_error(capsys: pytest.CaptureFixture
         main(["eval", "true"])
     assert exited.value.code == 2
     assert "--result" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- hostile input: a message, never a traceback
+
+
+@pytest.mark.parametrize(
+    ("result", "err"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "rollouts eval: --result nests too deeply to read as JSON\n"),
+        ('{"a": ' * 50_000 + "1" + "}" * 50_000, "rollouts eval: --result nests too deeply to read as JSON\n"),
+        ("[" + "9" * 5_000 + "]", "rollouts eval: --result cannot be read as JSON: Exceeds the limit (4300 digits) "
+                                  "for integer string conversion: value has 5000 digits; use "
+                                  "sys.set_int_max_str_digits() to increase the limit\n"),
+    ],
+    ids=["deep list", "deep map", "5000 digits"],
+)  # fmt: skip
+def test_unreadable_json_exits_2(capsys: pytest.CaptureFixture[str], result: str, err: str) -> None:
+    assert run(capsys, "true", "--result", result) == (2, "", err)
+
+
+def test_a_file_that_is_not_utf8_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "m.json").write_bytes(b'["\xff"]')
+    expected = f"rollouts eval: {tmp_path / 'm.json'} is not UTF-8 text\n"
+    assert run(capsys, "true", "--result", f"@{tmp_path / 'm.json'}") == (2, "", expected)
+
+
+def test_a_deep_file_and_deep_stdin_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "m.json").write_text("[" * 100_000)
+    code, out, err = run(capsys, "true", "--result", f"@{tmp_path / 'm.json'}")
+    assert (code, out) == (2, "") and err.endswith("nests too deeply to read as JSON\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("[" * 100_000))
+    expected = "rollouts eval: standard input nests too deeply to read as JSON\n"
+    assert run(capsys, "true", "--result", "-") == (2, "", expected)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "out", "err"),
+    [
+        (["result == '\ud800'", "--result", '"\\ud800"'], 0, "true\n", ""),
+        (["result == '\ud800' && (", "--result", "1"], 1, "",
+         "rollouts eval: unexpected end of expression at column 18\n  result == '\\ud800' && (\n"
+         "                         ^\n"),
+        (["--success", "result == '\udc80'", "--result", '"\\ud800"'], 0,
+         "Failed: result \"\\ud800\" did not satisfy successCondition \"result == '\\udc80'\"\n", ""),
+        (["--failure", "result > 1", "--result", '["\\udfff", 2]'], 1,
+         'Error: could not evaluate failureCondition "result > 1": invalid operation: > '
+         "(mismatched types []interface {} and int)\n", ""),
+        (["result", "--result", '{"\\ud800": 1}', "--json"], 1, "", None),
+        (["true", "--result", "@/nonexistent/\udc80.json"], 2, "",
+         "rollouts eval: --result @/nonexistent/\\udc80.json: cannot read /nonexistent/\\udc80.json: "
+         "No such file or directory\n"),
+    ],
+    ids=["value", "caret", "phase", "phase error", "json", "path"],
+)  # fmt: skip
+def test_lone_surrogates_are_printed_escaped(capsys: pytest.CaptureFixture[str], argv: list[str], code: int,
+                                             out: str, err: str | None) -> None:
+    """capsys encodes strictly, as a UTF-8 stdout does: an unescaped surrogate would raise."""
+    got_code, got_out, got_err = run(capsys, *argv)
+    if err is None:  # --json: the message is JSON, escaped by json.dumps
+        assert (got_code, got_err) == (code, "")
+        assert json.loads(got_out) == {"value": None, "message": "expected bool, but got map[string]interface {}"}
+        return
+    assert (got_code, got_out, got_err) == (code, out, err)
+
+
+def test_a_surrogate_in_a_real_process_is_no_traceback() -> None:
+    """The same through a real process, whose stdout is strict UTF-8 for \\ud800."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from rollouts.cli import main; sys.exit(main(sys.argv[1:]))",
+         "eval", "--success", "result == 'x'", "--result", '"\\ud800"'],
+        capture_output=True, timeout=60, cwd=Path(__file__).resolve().parents[2], check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert done.stdout == b'Failed: result "\\ud800" did not satisfy successCondition "result == \'x\'"\n'
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "err"),
+    [
+        (["trim('a', 1)", "--result", "1"], 1, "rollouts eval: invalid argument for trim (type int)\n"),
+        (["asInt(result) > 0", "--result", '"' + "1" * 5_000 + '"'], 1, None),
+        (["-(-9223372036854775807 - 1) > 0", "--result", "1"], 1,
+         "rollouts eval: integer overflow in -: the result does not fit in int64\n"),
+        (["string(result) != ''", "--result", "[" * 900 + "]" * 900], 0, ""),
+    ],
+    ids=["trim", "digits", "overflow", "deep but readable"],
+)  # fmt: skip
+def test_evaluator_failures_are_messages(capsys: pytest.CaptureFixture[str], argv: list[str], code: int,
+                                         err: str | None) -> None:
+    got_code, _, got_err = run(capsys, *argv)
+    assert got_code == code
+    if err is None:
+        assert got_err.startswith("rollouts eval: strconv.ParseInt: parsing") and "Traceback" not in got_err
+    else:
+        assert got_err == err
+
+
+def test_an_unexpected_failure_is_reported_not_raised(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(condition: str, result: object) -> bool:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("rollouts.cli.eval.eval_condition", broken)
+    assert run(capsys, "true", "--result", "1") == (1, "", "rollouts eval: internal error: RuntimeError: boom\n")
+
+
+def test_a_long_line_shows_the_part_around_the_caret(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "1 + " * 2000 + ")", "--result", "1")
+    lines = err.splitlines()
+    assert code == 1 and lines[0].startswith("rollouts eval: expression is 8001 characters long")
+    assert len(lines[1]) < 130 and lines[1].startswith("  …") and lines[2].endswith("^")
+    assert lines[1][len(lines[2]) - 1] != " "  # the caret is under a character of the cut line
