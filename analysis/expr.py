@@ -52,8 +52,16 @@ from analysis.expr_tokens import ExprError, ExprSyntaxError
 from analysis.expr_values import Fn, format_value, go_type, kind_of
 
 __all__ = [
-    "Expression", "ExprError", "ExprSyntaxError", "MeasurementPhase", "Verdict",
-    "check_syntax", "compile_expr", "eval_condition", "evaluate_condition", "format_value",
+    "ExprError",
+    "ExprSyntaxError",
+    "Expression",
+    "MeasurementPhase",
+    "Verdict",
+    "check_syntax",
+    "compile_expr",
+    "eval_condition",
+    "evaluate_condition",
+    "format_value",
 ]  # fmt: skip
 
 RESULT_ONLY = frozenset({"result"})
@@ -70,7 +78,7 @@ class Expression:
     holding a Budget; any other that pays into a budget first runs as a trial on env itself,
     and again in such a scope only if an operation was too big for the trial (expr_budget)."""
 
-    __slots__ = ("source", "evaluate")
+    __slots__ = ("evaluate", "source")
 
     def __init__(self, source: str, root: Fn, *, scoped: bool, metered: bool) -> None:
         self.source = source

@@ -282,8 +282,9 @@ FUNCTIONS: dict[str, tuple[int, int, Callable[..., object], str, bool]] = {
 }
 # Forms taking exactly one argument, for the compiler to call with no `*args` to pack.
 ONE_ARGUMENT: dict[str, Callable[..., object]] = {"max": _MAX_ONE, "min": _MIN_ONE}
-NOT_SUPPORTED = frozenset(
-    "now date duration timezone toJSON fromJSON toBase64 fromBase64 sort sortBy uniq groupBy "
-    "reduce repeat replace indexOf lastIndexOf hasPrefix hasSuffix flatten concat reverse get "
-    "type trimPrefix trimSuffix take bitand bitor bitxor bitnand bitnot bitshl bitshr".split()
-)
+NOT_SUPPORTED = frozenset([
+    "now", "date", "duration", "timezone", "toJSON", "fromJSON", "toBase64", "fromBase64", "sort", "sortBy", "uniq",
+    "groupBy", "reduce", "repeat", "replace", "indexOf", "lastIndexOf", "hasPrefix", "hasSuffix", "flatten",
+    "concat", "reverse", "get", "type", "trimPrefix", "trimSuffix", "take", "bitand", "bitor", "bitxor", "bitnand",
+    "bitnot", "bitshl", "bitshr"
+])

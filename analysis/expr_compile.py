@@ -32,15 +32,42 @@ from typing import Any
 from analysis.expr_calls import CallCompiler, Compiled, constant
 from analysis.expr_nodes import Array, Binary, Cond, Lit, MapLit, Member, Name, Node, Pointer, Predicate, Slice, Unary
 from analysis.expr_ops import (
-    ARITHMETIC, INDEX, ITEM, METERED, fetch, make_range, minus, slice_of, typed_equality, unknown_name,
+    ARITHMETIC,
+    INDEX,
+    ITEM,
+    METERED,
+    fetch,
+    make_range,
+    minus,
+    slice_of,
+    typed_equality,
+    unknown_name,
 )  # fmt: skip
 from analysis.expr_shapes import (
-    Leaf, compare_applied, compare_member, compare_pair, compare_to, conjunction, equals_const, logic2,
+    Leaf,
+    compare_applied,
+    compare_member,
+    compare_pair,
+    compare_to,
+    conjunction,
+    equals_const,
+    logic2,
     variable_member,
 )  # fmt: skip
 from analysis.expr_tokens import ExprError
 from analysis.expr_values import (
-    CMP, CONCRETE, GO, NOTHING, NUMERIC, SCALAR, Fn, allowed, arith_kind, go_type, is_num, truth,
+    CMP,
+    CONCRETE,
+    GO,
+    NOTHING,
+    NUMERIC,
+    SCALAR,
+    Fn,
+    allowed,
+    arith_kind,
+    go_type,
+    is_num,
+    truth,
 )  # fmt: skip
 
 

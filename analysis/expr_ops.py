@@ -33,7 +33,16 @@ from typing import Any
 from analysis.expr_budget import FREE, FREE_CHARS, MAX_LIST, chars, check_string, spend
 from analysis.expr_tokens import ExprError
 from analysis.expr_values import (
-    CMP, INT64, equal, format_value, go_type, int_too_large, is_num, kind_of, mismatch, order,
+    CMP,
+    INT64,
+    equal,
+    format_value,
+    go_type,
+    int_too_large,
+    is_num,
+    kind_of,
+    mismatch,
+    order,
 )  # fmt: skip
 
 ITEM, INDEX = "#", "#index"  # scope keys no identifier can spell
@@ -188,9 +197,9 @@ def typed_equality(op: str) -> Op:
     want = op == "=="
 
     def eq(scope: Any, a: object, b: object) -> bool:
-        if type(a) is not type(b) and a is not None and b is not None:
-            if not (is_num(a) and is_num(b)) and kind_of(a) != kind_of(b):
-                raise mismatch(op, a, b)
+        if (type(a) is not type(b) and a is not None and b is not None
+                and not (is_num(a) and is_num(b)) and kind_of(a) != kind_of(b)):
+            raise mismatch(op, a, b)
         return equal(a, b, scope) is want
 
     return eq

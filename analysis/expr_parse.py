@@ -24,7 +24,19 @@ Size: over 300 lines because a recursive-descent parser: one function per preced
 from __future__ import annotations
 
 from analysis.expr_nodes import (
-    Array, Binary, Call, Cond, Lit, MapLit, Member, Name, Node, Pointer, Predicate, Slice, Unary,
+    Array,
+    Binary,
+    Call,
+    Cond,
+    Lit,
+    MapLit,
+    Member,
+    Name,
+    Node,
+    Pointer,
+    Predicate,
+    Slice,
+    Unary,
 )  # fmt: skip
 from analysis.expr_tokens import Cursor, ExprSyntaxError, Token
 

@@ -45,7 +45,7 @@ def logic2(lf: Fn, rf: Fn, op: str, *, bools: bool = False) -> Fn:
     def logic(env: Any) -> bool:
         a = lf(env)
         if a is short:
-            return short
+            return bool(short)
         if a is not other:
             truth(a, what)
         b = rf(env)
@@ -65,7 +65,7 @@ def conjunction(fns: list[Fn], op: str) -> Fn:
         for f in fns:
             v = f(env)
             if v is short:
-                return short
+                return bool(short)
             if v is not other:
                 truth(v, what)
         return other
@@ -124,7 +124,7 @@ def compare_member(leaf: Leaf) -> Fn:
     def compare(env: Any) -> Any:
         try:
             o = env[name]
-            if type(o) is list and by_index or type(o) is dict and not by_index:
+            if (type(o) is list and by_index) or (type(o) is dict and not by_index):
                 a = o[key]
             else:
                 a = read(env)

@@ -15,8 +15,19 @@ from typing import Any
 import pytest
 
 from analysis import (
-    expr, expr_budget, expr_builtins, expr_calls, expr_compile, expr_nodes, expr_ops, expr_parse,
-    expr_predicates, expr_shapes, expr_strings, expr_tokens, expr_values,
+    expr,
+    expr_budget,
+    expr_builtins,
+    expr_calls,
+    expr_compile,
+    expr_nodes,
+    expr_ops,
+    expr_parse,
+    expr_predicates,
+    expr_shapes,
+    expr_strings,
+    expr_tokens,
+    expr_values,
 )  # fmt: skip
 from analysis.expr import (
     ExprError,
@@ -160,7 +171,8 @@ PREDICATES: list[tuple[str, object, object]] = [
     ("any(result, {# > 2})", [1, 3], True), ("any(result, # > 5)", [1, 3], False), ("any(result, # > 5)", [], False),
     ("none(result, # > 5)", [1, 3], True), ("none(result, {# > 2})", [1, 3], False),
     ("one(result, # == 2)", [1, 2, 3], True), ("one(result, # > 1)", [1, 2, 3], False),
-    ("filter(result, # > 1)", [1, 2, 3], [2, 3]), ("filter(result, {.ok})", [{"ok": True}, {"ok": False}], [{"ok": True}]),
+    ("filter(result, # > 1)", [1, 2, 3], [2, 3]),
+    ("filter(result, {.ok})", [{"ok": True}, {"ok": False}], [{"ok": True}]),
     ("map(result, # * 2)", [1, 2], [2, 4]), ("map(result, {#index})", [5, 6], [0, 1]),
     ("map(result, .name)", [{"name": "a"}], ["a"]), ("count(result, # > 1)", [1, 2, 3], 2),
     ("count(result)", [True, False, True], 2), ("find(result, # > 1)", [1, 2, 3], 2),
@@ -234,7 +246,7 @@ def unfused(text: str) -> str:
     out, i = [], 0
     while i < len(text):
         j = i
-        while j < len(text) and (text[j].isdigit() or text[j] == "." and j > i):
+        while j < len(text) and (text[j].isdigit() or (text[j] == "." and j > i)):
             j += 1
         if j > i and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "[-")):
             out.append(f"({text[i:j]} + 0)")
@@ -573,7 +585,8 @@ VERDICTS: list[tuple[str | None, str | None, object, MeasurementPhase, str]] = [
      'result [0.97] satisfied successCondition "result[0] >= 0.95"'),
     ("result[0] >= 0.95", None, [0.93], MeasurementPhase.FAILED,
      'result [0.93] did not satisfy successCondition "result[0] >= 0.95"'),
-    (None, "result > 0.1", 0.05, MeasurementPhase.SUCCESSFUL, 'result 0.05 did not meet failureCondition "result > 0.1"'),
+    (None, "result > 0.1", 0.05, MeasurementPhase.SUCCESSFUL,
+     'result 0.05 did not meet failureCondition "result > 0.1"'),
     (None, "result > 0.1", 0.2, MeasurementPhase.FAILED, 'result 0.2 met failureCondition "result > 0.1"'),
     ("result > 1", "result > 2", 3.0, MeasurementPhase.FAILED, 'result 3 met failureCondition "result > 2"'),
     ("result > 1", "result > 2", 1.5, MeasurementPhase.SUCCESSFUL,

@@ -114,7 +114,8 @@ def test_result_from_a_file_and_from_stdin(capsys: pytest.CaptureFixture[str], t
          "write it like --result '[0.97]' or --result '{\"count\": 10}'\n"),
         (["true", "--result", "@/nonexistent/m.json"],
          "rollouts eval: --result @/nonexistent/m.json: cannot read /nonexistent/m.json: No such file or directory\n"),
-        (["true", "--success", "true", "--result", "1"], "rollouts eval: give either EXPR or --success/--failure, not both\n"),
+        (["true", "--success", "true", "--result", "1"],
+         "rollouts eval: give either EXPR or --success/--failure, not both\n"),
         (["--result", "1"], "rollouts eval: give a condition: EXPR, or --success/--failure EXPR\n"),
     ],
 )
