@@ -14,21 +14,7 @@ from typing import Any
 
 import pytest
 
-from analysis import (
-    expr,
-    expr_budget,
-    expr_builtins,
-    expr_calls,
-    expr_compile,
-    expr_nodes,
-    expr_ops,
-    expr_parse,
-    expr_predicates,
-    expr_shapes,
-    expr_strings,
-    expr_tokens,
-    expr_values,
-)  # fmt: skip
+from analysis import expr
 from analysis.expr import (
     ExprError,
     Expression,
@@ -41,6 +27,18 @@ from analysis.expr import (
     evaluate_condition,
     format_value,
 )
+from analysis.expr import budget as expr_budget
+from analysis.expr import builtins as expr_builtins
+from analysis.expr import calls as expr_calls
+from analysis.expr import compile as expr_compile
+from analysis.expr import nodes as expr_nodes
+from analysis.expr import ops as expr_ops
+from analysis.expr import parse as expr_parse
+from analysis.expr import predicates as expr_predicates
+from analysis.expr import shapes as expr_shapes
+from analysis.expr import strings as expr_strings
+from analysis.expr import tokens as expr_tokens
+from analysis.expr import values as expr_values  # fmt: skip
 
 NAN, INF = math.nan, math.inf
 

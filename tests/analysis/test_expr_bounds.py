@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from analysis import expr_budget, expr_builtins
 from analysis.expr import ExprError, MeasurementPhase, compile_expr, eval_condition, evaluate_condition, format_value
+from analysis.expr import budget as expr_budget
+from analysis.expr import builtins as expr_builtins
 
 BUDGET = "evaluation exceeded its budget of 1000000 steps"
 INT64_MIN = "(-9223372036854775807 - 1)"

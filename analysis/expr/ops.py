@@ -12,7 +12,7 @@ Rules and invariants:
 - `fetch` is `obj[key]`/`obj.key`: negative indexes count from the end, a missing map key
   is nil, out of range or nil is an error; on `result` an empty list or nil says
   EMPTY_RESULT instead. `slice_of` clamps its bounds like expr.
-- Bounded (expr_budget): ARITHMETIC operators take numbers only and do O(1) work. METERED
+- Bounded (expr.budget): ARITHMETIC operators take numbers only and do O(1) work. METERED
   ones, which may handle strings, lists or maps, take the scope first and pay into its
   budget before working: `+` of strings for both (and checks MAX_STRING first), `==`,
   `!=` and `in` for every element they compare, ordering and contains/startsWith/endsWith
@@ -30,9 +30,9 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from analysis.expr_budget import FREE, FREE_CHARS, MAX_LIST, chars, check_string, spend
-from analysis.expr_tokens import ExprError
-from analysis.expr_values import (
+from analysis.expr.budget import FREE, FREE_CHARS, MAX_LIST, chars, check_string, spend
+from analysis.expr.tokens import ExprError
+from analysis.expr.values import (
     CMP,
     INT64,
     equal,

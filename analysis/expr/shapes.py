@@ -18,7 +18,7 @@ Rules and invariants:
   number (`max(result) < 0.5`) in the same closure; a metered built-in also gets the scope
   (env), to pay into its budget.
 - These shapes compare with numeric constants, or with literals bounded by the text, so
-  they have nothing to pay for (expr_budget).
+  they have nothing to pay for (expr.budget).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.expr_ops import fetch, unknown_name
-from analysis.expr_values import CMP, Fn, equal, order, truth
+from analysis.expr.ops import fetch, unknown_name
+from analysis.expr.values import CMP, Fn, equal, order, truth
 
 
 def logic2(lf: Fn, rf: Fn, op: str, *, bools: bool = False) -> Fn:
@@ -210,7 +210,7 @@ class Applied:
     variable: str
     impl: Callable[..., Any]
     numeric: bool  # f always returns an int or a float (its declared kind says so)
-    metered: bool  # f takes the scope first and pays into its budget (expr_builtins.FUNCTIONS)
+    metered: bool  # f takes the scope first and pays into its budget (expr.builtins.FUNCTIONS)
 
 
 def _lookup(name: str) -> Callable[[Any], object]:

@@ -2,13 +2,13 @@
 
 Rules and invariants:
 - Syntax and semantics are expr-lang's as Argo Rollouts uses it (argo-rollouts.md §3.4, §4).
-  User text is tokenized and parsed (expr_tokens, expr_parse) into our own nodes
-  (expr_nodes), then compiled ONCE (expr_compile, expr_calls) into a tree of Python
-  closures over the runtime operations (expr_values, expr_ops, expr_builtins,
-  expr_strings, expr_predicates, expr_shapes); it never reaches eval/exec/compile/ast.
+  User text is tokenized and parsed (expr.tokens, expr.parse) into our own nodes
+  (expr.nodes), then compiled ONCE (expr.compile, expr.calls) into a tree of Python
+  closures over the runtime operations (expr.values, expr.ops, expr.builtins,
+  expr.strings, expr.predicates, expr.shapes); it never reaches eval/exec/compile/ast.
 - `compile_expr(text)` is cached; `Expression.evaluate(env)` only runs closures. A compiled
   expression keeps no per-run state, so one Expression may be evaluated from many threads.
-- Typing follows expr's checker (expr_compile): `==`/`!=` between typed operands of
+- Typing follows expr's checker (expr.compile): `==`/`!=` between typed operands of
   incompatible types is an error (`asFloat(result) == "1.1"`); with a list or map element
   (`result[0]`, `result.a`, `#`) it is simply false. Ordering, arithmetic and `&&` on
   mismatched types are always errors. A list `result` is typed []interface{} here (Argo's
@@ -20,8 +20,8 @@ Rules and invariants:
   name or function, argument count, typed mismatch) is ExprSyntaxError with a position,
   raised by compile_expr. Indexing an empty or nil `result` says
   "result is empty: the query returned no series".
-- Bounded: text <= 4096 chars and nesting <= 64 (expr_parse). Every evaluation has a
-  budget of expr_budget.MAX_STEPS steps: every operation that walks, scans, copies or
+- Bounded: text <= 4096 chars and nesting <= 64 (expr.parse). Every evaluation has a
+  budget of expr.budget.MAX_STEPS steps: every operation that walks, scans, copies or
   builds data pays for its size before doing it, at the top level as in loops, and every
   loop pays for its elements; deep walks pay as they go and use no recursion. What is
   built is size-checked first (strings <= MAX_STRING characters, lists <= MAX_LIST
@@ -45,11 +45,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from analysis.expr_budget import BUDGET, Budget, NeedBudget
-from analysis.expr_compile import Compiler
-from analysis.expr_parse import parse
-from analysis.expr_tokens import ExprError, ExprSyntaxError
-from analysis.expr_values import Fn, format_value, go_type, kind_of
+from analysis.expr.budget import BUDGET, Budget, NeedBudget
+from analysis.expr.compile import Compiler
+from analysis.expr.parse import parse as parse_text
+from analysis.expr.tokens import ExprError, ExprSyntaxError
+from analysis.expr.values import Fn, format_value, go_type, kind_of
 
 __all__ = [
     "ExprError",
@@ -76,7 +76,7 @@ class Expression:
     the root closure itself when nothing in the expression can grow with the data. An
     expression with scoped loops runs in a scope (a copy of env, where predicates keep `#`)
     holding a Budget; any other that pays into a budget first runs as a trial on env itself,
-    and again in such a scope only if an operation was too big for the trial (expr_budget)."""
+    and again in such a scope only if an operation was too big for the trial (expr.budget)."""
 
     __slots__ = ("evaluate", "source")
 
@@ -111,7 +111,7 @@ class Expression:
 def compile_expr(text: str, variables: frozenset[str] = RESULT_ONLY) -> Expression:
     """Parse and compile `text` once; raises ExprSyntaxError for anything wrong with it."""
     compiler = Compiler(text, variables)
-    root = compiler.compile(parse(text))
+    root = compiler.compile(parse_text(text))
     return Expression(text, root.fn, scoped=compiler.scoped, metered=compiler.metered)
 
 

@@ -11,9 +11,9 @@ Rules and invariants:
   all. Any other body reads `#` and `#index` from the scope (`scoped_loop`), which are
   saved and restored around the loop, so nested predicates each see their own element and
   one compiled expression can run on many threads (each evaluation has its own scope).
-- Every loop pays before it starts, wherever it is (expr_budget): an element loop one
+- Every loop pays before it starts, wherever it is (expr.budget): an element loop one
   step per element (nothing in a trial run, unless its collection is big), a scoped loop
-  LOOP steps plus `cost` (its body's expr_budget.body_cost) per element. A scoped loop
+  LOOP steps plus `cost` (its body's expr.budget.body_cost) per element. A scoped loop
   always runs in a scope that holds a Budget (expr.Expression).
 """
 
@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from analysis.expr_budget import BUDGET, FREE, LOOP, SMALL, NeedBudget
-from analysis.expr_builtins import numeric_arg
-from analysis.expr_nodes import Binary, Lit, Member, Node, Pointer
-from analysis.expr_ops import INDEX, ITEM, add, fetch
-from analysis.expr_tokens import ExprError
-from analysis.expr_values import CMP, NOTHING, Fn, equal, go_type, is_num, kind_of, order
+from analysis.expr.budget import BUDGET, FREE, LOOP, SMALL, NeedBudget
+from analysis.expr.builtins import numeric_arg
+from analysis.expr.nodes import Binary, Lit, Member, Node, Pointer
+from analysis.expr.ops import INDEX, ITEM, add, fetch
+from analysis.expr.tokens import ExprError
+from analysis.expr.values import CMP, NOTHING, Fn, equal, go_type, is_num, kind_of, order
 
 PREDICATE_KIND = {"all": "bool", "any": "bool", "none": "bool", "one": "bool",
                   "filter": "array", "map": "array", "count": "int", "sum": "any",
@@ -98,7 +98,7 @@ def element_loop(name: str, cf: Fn, body: Node | None) -> Fn | None:
         if type(items) is not list:
             _check(name, items)
         size = len(items)
-        if size > FREE:  # one step per element, paid before the loop (expr_budget.spend, inlined)
+        if size > FREE:  # one step per element, paid before the loop (expr.budget.spend, inlined)
             budget = env.get(BUDGET)
             if budget is not None:
                 budget.take(size)
@@ -112,7 +112,7 @@ def element_loop(name: str, cf: Fn, body: Node | None) -> Fn | None:
 def scoped_loop(name: str, cf: Fn, body: Fn, cost: int) -> Fn:
     """`name(cf, body)` where the compiled body reads `#`/`#index` from the scope; they are
     saved and restored around the loop so nested predicates each see their own element.
-    The loop pays `cost` steps per element (expr_budget.body_cost) before it starts."""
+    The loop pays `cost` steps per element (expr.budget.body_cost) before it starts."""
 
     def run(env: Any) -> object:
         items = cf(env)

@@ -1,7 +1,7 @@
 """Built-ins on strings: string, trim, upper, lower, split and join.
 
 Rules and invariants:
-- Each takes the evaluation's scope first and pays into its budget (expr_budget) for the
+- Each takes the evaluation's scope first and pays into its budget (expr.budget) for the
   characters and parts it handles, before handling them; what it builds is size-checked
   first, from its operands' lengths: `join` adds up its parts and separators, `split`
   counts its parts, `upper`/`lower` refuse a string already too long.
@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from analysis.expr_budget import FREE, FREE_CHARS, MAX_STRING, chars, check_list, check_string, spend
-from analysis.expr_tokens import ExprError
-from analysis.expr_values import format_value, go_type, kind_of
+from analysis.expr.budget import FREE, FREE_CHARS, MAX_STRING, chars, check_list, check_string, spend
+from analysis.expr.tokens import ExprError
+from analysis.expr.values import format_value, go_type, kind_of
 
 TRIM_IN_C = 16  # trim's cut set, up to this many characters, goes to str.strip (its work: text x set)
 

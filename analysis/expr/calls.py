@@ -1,15 +1,15 @@
 """Compiling calls: the plain built-ins, Argo's isNil/default, and the predicate built-ins.
 
 Rules and invariants:
-- `CallCompiler` is the part of expr_compile.Compiler that compiles Call nodes; it uses
+- `CallCompiler` is the part of expr.compile.Compiler that compiles Call nodes; it uses
   the compiler's `compile` for the arguments. A call is checked when compiled: unknown
   or unsupported function, argument count, a collection that cannot be an array.
 - A plain built-in is called as FUNCTIONS says: a metered one takes the scope first and
-  pays into its budget (expr_budget) for the size of its arguments, and marks the
+  pays into its budget (expr.budget) for the size of its arguments, and marks the
   expression `metered`.
-  `f(name)` on a variable is one closure (expr_shapes.Applied).
+  `f(name)` on a variable is one closure (expr.shapes.Applied).
 - A predicate built-in runs as an element loop when its body is a plain comparison
-  (expr_predicates.element_loop), otherwise as a scoped loop over a compiled body, which
+  (expr.predicates.element_loop), otherwise as a scoped loop over a compiled body, which
   marks the expression `scoped`; either pays for its elements before it starts, a scoped
   loop one step more than `body_cost(body)` per element (the loop itself).
 """
@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.expr_budget import body_cost
-from analysis.expr_builtins import FUNCTIONS, NOT_SUPPORTED, ONE_ARGUMENT
-from analysis.expr_nodes import Call, Name, Node, Predicate
-from analysis.expr_predicates import PREDICATE_KIND, element_loop, scoped_loop
-from analysis.expr_shapes import Applied, apply_to_variable
-from analysis.expr_tokens import ExprSyntaxError
-from analysis.expr_values import CONCRETE, GO, NOTHING, NUMERIC, Fn, kind_of
+from analysis.expr.budget import body_cost
+from analysis.expr.builtins import FUNCTIONS, NOT_SUPPORTED, ONE_ARGUMENT
+from analysis.expr.nodes import Call, Name, Node, Predicate
+from analysis.expr.predicates import PREDICATE_KIND, element_loop, scoped_loop
+from analysis.expr.shapes import Applied, apply_to_variable
+from analysis.expr.tokens import ExprSyntaxError
+from analysis.expr.values import CONCRETE, GO, NOTHING, NUMERIC, Fn, kind_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ def constant(value: object) -> Compiled:
 
 
 class CallCompiler:
-    """Compiles Call nodes, for expr_compile.Compiler (which subclasses it)."""
+    """Compiles Call nodes, for expr.compile.Compiler (which subclasses it)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -50,7 +50,7 @@ class CallCompiler:
         self.metered = False  # some operation pays into the budget (a trial run may need one)
 
     def compile(self, node: Node) -> Compiled:
-        raise NotImplementedError  # expr_compile.Compiler.compile
+        raise NotImplementedError  # expr.compile.Compiler.compile
 
     def error(self, node: Node, message: str) -> ExprSyntaxError:
         return ExprSyntaxError(message, position=node.pos, source=self.source)

@@ -10,7 +10,7 @@ Rules and invariants:
 - `equal` is expr's runtime.Equal: numbers by value, lists and maps deeply, any other
   mismatch is simply false. `order` (<, >, <=, >=) takes two numbers or two strings and
   raises a mismatch error for anything else. `truth` accepts only true and false. Given
-  the scope, both pay into its budget (expr_budget): equality walks lists and maps
+  the scope, both pay into its budget (expr.budget): equality walks lists and maps
   without recursion, paying CONTAINER steps and one per element for each it reaches, and
   long strings of one length pay for their characters, as long strings ordered do.
 - Static kinds, for expr's checker at compile time: CONCRETE kinds are the ones above;
@@ -31,8 +31,8 @@ import operator
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from analysis.expr_budget import CONTAINER, FREE_CHARS, Budget, chars, meter, spend
-from analysis.expr_tokens import ExprError
+from analysis.expr.budget import CONTAINER, FREE_CHARS, Budget, chars, meter, spend
+from analysis.expr.tokens import ExprError
 
 Fn = Callable[[Any], Any]  # a compiled node: env (or scope) -> value
 NOTHING = object()  # "no value", where None (nil) is a value
@@ -63,7 +63,7 @@ def is_num(value: object) -> bool:
 
 def equal(a: Any, b: Any, scope: Any = None) -> bool:
     """expr's runtime.Equal: numbers by value, lists and maps deeply, other mismatches false.
-    Long strings and deep walks pay into the scope's budget (expr_budget)."""
+    Long strings and deep walks pay into the scope's budget (expr.budget)."""
     ta, tb = type(a), type(b)
     if ta is tb and ta in PLAIN:
         return bool(a == b)

@@ -10,7 +10,7 @@ Rules and invariants:
   keep expr-lang's literal forms (`0x1F`, `0b101`, `0o17`, `1_000`, `.5`, `1e3`); integer
   literals fit in int64 and float literals are finite. Strings take `'`, `"` or raw
   backquotes; escapes are Go's. `//` and `/* */` are comments. Its caller bounds the
-  length of the text (expr_parse.MAX_LENGTH).
+  length of the text (expr.parse.MAX_LENGTH).
 - A Cursor walks the tokens for the parser and never moves past the final "eof" token,
   so looking ahead at the end of the text is always safe.
 """

@@ -5,7 +5,7 @@ Rules and invariants:
   kind of its result, metered); "arg" means the kind of its first argument, "any"
   unknown until run time. Implementations are functions of their arguments only: they
   read no clock and no state, so the compiler may call them directly, in any order. A
-  metered one takes the scope first, only to pay into its budget (expr_budget) for the
+  metered one takes the scope first, only to pay into its budget (expr.budget) for the
   size of what it handles before handling it. ONE_ARGUMENT holds the one-argument forms
   of variadic ones (max, min), which the compiler calls with no `*args` to pack.
 - Argo's helpers: `asInt` truncates numbers toward zero and parses strings as base-10
@@ -13,13 +13,13 @@ Rules and invariants:
   errors are Go's: `strconv.ParseInt: parsing "x": invalid syntax`. Parsing is linear:
   text longer than MAX_NUMBER_TEXT is refused first, then string methods check the
   syntax (no regular expression), and only then does Python convert it.
-- Numbers are never bools (see expr_values). max/min/mean/median take numbers or arrays of
+- Numbers are never bools (see expr.values). max/min/mean/median take numbers or arrays of
   numbers, flattened without recursion, paying for each array; max/min of nothing is nil,
   mean/median of nothing 0. mean sums exactly (fsum), or as Go does when that overflows
   or meets +Inf and -Inf (±Inf, NaN). `round` is Go's (half away from zero);
   ceil/floor/round leave NaN and ±Inf as they are. abs stays within int64.
-- The built-ins on strings (string, trim, upper, lower, split, join) live in expr_strings.
-- The built-ins that take a predicate (all, map, count, ...) live in expr_predicates.
+- The built-ins on strings (string, trim, upper, lower, split, join) live in expr.strings.
+- The built-ins that take a predicate (all, map, count, ...) live in expr.predicates.
 - NOT_SUPPORTED names expr-lang built-ins left out on purpose (dates and durations, JSON
   and base64, sorting and grouping, more string helpers, bit operations): calling one is a
   compile error that says so, rather than "unknown function".
@@ -31,11 +31,11 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from analysis.expr_budget import CONTAINER, FREE, Budget, meter, spend
-from analysis.expr_ops import int_result
-from analysis.expr_strings import change_case, join, split, to_string, trim
-from analysis.expr_tokens import ExprError
-from analysis.expr_values import INT64, format_value, go_type, is_num, kind_of, to_float
+from analysis.expr.budget import CONTAINER, FREE, Budget, meter, spend
+from analysis.expr.ops import int_result
+from analysis.expr.strings import change_case, join, split, to_string, trim
+from analysis.expr.tokens import ExprError
+from analysis.expr.values import INT64, format_value, go_type, is_num, kind_of, to_float
 
 MAX_NUMBER_TEXT = 400  # longest string asInt/asFloat parse: linear checks, then Python's parser
 

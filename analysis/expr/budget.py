@@ -20,11 +20,11 @@ Rules and invariants:
   walk gets a trial Budget of SMALL steps), and the evaluation starts again in a scope
   with a Budget. A trial runs each node at most once, so what it may waste is bounded by
   the text (nodes x SMALL steps). NeedBudget never reaches the caller: the compiler marks
-  every expression that may raise it (expr_compile, expr_calls: `metered`).
+  every expression that may raise it (expr.compile, expr.calls: `metered`).
 - An operation's first FREE steps are covered by the step of its own node, so tiny
   operations never look the budget up (`spend` does nothing for them).
 - Running out is ExprError "evaluation exceeded its budget of 1000000 steps".
-- Scope keys BUDGET (and expr_ops.ITEM, INDEX) start with `#`, which no identifier can
+- Scope keys BUDGET (and expr.ops.ITEM, INDEX) start with `#`, which no identifier can
   spell, so they never collide with the user's variables.
 """
 
@@ -33,9 +33,9 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from analysis.expr_nodes import Array, Call, MapLit, Node, Predicate
-from analysis.expr_parse import PREDICATE_ARGS
-from analysis.expr_tokens import ExprError
+from analysis.expr.nodes import Array, Call, MapLit, Node, Predicate
+from analysis.expr.parse import PREDICATE_ARGS
+from analysis.expr.tokens import ExprError
 
 MAX_STEPS = 1_000_000
 MAX_STRING = 100_000

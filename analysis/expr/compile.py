@@ -15,13 +15,13 @@ Rules and invariants:
   "any" operand it is simply false.
 - Anything wrong with the text (unknown name or function, argument count, a predicate
   outside a built-in, `matches`) is an ExprSyntaxError pointing at the node.
-- Work is bounded (expr_budget): every operation that may handle a string, list or map
+- Work is bounded (expr.budget): every operation that may handle a string, list or map
   pays into the evaluation's budget for its size, wherever it is; the compiler marks the
   expression `metered` when it compiles one (`paying`), and `scoped` when a predicate
-  needs a scope (expr_calls). Arithmetic, and any operation on operands of SCALAR kinds
+  needs a scope (expr.calls). Arithmetic, and any operation on operands of SCALAR kinds
   only, has nothing to pay for.
-- Common shapes are compiled to the specialised closures of expr_shapes and
-  expr_predicates; everything else to the general operations of expr_ops.
+- Common shapes are compiled to the specialised closures of expr.shapes and
+  expr.predicates; everything else to the general operations of expr.ops.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from analysis.expr_calls import CallCompiler, Compiled, constant
-from analysis.expr_nodes import Array, Binary, Cond, Lit, MapLit, Member, Name, Node, Pointer, Predicate, Slice, Unary
-from analysis.expr_ops import (
+from analysis.expr.calls import CallCompiler, Compiled, constant
+from analysis.expr.nodes import Array, Binary, Cond, Lit, MapLit, Member, Name, Node, Pointer, Predicate, Slice, Unary
+from analysis.expr.ops import (
     ARITHMETIC,
     INDEX,
     ITEM,
@@ -43,7 +43,7 @@ from analysis.expr_ops import (
     typed_equality,
     unknown_name,
 )  # fmt: skip
-from analysis.expr_shapes import (
+from analysis.expr.shapes import (
     Leaf,
     compare_applied,
     compare_member,
@@ -54,8 +54,8 @@ from analysis.expr_shapes import (
     logic2,
     variable_member,
 )  # fmt: skip
-from analysis.expr_tokens import ExprError
-from analysis.expr_values import (
+from analysis.expr.tokens import ExprError
+from analysis.expr.values import (
     CMP,
     CONCRETE,
     GO,

@@ -3,7 +3,7 @@
 Rules and invariants:
 - Nodes are frozen values with no behaviour. Each carries `pos`, the 0-based character
   offset that errors about it point at, and `depth`, the height of its subtree (a leaf is
-  1), which the parser keeps at or below expr_parse.MAX_DEPTH.
+  1), which the parser keeps at or below expr.parse.MAX_DEPTH.
 - Operators are stored normalised: `and`/`or`/`not`/`^` arrive as `&&`/`||`/`!`/`**`;
   `a not in b` is `!(a in b)`; chained comparisons are already split into `&&` of pairs;
   `x | f(y)` is already `f(x, y)`; `.name` and `[expr]` are both Member (`optional` for `?.`).

@@ -1,9 +1,9 @@
 """Parser of the condition language: expr-lang syntax, precedence climbing, hand-written.
 
 Rules and invariants:
-- User text is never handed to `eval`, `exec`, `compile` or `ast`: `expr_tokens` turns it
+- User text is never handed to `eval`, `exec`, `compile` or `ast`: `expr.tokens` turns it
   into tokens, this precedence-climbing parser (expr-lang's own precedence table, below)
-  turns the tokens into `expr_nodes`, and `expr_compile` compiles those.
+  turns the tokens into `expr.nodes`, and `expr.compile` compiles those.
 - Bounded: text longer than MAX_LENGTH characters, or a tree deeper than MAX_DEPTH nodes
   (parentheses, unary operators and long operator chains all count), is an ExprSyntaxError
   before anything recurses deeply.
@@ -23,7 +23,7 @@ Size: over 300 lines because a recursive-descent parser: one function per preced
 
 from __future__ import annotations
 
-from analysis.expr_nodes import (
+from analysis.expr.nodes import (
     Array,
     Binary,
     Call,
@@ -38,7 +38,7 @@ from analysis.expr_nodes import (
     Slice,
     Unary,
 )  # fmt: skip
-from analysis.expr_tokens import Cursor, ExprSyntaxError, Token
+from analysis.expr.tokens import Cursor, ExprSyntaxError, Token
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 64
