@@ -91,7 +91,10 @@ def test_short_demo_promotes_v2_aborts_v3_and_leaves_nothing_running(demo_proces
     assert second.returncode == 0, second.stderr
     assert re.search(r"Name:\s+demo", second.stdout) and "demo:v2" in second.stdout
 
-    out, _ = demo_process.communicate(timeout=DEMO_TIMEOUT)
+    # stdout only: stderr belongs to the Lines reader (communicate() would close it under that thread)
+    assert demo_process.stdout is not None
+    out = demo_process.stdout.read()
+    demo_process.wait(timeout=DEMO_TIMEOUT)
     assert demo_process.returncode == 0, stderr.text()[-3000:]
     summary = json.loads(out)
     v2, v3 = summary["releases"]
@@ -120,7 +123,9 @@ def test_sigterm_stops_every_process_it_started() -> None:
         app = stdout.wait_for(r"app demo-\S+ \(demo:v1\) listening on (\S+)").group(1)
     finally:
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
+        assert process.stderr is not None
+        err = process.stderr.read()  # stderr only: stdout belongs to the Lines reader
+        process.wait(timeout=60)
     assert process.returncode == 130
     assert "interrupted; every process the demo started has been stopped" in err and "Traceback" not in err
     assert [url for url in (api, prometheus, f"http://{app}/") if accepts(url)] == []

@@ -115,19 +115,20 @@ class FaultyCluster:
             expire = resource_version not in (None, "", "0") and self._expire[kind] > 0
             if expire:
                 self._expire[kind] -= 1
-            drop = not expire and self._drop[kind] > 0
-            if drop:
-                self._drop[kind] -= 1
         try:
             if expire:
                 raise Gone(f"too old resource version: {resource_version} (injected)")
-            return _CountingStream(self, kind, self.inner.watch(
-                kind, namespace, label_selector=label_selector, resource_version=resource_version, timeout=timeout),
-                drop=drop)
+            inner = self.inner.watch(kind, namespace, label_selector=label_selector, resource_version=resource_version,
+                                     timeout=timeout)
         except Gone:
             with self._lock:
                 self.gone[kind] += 1
             raise
+        with self._lock:  # a cut is spent only on a stream that exists (a real 410 above keeps it for the next)
+            drop = self._drop[kind] > 0
+            if drop:
+                self._drop[kind] -= 1
+        return _CountingStream(self, kind, inner, drop=drop)
 
     # ------------------------------------------------------------ reading what happened
 
