@@ -52,9 +52,11 @@ from rollouts.plan import claims, conditions, restarts, routing, runs, scaling, 
 from rollouts.plan.state import Observed, Pass, Plan
 from rollouts.plan.steplist import step_hash, step_problems
 from rollouts.plan.validation import WORKLOAD_REF_NOT_RUN
+from rollouts.platform import wire
 from rollouts.platform.actions import WARNING, Action, Event
 from rollouts.spec.model import RolloutStatus
 from rollouts.spec.problems import Problem, router_not_run
+from rollouts.traffic.checks import service_problems
 
 __all__ = ["INVALID_SPEC_REQUEUE", "Observed", "Pass", "Plan", "invalid", "plan", "result"]
 
@@ -126,11 +128,7 @@ def _check_spec(p: Pass) -> None:
     if others:  # run as a replica-count canary, its traffic would never move: refuse instead
         problems.append(router_not_run(others[0], f"spec.strategy.canary.trafficRouting.{others[0]}"))
     problems += step_problems(p.steps)
-    names = {(s.get("metadata") or {}).get("name") for s in p.observed.services}
-    for key, name in (("canaryService", p.canary.canary_service), ("stableService", p.canary.stable_service)):
-        if name and name not in names:
-            problems.append(Problem(f"spec.strategy.canary.{key}", f"Service '{name}' not found",
-                                    "create the Service, or fix the name"))
+    problems += service_problems(p.canary, {str(wire.text(s, "metadata", "name")) for s in p.observed.services})
     problems += claims.claim_problems(p.ro, services=p.observed.services, destination_rule=p.observed.destination_rule,
                                       live_claimants=p.observed.live_claimants)
     if p.router is not None:

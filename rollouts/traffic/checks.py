@@ -104,13 +104,19 @@ def traffic_problems(
         found.extend(_destination_rule_problems(rule.name, [rule.canary_subset_name, rule.stable_subset_name],
                                                 destination_rules))
     if services is not None:
-        for alias, value in (("canaryService", canary.canary_service), ("stableService", canary.stable_service)):
-            if value and value not in services:
-                found.append(_not_found("Service", value, services, f"spec.strategy.canary.{alias}"))
+        found.extend(service_problems(canary, services))
     if virtual_services is not None:
         for path, ref in virtual_service_refs(canary):
             found.extend(_virtual_service_problems(canary, path, ref, virtual_services))
     return found
+
+
+def service_problems(canary: CanaryStrategy, services: Collection[str]) -> list[Problem]:
+    """canaryService and stableService must name Services among `services` (the one rule lint,
+    validation and the plan's own check share)."""
+    return [_not_found("Service", value, services, f"spec.strategy.canary.{alias}")
+            for alias, value in (("canaryService", canary.canary_service), ("stableService", canary.stable_service))
+            if value and value not in services]
 
 
 def _destination_rule_problems(ref: str, subsets: list[str], rules: Objects) -> list[Problem]:
