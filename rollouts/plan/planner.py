@@ -101,8 +101,10 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     scaling.scale(p)
     selection = routing.select(p)
     routing.route(p, selection)
+    before = p.index
     steps.advance(p)
-    runs.gate_promotion(p)
+    if p.index != before:  # the last step completed just now: the gate is looked at again before promoting
+        runs.gate_promotion(p)
     steps.promote(p)
     scaling.scale_down_old(p, selection.selected)
     runs.terminate_unwanted(p)
