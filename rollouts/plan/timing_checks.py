@@ -2,9 +2,11 @@
 
 Rules (argo-rollouts.md §3.3, §3.5-§3.8):
 - The background AnalysisRun starts when the Rollout enters step `startingStep` (0
-  when unset). When the last step completes the Rollout is promoted and the run is
-  terminated; a terminated unbounded metric ends Successful, so a failure that comes
-  later can no longer abort anything.
+  when unset). When the last step completes, promotion waits for the run to hold a
+  successful measurement of each metric (plan.runs.gate_promotion): a canary failing
+  every time keeps the last step's weight until its metric fails, one that succeeded
+  once is promoted and the run terminated (a terminated unbounded metric ends
+  Successful), so a failure that comes later can no longer abort anything.
 - A metric's first measurement is taken `initialDelay` after the run starts, each
   next one `interval` after the previous one finished. A failing canary fails every
   measurement, and the metric is Failed at failure failureLimit + 1 (`failed >
@@ -146,7 +148,8 @@ def _explain(metric: Metric, *, earliest: int, end: int, starting_step: int) -> 
     steps = f"the steps from startingStep {starting_step} on" if starting_step else "the steps"
     ending = f"{steps} end after {format_seconds(end)}" if end else f"{steps} have no timed pause"
     message = (f"metric {metric.name!r} can fail at the earliest after {format_seconds(earliest)} ({detail}), "
-               f"but {ending}, so a failing canary is promoted")
+               f"but {ending}, so a failing canary keeps the last step's weight until then, "
+               "and one that succeeded once is promoted")
     levers = ["lower failureLimit", "shorten interval"] if limit else []
     levers += ["shorten initialDelay"] if delay else []
     levers += ["start the analysis at an earlier step"] if starting_step else []

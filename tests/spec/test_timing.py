@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_WARNING = (
     "warning: examples/istio-canary/rollout.yaml: Rollout/rollout-example: "
     "spec.strategy.canary.analysis.templates[0].templateName: metric 'success-rate' can fail at the earliest after "
-    "15m (failureLimit 3 + 1 failures, every 5m), but the steps end after 10m, so a failing canary is promoted "
+    "15m (failureLimit 3 + 1 failures, every 5m), but the steps end after 10m, so a failing canary keeps the last "
+    "step's weight until then, and one that succeeded once is promoted "
     "(lower failureLimit, shorten interval, or lengthen the pauses)"
 )
 WEB = {"web": {"url": "http://checks/{{args.x}}"}}
@@ -142,7 +143,8 @@ def test_each_metric_is_judged_against_the_end_of_the_steps(steps: list[dict[str
 def test_the_warning_names_the_metric_the_times_and_the_fix() -> None:
     [line] = warnings(rollout([{"setWeight": 50}, P10M], "t"), template("t", SLOW))
     assert line == (f"{PATH}[0].templateName: metric 'slow' can fail at the earliest after 15m (failureLimit 3 + 1 "
-                    "failures, every 5m), but the steps end after 10m, so a failing canary is promoted (lower "
+                    "failures, every 5m), but the steps end after 10m, so a failing canary keeps the last step's "
+                    "weight until then, and one that succeeded once is promoted (lower "
                     "failureLimit, shorten interval, or lengthen the pauses)")  # fmt: skip
 
 
@@ -152,8 +154,8 @@ def test_initial_delay_and_starting_step_are_named_with_their_fixes() -> None:
     [line] = warnings(rollout(steps, "t", startingStep=2), template("t", late))
     assert line == (f"{PATH}[0].templateName: metric 'late' can fail at the earliest after 2m (initialDelay 2m, then "
                     "failureLimit 0 + 1 failures), but the steps from startingStep 2 on have no timed pause, so a "
-                    "failing canary is promoted (shorten initialDelay, start the analysis at an earlier step, or "
-                    "lengthen the pauses)")  # fmt: skip
+                    "failing canary keeps the last step's weight until then, and one that succeeded once is promoted "
+                    "(shorten initialDelay, start the analysis at an earlier step, or lengthen the pauses)")  # fmt: skip
     assert warnings(rollout(steps, "t", startingStep=1), template("t", late)) == []
 
 
