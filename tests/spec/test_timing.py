@@ -155,7 +155,8 @@ def test_initial_delay_and_starting_step_are_named_with_their_fixes() -> None:
     assert line == (f"{PATH}[0].templateName: metric 'late' can fail at the earliest after 2m (initialDelay 2m, then "
                     "failureLimit 0 + 1 failures), but the steps from startingStep 2 on have no timed pause, so a "
                     "failing canary keeps the last step's weight until then, and one that succeeded once is promoted "
-                    "(shorten initialDelay, start the analysis at an earlier step, or lengthen the pauses)")  # fmt: skip
+                    "(shorten initialDelay, start the analysis at an earlier step, or lengthen the pauses)"
+                    )  # fmt: skip
     assert warnings(rollout(steps, "t", startingStep=1), template("t", late)) == []
 
 
