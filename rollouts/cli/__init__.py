@@ -31,8 +31,7 @@ def prometheus_url(text: str) -> str:
     rule for a metric's address), so `--prometheus file:///etc/passwd` is a usage error at start."""
     from analysis.provider_checks import prometheus_address_problem  # lazily: most commands never need it
 
-    problem = prometheus_address_problem(text) or (
-        None if text.strip() else prometheus_address_problem("-"))
+    problem = prometheus_address_problem(text.strip() or "-")  # empty is not "unset" here
     if problem is not None:
         raise argparse.ArgumentTypeError(f"{problem.message}; {problem.fix}")
     return text.strip().rstrip("/")

@@ -51,7 +51,7 @@ from typing import Any
 from rollouts.plan import claims, conditions, restarts, routing, runs, scaling, steps, transitions, written
 from rollouts.plan.state import Observed, Pass, Plan
 from rollouts.plan.steplist import step_hash, step_problems
-from rollouts.plan.validation import WORKLOAD_REF_NOT_RUN
+from rollouts.plan.validation import TEMPLATE_REQUIRED, WORKLOAD_REF_NOT_RUN, strategy_problems
 from rollouts.platform import wire
 from rollouts.platform.actions import WARNING, Action, Event
 from rollouts.spec.model import RolloutStatus
@@ -119,12 +119,9 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
 
 def _check_spec(p: Pass) -> None:
     problems = [problem for problem in p.observed.problems if problem.is_error]
-    if p.ro.canary is None:
-        problems.append(Problem("spec.strategy", "only the canary strategy is run by this controller",
-                                "set spec.strategy.canary"))
+    problems += strategy_problems(p.ro.spec.strategy)
     if p.ro.spec.template is None:
-        problems.append(WORKLOAD_REF_NOT_RUN if p.ro.spec.workload_ref is not None else
-                        Problem("spec.template", "is required", "add a pod template, or a workloadRef"))
+        problems.append(WORKLOAD_REF_NOT_RUN if p.ro.spec.workload_ref is not None else TEMPLATE_REQUIRED)
     routing = p.canary.traffic_routing
     others = sorted(routing.model_extra or {}) if routing is not None and routing.istio is None else []
     if others:  # run as a replica-count canary, its traffic would never move: refuse instead

@@ -51,6 +51,7 @@ from rollouts.spec.model import (
     CanaryStrategy,
     Rollout,
     RolloutAnalysis,
+    RolloutStrategy,
     StepKind,
 )  # fmt: skip
 from rollouts.spec.problems import (
@@ -73,6 +74,7 @@ __all__ = [
 CANARY = "spec.strategy.canary"
 INT32_MAX = 2**31 - 1
 MANY_REPLICAS = 10_000  # a warning: more pods than any Rollout we know of runs
+TEMPLATE_REQUIRED = Problem("spec.template", "is required", "add a pod template, or a workloadRef")
 WORKLOAD_REF_NOT_RUN = Problem("spec.workloadRef", "workloadRef is not run by this controller",
                                "inline the workload's pod template as spec.template, or leave this Rollout to "
                                "Argo Rollouts with its own controller-instance-id label")
@@ -105,14 +107,7 @@ def validate_rollout(rollout: Rollout, refs: References | None = None) -> list[P
     found.extend(field_problems(rollout))
     found.extend(_spec_problems(rollout))
     strategy = rollout.spec.strategy
-    if strategy.canary is None and strategy.blue_green is None:
-        found.append(Problem("spec.strategy", "no strategy is set", "add strategy.canary with its steps"))
-    elif strategy.canary is not None and strategy.blue_green is not None:
-        found.append(Problem("spec.strategy", "canary and blueGreen are both set", "keep only canary"))
-    elif strategy.blue_green is not None:  # the controller would run nothing of it: an error, never passed over
-        found.append(Problem("spec.strategy.blueGreen", "the blueGreen strategy is not run by this controller",
-                             "use strategy.canary, or leave this Rollout to Argo Rollouts "
-                             "with its own controller-instance-id label"))
+    found.extend(strategy_problems(strategy))
     if strategy.canary is not None:
         found.extend(_canary_problems(strategy.canary))
         found.extend(traffic_problems(strategy.canary, virtual_services=refs.virtual_services,
@@ -120,6 +115,19 @@ def validate_rollout(rollout: Rollout, refs: References | None = None) -> list[P
         found.extend(_analysis_ref_problems(strategy.canary, refs))
         found.extend(_background_timing(strategy.canary, refs))
     return found
+
+
+def strategy_problems(strategy: RolloutStrategy) -> list[Problem]:
+    """Exactly one strategy, and one this controller runs (the plan checks the same)."""
+    if strategy.canary is None and strategy.blue_green is None:
+        return [Problem("spec.strategy", "no strategy is set", "add strategy.canary with its steps")]
+    if strategy.canary is not None and strategy.blue_green is not None:
+        return [Problem("spec.strategy", "canary and blueGreen are both set", "keep only canary")]
+    if strategy.blue_green is not None:  # the controller would run nothing of it: an error, never passed over
+        return [Problem("spec.strategy.blueGreen", "the blueGreen strategy is not run by this controller",
+                        "use strategy.canary, or leave this Rollout to Argo Rollouts "
+                        "with its own controller-instance-id label")]
+    return []
 
 
 def validate_analysis_run(run: AnalysisRun) -> list[Problem]:
@@ -147,7 +155,7 @@ def _spec_problems(rollout: Rollout) -> list[Problem]:
         found.append(Problem("spec.template", "template and workloadRef are both set",
                              "remove the template: the pods come from workloadRef"))
     elif spec.template is None and spec.workload_ref is None:
-        found.append(Problem("spec.template", "is required", "add a pod template, or a workloadRef"))
+        found.append(TEMPLATE_REQUIRED)
     elif spec.workload_ref is not None:  # Argo resolves it; the plan needs the template inline
         found.append(WORKLOAD_REF_NOT_RUN)
     selector = spec.selector

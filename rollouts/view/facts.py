@@ -24,6 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from rollouts.platform import wire
 from rollouts.platform.labels import HASH_LABEL, REVISION
 from rollouts.platform.times import parse_time
 
@@ -47,7 +48,7 @@ def icon(status: str) -> str:
 # --- small readers: tolerant of half-written objects ----------------------------------
 
 def as_dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return wire.section(value)
 
 
 def as_list(value: Any) -> list[Any]:
@@ -65,11 +66,11 @@ def as_int(value: Any, default: int = 0) -> int:
 
 
 def meta_of(obj: Obj) -> Mapping[str, Any]:
-    return as_dict(obj.get("metadata"))
+    return wire.section(obj, "metadata")
 
 
 def status_of(obj: Obj) -> Mapping[str, Any]:
-    return as_dict(obj.get("status"))
+    return wire.section(obj, "status")
 
 
 def canary_of(rollout: Obj) -> Mapping[str, Any] | None:
