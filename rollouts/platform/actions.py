@@ -72,12 +72,14 @@ def apply_request(docs: list[Doc], request: Request) -> list[Doc]:
     a create adds the object as sent (no status: nothing has run it yet), a merge patch
     changes only what it names (a None removes the key), a delete removes the object.
     Nothing else happens here (no pod starts, no resourceVersion moves). Pure."""
-    named = [doc for doc in docs if (doc.get("metadata") or {}).get("name") == request.name]
+    def named(doc: Doc) -> bool:
+        return bool((doc.get("metadata") or {}).get("name") == request.name)
+
     if request.verb == "create":
-        return docs if named else [*docs, clone(request.body or {})]
+        return docs if any(named(doc) for doc in docs) else [*docs, clone(request.body or {})]
     if request.verb == "delete":
-        return [doc for doc in docs if doc not in named]
-    return [merge_patch(doc, request.body or {}) if doc in named else doc for doc in docs]
+        return [doc for doc in docs if not named(doc)]
+    return [merge_patch(doc, request.body or {}) if named(doc) else doc for doc in docs]
 
 
 @dataclass(frozen=True)
