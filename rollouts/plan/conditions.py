@@ -8,9 +8,11 @@ Rules (argo-rollouts.md §1.5, Argo's `CalculateRolloutPhase`, first match wins)
   restartAt is set; a restart scheduled for later is not under way, so not here);
   fewer updated replicas than desired -> Progressing "more replicas need to be
   updated"; updated pods not all available -> "updated replicas are still becoming
-  available"; basic canary with old pods left -> "old replicas are pending
-  termination"; promotion held for analysis evidence -> that reason; not fully promoted
-  -> "waiting for all steps to complete"; else Healthy.
+  available"; blueGreen not promoted -> "active service cutover pending" (the active
+  Service selects other pods) or "waiting for analysis to complete"; basic canary with
+  old pods left -> "old replicas are pending termination"; promotion held for analysis
+  evidence -> that reason; not fully promoted -> "waiting for all steps to complete";
+  else Healthy.
 - Progressing: False/RolloutAborted while aborted; True/NewReplicaSetAvailable when
   complete; Unknown/RolloutPaused while paused; True/RolloutResumed on leaving a pause;
   True/ReplicaSetUpdated (lastUpdateTime = now) whenever progress is made (step moved,
@@ -216,7 +218,11 @@ def phase(p: Pass) -> tuple[RolloutPhase, str | None]:
         return RolloutPhase.PROGRESSING, "more replicas need to be updated"
     if (new.available if new else 0) < updated:
         return RolloutPhase.PROGRESSING, "updated replicas are still becoming available"
-    if p.router is None and (st.replicas or 0) > updated:
+    if p.ro.blue_green is not None and not p.promoted:  # Argo's blueGreen phase: the switch, then the analysis
+        active = st.blue_green.active_selector if st.blue_green else None
+        return RolloutPhase.PROGRESSING, ("active service cutover pending" if active != p.pod_hash
+                                          else "waiting for analysis to complete")
+    if p.router is None and p.ro.blue_green is None and (st.replicas or 0) > updated:
         return RolloutPhase.PROGRESSING, "old replicas are pending termination"
     if not p.promoted and p.held:
         return RolloutPhase.PROGRESSING, p.held
