@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from rollouts import view
 from rollouts.platform.labels import HASH_LABEL, SCALE_DOWN_DEADLINE
+from rollouts.view import render
 from tests.controller.dsl import Follower, Scenario
 
 NEW_IMAGE = "argoproj/rollouts-demo:green"
@@ -177,3 +179,20 @@ def test_a_controller_restarted_mid_release_carries_on_from_status(closing: list
     assert [r["metadata"]["name"] for r in bg.analysis_runs()] == [f"rollout-bluegreen-{new}-2-pre"]
     assert len(calls) == 3, "no measurement taken twice"
     assert bg.active_selectors == [None, first, new]
+
+
+def test_get_rollout_shows_blue_green_with_active_and_preview(closing: list[Scenario]) -> None:
+    bg = scenario_of(closing, lambda s: s.pop("prePromotionAnalysis")).given_healthy()
+    first = bg.status["stableRS"]
+    bg.when_image(NEW_IMAGE).run_until(lambda: bg.phase == "Paused")
+    new = bg.status["currentPodHash"]
+    got = view.build(bg.rollout, bg.cluster.list("ReplicaSet", "default"), bg.analysis_runs(), now=bg.clock.now())
+    assert got.strategy == "BlueGreen" and got.step == "" and got.set_weight is None
+    infos = {rs.name: rs.info for revision in got.revisions for rs in revision.replica_sets}
+    assert infos == {f"rollout-bluegreen-{new}": "preview,ready:2/2",
+                     f"rollout-bluegreen-{first}": "stable,active,ready:2/2"}
+    images = {row.image: row.tags for row in got.images}
+    assert images == {"argoproj/rollouts-demo:blue": ("active", "stable"),
+                      NEW_IMAGE: ("preview",)}
+    text = render.to_text(render.rollout(got))
+    assert "Strategy:" in text and "BlueGreen" in text and "stable,active,ready:2/2" in text

@@ -3,8 +3,10 @@ scale-down deadlines, on a stepped clock (Argo's rollout/bluegreen_test.go cases
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from rollouts.plan.planner import plan
 from rollouts.plan.validation import References, validate_rollout
 from rollouts.platform.actions import CreateAnalysisRun, CreateReplicaSet
 from rollouts.platform.labels import SCALE_DOWN_DEADLINE
@@ -233,3 +235,12 @@ def test_unrun_blue_green_fields_are_invalid_spec_and_nothing_moves() -> None:
     p = w.plan()
     assert p.status["phase"] == "Degraded" and "spec.strategy.blueGreen.previewMetadata" in p.status["message"]
     assert [type(a).__name__ for a in p.actions] == ["Event"]
+
+
+def test_an_active_service_managed_by_another_live_rollout_is_invalid_spec() -> None:
+    w = world()
+    w.services[0] = service("web-active", managed_by="other")
+    p = plan(dataclasses.replace(w.observed(), live_claimants=frozenset({"other"})), T0)
+    assert p.status["phase"] == "Degraded"
+    assert "spec.strategy.blueGreen.activeService: Service 'web-active' is managed by Rollout 'other'" in \
+        p.status["message"]
