@@ -3,9 +3,10 @@
 Rules (Argo's `argo-rollouts.argoproj.io/managed-by-rollouts` annotation):
 - A Rollout claims its canary and stable (blueGreen: active and preview) Services and its
   DestinationRule by writing its name into that annotation with the first selector or
-  subset it sets (SetServiceSelector, PatchDestinationRule). A VirtualService route is reached through those: in host mode
-  its destinations are the two Services, in subset mode the DestinationRule's subsets,
-  so a route shared by two Rollouts always shares a claimed object.
+  subset it sets (SetServiceSelector, PatchDestinationRule). A VirtualService route is
+  reached through those: in host mode its destinations are the two Services, in subset
+  mode the DestinationRule's subsets, so a route shared by two Rollouts always shares a
+  claimed object.
 - An object claimed by another Rollout that still exists (`Observed.live_claimants`, the
   shell's look-up of the names found in the annotations) is InvalidSpec for this Rollout,
   at the field that names it, with the owner in the message: the second Rollout never
