@@ -161,7 +161,9 @@ def test_argo_example_rollout_bluegreen_reaches_healthy(closing: list[Scenario])
     status = bg.status
     assert status["stableRS"] == status["currentPodHash"] == status["blueGreen"]["activeSelector"]
     assert status["blueGreen"]["previewSelector"] == status["currentPodHash"]
-    assert status["selector"] == "app=rollout-bluegreen"
+    # Argo counts a blueGreen Rollout on its active ReplicaSet (the HPA's selector too)
+    assert status["selector"] == f"app=rollout-bluegreen,rollouts-pod-template-hash={status['stableRS']}"
+    assert (status["HPAReplicas"], status["availableReplicas"], status["readyReplicas"]) == (2, 2, 2)
     assert {c["type"]: c["status"] for c in status["conditions"]}["Completed"] == "True"
 
 

@@ -244,3 +244,38 @@ def test_an_active_service_managed_by_another_live_rollout_is_invalid_spec() -> 
     assert p.status["phase"] == "Degraded"
     assert "spec.strategy.blueGreen.activeService: Service 'web-active' is managed by Rollout 'other'" in \
         p.status["message"]
+
+
+def test_a_long_pre_promotion_run_does_not_exceed_the_progress_deadline() -> None:
+    w = deployed(prePromotionAnalysis={"templates": [{"templateName": "smoke"}],
+                                       "args": [{"name": "service", "value": "web-preview"}]})
+    w.set_image("app:v2")
+    w.settle()
+    w.run(f"web-{V2}-2-pre")["status"] = {"phase": "Running"}
+    w.settle(T0 + seconds(3600))
+    [progressing] = [c for c in w.status["conditions"] if c["type"] == "Progressing"]
+    assert progressing["reason"] != "ProgressDeadlineExceeded" and w.status["phase"] == "Progressing"
+    assert w.status["message"] == "active service cutover pending"
+
+
+def test_status_counts_the_active_replica_set_during_the_update() -> None:
+    w = deployed(autoPromotionEnabled=False)
+    w.set_image("app:v2")
+    w.settle()
+    assert (w.status["replicas"], w.status["updatedReplicas"]) == (6, 3)
+    assert (w.status["availableReplicas"], w.status["HPAReplicas"]) == (3, 3)
+    assert w.status["selector"] == f"app=web,rollouts-pod-template-hash={V1}"
+
+
+def test_a_later_pass_changes_nothing_paused_or_healthy() -> None:
+    w = deployed(autoPromotionEnabled=False)
+    w.set_image("app:v2")
+    w.settle()
+    for moment in (T0 + seconds(900), T0 + seconds(7200)):  # paused: the same status, no action, no event
+        p = w.plan(moment)
+        assert (p.status, p.actions) == (w.status, ())
+    w.set_status(pauseConditions=None)
+    w.settle(T0 + seconds(7200))
+    w.settle(T0 + seconds(7230))
+    p = w.plan(T0 + seconds(9000))
+    assert (p.status, p.actions, p.status["phase"]) == (w.status, (), "Healthy")
