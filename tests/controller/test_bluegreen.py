@@ -198,3 +198,34 @@ def test_get_rollout_shows_blue_green_with_active_and_preview(closing: list[Scen
                       NEW_IMAGE: ("preview",)}
     text = render.to_text(render.rollout(got))
     assert "Strategy:" in text and "BlueGreen" in text and "stable,active,ready:2/2" in text
+
+
+def test_abort_then_retry_measures_again_and_promote_finishes(closing: list[Scenario]) -> None:
+    bg = scenario_of(closing).given_healthy()
+    first = bg.status["stableRS"]
+    bg.when_image(NEW_IMAGE).run_until(lambda: bg.phase == "Paused")
+    new = bg.status["currentPodHash"]
+    # `rollouts abort`: the active Service stays, the preview pods go after abortScaleDownDelaySeconds (30)
+    bg.when_abort().run_until(lambda: bg.phase == "Degraded")
+    bg.run_until(lambda: bg.rs_replicas(new) == 0, max_seconds=60)
+    assert bg.active_selectors == [None, first] and bg.rs_replicas(first) == 2
+    # `rollouts retry`: the update starts again with a new pre-promotion run, and waits for promote again
+    bg.when_retry().run_until(lambda: bg.phase == "Paused")
+    assert sorted(r["metadata"]["name"] for r in bg.analysis_runs()) == [
+        f"rollout-bluegreen-{new}-2-pre", f"rollout-bluegreen-{new}-2-pre.1"]
+    assert bg.status["blueGreen"]["prePromotionAnalysisRunStatus"]["name"].endswith("-pre.1")
+    bg.when_promote().run_until(lambda: bg.phase == "Healthy")
+    assert bg.active_selectors == [None, first, new]
+
+
+def test_pause_holds_the_switch_and_resume_lets_promote_through(closing: list[Scenario]) -> None:
+    bg = scenario_of(closing, lambda s: s.pop("prePromotionAnalysis")).given_healthy()
+    first = bg.status["stableRS"]
+    bg.cluster.patch("Rollout", bg.rollout_name, "default", {"spec": {"paused": True}})  # `rollouts pause`
+    bg.when_image(NEW_IMAGE).run_for(300)
+    assert bg.phase == "Paused" and bg.status["message"] == "manually paused"
+    assert bg.active_selectors == [None, first]
+    bg.when_promote().run_until(lambda: bg.phase == "Paused" and not bg.rollout["spec"].get("paused"))
+    assert bg.status["pauseConditions"][0]["reason"] == "BlueGreenPause"  # the manual gate still holds
+    bg.when_promote().run_until(lambda: bg.phase == "Healthy")
+    assert bg.active_selectors == [None, first, bg.status["currentPodHash"]]

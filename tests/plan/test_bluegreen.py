@@ -8,7 +8,7 @@ from typing import Any
 
 from rollouts.plan.planner import plan
 from rollouts.plan.validation import References, validate_rollout
-from rollouts.platform.actions import CreateAnalysisRun, CreateReplicaSet
+from rollouts.platform.actions import CreateAnalysisRun, CreateReplicaSet, DeletePod
 from rollouts.platform.labels import SCALE_DOWN_DEADLINE
 from rollouts.spec.model import Rollout
 from tests.plan.builders import T0, World, analysis_template, hash_of, seconds, service, template
@@ -279,3 +279,18 @@ def test_a_later_pass_changes_nothing_paused_or_healthy() -> None:
     w.settle(T0 + seconds(7230))
     p = w.plan(T0 + seconds(9000))
     assert (p.status, p.actions, p.status["phase"]) == (w.status, (), "Healthy")
+
+
+def test_restart_at_replaces_the_active_pods_one_at_a_time() -> None:
+    w = deployed()
+    w.add_pods("app:v1", created=T0 - seconds(3600))
+    w.rollout["spec"]["restartAt"] = "2024-05-01T12:00:00Z"
+    oldest = w.pods_of("app:v1")[0]["metadata"]["name"]
+    p = w.step()
+    assert [a.name for a in p.actions if isinstance(a, DeletePod)] == [oldest]
+    assert p.status["message"] == "rollout is restarting"
+    for _ in range(6):
+        w.set_pods_ready()
+        w.step(w.advance(seconds(30)))
+    assert w.status["restartedAt"] == "2024-05-01T12:00:00Z" and w.status["phase"] == "Healthy"
+    assert all(pod["metadata"]["name"].endswith("-r") for pod in w.pods_of("app:v1"))
