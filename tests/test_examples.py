@@ -72,7 +72,7 @@ def test_every_example_custom_resource_validates_against_crds_strictly() -> None
         if doc.data["kind"] in crds:
             assert crdschema.validate(crds[doc.data["kind"]], doc.data, strict=True) == [], doc.file
             checked += 1
-    assert checked >= 5  # three Rollouts, two AnalysisTemplates
+    assert checked >= 7  # four Rollouts, three AnalysisTemplates
 
 
 def test_builtin_kinds_in_examples_pass_kubernetes_validate_strict() -> None:
@@ -80,7 +80,7 @@ def test_builtin_kinds_in_examples_pass_kubernetes_validate_strict() -> None:
     files = [str(p) for p in sorted(EXAMPLES.rglob("*.yaml"))]
     result = subprocess.run([str(tool), "--strict", *files], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("passed for resource service/") == 4
+    assert result.stdout.count("passed for resource service/") == 6
 
 
 def test_istio_canary_is_the_reference_scenario() -> None:

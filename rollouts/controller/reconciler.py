@@ -4,7 +4,7 @@ Rules (the imperative shell around rollouts.plan.planner; DESIGN.md §2):
 - Observe from the reads given (the Manager's watch cache, or the Cluster itself):
   the Rollout, its ReplicaSets and AnalysisRuns (by the Rollout's selector labels;
   the plan keeps those it owns), the AnalysisTemplates it references (nested ones
-  too), its VirtualServices, DestinationRule and canary/stable Services. Its pods
+  too), its VirtualServices, DestinationRule and canary/stable (blueGreen: active/preview) Services. Its pods
   only while a restart is pending (`restarts.wants_pods`), listed by its selector
   from the API itself, as Argo does: pods are not watched into the cache. Which of
   the Rollouts named in its Services' and DestinationRule's managed-by annotations
@@ -56,7 +56,7 @@ from rollouts.platform.cluster import AlreadyExists, Cluster, Conflict, NotFound
 from rollouts.platform.events import EventRecorder
 from rollouts.platform.labels import INSTANCE_LABEL
 from rollouts.platform.patches import merge_diff
-from rollouts.spec.model import Rollout
+from rollouts.spec.model import Rollout, RolloutAnalysis
 from rollouts.spec.problems import Problem, from_validation_error
 from rollouts.traffic.istio import vs_reference
 
@@ -105,6 +105,23 @@ def unreadable_problems(doc: Obj, err: ValidationError) -> list[Problem]:
     if found:
         return found
     return from_validation_error(err)
+
+
+def _service_names(rollout: Rollout) -> set[str]:
+    """The Services the Rollout's strategy switches: canary/stable, or blueGreen's active/preview."""
+    canary, blue_green = rollout.canary, rollout.blue_green
+    names = {canary.canary_service, canary.stable_service} if canary is not None else set()
+    names |= {blue_green.active_service, blue_green.preview_service} if blue_green is not None else set()
+    return {name for name in names if name}
+
+
+def _analysis_blocks(rollout: Rollout) -> list[RolloutAnalysis]:
+    """Every analysis the Rollout runs: canary background and steps, blueGreen pre/post promotion."""
+    canary, blue_green = rollout.canary, rollout.blue_green
+    blocks = [canary.analysis, *(step.analysis for step in canary.steps or [])] if canary is not None else []
+    if blue_green is not None:
+        blocks += [blue_green.pre_promotion_analysis, blue_green.post_promotion_analysis]
+    return [block for block in blocks if block is not None]
 
 
 class RolloutReconciler:
@@ -179,8 +196,7 @@ class RolloutReconciler:
         for kind, ns, name in references(doc):
             if (obj := self._get(kind, name, ns)) is not None:
                 found[kind].append(obj)
-        canary = rollout.canary
-        names = {canary.canary_service, canary.stable_service} - {None} if canary is not None else set()
+        names = _service_names(rollout)
         services = [svc for name in sorted(str(n) for n in names)
                     if (svc := self._get("Service", name, namespace)) is not None]
         templates = self._templates_of(rollout, namespace)
@@ -243,11 +259,7 @@ class RolloutReconciler:
 
     def _templates_of(self, rollout: Rollout, namespace: str) -> list[AnalysisTemplate]:
         """The templates the Rollout references, nested ones included, each once."""
-        canary = rollout.canary
-        if canary is None:
-            return []
-        blocks = [canary.analysis] + [step.analysis for step in canary.steps or []]
-        pending = [ref for block in blocks if block is not None for ref in block.templates or []]
+        pending = [ref for block in _analysis_blocks(rollout) for ref in block.templates or []]
         seen: dict[tuple[str, str], AnalysisTemplate] = {}
         while pending:
             ref = pending.pop()
@@ -263,10 +275,8 @@ class RolloutReconciler:
 
     @staticmethod
     def _all_found(rollout: Rollout, templates: list[AnalysisTemplate]) -> bool:
-        canary = rollout.canary
-        blocks: list[Any] = [canary.analysis] + [step.analysis for step in canary.steps or []] if canary else []
         wanted = {("ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate", ref.template_name)
-                  for block in blocks if block is not None for ref in block.templates or []}
+                  for block in _analysis_blocks(rollout) for ref in block.templates or []}
         return wanted <= {(t.kind, t.metadata.name) for t in templates}
 
     def _others(self, namespace: str, found: list[AnalysisTemplate]) -> list[AnalysisTemplate]:

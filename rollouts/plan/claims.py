@@ -1,11 +1,12 @@
 """Which Rollout manages a Service or a DestinationRule: one owner each, never two that fight.
 
 Rules (Argo's `argo-rollouts.argoproj.io/managed-by-rollouts` annotation):
-- A Rollout claims its canary and stable Services and its DestinationRule by writing its
-  name into that annotation with the first selector or subset it sets (SetServiceSelector,
-  PatchDestinationRule). A VirtualService route is reached through those: in host mode
-  its destinations are the two Services, in subset mode the DestinationRule's subsets,
-  so a route shared by two Rollouts always shares a claimed object.
+- A Rollout claims its canary and stable (blueGreen: active and preview) Services and its
+  DestinationRule by writing its name into that annotation with the first selector or
+  subset it sets (SetServiceSelector, PatchDestinationRule). A VirtualService route is
+  reached through those: in host mode its destinations are the two Services, in subset
+  mode the DestinationRule's subsets, so a route shared by two Rollouts always shares a
+  claimed object.
 - An object claimed by another Rollout that still exists (`Observed.live_claimants`, the
   shell's look-up of the names found in the annotations) is InvalidSpec for this Rollout,
   at the field that names it, with the owner in the message: the second Rollout never
@@ -40,14 +41,19 @@ def claim_problems(rollout: Rollout, *, services: Sequence[Mapping[str, Any]],
                    destination_rule: Mapping[str, Any] | None, live_claimants: Collection[str]) -> list[Problem]:
     """InvalidSpec for each object another existing Rollout manages (see the rules)."""
     me = rollout.metadata.name
-    canary = rollout.canary
+    canary, blue_green = rollout.canary, rollout.blue_green
     found: list[Problem] = []
+    named: list[tuple[str, str | None]] = []
     if canary is not None:
-        for key, name in (("canaryService", canary.canary_service), ("stableService", canary.stable_service)):
-            service = next((s for s in services if wire.text(s, "metadata", "name") == name), None)
-            owner = claimant(service)
-            if name and owner and owner != me and owner in live_claimants:
-                found.append(_taken(f"spec.strategy.canary.{key}", "Service", str(name), owner))
+        named += [("canary.canaryService", canary.canary_service), ("canary.stableService", canary.stable_service)]
+    if blue_green is not None:
+        named += [("blueGreen.activeService", blue_green.active_service),
+                  ("blueGreen.previewService", blue_green.preview_service)]
+    for key, name in named:
+        service = next((s for s in services if wire.text(s, "metadata", "name") == name), None)
+        owner = claimant(service)
+        if name and owner and owner != me and owner in live_claimants:
+            found.append(_taken(f"spec.strategy.{key}", "Service", str(name), owner))
     owner = claimant(destination_rule)
     if destination_rule is not None and owner and owner != me and owner in live_claimants:
         name = wire.text(destination_rule, "metadata", "name")

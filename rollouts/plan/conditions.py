@@ -8,17 +8,22 @@ Rules (argo-rollouts.md §1.5, Argo's `CalculateRolloutPhase`, first match wins)
   restartAt is set; a restart scheduled for later is not under way, so not here);
   fewer updated replicas than desired -> Progressing "more replicas need to be
   updated"; updated pods not all available -> "updated replicas are still becoming
-  available"; basic canary with old pods left -> "old replicas are pending
-  termination"; promotion held for analysis evidence -> that reason; not fully promoted
-  -> "waiting for all steps to complete"; else Healthy.
+  available"; blueGreen not promoted -> "active service cutover pending" (the active
+  Service selects other pods) or "waiting for analysis to complete"; basic canary with
+  old pods left -> "old replicas are pending termination"; promotion held for analysis
+  evidence -> that reason; not fully promoted -> "waiting for all steps to complete";
+  else Healthy.
+- Counts: of every owned ReplicaSet; blueGreen (Argo's syncRolloutStatusBlueGreen) takes
+  ready, available and HPAReplicas from the active ReplicaSet, and `selector` is its
+  selector (the Rollout's plus `rollouts-pod-template-hash`), so an HPA scales on them.
 - Progressing: False/RolloutAborted while aborted; True/NewReplicaSetAvailable when
   complete; Unknown/RolloutPaused while paused; True/RolloutResumed on leaving a pause;
   True/ReplicaSetUpdated (lastUpdateTime = now) whenever progress is made (step moved,
   pods updated/ready/available went up, new ReplicaSet, promotion); False/
   ProgressDeadlineExceeded when no progress for progressDeadlineSeconds (default 600)
   while progressing. The deadline is not counted while paused, during a pause or
-  analysis step, while aborted or complete, or while an old ReplicaSet waits for its
-  scale-down deadline.
+  analysis step (or a blueGreen pre/post-promotion run), while aborted or complete, or
+  while an old ReplicaSet waits for its scale-down deadline.
 - A condition's lastUpdateTime moves only when its status/reason/message changes (or on
   progress); lastTransitionTime only when its status changes. So a pass that changes
   nothing leaves status byte-for-byte equal.
@@ -37,10 +42,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rollouts.plan.replicas import surge_and_unavailable
+from rollouts.plan.replicas import ReplicaSetView, surge_and_unavailable
 from rollouts.plan.restarts import restarting
 from rollouts.plan.state import Pass, dump_status
 from rollouts.platform.actions import NORMAL
+from rollouts.platform.labels import HASH_LABEL
 from rollouts.spec.model import RolloutCondition, RolloutPhase, RolloutStatus, StepKind
 from rollouts.spec.problems import Problem
 
@@ -117,13 +123,27 @@ def counting(p: Pass) -> bool:
         p.aborted or p.ro.spec.paused or p.st.pause_conditions or complete(p)
         or (step is not None and step.kind in (StepKind.PAUSE, StepKind.ANALYSIS))
         or any(rs.deadline is not None and rs.replicas > 0 for rs in p.others)
+        or _promotion_run_going(p)
     )
 
 
+def _promotion_run_going(p: Pass) -> bool:
+    """blueGreen: a pre- or post-promotion run is measuring (it counts as an analysis step does)."""
+    bg = p.st.blue_green
+    refs = (bg.pre_promotion_analysis_run_status, bg.post_promotion_analysis_run_status) if bg else ()
+    return any(ref is not None and ref.status in ("", "Pending", "Running") for ref in refs)
+
+
+def _active(p: Pass) -> ReplicaSetView | None:
+    """blueGreen: the ReplicaSet the active Service selects (None for a canary, or before the first switch)."""
+    return p.view(p.st.blue_green.active_selector) if p.st.blue_green is not None else None
+
+
 def _counts(p: Pass) -> tuple[int, int, int, int]:
-    new = p.view(p.pod_hash)
+    new, active = p.view(p.pod_hash), _active(p)
+    counted = [active] if active is not None else p.views
     return (sum(rs.created for rs in p.views), new.created if new else 0,
-            sum(rs.ready for rs in p.views), sum(rs.available for rs in p.views))
+            sum(rs.ready for rs in counted), sum(rs.available for rs in counted))
 
 
 def counts_progressed(p: Pass) -> bool:
@@ -139,8 +159,11 @@ def finish(p: Pass) -> None:
     st, now = p.st, p.now
     progressed = p.progress or counts_progressed(p)
     st.replicas, st.updated_replicas, st.ready_replicas, st.available_replicas = _counts(p)
-    st.hpa_replicas = st.replicas
     labels = (p.ro.spec.selector.match_labels if p.ro.spec.selector else None) or {}
+    active = _active(p)
+    st.hpa_replicas = active.created if active is not None else st.replicas
+    if active is not None:  # blueGreen, as Argo counts it: the active ReplicaSet's pods and selector
+        labels = {**labels, HASH_LABEL: active.pod_hash}
     st.selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or None
     if p.ro.metadata.generation is not None:
         st.observed_generation = str(p.ro.metadata.generation)
@@ -216,7 +239,11 @@ def phase(p: Pass) -> tuple[RolloutPhase, str | None]:
         return RolloutPhase.PROGRESSING, "more replicas need to be updated"
     if (new.available if new else 0) < updated:
         return RolloutPhase.PROGRESSING, "updated replicas are still becoming available"
-    if p.router is None and (st.replicas or 0) > updated:
+    if p.ro.blue_green is not None and not p.promoted:  # Argo's blueGreen phase: the switch, then the analysis
+        active = st.blue_green.active_selector if st.blue_green else None
+        return RolloutPhase.PROGRESSING, ("active service cutover pending" if active != p.pod_hash
+                                          else "waiting for analysis to complete")
+    if p.router is None and p.ro.blue_green is None and (st.replicas or 0) > updated:
         return RolloutPhase.PROGRESSING, "old replicas are pending termination"
     if not p.promoted and p.held:
         return RolloutPhase.PROGRESSING, p.held

@@ -1,6 +1,7 @@
 """The Rollout core: plan(observed, now) -> Plan(status, actions, requeue_after). Pure.
 
-Rules (Argo Rollouts' canary, argo-rollouts.md §1.4, §2.3, §3.8, §8):
+Rules (Argo Rollouts' canary, argo-rollouts.md §1.4, §2.3, §3.8, §8; blueGreen: the middle of
+the round is rollouts.plan.bluegreen.run, the rest is shared):
 - Everything is derived from `Observed` (the Rollout with its status, its ReplicaSets,
   AnalysisRuns, AnalysisTemplates, VirtualServices, DestinationRule, Services, its
   pods while a restart is pending, and the spec problems found by rollouts.plan.validation)
@@ -48,7 +49,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from rollouts.plan import claims, conditions, restarts, routing, runs, scaling, steps, transitions, written
+from rollouts.plan import bluegreen, claims, conditions, restarts, routing, runs, scaling, steps, transitions, written
 from rollouts.plan.state import Observed, Pass, Plan
 from rollouts.plan.steplist import step_hash, step_problems
 from rollouts.plan.validation import TEMPLATE_REQUIRED, WORKLOAD_REF_NOT_RUN, strategy_problems
@@ -95,6 +96,13 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     _sync_abort(p)
     _check_deadline(p)
     restarts.restart(p)
+    (bluegreen.run if p.ro.blue_green is not None else _canary)(p)
+    conditions.finish(p)
+    return p
+
+
+def _canary(p: Pass) -> None:
+    """The canary's part of a round (blueGreen's is rollouts.plan.bluegreen.run)."""
     runs.follow(p)
     runs.gate_promotion(p)
     steps.follow_pause_step(p)
@@ -110,8 +118,6 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     runs.terminate_unwanted(p)
     scaling.collect_old(p)
     runs.collect(p)
-    conditions.finish(p)
-    return p
 
 
 # ---------------------------------------------------------------- the pass, in order

@@ -261,12 +261,16 @@ def gate_promotion(p: Pass) -> None:
         p.held = f"waiting for background analysis evidence: {lacking}"
 
 
+def followed(p: Pass) -> set[str]:
+    """The runs the status follows: the canary's step and background runs, blueGreen's pre/post runs."""
+    cs, bg = p.st.canary, p.st.blue_green
+    refs = [cs.current_step_analysis_run_status, cs.current_background_analysis_run_status] if cs else []
+    refs += [bg.pre_promotion_analysis_run_status, bg.post_promotion_analysis_run_status] if bg else []
+    return {ref.name for ref in refs if ref}
+
+
 def terminate_unwanted(p: Pass) -> None:
-    cs = p.st.canary
-    wanted: set[str] = set()
-    if not p.aborted and not p.promoted and cs is not None:
-        wanted = {ref.name for ref in (cs.current_step_analysis_run_status,
-                                       cs.current_background_analysis_run_status) if ref}
+    wanted = followed(p) if not p.aborted and not p.promoted else set()
     for doc in p.runs:
         if is_terminated(doc):
             continue
@@ -283,10 +287,8 @@ def collect(p: Pass) -> None:
         True: _limit(limits.successful_run_history_limit if limits else None),
         False: _limit(limits.unsuccessful_run_history_limit if limits else None),
     }
-    cs = p.st.canary
-    followed = {ref.name for ref in (cs.current_step_analysis_run_status, cs.current_background_analysis_run_status)
-                if ref} if cs is not None else set()
-    done = [doc for doc in p.runs if run_phase(doc).completed and doc["metadata"]["name"] not in followed]
+    kept_in_status = followed(p)
+    done = [doc for doc in p.runs if run_phase(doc).completed and doc["metadata"]["name"] not in kept_in_status]
     kept = {True: 0, False: 0}
     for doc in sorted(done, key=_age, reverse=True):  # newest first: those are kept
         successful = run_phase(doc) is AnalysisPhase.SUCCESSFUL

@@ -27,8 +27,9 @@ Rules (argo-rollouts.md §1.2, §1.4, §2.3):
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import timedelta
+from typing import Any
 
 from rollouts.plan.replicas import (
     ReplicaSetView,
@@ -59,18 +60,7 @@ def scale_to(p: Pass, rs: ReplicaSetView, count: int) -> None:
 def scale(p: Pass) -> None:
     new, stable = p.new, p.stable
     new_target, stable_target = _routed_targets(p) if p.router else _basic_targets(p)
-    if p.view(p.pod_hash) is None:
-        doc = new_replicaset(p.ro, pod_hash=p.pod_hash, revision=p.revision, replicas=new_target)
-        p.actions.append(CreateReplicaSet(doc))
-        p.event(NORMAL, "NewReplicaSetCreated",
-                f"Created ReplicaSet {new.name} (revision {p.revision}) with size {new_target}")
-        p.progress = True
-    else:
-        _annotate(p, new, {REVISION: str(p.revision), DESIRED_REPLICAS: str(p.replicas)})
-        scale_to(p, new, new_target)
-    if stable is not None:
-        _annotate(p, stable, {DESIRED_REPLICAS: str(p.replicas)})
-        scale_to(p, stable, stable_target)
+    put_sizes(p, new_target, stable_target)
     if p.router is None:
         _, unavailable = surge_and_unavailable(p.ro.canary, p.replicas)
         targets = basic_old_scale_down(replicas=p.replicas, max_unavailable=unavailable, all_sets=p.views,
@@ -82,6 +72,25 @@ def scale(p: Pass) -> None:
     p.at_desired = new.all_available(new_target) and (stable_ok or (stable is None and p.promoted))
     if p.router is None:
         p.at_desired = p.at_desired and not any(rs.available for rs in p.others)
+
+
+def put_sizes(p: Pass, new_target: int, stable_target: int,
+              shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    """Create the new ReplicaSet at `new_target` (its document passed through `shape` first, when
+    given) or scale it there, and scale the stable one to `stable_target`; both annotated."""
+    new, stable = p.new, p.stable
+    if p.view(p.pod_hash) is None:
+        doc = new_replicaset(p.ro, pod_hash=p.pod_hash, revision=p.revision, replicas=new_target)
+        p.actions.append(CreateReplicaSet(shape(doc) if shape is not None else doc))
+        p.event(NORMAL, "NewReplicaSetCreated",
+                f"Created ReplicaSet {new.name} (revision {p.revision}) with size {new_target}")
+        p.progress = True
+    else:
+        _annotate(p, new, {REVISION: str(p.revision), DESIRED_REPLICAS: str(p.replicas)})
+        scale_to(p, new, new_target)
+    if stable is not None:
+        _annotate(p, stable, {DESIRED_REPLICAS: str(p.replicas)})
+        scale_to(p, stable, stable_target)
 
 
 def _annotate(p: Pass, rs: ReplicaSetView, wanted: dict[str, str]) -> None:

@@ -36,6 +36,10 @@ def forget_runs(p: Pass) -> None:
     if p.st.canary is not None:
         p.st.canary.current_step_analysis_run_status = None
         p.st.canary.current_background_analysis_run_status = None
+    if p.st.blue_green is not None:  # blueGreen: its promotion runs and the preview checkpoint
+        p.st.blue_green.pre_promotion_analysis_run_status = None
+        p.st.blue_green.post_promotion_analysis_run_status = None
+        p.st.blue_green.scale_up_preview_check_point = None
 
 
 def restart(p: Pass) -> None:

@@ -8,8 +8,13 @@ Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
   that many pods); a selector (not empty) that matches the template labels;
   exactly one of template / workloadRef (workloadRef is an ERROR: Argo runs it, this
   controller does not, and the plan needs the pod template inline); progressDeadlineSeconds > minReadySeconds.
-- The strategy: exactly one of canary / blueGreen (blueGreen is an ERROR until it is
-  run here: Argo runs it, and a strategy passed over would promote unchecked).
+- The strategy: exactly one of canary / blueGreen.
+  blueGreen (Argo's ValidateRolloutStrategyBlueGreen): activeService is required and
+  differs from previewService; both Services exist when the Services are known;
+  counts and delays are not negative; scaleDownDelayRevisionLimit <= revisionHistoryLimit;
+  antiAffinity sets exactly one strategy (preferred weight 1..100); a field Argo runs and
+  this controller does not (`BLUE_GREEN_NOT_RUN`) is an ERROR; pre/postPromotionAnalysis
+  are checked as analysis steps are (templates exist, args, metrics end on their own).
   canaryService != stableService; maxSurge and maxUnavailable not both 0; scaleDownDelaySeconds, dynamicStableScale and
   setCanaryScale only with trafficRouting; Istio host routing needs both Services.
 - Steps: exactly one kind each; a kind Argo runs and this controller does not
@@ -47,6 +52,8 @@ from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
 from rollouts.plan.template_checks import validate_template
 from rollouts.plan.timing_checks import background_timing_problems
 from rollouts.spec.model import (
+    AntiAffinity,
+    BlueGreenStrategy,
     CanaryStep,
     CanaryStrategy,
     Rollout,
@@ -72,6 +79,17 @@ __all__ = [
 ]  # fmt: skip
 
 CANARY = "spec.strategy.canary"
+BLUE_GREEN = "spec.strategy.blueGreen"
+_LEAVE_TO_ARGO = "or leave this Rollout to Argo Rollouts with its own controller-instance-id label"
+# blueGreen fields Argo runs and this controller does not: wire name -> (what would differ, the fix).
+BLUE_GREEN_NOT_RUN = {
+    "activeMetadata": ("active pods would not get these labels and annotations",
+                       f"select active pods by rollouts-pod-template-hash, {_LEAVE_TO_ARGO}"),
+    "previewMetadata": ("preview pods would not get these labels and annotations",
+                        f"select preview pods by rollouts-pod-template-hash, {_LEAVE_TO_ARGO}"),
+    "maxUnavailable": ("the old ReplicaSet would not be scaled down within maxUnavailable",
+                       f"remove it, {_LEAVE_TO_ARGO}"),
+}
 INT32_MAX = 2**31 - 1
 MANY_REPLICAS = 10_000  # a warning: more pods than any Rollout we know of runs
 TEMPLATE_REQUIRED = Problem("spec.template", "is required", "add a pod template, or a workloadRef")
@@ -108,11 +126,14 @@ def validate_rollout(rollout: Rollout, refs: References | None = None) -> list[P
     found.extend(_spec_problems(rollout))
     strategy = rollout.spec.strategy
     found.extend(strategy_problems(strategy))
+    if strategy.blue_green is not None and strategy.canary is None:
+        found.extend(_blue_green_problems(strategy.blue_green, rollout, refs))
+        found.extend(_analysis_ref_problems(_blue_green_blocks(strategy.blue_green), refs))
     if strategy.canary is not None:
         found.extend(_canary_problems(strategy.canary))
         found.extend(traffic_problems(strategy.canary, virtual_services=refs.virtual_services,
                                       destination_rules=refs.destination_rules, services=refs.services))
-        found.extend(_analysis_ref_problems(strategy.canary, refs))
+        found.extend(_analysis_ref_problems(_analysis_blocks(strategy.canary), refs))
         found.extend(_background_timing(strategy.canary, refs))
     return found
 
@@ -120,13 +141,63 @@ def validate_rollout(rollout: Rollout, refs: References | None = None) -> list[P
 def strategy_problems(strategy: RolloutStrategy) -> list[Problem]:
     """Exactly one strategy, and one this controller runs (the plan checks the same)."""
     if strategy.canary is None and strategy.blue_green is None:
-        return [Problem("spec.strategy", "no strategy is set", "add strategy.canary with its steps")]
+        return [Problem("spec.strategy", "no strategy is set", "add strategy.canary with its steps, or blueGreen")]
     if strategy.canary is not None and strategy.blue_green is not None:
-        return [Problem("spec.strategy", "canary and blueGreen are both set", "keep only canary")]
-    if strategy.blue_green is not None:  # the controller would run nothing of it: an error, never passed over
-        return [Problem("spec.strategy.blueGreen", "the blueGreen strategy is not run by this controller",
-                        "use strategy.canary, or leave this Rollout to Argo Rollouts "
-                        "with its own controller-instance-id label")]
+        return [Problem("spec.strategy", "canary and blueGreen are both set", "keep only one of them")]
+    if strategy.blue_green is not None:  # a field the plan would pass over: an error, never passed over
+        return blue_green_not_run(strategy.blue_green)
+    return []
+
+
+def blue_green_not_run(blue_green: BlueGreenStrategy) -> list[Problem]:
+    """The blueGreen fields this controller does not run (`BLUE_GREEN_NOT_RUN`), each an ERROR."""
+    wire = blue_green.dump()
+    return [Problem(f"{BLUE_GREEN}.{alias}", f"{alias} is not run by this controller: {differs}", fix)
+            for alias, (differs, fix) in BLUE_GREEN_NOT_RUN.items() if wire.get(alias) is not None]
+
+
+def _blue_green_problems(bg: BlueGreenStrategy, rollout: Rollout, refs: References) -> list[Problem]:
+    found: list[Problem] = []
+    if not bg.active_service:
+        found.append(Problem(f"{BLUE_GREEN}.activeService", "is required",
+                             "name the Service that sends production traffic to the active pods"))
+    elif bg.active_service == bg.preview_service:
+        found.append(Problem(f"{BLUE_GREEN}.activeService", f"activeService and previewService are both "
+                             f"{bg.active_service!r}", "use two different Services"))
+    for alias, name in (("activeService", bg.active_service), ("previewService", bg.preview_service)):
+        if name and refs.services is not None and name not in refs.services:
+            guess = did_you_mean(name, list(refs.services))
+            found.append(Problem(f"{BLUE_GREEN}.{alias}", f"Service {name!r} not found",
+                                 f"did you mean {guess}?" if guess else "create the Service, or fix the name"))
+    for alias, value in (("previewReplicaCount", bg.preview_replica_count),
+                         ("autoPromotionSeconds", bg.auto_promotion_seconds),
+                         ("scaleDownDelaySeconds", bg.scale_down_delay_seconds),
+                         ("scaleDownDelayRevisionLimit", bg.scale_down_delay_revision_limit),
+                         ("abortScaleDownDelaySeconds", bg.abort_scale_down_delay_seconds)):  # fmt: skip
+        if value is not None and value < 0:
+            found.append(Problem(f"{BLUE_GREEN}.{alias}", f"{value} is negative", "use 0 or more"))
+    history = rollout.spec.revision_history_limit
+    history = 10 if history is None else history
+    limit = bg.scale_down_delay_revision_limit
+    if limit is not None and limit > history:
+        found.append(Problem(f"{BLUE_GREEN}.scaleDownDelayRevisionLimit", f"{limit} is larger than "
+                             f"revisionHistoryLimit {history}", "use at most revisionHistoryLimit"))
+    found.extend(_anti_affinity_problems(bg.anti_affinity, f"{BLUE_GREEN}.antiAffinity"))
+    return found
+
+
+def _anti_affinity_problems(anti: AntiAffinity | None, path: str) -> list[Problem]:
+    if anti is None:
+        return []
+    preferred = anti.preferred_during_scheduling_ignored_during_execution
+    required = anti.required_during_scheduling_ignored_during_execution
+    if (preferred is None) == (required is None):
+        return [Problem(path, "antiAffinity must set exactly one strategy",
+                        "keep one of preferredDuringSchedulingIgnoredDuringExecution, "
+                        "requiredDuringSchedulingIgnoredDuringExecution")]
+    if preferred is not None and not 1 <= preferred.weight <= 100:
+        return [Problem(f"{path}.preferredDuringSchedulingIgnoredDuringExecution.weight",
+                        f"{preferred.weight} is not between 1 and 100", "use a weight from 1 to 100")]
     return []
 
 
@@ -285,6 +356,13 @@ def _canary_scale_problems(step: CanaryStep, where: str, *, routed: bool) -> lis
 # ---------------------------------------------------------------- analysis references
 
 
+def _blue_green_blocks(bg: BlueGreenStrategy) -> list[tuple[str, RolloutAnalysis, bool]]:
+    """pre/postPromotionAnalysis: run to their end before the switch / the promotion, as analysis steps are."""
+    return [(f"{BLUE_GREEN}.{alias}", analysis, True) for alias, analysis in
+            (("prePromotionAnalysis", bg.pre_promotion_analysis), ("postPromotionAnalysis", bg.post_promotion_analysis))
+            if analysis is not None]
+
+
 def _analysis_blocks(canary: CanaryStrategy) -> list[tuple[str, RolloutAnalysis, bool]]:
     blocks: list[tuple[str, RolloutAnalysis, bool]] = []
     if canary.analysis is not None:
@@ -321,9 +399,9 @@ def _resolve(ref: TemplateRef, refs: References, where: str, found: list[Problem
         _resolve(nested, refs, where, found, into, (*trail, ref.template_name))
 
 
-def _analysis_ref_problems(canary: CanaryStrategy, refs: References) -> list[Problem]:
+def _analysis_ref_problems(blocks: list[tuple[str, RolloutAnalysis, bool]], refs: References) -> list[Problem]:
     found: list[Problem] = []
-    for path, analysis, is_step in _analysis_blocks(canary):
+    for path, analysis, is_step in blocks:
         for index, arg in enumerate(analysis.args or []):
             if arg.value is None and arg.value_from is None:
                 found.append(Problem(join(join(path, "args"), index), f"arg {arg.name!r} has no value",

@@ -4,8 +4,8 @@ Rules:
 - `argoproj.io/v1alpha1` Rollout exactly as Argo Rollouts accepts it; camelCase on
   the wire; `Rollout.load(doc).dump() == doc` for every document we accept (only
   fields that were set are written back).
-- Fields Argo has for features this controller does not run (blueGreen, experiment
-  and plugin steps, other traffic routers) are preserved, never dropped; lint and the
+- Fields Argo has for features this controller does not run (experiment and plugin
+  steps, other traffic routers) are preserved, never dropped; lint and the
   controller refuse or warn about each (spec.problems).
 - The pod template is kept as a raw dict: the controller hashes and copies it,
   it never interprets containers beyond images.
@@ -176,7 +176,7 @@ class PreferredAntiAffinity(ArgoModel):
 
 
 class AntiAffinity(ArgoModel):
-    """Argo injects pod anti-affinity between the new and old ReplicaSets (not run here)."""
+    """Pod anti-affinity of the new ReplicaSet against the previous one (blueGreen runs it; canary does not)."""
 
     preferred_during_scheduling_ignored_during_execution: PreferredAntiAffinity | None = None
     required_during_scheduling_ignored_during_execution: dict[str, Any] | None = None
@@ -209,9 +209,35 @@ class CanaryStrategy(ArgoModel):
     replica_progress_threshold: dict[str, Any] | None = None
 
 
+class PodMetadata(ArgoModel):
+    """Labels and annotations added to the pods of one role (blueGreen active/preview)."""
+
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class BlueGreenStrategy(ArgoModel):
+    """Argo's blueGreen strategy (run by rollouts.plan.bluegreen; activeService is required by validation)."""
+
+    active_service: str | None = None
+    preview_service: str | None = None
+    preview_replica_count: StrictInt | None = None
+    auto_promotion_enabled: StrictBool | None = None
+    auto_promotion_seconds: StrictInt | None = None
+    max_unavailable: IntOrString | None = None
+    scale_down_delay_seconds: StrictInt | None = None
+    scale_down_delay_revision_limit: StrictInt | None = None
+    abort_scale_down_delay_seconds: StrictInt | None = None
+    pre_promotion_analysis: RolloutAnalysis | None = None
+    post_promotion_analysis: RolloutAnalysis | None = None
+    active_metadata: PodMetadata | None = None
+    preview_metadata: PodMetadata | None = None
+    anti_affinity: AntiAffinity | None = None
+
+
 class RolloutStrategy(ArgoModel):
     canary: CanaryStrategy | None = None
-    blue_green: dict[str, Any] | None = None  # preserved; not run by this controller
+    blue_green: BlueGreenStrategy | None = None
 
 
 class LabelSelector(ArgoModel):
@@ -287,6 +313,14 @@ class CanaryStatus(ArgoModel):
     step_plugin_statuses: list[dict[str, Any]] | None = None  # Argo's step plugins (not run here)
 
 
+class BlueGreenStatus(ArgoModel):
+    active_selector: str | None = None
+    preview_selector: str | None = None
+    pre_promotion_analysis_run_status: RunStatusRef | None = None
+    post_promotion_analysis_run_status: RunStatusRef | None = None
+    scale_up_preview_check_point: StrictBool | None = None
+
+
 class RolloutCondition(ArgoModel):
     type: str
     status: Literal["True", "False", "Unknown"]
@@ -320,8 +354,8 @@ class RolloutStatus(ArgoModel):
     restarted_at: datetime | None = None
     collision_count: StrictInt | None = None
     workload_observed_generation: str | None = None
+    blue_green: BlueGreenStatus | None = None
     # Written by Argo for features this controller does not run; kept as they are.
-    blue_green: dict[str, Any] | None = None
     alb: dict[str, Any] | None = None
     albs: list[dict[str, Any]] | None = None
 
@@ -336,6 +370,10 @@ class Rollout(ArgoModel):
     @property
     def canary(self) -> CanaryStrategy | None:
         return self.spec.strategy.canary
+
+    @property
+    def blue_green(self) -> BlueGreenStrategy | None:
+        return self.spec.strategy.blue_green
 
     @property
     def steps(self) -> list[CanaryStep]:

@@ -28,7 +28,7 @@ STATUS_STYLE = {
     "Failed": "red", "Error": "red", "ReplicaFailure": "red", "InvalidSpec": "red",
     "ScaledDown": "dim",
 }
-TAG_STYLE = {"stable": "green", "canary": "yellow"}
+TAG_STYLE = {"stable": "green", "canary": "yellow", "active": "green", "preview": "blue"}
 STEP_MARK = {StepState.DONE: ("✔", "green"), StepState.CURRENT: ("▶", "bold yellow"), StepState.PENDING: ("○", "dim")}
 
 ICON_ROLLOUT, ICON_REVISION, ICON_REPLICASET, ICON_ANALYSIS, ICON_METRIC = "⟳", "#", "⧉", "α", "◇"

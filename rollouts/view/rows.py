@@ -38,14 +38,20 @@ class ReplicaSetRow:
     ready: int
     images: tuple[str, ...]
     delay: str = ""  # "30s" until the scale-down deadline, or "passed"
+    active: bool = False  # blueGreen: the active Service selects it
+    preview: bool = False  # blueGreen: the preview Service selects it
 
     @property
     def icon(self) -> str:
         return icon(self.status)
 
     @property
+    def tags(self) -> tuple[tuple[str, bool], ...]:
+        return (("stable", self.stable), ("canary", self.canary), ("active", self.active), ("preview", self.preview))
+
+    @property
     def info(self) -> str:
-        parts = [tag for tag, on in (("stable", self.stable), ("canary", self.canary)) if on]
+        parts = [tag for tag, on in self.tags if on]
         if self.delay:
             parts.append(f"delay:{self.delay}")
         parts.append(f"ready:{self.ready}/{self.desired}")

@@ -4,8 +4,10 @@ Rules and invariants (Argo's info package):
 - Pure: `build(rollout, replica_sets, analysis_runs, now=...)` from plain API dicts;
   `rollouts.view.render` draws the result, `summary_line` prints it as one line per change.
 - A ReplicaSet is `stable` when its pod-template hash is `status.stableRS`, else
-  `canary` when it is `status.currentPodHash`; its health is Argo's getReplicaSetHealth.
-  Images are those of ReplicaSets with pods, tagged stable/canary, sorted by name.
+  `canary` when it is `status.currentPodHash` (canary only); blueGreen tags it `active`
+  / `preview` when `status.blueGreen.activeSelector` / `previewSelector` is its hash;
+  its health is Argo's getReplicaSetHealth. Images are those of ReplicaSets with pods,
+  tagged stable/canary/active/preview, sorted by name.
 - Revisions are shown newest first; an AnalysisRun without the revision annotation
   takes the revision of the ReplicaSet with its pod-template hash. Each run lists every
   metric of its spec, with the last measured values (oldest first) and the counters.
@@ -90,7 +92,9 @@ def replica_set_row(rs: Obj, rollout: Obj, *, now: datetime) -> ReplicaSetRow:
     status, rollout_status = status_of(rs), status_of(rollout)
     pod_hash = pod_hash_of(rs)
     stable = bool(pod_hash) and pod_hash == rollout_status.get("stableRS")
-    canary = bool(pod_hash) and not stable and pod_hash == rollout_status.get("currentPodHash")
+    is_blue_green = canary_of(rollout) is None and "blueGreen" in as_dict(as_dict(rollout.get("spec")).get("strategy"))
+    blue_green = as_dict(rollout_status.get("blueGreen")) if is_blue_green else {}
+    canary = bool(pod_hash) and not stable and not is_blue_green and pod_hash == rollout_status.get("currentPodHash")
     return ReplicaSetRow(
         name=str(meta_of(rs).get("name", "")),
         revision=revision_of(rs),
@@ -102,6 +106,8 @@ def replica_set_row(rs: Obj, rollout: Obj, *, now: datetime) -> ReplicaSetRow:
         ready=as_int(status.get("readyReplicas")),
         images=tuple(str(c.get("image", "")) for c in _containers(as_dict(rs.get("spec")).get("template"))),
         delay=_delay(rs, now),
+        active=bool(pod_hash) and pod_hash == blue_green.get("activeSelector"),
+        preview=bool(pod_hash) and pod_hash == blue_green.get("previewSelector"),
     )
 
 
@@ -153,14 +159,14 @@ def analysis_run_row(run: Obj, *, revision: int, now: datetime) -> AnalysisRunRo
 
 
 def _images(rollout: Obj, rows: Iterable[ReplicaSetRow], current_pods: dict[str, int]) -> tuple[ImageRow, ...]:
-    """Argo's Images(): images of ReplicaSets with pods, tagged stable/canary, by name."""
+    """Argo's Images(): images of ReplicaSets with pods, tagged stable/canary/active/preview, by name."""
     tags: dict[str, set[str]] = {}
     for rs in rows:
         if current_pods.get(rs.name, 0) <= 0:
             continue
         for image in rs.images:
             found = tags.setdefault(image, set())
-            found.update(tag for tag, on in (("stable", rs.stable), ("canary", rs.canary)) if on)
+            found.update(tag for tag, on in rs.tags if on)
     if not tags:  # nothing running yet: show what the template asks for
         template = as_dict(as_dict(rollout.get("spec")).get("template"))
         tags = {str(c.get("image", "")): set() for c in _containers(template)}

@@ -176,7 +176,8 @@ def test_the_istio_example_as_written_now_aborts_a_failing_canary(closing: list[
 
 
 @pytest.mark.parametrize(("strategy", "path"), [
-    ({"blueGreen": {"activeService": "stable-svc", "previewService": "canary-svc"}}, "spec.strategy.blueGreen"),
+    ({"blueGreen": {"activeService": "stable-svc", "previewService": "canary-svc",
+                    "activeMetadata": {"labels": {"role": "active"}}}}, "spec.strategy.blueGreen.activeMetadata"),
     ({}, "spec.strategy"),
 ])
 def test_a_strategy_not_run_is_invalid_spec_and_never_crashes(strategy: dict[str, Any], path: str,
