@@ -9,6 +9,14 @@ resources values, the instance id and namespace scope, and the chart's appVersio
 from __future__ import annotations
 
 import argparse
+import json
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
 from typing import Any
 
 import kubernetes_validate
@@ -137,8 +145,6 @@ def test_the_probes_hit_the_health_endpoint_the_controller_serves(render: Render
 
 def test_health_and_metrics_answer_on_the_ports_the_chart_probes(render: Render) -> None:
     """The endpoint behind the probe is real: the controller's server answers /healthz and /metrics."""
-    import urllib.request
-
     from rollouts.controller.metrics import ControllerMetrics, serve
 
     server = serve(ControllerMetrics(), "127.0.0.1:0")
@@ -198,3 +204,26 @@ def test_optional_objects_appear_only_when_enabled(render: Render) -> None:
     assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     assert monitor["spec"]["selector"]["matchLabels"].items() <= one(monitored, "Service")["metadata"]["labels"].items()
+
+
+def test_the_deployment_args_start_a_controller_whose_health_endpoint_answers(render: Render) -> None:
+    """The chart's args with every option set, run for real (against --local, on free ports)."""
+    values = {"controller": {"namespaceScope": "shop", "instanceId": "team-a", "logFormat": "json",
+                             "prometheusAddress": "http://prometheus.monitoring:9090"}}
+    args = [a for a in container(render(values))["args"] if not a.startswith(("--metrics-addr", "--health-addr"))]
+    argv = [sys.executable, "-m", "rollouts", *args, "--local", "--metrics-addr=127.0.0.1:0",
+            "--health-addr=127.0.0.1:0"]
+    child = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in child.stderr or []], daemon=True).start()
+    try:
+        health = None
+        while health is None:
+            record = json.loads(lines.get(timeout=30))  # --log-format json: every line is an object
+            health = re.fullmatch(r"health on (http://\S+/healthz)", record["msg"])
+            assert child.poll() is None, record
+        with urllib.request.urlopen(health.group(1), timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == 0
