@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check static deps prometheus clean
+.PHONY: demo test check static deps prometheus helm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -qq -e '.[test]'
 	touch $(STAMP)
 
-deps: $(STAMP) prometheus
+deps: $(STAMP) prometheus helm
+
+# helm v3.17.3 for the chart tests, cached outside the checkout (tools/helm.sh says where).
+helm:
+	@tools/helm.sh >/dev/null
 
 # Debian's Prometheus, only when it is not on PATH already.
 prometheus:

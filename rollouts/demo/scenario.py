@@ -15,19 +15,22 @@ Rules:
   only two samples under-reads by extrapolation), after an `initialDelay` that lets the
   first canary samples arrive. A window with no canary samples is "no data" (an Error
   measurement, tolerated by consecutiveErrorLimit), never a failure.
-- Pure: reads only the example files; no clock, no cluster.
+- Pure: reads only the example files (package data: `rollouts/examples`); no clock, no cluster.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "istio-canary"
+# The examples ship inside the package (rollouts/examples links to the repository's examples/),
+# so an installed wheel finds them as a checkout does.
+EXAMPLE_DIR = Path(str(resources.files("rollouts") / "examples" / "istio-canary"))
 ROLLOUT_NAME = "demo"
 FIRST_IMAGE = "demo:v1"
 HASH_ARG = "canary-hash"
