@@ -53,10 +53,11 @@ def prometheus() -> Iterator[PrometheusHistory]:
         )
 
 
-# The long proofs: real processes and the full fuzz and property runs. `make test` (and CI)
-# runs them; `make check`, the fast developer loop, leaves them out with `-m "not slow"`.
+# The long proofs: real processes (the real control plane among them) and the full fuzz and
+# property runs. `make test` (and CI) runs them; `make check`, the fast developer loop, leaves
+# them out with `-m "not slow"`.
 SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
-        "tests/analysis/test_provider_bounds.py", "tests/analysis/test_expr_bounds.py")
+        "tests/analysis/test_provider_bounds.py", "tests/analysis/test_expr_bounds.py", "tests/k8s/")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
@@ -98,11 +99,38 @@ def load_api_client(kubeconfig: str | Path | None = None, context: str | None = 
                 pass
         config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None, context=context,
                                 client_configuration=configuration, persist_config=False)
+        impersonate = _impersonation(kubeconfig, context)
     except (config.ConfigException, OSError) as err:
         where = kubeconfig or "~/.kube/config"
         raise ClusterError(f"no usable Kubernetes configuration: not in a cluster, and {where}: {err}; "
                            "pass --kubeconfig (and --context) or run inside a pod") from None
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    for header, value in impersonate.items():
+        api.set_default_header(header, value)
+    return api
+
+
+def _impersonation(kubeconfig: str | Path | None, context: str | None) -> dict[str, str]:
+    """The Impersonate-* headers for the user entry's `as` / `as-groups`, as kubectl sends them.
+
+    The Python client ignores these kubeconfig fields; without them a kubeconfig meant to act
+    as a ServiceAccount would silently act with the caller's own (broader) rights.
+    """
+    contexts, current = config.list_kube_config_contexts(config_file=str(kubeconfig) if kubeconfig else None)
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+    user_name = ((chosen or {}).get("context") or {}).get("user")
+    path = Path(kubeconfig).expanduser() if kubeconfig else Path(config.KUBE_CONFIG_DEFAULT_LOCATION).expanduser()
+    users = (yaml.safe_load(path.read_text()) or {}).get("users") or []
+    user = next((u.get("user") or {} for u in users if u.get("name") == user_name), {})
+    headers: dict[str, str] = {}
+    if user.get("as"):
+        headers["Impersonate-User"] = str(user["as"])
+    groups = user.get("as-groups") or []
+    if len(groups) > 1:
+        raise config.ConfigException(f"user {user_name!r}: only one `as-groups` entry is supported, got {groups}")
+    if groups:
+        headers["Impersonate-Group"] = str(groups[0])
+    return headers
 
 
 class KubeCluster:
