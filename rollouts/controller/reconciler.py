@@ -59,6 +59,7 @@ from rollouts.platform.patches import merge_diff
 from rollouts.spec.model import Rollout
 from rollouts.spec.problems import Problem, from_validation_error
 from rollouts.traffic.istio import vs_reference
+from rollouts.traffic.pingpong import service_names
 
 __all__ = ["INSTANCE_LABEL", "RolloutReconciler", "references"]
 
@@ -180,7 +181,7 @@ class RolloutReconciler:
             if (obj := self._get(kind, name, ns)) is not None:
                 found[kind].append(obj)
         canary = rollout.canary
-        names = {canary.canary_service, canary.stable_service} - {None} if canary is not None else set()
+        names = set(service_names(canary))
         services = [svc for name in sorted(str(n) for n in names)
                     if (svc := self._get("Service", name, namespace)) is not None]
         templates = self._templates_of(rollout, namespace)

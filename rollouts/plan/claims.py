@@ -43,7 +43,11 @@ def claim_problems(rollout: Rollout, *, services: Sequence[Mapping[str, Any]],
     canary = rollout.canary
     found: list[Problem] = []
     if canary is not None:
-        for key, name in (("canaryService", canary.canary_service), ("stableService", canary.stable_service)):
+        pair = canary.ping_pong
+        named = [("canaryService", canary.canary_service), ("stableService", canary.stable_service),
+                 *((("pingPong.pingService", pair.ping_service), ("pingPong.pongService", pair.pong_service))
+                   if pair is not None else ())]
+        for key, name in named:
             service = next((s for s in services if wire.text(s, "metadata", "name") == name), None)
             owner = claimant(service)
             if name and owner and owner != me and owner in live_claimants:

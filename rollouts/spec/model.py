@@ -183,7 +183,7 @@ class AntiAffinity(ArgoModel):
 
 
 class PingPong(ArgoModel):
-    """ALB ping-pong services (Argo: ALB traffic routing only; not run here)."""
+    """Ping-pong Services that take turns as stable and canary (run with Istio: rollouts.traffic.pingpong)."""
 
     ping_service: str
     pong_service: str

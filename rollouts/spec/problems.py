@@ -75,8 +75,6 @@ NOT_RUN_FIELDS: Mapping[type[ArgoModel], Mapping[str, tuple[str, str]]] = {
                            f"select canary pods by rollouts-pod-template-hash, or {_ARGO_RUNS_IT}"),
         "stableMetadata": ("stable pods do not get these labels and annotations",
                            f"select stable pods by rollouts-pod-template-hash, or {_ARGO_RUNS_IT}"),
-        "pingPong": ("ping-pong Services are an ALB feature; no Service is switched here",
-                     f"use canaryService and stableService, or {_ARGO_RUNS_IT}"),
         "replicaProgressThreshold": ("steps wait for every canary pod to be available",
                                      f"remove it, or {_ARGO_RUNS_IT}"),
     },

@@ -13,7 +13,9 @@ Rules (argo-rollouts.md §2):
   if it holds both the canary and the stable destination, and never fails validation.
 - Every selected route must hold a canary and a stable destination: by host in host mode,
   by subset in DestinationRule mode ("route 'r' in VirtualService 'vs' has no destination
-  for canaryService 'c'"). Hosts compare by short name (everything before the first `.`).
+  for canaryService 'c'"); with ping-pong Services the hosts are the ping and pong ones,
+  in the roles `status.canary.stablePingPong` gives them (traffic.pingpong). Hosts
+  compare by short name (everything before the first `.`).
   Problems mean InvalidSpec and no traffic change. `validate_virtual_service` is the one
   checker: lint (traffic.checks) and the router both call it.
 - Rewriting touches only the `weight` key of destinations in selected routes: canary gets
@@ -41,6 +43,7 @@ from rollouts.platform.actions import Action, PatchDestinationRule, PatchVirtual
 from rollouts.platform.labels import HASH_LABEL, MANAGED_BY
 from rollouts.spec.model import CanaryStrategy, IstioVirtualService, Rollout
 from rollouts.spec.problems import Problem, did_you_mean
+from rollouts.traffic.pingpong import routed_services
 
 ISTIO = "spec.strategy.canary.trafficRouting.istio"
 
@@ -84,13 +87,15 @@ class Targets:
         return [(what, str(name), key) for what, name, role in wanted if name and role not in roles]
 
 
-def targets_of(canary: CanaryStrategy | None) -> Targets:
-    """Which destinations are the canary's and the stable's, for a canary strategy."""
+def targets_of(canary: CanaryStrategy | None, stable_ping_pong: str | None = None) -> Targets:
+    """Which destinations are the canary's and the stable's, for a canary strategy (the ping
+    and pong hosts take turns by `status.canary.stablePingPong`: traffic.pingpong)."""
     istio = canary.traffic_routing.istio if canary and canary.traffic_routing else None
     rule = istio.destination_rule if istio else None
+    stable_host, canary_host = routed_services(canary, stable_ping_pong)
     return Targets(
-        canary_host=canary.canary_service if canary else None,
-        stable_host=canary.stable_service if canary else None,
+        canary_host=canary_host,
+        stable_host=stable_host,
         canary_subset=rule.canary_subset_name if rule else None,
         stable_subset=rule.stable_subset_name if rule else None,
         additional_subsets=tuple(rule.additional_subset_names or []) if rule else (),
@@ -243,7 +248,8 @@ class IstioRouter:
         return str(self.rollout.metadata.namespace or "default")
 
     def targets(self) -> Targets:
-        return targets_of(self.rollout.canary)
+        status = self.rollout.status.canary if self.rollout.status else None
+        return targets_of(self.rollout.canary, status.stable_ping_pong if status else None)
 
     def references(self) -> list[tuple[str, IstioVirtualService, Mapping[str, Any] | None]]:
         """(field path, reference, observed VirtualService or None) per referenced VirtualService."""

@@ -1,0 +1,160 @@
+"""Run a list of Argo-shaped objects on the InMemoryCluster controller and record what moved.
+
+`Run(docs)` creates the objects on an InMemoryCluster with a SteppedClock and a Manager
+running both controllers (the scripted provider answers prometheus and web metrics), and
+after every controller step records, from the objects themselves (never from inside the
+controller): every distinct set of VirtualService destination weights, every Service's
+hash selector, every ReplicaSet's replicas and the Rollout's stableRS. The conformance
+corpus and the safety walk both run on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from analysis.providers import Providers
+from rollouts.cli.actions import promote_patches
+from rollouts.controller.manager import Manager
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform.clock import SteppedClock
+from rollouts.platform.cluster import Conflict
+from rollouts.platform.labels import HASH_LABEL
+from tests.controller.dsl import START, ScriptedProvider
+
+Doc = dict[str, Any]
+ROUTE_SECTIONS = ("http", "tls", "tcp")
+
+
+def vs_weights(vs: Mapping[str, Any]) -> tuple[tuple[str, int, str, int], ...]:
+    """(section, route index, destination host/subset, weight) of every weighted destination."""
+    found = []
+    for section in ROUTE_SECTIONS:
+        for index, route in enumerate((vs.get("spec") or {}).get(section) or []):
+            for dest in route.get("route") or []:
+                target = dest.get("destination") or {}
+                name = target.get("subset") or str(target.get("host", "")).split(".")[0]
+                found.append((section, index, name, int(dest.get("weight") or 0)))
+    return tuple(found)
+
+
+class Run:
+    def __init__(self, docs: Iterable[Doc], *, namespace: str = "default",
+                 script: Mapping[str, list[Any]] | None = None) -> None:
+        self.namespace = namespace
+        self.docs = [dict(d) for d in docs]
+        for doc in self.docs:
+            if doc.get("kind") != "ClusterAnalysisTemplate":
+                doc.setdefault("metadata", {})["namespace"] = namespace
+        self.clock = SteppedClock(START)
+        self.cluster = InMemoryCluster(clock=self.clock.now)
+        self.provider = ScriptedProvider()
+        for metric, values in (script or {}).items():
+            self.provider.script(metric, *values)
+        providers = Providers({"prometheus": self.provider, "web": self.provider})
+        self.manager = Manager(self.cluster, providers, clock=self.clock, leader_election=False)
+        self.name = next(d["metadata"]["name"] for d in self.docs if d["kind"] == "Rollout")
+        self.vs_history: dict[str, list[tuple[tuple[str, int, str, int], ...]]] = {}
+        self.selector_history: dict[str, list[str | None]] = {}
+        self.replica_history: dict[str, list[int]] = {}
+        self.stable_history: list[str | None] = []
+        self.phases: list[str | None] = []
+
+    # ------------------------------------------------------------ given / when
+
+    def given(self) -> Run:
+        for doc in self.docs:
+            self.cluster.create(doc)
+        self.record()
+        return self
+
+    def record(self) -> None:
+        def keep(history: list[Any], value: Any) -> None:
+            if not history or history[-1] != value:
+                history.append(value)
+        for vs in self.cluster.list("VirtualService", self.namespace):
+            keep(self.vs_history.setdefault(vs["metadata"]["name"], []), vs_weights(vs))
+        for svc in self.cluster.list("Service", self.namespace):
+            keep(self.selector_history.setdefault(svc["metadata"]["name"], []),
+                 ((svc.get("spec") or {}).get("selector") or {}).get(HASH_LABEL))
+        for rs in self.cluster.list("ReplicaSet", self.namespace):
+            keep(self.replica_history.setdefault(rs["metadata"]["name"], []), int(rs["spec"].get("replicas") or 0))
+        status = self.status
+        keep(self.stable_history, status.get("stableRS"))
+        keep(self.phases, status.get("phase"))
+
+    def run_until(self, predicate: Callable[[], bool], *, max_seconds: float = 6 * 3600.0) -> Run:
+        self.manager.run_until(predicate, max_seconds=max_seconds, after_step=self.record)
+        self.record()
+        return self
+
+    def run_for(self, seconds: float) -> Run:
+        self.manager.run_for(seconds, after_step=self.record)
+        self.record()
+        return self
+
+    def until_phase(self, *phases: str, max_seconds: float = 6 * 3600.0) -> Run:
+        return self.run_until(lambda: self.phase in phases, max_seconds=max_seconds)
+
+    def update(self, change: Callable[[Doc], None]) -> Run:
+        for _ in range(5):
+            rollout = self.rollout
+            change(rollout)
+            try:
+                self.cluster.replace(rollout)
+                return self
+            except Conflict:
+                continue
+        raise AssertionError("could not update the Rollout")
+
+    def new_image(self, image: str = "registry.example.com/app:2.0.0") -> Run:
+        def change(rollout: Doc) -> None:
+            rollout["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        return self.update(change)
+
+    def promote(self, *, full: bool = False) -> Run:
+        spec, status = promote_patches(self.rollout, full=full)
+        if spec:
+            self.cluster.patch("Rollout", self.name, self.namespace, spec)
+        if status:
+            self.cluster.patch_status("Rollout", self.name, self.namespace, status)
+        return self
+
+    def abort(self) -> Run:
+        self.cluster.patch_status("Rollout", self.name, self.namespace, {"status": {"abort": True}})
+        return self
+
+    # ------------------------------------------------------------ then
+
+    @property
+    def rollout(self) -> Doc:
+        return self.cluster.get("Rollout", self.name, self.namespace)
+
+    @property
+    def status(self) -> Doc:
+        return self.rollout.get("status") or {}
+
+    @property
+    def phase(self) -> str | None:
+        return self.status.get("phase")
+
+    def condition(self, kind: str) -> Doc | None:
+        return next((c for c in self.status.get("conditions") or [] if c.get("type") == kind), None)
+
+    def events(self, kind: str | None = None, reason: str | None = None) -> list[Doc]:
+        found = [e for e in self.cluster.list("Event", self.namespace)
+                 if e["involvedObject"]["kind"] == "Rollout" and e["involvedObject"]["name"] == self.name]
+        return [e for e in found if (kind is None or e["type"] == kind) and (reason is None or e["reason"] == reason)]
+
+    def replica_sets(self) -> list[Doc]:
+        return self.cluster.list("ReplicaSet", self.namespace)
+
+    def selector(self, service: str) -> str | None:
+        svc = self.cluster.get("Service", service, self.namespace)
+        return ((svc.get("spec") or {}).get("selector") or {}).get(HASH_LABEL)
+
+    def weights(self, vs: str) -> tuple[tuple[str, int, str, int], ...]:
+        return vs_weights(self.cluster.get("VirtualService", vs, self.namespace))
+
+    def weight_of(self, vs: str, destination: str, section: str = "http", index: int = 0) -> int:
+        return next(w for s, i, name, w in self.weights(vs) if (s, i, name) == (section, index, destination))
