@@ -24,6 +24,7 @@ from tests.controller.dsl import START, ScriptedProvider
 
 Doc = dict[str, Any]
 ROUTE_SECTIONS = ("http", "tls", "tcp")
+WATCHED = ("VirtualService", "Service", "ReplicaSet", "Rollout")
 
 
 def vs_weights(vs: Mapping[str, Any]) -> tuple[tuple[str, int, str, int], ...]:
@@ -59,29 +60,40 @@ class Run:
         self.replica_history: dict[str, list[int]] = {}
         self.stable_history: list[str | None] = []
         self.phases: list[str | None] = []
+        self._cursors: dict[str, str | None] = {}
 
     # ------------------------------------------------------------ given / when
 
     def given(self) -> Run:
+        self.record()  # the cursors start before the first object: every change is seen
         for doc in self.docs:
             self.cluster.create(doc)
         self.record()
         return self
 
     def record(self) -> None:
+        """Take in every change since the last call, from watches (each intermediate state too)."""
         def keep(history: list[Any], value: Any) -> None:
             if not history or history[-1] != value:
                 history.append(value)
-        for vs in self.cluster.list("VirtualService", self.namespace):
-            keep(self.vs_history.setdefault(vs["metadata"]["name"], []), vs_weights(vs))
-        for svc in self.cluster.list("Service", self.namespace):
-            keep(self.selector_history.setdefault(svc["metadata"]["name"], []),
-                 ((svc.get("spec") or {}).get("selector") or {}).get(HASH_LABEL))
-        for rs in self.cluster.list("ReplicaSet", self.namespace):
-            keep(self.replica_history.setdefault(rs["metadata"]["name"], []), int(rs["spec"].get("replicas") or 0))
-        status = self.status
-        keep(self.stable_history, status.get("stableRS"))
-        keep(self.phases, status.get("phase"))
+        for kind in WATCHED:
+            stream = self.cluster.watch(kind, self.namespace, resource_version=self._cursors.get(kind), timeout=0)
+            for event in stream:
+                obj, name = event.object, event.object["metadata"]["name"]
+                if event.type == "DELETED":
+                    continue
+                if kind == "VirtualService":
+                    keep(self.vs_history.setdefault(name, []), vs_weights(obj))
+                elif kind == "Service":
+                    keep(self.selector_history.setdefault(name, []),
+                         ((obj.get("spec") or {}).get("selector") or {}).get(HASH_LABEL))
+                elif kind == "ReplicaSet":
+                    keep(self.replica_history.setdefault(name, []), int(obj["spec"].get("replicas") or 0))
+                elif name == self.name:
+                    status = obj.get("status") or {}
+                    keep(self.stable_history, status.get("stableRS"))
+                    keep(self.phases, status.get("phase"))
+            self._cursors[kind] = stream.resource_version
 
     def run_until(self, predicate: Callable[[], bool], *, max_seconds: float = 6 * 3600.0) -> Run:
         self.manager.run_until(predicate, max_seconds=max_seconds, after_step=self.record)
@@ -158,3 +170,34 @@ class Run:
 
     def weight_of(self, vs: str, destination: str, section: str = "http", index: int = 0) -> int:
         return next(w for s, i, name, w in self.weights(vs) if (s, i, name) == (section, index, destination))
+
+
+# ---------------------------------------------------------------- builders
+
+
+def service(name: str, app: str) -> Doc:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"ports": [{"port": 80, "targetPort": "http", "name": "http"}], "selector": {"app": app}}}
+
+
+def rollout(name: str, strategy: Doc, *, replicas: int = 4, **spec: Any) -> Doc:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": name, "image": "registry.example.com/app:1.0.0"}]}},
+                     "strategy": strategy, **spec}}
+
+
+def istio_host_split(name: str, canary: Doc, *, replicas: int = 4, **spec: Any) -> list[Doc]:
+    """Argo's istio-host-split: `NAME-stable` and `NAME-canary` Services, a VirtualService
+    `NAME-vsvc` with route `primary`, and a canary Rollout routed through it (`canary` is
+    merged over that strategy)."""
+    vs = {"apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService", "metadata": {"name": f"{name}-vsvc"},
+          "spec": {"hosts": [name], "http": [{"name": "primary", "route": [
+              {"destination": {"host": f"{name}-stable"}, "weight": 100},
+              {"destination": {"host": f"{name}-canary"}, "weight": 0}]}]}}
+    strategy = {"canaryService": f"{name}-canary", "stableService": f"{name}-stable",
+                "trafficRouting": {"istio": {"virtualService": {"name": f"{name}-vsvc", "routes": ["primary"]}}},
+                **canary}
+    return [service(f"{name}-stable", name), service(f"{name}-canary", name), vs,
+            rollout(name, {"canary": strategy}, replicas=replicas, **spec)]
