@@ -6,7 +6,10 @@ Rules (argo-rollouts.md §2):
 - HTTP routes: the named `routes` (each must exist: "HTTP route 'x' is not in
   VirtualService 'vs'", at `routes[i]`, with a did-you-mean); with no names (and no tls or
   tcp routes named), the VirtualService must have exactly one http route, and that one
-  is used. TLS routes: each `tlsRoutes[]{port, sniHosts}`
+  is used. A VirtualService with no `http` section has no HTTP route to check or weigh
+  (Argo's reconcileVirtualService skips them), so names in `routes` are not looked for;
+  its tls/tcp routes are selected as below, and a VirtualService where nothing at all is
+  selected is still an error (never a Rollout whose traffic cannot move). TLS routes: each `tlsRoutes[]{port, sniHosts}`
   selects the routes whose matches carry exactly that one port and exactly that set of
   SNI hosts; TCP routes: `tcpRoutes[]{port}` by port alone. Deliberate difference from
   Argo (issue #3454): with no tlsRoutes/tcpRoutes, the first tls/tcp route is managed only
@@ -126,7 +129,7 @@ def select_routes(vs: Mapping[str, Any], ref: IstioVirtualService, targets: Targ
     problems: list[Problem] = []
     http = [r for r in spec.get("http") or [] if isinstance(r, Mapping)]
     names = [str(r["name"]) for r in http if isinstance(r.get("name"), str) and r.get("name")]
-    if ref.routes:
+    if ref.routes and spec.get("http") is not None:  # Argo checks HTTP routes only when there is an http section
         for index, route_name in enumerate(ref.routes):
             found = [i for i, r in enumerate(http) if r.get("name") == route_name]
             if not found:
