@@ -158,6 +158,12 @@ class Run:
                  if e["involvedObject"]["kind"] == "Rollout" and e["involvedObject"]["name"] == self.name]
         return [e for e in found if (kind is None or e["type"] == kind) and (reason is None or e["reason"] == reason)]
 
+    def reconcile_errors(self) -> float:
+        """Reconciles that raised, Rollouts and AnalysisRuns (the manager counts and retries them)."""
+        return sum(sample.value for metric in self.manager.metrics.registry.collect()
+                   if metric.name.endswith("_reconcile_error")
+                   for sample in metric.samples if sample.name.endswith("_total"))
+
     def replica_sets(self) -> list[Doc]:
         return self.cluster.list("ReplicaSet", self.namespace)
 
