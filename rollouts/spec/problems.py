@@ -85,6 +85,10 @@ NOT_RUN_FIELDS: Mapping[type[ArgoModel], Mapping[str, tuple[str, str]]] = {
                            f"select stable pods by rollouts-pod-template-hash, or {_ARGO_RUNS_IT}"),
         "replicaProgressThreshold": ("steps wait for every canary pod to be available",
                                      f"remove it, or {_ARGO_RUNS_IT}"),
+        "dynamicStableScale": ("the stable ReplicaSet keeps all its pods during the update",
+                               f"remove it (the update runs with up to twice the pods), or {_ARGO_RUNS_IT}"),
+        "scaleDownDelayRevisionLimit": ("every old ReplicaSet keeps its pods until its own scale-down deadline",
+                                        f"remove it, or {_ARGO_RUNS_IT}"),
     },
     AnalysisRunSpec: {
         "ttlStrategy": ("completed runs are not deleted after a time", "delete old runs yourself, or remove it"),
