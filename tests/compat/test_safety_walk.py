@@ -11,14 +11,13 @@ reconcile ever raises. blueGreen and the experiment step are being built: "runs 
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 import pytest
 
 from rollouts.spec.model import StepKind, TrafficRouting
 from rollouts.spec.problems import ARGO_ONLY_FIELDS
-from tests.conformance.harness import Run, istio_host_split, rollout, service
+from tests.conformance.harness import Run, assert_refused, istio_host_split, rollout, service
 
 TEMPLATE = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": "ok"},
             "spec": {"metrics": [{"name": "ok", "count": 1, "successCondition": "result >= 0.9",
@@ -96,20 +95,6 @@ def expected(strategy: str, router: str, kind: str | None) -> tuple[str, str | N
     if kind not in RUN_HERE or (kind == "setCanaryScale" and router == "none"):
         return "refused", f"spec.strategy.canary.steps[0].{kind}"
     return "runs", None
-
-
-def assert_refused(run: Run, path: str) -> None:
-    """InvalidSpec naming `path` with a fix, Degraded, nothing moved, one Warning event."""
-    condition = run.condition("InvalidSpec")
-    assert condition is not None and condition["status"] == "True", run.status
-    assert re.search(rf"(^|; ){re.escape(path)}: [^;]+ \([^;)]+\)", condition["message"]), condition["message"]
-    assert run.phase == "Degraded"
-    run.run_for(600)  # requeued every 20 s: still one event, still nothing moved
-    assert run.replica_sets() == [] and run.replica_history == {}
-    assert all(len(history) == 1 for history in run.selector_history.values()), run.selector_history
-    assert all(len(history) == 1 for history in run.vs_history.values()), run.vs_history
-    warnings = run.events("Warning")
-    assert [e["reason"] for e in warnings] == ["InvalidSpec"] and warnings[0].get("count", 1) == 1
 
 
 def assert_runs(run: Run) -> None:

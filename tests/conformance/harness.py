@@ -10,6 +10,7 @@ corpus and the safety walk both run on it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -176,6 +177,23 @@ class Run:
 
     def weight_of(self, vs: str, destination: str, section: str = "http", index: int = 0) -> int:
         return next(w for s, i, name, w in self.weights(vs) if (s, i, name) == (section, index, destination))
+
+
+def assert_refused(run: Run, path: str | None) -> None:
+    """InvalidSpec naming `path` (when given) with a fix, Degraded, nothing moved however long
+    it waits (requeued every 20 s), and exactly one Warning event."""
+    condition = run.condition("InvalidSpec")
+    assert condition is not None and condition["status"] == "True", run.status
+    where = re.escape(path) if path else r"[\w.\[\]'-]+"
+    assert re.search(rf"(^|; ){where}: [^;]+ \([^;)]+\)", condition["message"]), condition["message"]
+    assert run.phase == "Degraded"
+    run.run_for(600)
+    assert run.replica_sets() == [] and run.replica_history == {}
+    assert all(len(history) == 1 for history in run.selector_history.values()), run.selector_history
+    assert all(len(history) == 1 for history in run.vs_history.values()), run.vs_history
+    warnings = run.events("Warning")
+    assert [e["reason"] for e in warnings] == ["InvalidSpec"] and warnings[0].get("count", 1) == 1
+    assert run.reconcile_errors() == 0
 
 
 # ---------------------------------------------------------------- builders
