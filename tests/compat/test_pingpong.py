@@ -119,3 +119,25 @@ def test_ping_pong_validation_rules() -> None:
     missing = copy.deepcopy(ROLLOUT)
     assert lint_errors(missing, service("ping"), VS) == [
         "spec.strategy.canary.pingPong.pongService: Service 'pong' not found"]
+
+
+def test_ping_pong_beside_canary_and_stable_services() -> None:
+    """service_helper.go GetStableAndCanaryServices(isPingpongPreferred=false): with Istio and
+    canaryService/stableService set too, the VirtualService routes to those two, and the
+    ping-pong pair still takes turns (test/e2e/functional/albmesh-pingpong-stablecanary-rollout.yaml
+    without its ALB half)."""
+    docs = copy.deepcopy(DOCS)
+    docs[2]["spec"]["http"][0]["route"] = [{"destination": {"host": "stable"}, "weight": 100},
+                                           {"destination": {"host": "canary"}, "weight": 0}]
+    docs[3]["spec"]["strategy"]["canary"].update(canaryService="canary", stableService="stable")
+    run = Run([service("stable"), service("canary"), *docs]).given().until_phase("Healthy")
+    first = run.status["stableRS"]
+    run.new_image("nginx:1.20-alpine").until_phase("Paused")
+    second = run.status["currentPodHash"]
+    vsvc = "istio-host-split-vsvc"
+    assert (run.weight_of(vsvc, "stable"), run.weight_of(vsvc, "canary")) == (75, 25)
+    assert (run.selector("stable"), run.selector("canary")) == (first, second)
+    assert (run.selector("ping"), run.selector("pong")) == (first, second)
+    run.promote().until_phase("Healthy")
+    assert run.status["canary"]["stablePingPong"] == "pong"
+    assert (run.selector("stable"), run.selector("pong")) == (second, second)
