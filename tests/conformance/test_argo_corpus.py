@@ -15,8 +15,9 @@ its source), and says what must happen in annotations on the Rollout:
 - `new-pods-ready: never`: the new revision's pods never become Ready.
 
 Invariants, every file: weights only take step values (w or 100 - w of a setWeight, 0,
-100); the new pods become the stable only when Healthy is expected (never on failing
-metrics); no reconcile raises. Adding a file is all a new case takes.
+100), and each setWeight is in force at some point of an update that is promoted; the new
+pods become the stable only when Healthy is expected (never on failing metrics); no
+reconcile raises. Adding a file is all a new case takes.
 """
 
 from __future__ import annotations
@@ -66,10 +67,13 @@ class Case:
         return found
 
     @property
-    def step_weights(self) -> set[int]:
+    def set_weights(self) -> set[int]:
         steps = (((self.rollout["spec"].get("strategy") or {}).get("canary") or {}).get("steps")) or []
-        weights = {int(s["setWeight"]) for s in steps if isinstance(s, dict) and "setWeight" in s}
-        return {0, 100} | weights | {100 - w for w in weights}
+        return {int(s["setWeight"]) for s in steps if isinstance(s, dict) and "setWeight" in s}
+
+    @property
+    def step_weights(self) -> set[int]:
+        return {0, 100} | self.set_weights | {100 - w for w in self.set_weights}
 
 
 CASES = [Case.load(path) for path in FILES]
@@ -144,6 +148,8 @@ def test_runs_to_the_documented_phase(case: Case) -> None:
     for name, history in run.vs_history.items():
         seen = {w for snapshot in history for *_, w in snapshot}
         assert seen <= case.step_weights, (name, history)
+        if wanted == "Healthy":  # every step ran: each setWeight was in force on the VirtualService
+            assert case.set_weights <= seen, (name, history)
     if "expect-weight" in case.expect:
         assert run.status["canary"]["weights"]["canary"]["weight"] == int(case.expect["expect-weight"])
     if "expect-step" in case.expect:
