@@ -59,6 +59,7 @@ from rollouts.platform.patches import merge_diff
 from rollouts.spec.model import Rollout, RolloutAnalysis
 from rollouts.spec.problems import Problem, from_validation_error
 from rollouts.traffic.istio import vs_reference
+from rollouts.traffic.pingpong import service_names
 
 __all__ = ["INSTANCE_LABEL", "RolloutReconciler", "references"]
 
@@ -108,11 +109,12 @@ def unreadable_problems(doc: Obj, err: ValidationError) -> list[Problem]:
 
 
 def _service_names(rollout: Rollout) -> set[str]:
-    """The Services the Rollout's strategy switches: canary/stable, or blueGreen's active/preview."""
-    canary, blue_green = rollout.canary, rollout.blue_green
-    names = {canary.canary_service, canary.stable_service} if canary is not None else set()
-    names |= {blue_green.active_service, blue_green.preview_service} if blue_green is not None else set()
-    return {name for name in names if name}
+    """The Services the Rollout's strategy switches: canary/stable (and ping/pong), or blueGreen's active/preview."""
+    blue_green = rollout.blue_green
+    names = set(service_names(rollout.canary))
+    if blue_green is not None:
+        names |= {name for name in (blue_green.active_service, blue_green.preview_service) if name}
+    return names
 
 
 def _analysis_blocks(rollout: Rollout) -> list[RolloutAnalysis]:

@@ -45,7 +45,10 @@ def claim_problems(rollout: Rollout, *, services: Sequence[Mapping[str, Any]],
     found: list[Problem] = []
     named: list[tuple[str, str | None]] = []
     if canary is not None:
-        named += [("canary.canaryService", canary.canary_service), ("canary.stableService", canary.stable_service)]
+        pair = canary.ping_pong
+        named += [("canary.canaryService", canary.canary_service), ("canary.stableService", canary.stable_service),
+                  *((("canary.pingPong.pingService", pair.ping_service),
+                     ("canary.pingPong.pongService", pair.pong_service)) if pair is not None else ())]
     if blue_green is not None:
         named += [("blueGreen.activeService", blue_green.active_service),
                   ("blueGreen.previewService", blue_green.preview_service)]

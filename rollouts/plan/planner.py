@@ -149,7 +149,7 @@ def _sync_revision(p: Pass) -> None:
     if st.current_pod_hash != p.pod_hash or st.current_step_hash != step_hash(p.steps):
         transitions.restart(p)
     if st.stable_rs is None:  # the first deploy is promoted at once, without steps
-        st.stable_rs = p.pod_hash
+        transitions.first_stable(p)
     if p.promoted and p.steps:
         st.current_step_index = len(p.steps)
 

@@ -17,6 +17,8 @@ aborted). A selector moves only onto a ReplicaSet with an available pod (all its
 when adopting a Service this Rollout does not manage yet); a canary selector leaves pods
 that still carry weight only after the weight is 0 (one pass later). Services are
 patched before the VirtualService, so new pods are selected before they get traffic.
+Ping-pong Services (traffic.pingpong) take turns: the stable one follows stableRS, the
+canary one the new pods until they are promoted, and neither moves back on abort.
 
 The router itself (traffic.router, traffic.istio) answers with actions; this module decides
 what to ask of it.
@@ -32,6 +34,7 @@ from rollouts.plan.steplist import previous_set_weight, set_weight_at
 from rollouts.platform.actions import NORMAL, SetServiceSelector
 from rollouts.platform.labels import HASH_LABEL, MANAGED_BY
 from rollouts.spec.model import CanaryStep, TrafficWeights, WeightDestination
+from rollouts.traffic import pingpong
 
 
 def desired_weight(*, steps: Sequence[CanaryStep], index: int, aborted: bool, promoted: bool, promote_full: bool,
@@ -68,16 +71,15 @@ def select(p: Pass) -> Selection:
     stable_target = p.st.stable_rs
     canary_target = stable_target if p.aborted else p.pod_hash
     chosen: dict[str, str | None] = {}
-    for role, name, target in (("stable", p.canary.stable_service, stable_target),
-                               ("canary", p.canary.canary_service, canary_target)):
+    for key, name, target in _selectors(p, stable_target, canary_target):
         service = next((s for s in p.observed.services if (s.get("metadata") or {}).get("name") == name), None)
         if service is None:
             continue
         current = ((service.get("spec") or {}).get("selector") or {}).get(HASH_LABEL)
         managed = ((service.get("metadata") or {}).get("annotations") or {}).get(MANAGED_BY) == p.ro.metadata.name
-        chosen[role] = _gate(p, role, current, target, managed=managed)
-        if chosen[role] != current and chosen[role] is not None:
-            p.actions.append(SetServiceSelector(str(name), str(chosen[role])))
+        chosen[key] = _gate(p, key.split("-")[0], current, target, managed=managed)
+        if chosen[key] != current and chosen[key] is not None:
+            p.actions.append(SetServiceSelector(str(name), str(chosen[key])))
     hashes = p.router.selected_hashes() if p.router is not None else None
     if p.router is not None and hashes is not None:
         canary_now, stable_now = hashes
@@ -92,6 +94,25 @@ def select(p: Pass) -> Selection:
         canary_selected=all(value == p.pod_hash for value in canary_side),
         selected=frozenset(value for value in chosen.values() if value),
     )
+
+
+Selector = tuple[str, str | None, str | None]
+
+
+def _selectors(p: Pass, stable_target: str | None, canary_target: str | None) -> list[Selector]:
+    """(role key, Service name, target hash) of every Service selector this pass points.
+    The ping-pong pair (traffic.pingpong): its stable side follows stableRS, its canary side
+    the new pods while not fully promoted (aborted too: no ping-pong selector moves back)."""
+    found: list[Selector] = [("stable", p.canary.stable_service, stable_target),
+                             ("canary", p.canary.canary_service, canary_target)]
+    status = p.st.canary.stable_ping_pong if p.st.canary else None
+    pair = pingpong.roles(p.canary, status)
+    if pair is not None:
+        found = [(role, name, target) for role, name, target in found if name]
+        found.append(("stable-pingpong", pair[0], stable_target))
+        if not p.promoted:
+            found.append(("canary-pingpong", pair[1], p.pod_hash))
+    return found
 
 
 def _gate(p: Pass, role: str, current: str | None, target: str | None, *, managed: bool) -> str | None:
@@ -122,9 +143,8 @@ def route(p: Pass, selection: Selection) -> None:
     if weight != recorded:
         p.event(NORMAL, "TrafficWeightUpdated", f"Traffic weight updated from {recorded} to {weight}")
     assert p.st.canary is not None
+    stable_service, canary_service = pingpong.routed_services(p.canary, p.st.canary.stable_ping_pong)
     p.st.canary.weights = TrafficWeights(
-        canary=WeightDestination(weight=weight, service_name=p.canary.canary_service,
-                                 pod_template_hash=selection.canary),
-        stable=WeightDestination(weight=100 - weight, service_name=p.canary.stable_service,
-                                 pod_template_hash=selection.stable))
+        canary=WeightDestination(weight=weight, service_name=canary_service, pod_template_hash=selection.canary),
+        stable=WeightDestination(weight=100 - weight, service_name=stable_service, pod_template_hash=selection.stable))
     p.weight = weight

@@ -6,8 +6,9 @@ Rules (Argo Rollouts, argo-rollouts.md §1.3):
   last step it is 100. A `setCanaryScale` stays in force for later steps until a
   `matchTrafficWeight: true` one (walking back from step i).
 - `pause_seconds` is a pause step's duration in seconds (None: until promoted).
-- `step_problems` is what no pass can run at all (no kind, two kinds, a kind not run, a
-  duration that does not parse); the full checks live in spec.validation.
+- `step_problems` is what no pass can run at all (no kind, two kinds but setCanaryScale
+  with one other, a kind not run, a duration that does not parse); the full checks live in
+  spec.validation. A setCanaryScale beside another kind is in force from that step on.
 - A leaf: the step list only, no pass state.
 """
 
@@ -71,11 +72,12 @@ def step_problems(steps: Sequence[CanaryStep]) -> list[Problem]:
     for index, step in enumerate(steps):
         path = f"spec.strategy.canary.steps[{index}]"
         kind = step.kind
-        if kind is None:
-            found.append(Problem(path, f"a step must set exactly one kind, found {step.kinds() or 'none'}",
-                                 "use one of setWeight, pause, analysis, setCanaryScale"))
-        elif (problem := not_run_problem(step, path)) is not None:
+        if (problem := not_run_problem(step, path)) is not None:
             found.append(problem)
+        elif kind is None:
+            found.append(Problem(path, f"a step must set exactly one kind, found {step.kinds() or 'none'}",
+                                 "use one of setWeight, pause, analysis, setCanaryScale, or setCanaryScale "
+                                 "with one other"))
         elif kind is StepKind.PAUSE:
             try:
                 pause_seconds(step)

@@ -98,7 +98,9 @@ def advance(p: Pass) -> None:
     step = p.step
     if p.entering or p.halted or step is None or p.st.promote_full:
         return
-    if step.kind in (StepKind.PAUSE, StepKind.ANALYSIS):
+    if step.kind is StepKind.ANALYSIS and step.set_canary_scale is not None:
+        done = p.step_done and p.at_desired  # both parts run (Argo would not wait for the analysis here)
+    elif step.kind in (StepKind.PAUSE, StepKind.ANALYSIS):
         done = p.step_done
     elif step.kind is StepKind.SET_WEIGHT:
         done = p.at_desired and (p.router is None or p.weight == step.set_weight)

@@ -12,7 +12,8 @@ Rules (h11's style: each transition is named once, and the passes only decide *w
   with new runs; abort, abortedAt, pauses and promote-full cleared; RolloutRetried.
 - `advance(p, step)`: the current step is done. Index + 1; its step run is forgotten;
   RolloutStepCompleted.
-- `promote(p)`: the new pods are the stable. `stableRS` = the current pod hash; the
+- `promote(p)`: the new pods are the stable. `stableRS` = the current pod hash
+  (`first_stable`, the first deploy's transition too: ping-pong Services swap roles); the
   index past the last step; promote-full and pauses cleared.
 - Every transition but abort counts as progress (the progress deadline restarts).
 """
@@ -24,6 +25,7 @@ from rollouts.plan.state import Pass
 from rollouts.plan.steplist import describe, step_hash
 from rollouts.platform.actions import NORMAL, WARNING
 from rollouts.spec.model import CanaryStep
+from rollouts.traffic import pingpong
 
 
 def _to_step_zero(p: Pass) -> None:
@@ -84,7 +86,16 @@ def advance(p: Pass, step: CanaryStep) -> None:
 
 def promote(p: Pass) -> None:
     st = p.st
-    st.stable_rs = p.pod_hash
+    first_stable(p)
     st.current_step_index = len(p.steps) if p.steps else None
     st.promote_full = st.pause_conditions = st.controller_pause = None
     p.progress = True
+
+
+def first_stable(p: Pass) -> None:
+    """The new pods are the stable ones (the first deploy too): the ping-pong Services swap
+    roles when the stable changes (traffic.pingpong)."""
+    st = p.st
+    if st.stable_rs != p.pod_hash and p.canary.ping_pong is not None and st.canary is not None:
+        st.canary.stable_ping_pong = pingpong.swapped(st.canary.stable_ping_pong)
+    st.stable_rs = p.pod_hash

@@ -17,7 +17,8 @@ Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
   are checked as analysis steps are (templates exist, args, metrics end on their own).
   canaryService != stableService; maxSurge and maxUnavailable not both 0; scaleDownDelaySeconds, dynamicStableScale and
   setCanaryScale only with trafficRouting; Istio host routing needs both Services.
-- Steps: exactly one kind each; a kind Argo runs and this controller does not
+- Steps: exactly one kind each, but a setCanaryScale goes with any one other kind (Argo
+  forbids combining only setWeight, pause, experiment and analysis); a kind Argo runs and this controller does not
   (experiment, setHeaderRoute, setMirrorRoute, plugin) is an ERROR
   (`problems.not_run_problem`); setWeight 0..100, or 0..maxTrafficWeight when the router
   has one (Argo: "SetWeight needs to be between 0 and %d" with the max traffic weight);
@@ -97,6 +98,7 @@ WORKLOAD_REF_NOT_RUN = Problem("spec.workloadRef", "workloadRef is not run by th
                                "inline the workload's pod template as spec.template, or leave this Rollout to "
                                "Argo Rollouts with its own controller-instance-id label")
 _STEP_KINDS = "setWeight, pause, analysis, setCanaryScale"
+_EXCLUSIVE_KINDS = frozenset({"setWeight", "pause", "experiment", "analysis"})  # Argo's hasMultipleStepsType
 
 
 @dataclass(frozen=True)
@@ -308,15 +310,26 @@ def _canary_problems(canary: CanaryStrategy) -> list[Problem]:
 
 
 def _step_problems(step: CanaryStep, path: str, *, routed: bool, max_weight: int = 100) -> list[Problem]:
+    """Argo's hasMultipleStepsType: setWeight, pause, experiment and analysis exclude each
+    other; setCanaryScale goes with any one of them (its rules are checked too)."""
     known = [k for k in step.kinds() if k in StepKind._value2member_map_]
-    if len(known) > 1:
-        return [Problem(path, f"a step sets {' and '.join(known)}", "split it into one step per kind")]
+    exclusive = [k for k in known if k in _EXCLUSIVE_KINDS]
+    if len(exclusive) > 1:
+        return [Problem(path, f"a step sets {' and '.join(exclusive)}", "split it into one step per kind")]
     if not known:
         return [] if step.model_extra else [Problem(path, "the step is empty", f"set one of {_STEP_KINDS}")]
-    kind = StepKind(known[0])
-    where = join(path, kind.value)
     if (not_run := not_run_problem(step, path)) is not None:
         return [not_run]
+    if step.kind is None:  # two kinds that are not run here together (setHeaderRoute with setMirrorRoute, ...)
+        return [Problem(path, f"a step sets {' and '.join(known)}", "split it into one step per kind")]
+    found = _kind_problems(step, path, step.kind, routed=routed, max_weight=max_weight)
+    if step.kind is not StepKind.SET_CANARY_SCALE and step.set_canary_scale is not None:
+        found += _kind_problems(step, path, StepKind.SET_CANARY_SCALE, routed=routed, max_weight=max_weight)
+    return found
+
+
+def _kind_problems(step: CanaryStep, path: str, kind: StepKind, *, routed: bool, max_weight: int) -> list[Problem]:
+    where = join(path, kind.value)
     if kind is StepKind.SET_WEIGHT and not 0 <= (step.set_weight or 0) <= max_weight:
         if max_weight == 100:
             return [Problem(where, f"{step.set_weight} is not between 0 and 100",

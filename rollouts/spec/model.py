@@ -110,11 +110,14 @@ class CanaryStep(ArgoModel):
 
     @property
     def kind(self) -> StepKind | None:
-        """The step kind when exactly one known kind is set, else None."""
+        """The step kind when exactly one known kind is set, else None. A setCanaryScale
+        goes with one other kind (Argo forbids combining only setWeight, pause, experiment
+        and analysis): the step's kind is then the other one, and the scale is in force too."""
         kinds = self.kinds()
-        if len(kinds) != 1 or kinds[0] not in StepKind._value2member_map_:
+        main = [k for k in kinds if k != StepKind.SET_CANARY_SCALE.value] or kinds
+        if len(main) != 1 or main[0] not in StepKind._value2member_map_:
             return None
-        return StepKind(kinds[0])
+        return StepKind(main[0])
 
 
 _FIELD_OF = {
@@ -183,7 +186,7 @@ class AntiAffinity(ArgoModel):
 
 
 class PingPong(ArgoModel):
-    """ALB ping-pong services (Argo: ALB traffic routing only; not run here)."""
+    """Ping-pong Services that take turns as stable and canary (run with Istio: rollouts.traffic.pingpong)."""
 
     ping_service: str
     pong_service: str

@@ -36,7 +36,15 @@ from analysis.model import (
     WebMetric,
 )
 from rollouts.platform.problems import Problem, Severity, did_you_mean, join, warning
-from rollouts.spec.model import SUPPORTED_STEPS, CanaryStep, CanaryStrategy, RolloutSpec, RolloutStatus, TrafficRouting
+from rollouts.spec.model import (
+    SUPPORTED_STEPS,
+    CanaryStep,
+    CanaryStrategy,
+    RolloutSpec,
+    RolloutStatus,
+    StepKind,
+    TrafficRouting,
+)
 
 __all__ = ["ARGO_ONLY_FIELDS", "NOT_RUN_FIELDS", "Problem", "Severity", "did_you_mean", "field_problems", "join",
            "not_run_problem", "router_not_run", "warning"]
@@ -75,10 +83,12 @@ NOT_RUN_FIELDS: Mapping[type[ArgoModel], Mapping[str, tuple[str, str]]] = {
                            f"select canary pods by rollouts-pod-template-hash, or {_ARGO_RUNS_IT}"),
         "stableMetadata": ("stable pods do not get these labels and annotations",
                            f"select stable pods by rollouts-pod-template-hash, or {_ARGO_RUNS_IT}"),
-        "pingPong": ("ping-pong Services are an ALB feature; no Service is switched here",
-                     f"use canaryService and stableService, or {_ARGO_RUNS_IT}"),
         "replicaProgressThreshold": ("steps wait for every canary pod to be available",
                                      f"remove it, or {_ARGO_RUNS_IT}"),
+        "dynamicStableScale": ("the stable ReplicaSet keeps all its pods during the update",
+                               f"remove it (the update runs with up to twice the pods), or {_ARGO_RUNS_IT}"),
+        "scaleDownDelayRevisionLimit": ("every old ReplicaSet keeps its pods until its own scale-down deadline",
+                                        f"remove it, or {_ARGO_RUNS_IT}"),
     },
     AnalysisRunSpec: {
         "ttlStrategy": ("completed runs are not deleted after a time", "delete old runs yourself, or remove it"),
@@ -106,9 +116,11 @@ def router_not_run(key: str, path: str) -> Problem:
 
 def not_run_problem(step: CanaryStep, path: str) -> Problem | None:
     """A step kind Argo runs and this engine does not: an error, never passed over (it may gate
-    the canary, as an experiment's analysis does). The one rule lint and the controller share."""
-    kind = step.kind
-    if kind is None or kind in SUPPORTED_STEPS:
+    the canary, as an experiment's analysis does), alone or beside another kind. The one rule
+    lint and the controller share."""
+    kind = next((StepKind(k) for k in step.kinds()
+                 if k in StepKind._value2member_map_ and StepKind(k) not in SUPPORTED_STEPS), None)
+    if kind is None:
         return None
     return Problem(f"{path}.{kind.value}", f"the {kind.value} step is not run by this controller",
                    "remove the step, or leave this Rollout to Argo Rollouts "

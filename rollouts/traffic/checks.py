@@ -4,10 +4,13 @@ Rules (argo-rollouts.md §2.1, Argo's validation_references.go):
 - trafficRouting must name a router; Istio is run, the routers Argo has besides it
   are kept and reported as warnings (`rollouts.spec.problems`). maxTrafficWeight is for
   nginx and plugins only (Istio weights are out of 100); with them it is a warning, as
-  this controller reads weights as percentages. pingPong only goes with the
-  ALB router (Argo: "Ping-pong feature works with the ALB traffic routing only").
+  this controller reads weights as percentages. pingPong needs both Services, two
+  different ones, and the ALB, Istio or a plugin router (Argo: "Ping-pong feature works
+  with the ALB, Istio, and plugin-based traffic routers only"); with Istio it is run
+  (traffic.pingpong).
 - Istio: exactly one of virtualService / virtualServices. Without a destinationRule
-  (host-level routing) both canaryService and stableService are required.
+  (host-level routing) both canaryService and stableService are required, unless
+  pingPong names the two hosts (Argo's requireCanaryStableServices).
 - With the VirtualServices given (by name; `name.namespace` refs match on the name):
   each must exist (did-you-mean), and then its routes obey traffic.istio's rules
   (`validate_virtual_service`, the checker the router runs too).
@@ -26,6 +29,7 @@ from rollouts.spec.problems import ARGO_ONLY_FIELDS, Problem, did_you_mean, join
 from rollouts.traffic.istio import targets_of, validate_virtual_service
 
 ISTIO = "spec.strategy.canary.trafficRouting.istio"
+PING_PONG = "spec.strategy.canary.pingPong"
 Objects = Mapping[str, Mapping[str, Any]]
 
 
@@ -70,9 +74,7 @@ def traffic_problems(
     if routing.istio is None and not others:
         found.append(Problem("spec.strategy.canary.trafficRouting", "no traffic router is set",
                              "add istio: {virtualService: {name: NAME, routes: [ROUTE]}}, or remove trafficRouting"))
-    if canary.ping_pong is not None and "alb" not in others:
-        found.append(Problem("spec.strategy.canary.pingPong", "pingPong works with the ALB traffic router only",
-                             "remove pingPong and use canaryService and stableService"))
+    found.extend(ping_pong_problems(canary, others))
     if routing.max_traffic_weight is not None and not others & {"nginx", "plugins"}:
         found.append(Problem("spec.strategy.canary.trafficRouting.maxTrafficWeight",
                              "maxTrafficWeight only works with the nginx router and plugins",
@@ -93,7 +95,7 @@ def traffic_problems(
     rule = istio.destination_rule
     if rule is None:
         for alias, value in (("canaryService", canary.canary_service), ("stableService", canary.stable_service)):
-            if not value:
+            if not value and canary.ping_pong is None:
                 found.append(Problem(f"spec.strategy.canary.{alias}", "is required with Istio host-level routing",
                                      "set canaryService and stableService, "
                                      "or use trafficRouting.istio.destinationRule"))
@@ -111,12 +113,36 @@ def traffic_problems(
     return found
 
 
+def ping_pong_problems(canary: CanaryStrategy, others: Collection[str]) -> list[Problem]:
+    """Argo's pingPong rules: both Services set and different, and a router that takes turns
+    between them (ALB, Istio or plugins; only Istio is run here, the others are refused)."""
+    pair = canary.ping_pong
+    if pair is None:
+        return []
+    found: list[Problem] = []
+    routing = canary.traffic_routing
+    if routing is not None and routing.istio is None and not set(others) & {"alb", "plugins"}:
+        found.append(Problem(PING_PONG, "Ping-pong feature works with the ALB, Istio, and plugin-based traffic "
+                             "routers only", "use trafficRouting.istio, or canaryService and stableService"))
+    for alias, value in (("pingService", pair.ping_service), ("pongService", pair.pong_service)):
+        if not value:
+            found.append(Problem(f"{PING_PONG}.{alias}", "ping service and pong service must both be set to use "
+                                 "ping-pong", f"name a Service in {alias}"))
+    if pair.ping_service and pair.ping_service == pair.pong_service:
+        found.append(Problem(f"{PING_PONG}.pongService", f"pingService and pongService are both "
+                             f"{pair.pong_service!r}", "use two different Services"))
+    return found
+
+
 def service_problems(canary: CanaryStrategy, services: Collection[str]) -> list[Problem]:
-    """canaryService and stableService must name Services among `services` (the one rule lint,
-    validation and the plan's own check share)."""
+    """canaryService, stableService and the ping-pong Services must name Services among
+    `services` (the one rule lint, validation and the plan's own check share)."""
+    pair = canary.ping_pong
+    named = [("canaryService", canary.canary_service), ("stableService", canary.stable_service)]
+    if pair is not None:
+        named += [("pingPong.pingService", pair.ping_service), ("pingPong.pongService", pair.pong_service)]
     return [_not_found("Service", value, services, f"spec.strategy.canary.{alias}")
-            for alias, value in (("canaryService", canary.canary_service), ("stableService", canary.stable_service))
-            if value and value not in services]
+            for alias, value in named if value and value not in services]
 
 
 def _destination_rule_problems(ref: str, subsets: list[str], rules: Objects) -> list[Problem]:

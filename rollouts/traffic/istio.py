@@ -6,14 +6,19 @@ Rules (argo-rollouts.md §2):
 - HTTP routes: the named `routes` (each must exist: "HTTP route 'x' is not in
   VirtualService 'vs'", at `routes[i]`, with a did-you-mean); with no names (and no tls or
   tcp routes named), the VirtualService must have exactly one http route, and that one
-  is used. TLS routes: each `tlsRoutes[]{port, sniHosts}`
+  is used. A VirtualService with no `http` section has no HTTP route to check or weigh
+  (Argo's reconcileVirtualService skips them), so names in `routes` are not looked for;
+  its tls/tcp routes are selected as below, and a VirtualService where nothing at all is
+  selected is still an error (never a Rollout whose traffic cannot move). TLS routes: each `tlsRoutes[]{port, sniHosts}`
   selects the routes whose matches carry exactly that one port and exactly that set of
   SNI hosts; TCP routes: `tcpRoutes[]{port}` by port alone. Deliberate difference from
   Argo (issue #3454): with no tlsRoutes/tcpRoutes, the first tls/tcp route is managed only
   if it holds both the canary and the stable destination, and never fails validation.
 - Every selected route must hold a canary and a stable destination: by host in host mode,
   by subset in DestinationRule mode ("route 'r' in VirtualService 'vs' has no destination
-  for canaryService 'c'"). Hosts compare by short name (everything before the first `.`).
+  for canaryService 'c'"); with ping-pong Services the hosts are the ping and pong ones,
+  in the roles `status.canary.stablePingPong` gives them (traffic.pingpong). Hosts
+  compare by short name (everything before the first `.`).
   Problems mean InvalidSpec and no traffic change. `validate_virtual_service` is the one
   checker: lint (traffic.checks) and the router both call it.
 - Rewriting touches only the `weight` key of destinations in selected routes: canary gets
@@ -41,6 +46,7 @@ from rollouts.platform.actions import Action, PatchDestinationRule, PatchVirtual
 from rollouts.platform.labels import HASH_LABEL, MANAGED_BY
 from rollouts.spec.model import CanaryStrategy, IstioVirtualService, Rollout
 from rollouts.spec.problems import Problem, did_you_mean
+from rollouts.traffic.pingpong import routed_services
 
 ISTIO = "spec.strategy.canary.trafficRouting.istio"
 
@@ -84,13 +90,15 @@ class Targets:
         return [(what, str(name), key) for what, name, role in wanted if name and role not in roles]
 
 
-def targets_of(canary: CanaryStrategy | None) -> Targets:
-    """Which destinations are the canary's and the stable's, for a canary strategy."""
+def targets_of(canary: CanaryStrategy | None, stable_ping_pong: str | None = None) -> Targets:
+    """Which destinations are the canary's and the stable's, for a canary strategy (the ping
+    and pong hosts take turns by `status.canary.stablePingPong`: traffic.pingpong)."""
     istio = canary.traffic_routing.istio if canary and canary.traffic_routing else None
     rule = istio.destination_rule if istio else None
+    stable_host, canary_host = routed_services(canary, stable_ping_pong)
     return Targets(
-        canary_host=canary.canary_service if canary else None,
-        stable_host=canary.stable_service if canary else None,
+        canary_host=canary_host,
+        stable_host=stable_host,
         canary_subset=rule.canary_subset_name if rule else None,
         stable_subset=rule.stable_subset_name if rule else None,
         additional_subsets=tuple(rule.additional_subset_names or []) if rule else (),
@@ -121,7 +129,7 @@ def select_routes(vs: Mapping[str, Any], ref: IstioVirtualService, targets: Targ
     problems: list[Problem] = []
     http = [r for r in spec.get("http") or [] if isinstance(r, Mapping)]
     names = [str(r["name"]) for r in http if isinstance(r.get("name"), str) and r.get("name")]
-    if ref.routes:
+    if ref.routes and spec.get("http") is not None:  # Argo checks HTTP routes only when there is an http section
         for index, route_name in enumerate(ref.routes):
             found = [i for i, r in enumerate(http) if r.get("name") == route_name]
             if not found:
@@ -243,7 +251,8 @@ class IstioRouter:
         return str(self.rollout.metadata.namespace or "default")
 
     def targets(self) -> Targets:
-        return targets_of(self.rollout.canary)
+        status = self.rollout.status.canary if self.rollout.status else None
+        return targets_of(self.rollout.canary, status.stable_ping_pong if status else None)
 
     def references(self) -> list[tuple[str, IstioVirtualService, Mapping[str, Any] | None]]:
         """(field path, reference, observed VirtualService or None) per referenced VirtualService."""

@@ -171,10 +171,11 @@ def test_set_weight_is_a_percentage_unless_the_router_has_a_max_traffic_weight()
     assert rule_errors(routed) == [f"{CANARY}.steps[0].setWeight: 1001 is not between 0 and 1000"]
 
 
-def test_ping_pong_is_an_alb_feature() -> None:
-    """Argo: "Ping-pong feature works with the ALB traffic routing only"."""
+def test_ping_pong_with_istio_is_valid() -> None:
+    """Argo validation.go: "Ping-pong feature works with the ALB, Istio, and plugin-based
+    traffic routers only"; with pingPong, canaryService and stableService are not required."""
     ping = {"pingService": "ping", "pongService": "pong"}
     istio = {"istio": {"virtualService": {"name": "vs"}}}
-    assert errors(rollout(pingPong=ping, canaryService="c", stableService="s", trafficRouting=istio)) == [
-        f"{CANARY}.pingPong: pingPong works with the ALB traffic router only"]
+    assert errors(rollout(pingPong=ping, trafficRouting=istio)) == []
+    assert errors(rollout(pingPong=ping, canaryService="c", stableService="s", trafficRouting=istio)) == []
     assert rule_errors(rollout(pingPong=ping, trafficRouting={"alb": {"ingress": "web", "servicePort": 80}})) == []
