@@ -171,7 +171,7 @@ class RangeQuery(ArgoModel):
 
 class PrometheusMetric(ArgoModel):
     address: str | None = None
-    query: str
+    query: str = ""  # optional in Argo's schema; an empty query is an Error measurement when run
     timeout: StrictInt | None = None  # seconds
     insecure: StrictBool | None = None
     headers: list[KeyValue] | None = None

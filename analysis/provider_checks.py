@@ -8,7 +8,11 @@ Rules:
 - The rules: a web `url` must be http(s) with a host; a web `jsonPath` must be in the
   supported subset (analysis.jsonpath); a prometheus `address`, when set, must be
   an http(s) URL with a host; a prometheus `timeout` must be > 0 seconds (0 would time out
-  at once); a web `timeoutSeconds` must not be negative (0 or unset means 10 s, as Argo).
+  at once); a web `timeoutSeconds` must not be negative (0 or unset means 10 s, as Argo); a
+  prometheus `rangeQuery` needs `start` and `end` that are time expressions
+  (analysis.expr.times) and a positive `step` duration. An unset prometheus `address` is not a
+  problem here (the controller may have a default); nor is an empty `query` (valid in Argo's
+  schema; its measurements end in Error).
 - Placeholders: a url or address whose scheme part is still `{{args.*}}` is not checked;
   one with a placeholder elsewhere has only its scheme checked; a jsonPath holding a
   placeholder is not checked. At measure time everything is substituted and checked.
@@ -24,7 +28,8 @@ from urllib.parse import urlsplit
 
 from analysis import jsonpath
 from analysis.args import PLACEHOLDER
-from analysis.model import Metric
+from analysis.expr import times
+from analysis.model import DurationError, Metric, RangeQuery, parse_duration
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,19}$")
 
@@ -50,6 +55,8 @@ def metric_problems(metric: Metric) -> list[SpecProblem]:
         found += [web_url_problem(web.url), json_path_problem(web.json_path), web_timeout_problem(web.timeout_seconds)]
     if prometheus is not None:
         found += [prometheus_address_problem(prometheus.address), prometheus_timeout_problem(prometheus.timeout)]
+        if prometheus.range_query is not None:
+            found += range_query_problems(prometheus.range_query)
     return [problem for problem in found if problem is not None]
 
 
@@ -84,6 +91,30 @@ def prometheus_timeout_problem(timeout: int | None) -> SpecProblem | None:
         return SpecProblem("provider.prometheus.timeout", f"timeout must be positive seconds, got {timeout}",
                            "omit it for 30 s, or give the seconds one measurement may take, e.g. 10")
     return None
+
+
+def range_query_problems(range_query: RangeQuery) -> list[SpecProblem]:
+    """provider.prometheus.rangeQuery: start and end time expressions, a positive step (placeholders pass)."""
+    found = []
+    where = "provider.prometheus.rangeQuery"
+    for name, text in (("start", range_query.start), ("end", range_query.end)):
+        if text is not None and PLACEHOLDER.search(text):
+            continue
+        why = times.check(text)
+        if why is not None:
+            found.append(SpecProblem(f"{where}.{name}", f"{name} {why}" if text is None or not text.strip()
+                                     else f"{name} is not a time expression: {why}", times.SUPPORTED))
+    step = range_query.step
+    if step is None or not PLACEHOLDER.search(step):
+        try:
+            seconds = parse_duration(step) if step is not None else 0
+            why = None if seconds > 0 else ("is missing" if step is None else f"{step!r} is not positive")
+        except DurationError as err:
+            why = str(err)
+        if why is not None:
+            found.append(SpecProblem(f"{where}.step", f"step {why}",
+                                     "give the resolution as a positive duration, e.g. step: 1m"))
+    return found
 
 
 def web_timeout_problem(timeout_seconds: int | None) -> SpecProblem | None:
