@@ -108,11 +108,17 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     return max(accumulate(map(_DELTA.get, brackets, repeat(0))), default=0) > limit
 
 
-def load_json(text: str, *, parse_int: Callable[[str], Any] | None = None) -> Any:
-    """`json.loads(text)` for text nested at most MAX_DEPTH deep; TooDeep beyond, ValueError for non-JSON."""
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")
+
+
+def load_json(text: str, *, parse_int: Callable[[str], Any] | None = None, strict: bool = False) -> Any:
+    """`json.loads(text)` for text nested at most MAX_DEPTH deep; TooDeep beyond, ValueError for non-JSON.
+
+    `strict`: NaN, Infinity and -Infinity are not JSON (ValueError), as Go's json.Unmarshal reads it."""
     if too_deep(text):
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text, parse_int=parse_int)
+        return json.loads(text, parse_int=parse_int, parse_constant=_not_json if strict else None)
     except RecursionError:  # unreachable after the scan; kept so no RecursionError can escape
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels") from None
