@@ -16,6 +16,7 @@ Rules:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from itertools import accumulate, repeat
@@ -112,13 +113,26 @@ def _not_json(token: str) -> Any:
     raise ValueError(f"{token} is not JSON")
 
 
+def _finite(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def read(token: str) -> Any:
+        number = convert(token)
+        if isinstance(number, float) and math.isinf(number):
+            raise ValueError(f"the number {token[:20]}... is beyond float64")
+        return number
+    return read
+
+
 def load_json(text: str, *, parse_int: Callable[[str], Any] | None = None, strict: bool = False) -> Any:
     """`json.loads(text)` for text nested at most MAX_DEPTH deep; TooDeep beyond, ValueError for non-JSON.
 
-    `strict`: NaN, Infinity and -Infinity are not JSON (ValueError), as Go's json.Unmarshal reads it."""
+    `strict`: as Go's json.Unmarshal into `any` reads it: NaN, Infinity and -Infinity are not JSON,
+    and neither is a number beyond float64 (both ValueError)."""
     if too_deep(text):
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text, parse_int=parse_int, parse_constant=_not_json if strict else None)
+        if strict:
+            return json.loads(text, parse_int=_finite(parse_int or int), parse_float=_finite(float),
+                              parse_constant=_not_json)
+        return json.loads(text, parse_int=parse_int)
     except RecursionError:  # unreachable after the scan; kept so no RecursionError can escape
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels") from None

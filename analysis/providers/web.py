@@ -10,7 +10,8 @@ Rules (Argo's metricproviders/webmetric, argo-rollouts.md §4.2 and §6):
   document): one match is the result, several are a list, none is an error. JSON numbers
   are floats, as in Go. `measurement.value` is that result as Go's json.Marshal writes it
   (analysis.providers.gojson: `1` not `1.0`, strings quoted, keys sorted), as Argo's getValue.
-  A body that is not JSON (or empty, or with NaN/Infinity tokens Go does not read) is the
+  A body that is not JSON (or empty, or with NaN/Infinity tokens or a number beyond float64,
+  which Go does not read either) is the
   result as a string, and `measurement.value` is the body as it came. A
   body whose brackets nest deeper than 64 levels (outside JSON strings) is an error, found
   by a linear scan, never by Python recursion. The body is decoded by its charset; an
@@ -90,7 +91,7 @@ class WebProvider:
             value = select(document, path, json_path=config.json_path or "{$}")
             try:
                 return Result(value=value, text=gojson.marshal(value))
-            except ValueError as err:  # a number beyond float64 (Go cannot read it either)
+            except ValueError as err:  # unreachable: strict reading lets no NaN or infinity in
                 raise ProviderError(f"{request.shown}: the value cannot be written as JSON ({err})") from None
         except ProviderError:
             raise
