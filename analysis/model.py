@@ -147,7 +147,7 @@ class BasicAuth(ArgoModel):
 
 
 class Sigv4Config(ArgoModel):
-    """AWS SigV4 signing (Amazon Managed Prometheus); not run by this controller's provider."""
+    """AWS SigV4 signing (Amazon Managed Prometheus): analysis.providers.auth."""
 
     region: str | None = None
     profile: str | None = None

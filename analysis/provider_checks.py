@@ -10,7 +10,10 @@ Rules:
   an http(s) URL with a host; a prometheus `timeout` must be > 0 seconds (0 would time out
   at once); a web `timeoutSeconds` must not be negative (0 or unset means 10 s, as Argo); a
   prometheus `rangeQuery` needs `start` and `end` that are time expressions
-  (analysis.expr.times) and a positive `step` duration. An unset prometheus `address` is not a
+  (analysis.expr.times) and a positive `step` duration; an `authentication.oauth2` block with
+  any field set needs an http(s) `tokenUrl`, a `clientId` and a `clientSecret` (Argo: "missing
+  mandatory parameter in metric for OAuth2 setup"; Argo passes over a block without tokenUrl,
+  which would send the queries unauthenticated, so that is a problem here too). An unset prometheus `address` is not a
   problem here (the controller may have a default); nor is an empty `query` (valid in Argo's
   schema; its measurements end in Error).
 - Placeholders: a url or address whose scheme part is still `{{args.*}}` is not checked;
@@ -29,7 +32,15 @@ from urllib.parse import urlsplit
 from analysis import jsonpath
 from analysis.args import PLACEHOLDER
 from analysis.expr import times
-from analysis.model import DurationError, Metric, RangeQuery, parse_duration
+from analysis.model import (
+    DurationError,
+    Metric,
+    OAuth2Config,
+    PrometheusAuth,
+    RangeQuery,
+    Sigv4Config,
+    parse_duration,
+)  # fmt: skip
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,19}$")
 
@@ -57,6 +68,7 @@ def metric_problems(metric: Metric) -> list[SpecProblem]:
         found += [prometheus_address_problem(prometheus.address), prometheus_timeout_problem(prometheus.timeout)]
         if prometheus.range_query is not None:
             found += range_query_problems(prometheus.range_query)
+        found += authentication_problems(prometheus.authentication)
     return [problem for problem in found if problem is not None]
 
 
@@ -115,6 +127,38 @@ def range_query_problems(range_query: RangeQuery) -> list[SpecProblem]:
             found.append(SpecProblem(f"{where}.step", f"step {why}",
                                      "give the resolution as a positive duration, e.g. step: 1m"))
     return found
+
+
+def oauth2_set(oauth2: OAuth2Config | None) -> bool:
+    """True when an oauth2 block sets any field (an empty `oauth2: {}` is Argo's zero value: no OAuth2)."""
+    return oauth2 is not None and any((oauth2.token_url, oauth2.client_id, oauth2.client_secret, oauth2.scopes))
+
+
+def sigv4_set(sigv4: Sigv4Config | None) -> bool:
+    """True when a sigv4 block sets any field (Argo signs only then)."""
+    return sigv4 is not None and any((sigv4.region, sigv4.profile, sigv4.role_arn))
+
+
+def authentication_problems(authentication: PrometheusAuth | None) -> list[SpecProblem]:
+    """provider.prometheus.authentication.oauth2: tokenUrl (http(s)), clientId and clientSecret together."""
+    if authentication is None or not oauth2_set(authentication.oauth2):
+        return []
+    oauth2 = authentication.oauth2
+    assert oauth2 is not None  # oauth2_set
+    where = "provider.prometheus.authentication.oauth2"
+    found: list[SpecProblem | None] = []
+    token_url = (oauth2.token_url or "").strip()
+    if not token_url:
+        found.append(SpecProblem(f"{where}.tokenUrl", "tokenUrl is missing, so no token would be fetched",
+                                 "set tokenUrl to the OAuth2 token endpoint, e.g. https://auth.example.com/token"))
+    else:
+        found.append(_http_url_problem(token_url, f"{where}.tokenUrl", "tokenUrl",
+                                       "is not an http(s) URL", "write it like https://auth.example.com/oauth2/token"))
+    for field, value in (("clientId", oauth2.client_id), ("clientSecret", oauth2.client_secret)):
+        if not (value or "").strip():
+            found.append(SpecProblem(f"{where}.{field}", f"{field} is missing (mandatory for the OAuth2 client "
+                                     "credentials flow)", f"set {field}, e.g. from a Secret through an arg"))
+    return [problem for problem in found if problem is not None]
 
 
 def web_timeout_problem(timeout_seconds: int | None) -> SpecProblem | None:

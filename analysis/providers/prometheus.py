@@ -28,9 +28,11 @@ Rules (Argo's metricproviders/prometheus, argo-rollouts.md §4.2 and §5):
 - `timeout` (seconds, default 30; 0 or negative is an error) bounds the whole measurement:
   connecting, every attempt, the waits between them and reading the answer. Answers are
   capped at MAX_BODY_BYTES (16 MiB) while streaming.
-  `headers`, `authentication.basicAuth` and `authentication.bearerToken` are sent on every
-  request (an explicit `Authorization` header wins) to the address's origin only, never
-  to another host a redirect points at; TLS is verified unless `insecure: true`.
+  `headers`, `authentication.basicAuth`, `authentication.bearerToken`, `authentication.oauth2`
+  (a cached client-credentials token) and `authentication.sigv4` (a signature), from
+  analysis.providers.auth, are sent on every request (an explicit `Authorization` header
+  wins over all of them) to the address's origin only, never to another host a redirect
+  points at; TLS is verified unless `insecure: true` (for the token endpoint too).
 - Transient faults (connection refused, timeouts, HTTP 5xx/429) are retried `attempts`
   times with the injected tenacity wait, within the deadline, then ProviderError naming the
   query and the cause. A rejected query (HTTP 4xx, e.g. a PromQL syntax error) is not
@@ -41,8 +43,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 from typing import Any
 
 import requests
@@ -52,7 +55,7 @@ from analysis import jsonpath
 from analysis import provider_checks as checks
 from analysis.expr import times
 from analysis.model import DurationError, Metric, PrometheusMetric, RangeQuery, parse_duration
-from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result
+from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, auth
 from analysis.providers.fetch import Answer, Request, fetch, shown_url
 
 DEFAULT_TIMEOUT = 30  # seconds for one measurement, as Argo's per-query timeout
@@ -73,6 +76,8 @@ class PrometheusProvider:
         attempts: int = ATTEMPTS,
         session: requests.Session | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        clock: Callable[[], float] = monotonic,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._address_override = address_override
         self._default_address = default_address
@@ -80,6 +85,8 @@ class PrometheusProvider:
         self._attempts = attempts
         self._session = session or requests.Session()
         self._max_body = max_body_bytes
+        self._tokens = auth.OAuth2Tokens(self._session, attempts=attempts, wait=retry_wait, clock=clock)
+        self._sigv4 = auth.SigV4(self._session, attempts=attempts, wait=retry_wait, environ=environ, clock=clock)
 
     def measure(self, metric: Metric, *, at: datetime) -> Result:
         config = metric.provider.prometheus
@@ -152,27 +159,30 @@ class PrometheusProvider:
         for problem in (checks.prometheus_address_problem(address), checks.prometheus_timeout_problem(config.timeout)):
             if problem is not None:
                 raise ProviderError(f"prometheus query {query!r}: {problem.sentence()}")
+        shown = f"prometheus query {query!r} against {shown_url(address)}"
+        timeout = config.timeout or DEFAULT_TIMEOUT
+        for problem in checks.authentication_problems(config.authentication):
+            raise ProviderError(f"{shown}: {problem.path}: {problem.sentence()}")
         headers: dict[str, str] = {}
-        auth: tuple[str, str] | None = None
+        signer: tuple[str, str] | requests.auth.AuthBase | None = None
+        explicit = any(header.key.lower() == "authorization" for header in config.headers or [])
         authentication = config.authentication
-        if authentication is not None:
-            if authentication.oauth2 is not None or authentication.sigv4 is not None:
-                raise ProviderError(
-                    f"prometheus query {query!r}: authentication.oauth2 and authentication.sigv4 are not "
-                    "supported; use authentication.basicAuth, authentication.bearerToken or an Authorization header"
-                )
+        if authentication is not None and not explicit:
             if authentication.basic_auth is not None:
-                auth = (authentication.basic_auth.username, authentication.basic_auth.password)
+                signer = (authentication.basic_auth.username, authentication.basic_auth.password)
             if authentication.bearer_token:
                 headers["Authorization"] = f"Bearer {authentication.bearer_token}"
+            if checks.oauth2_set(authentication.oauth2):
+                headers["Authorization"] = self._tokens.authorization(
+                    authentication.oauth2, timeout=timeout, verify=not config.insecure, shown=shown)  # type: ignore[arg-type]
+                signer = None
+            if checks.sigv4_set(authentication.sigv4):
+                signer = self._sigv4.auth(authentication.sigv4, timeout=timeout, verify=not config.insecure,  # type: ignore[arg-type]
+                                          shown=shown)
         for header in config.headers or []:
-            if header.key.lower() == "authorization":
-                headers.pop("Authorization", None)
-                auth = None
             headers[header.key] = header.value
-        shown = f"prometheus query {query!r} against {shown_url(address)}"
-        return Request("GET", f"{address}/api/v1/{endpoint}", shown, config.timeout or DEFAULT_TIMEOUT,
-                       self._max_body, params=dict(params), headers=headers, auth=auth, verify=not config.insecure)
+        return Request("GET", f"{address}/api/v1/{endpoint}", shown, timeout,
+                       self._max_body, params=dict(params), headers=headers, auth=signer, verify=not config.insecure)
 
 
 def _data(answer: Answer, query: str) -> tuple[dict[str, Any], list[str]]:

@@ -279,7 +279,7 @@ def test_metric_address_is_used_without_override() -> None:
         ({}, "prometheus address is not configured"),
         ({"address": "prom:9090"}, r"is not an http\(s\) URL"),
         ({"address": FAKE, "timeout": -1}, "timeout must be positive"),
-        ({"address": FAKE, "authentication": {"oauth2": {"tokenUrl": "x"}}}, "oauth2 and authentication.sigv4"),
+        ({"address": FAKE, "authentication": {"oauth2": {"tokenUrl": "x"}}}, r"oauth2\.tokenUrl: tokenUrl is not"),
         ({"address": FAKE, "rangeQuery": {"start": "now()"}}, r"rangeQuery\.end is missing"),
     ],
 )
