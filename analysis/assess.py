@@ -75,6 +75,7 @@ class Observed:
 
     value: object
     metadata: Mapping[str, str] = field(default_factory=dict)
+    text: str | None = None  # measurement.value as the provider wrote it (else measured_value(value))
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def measurement(
     if isinstance(outcome, Unmeasured):
         phase, message = P.ERROR, outcome.message
     else:
-        value = redact(measured_value(outcome.value), secrets)
+        value = redact(outcome.text if outcome.text is not None else measured_value(outcome.value), secrets)
         verdict = expr.evaluate_condition(metric.success_condition, metric.failure_condition, outcome.value)
         phase = AnalysisPhase(str(verdict.phase))
         message = verdict.message  # names the value and the condition that decided

@@ -16,6 +16,7 @@ Rules:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from itertools import accumulate, repeat
@@ -108,11 +109,30 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     return max(accumulate(map(_DELTA.get, brackets, repeat(0))), default=0) > limit
 
 
-def load_json(text: str, *, parse_int: Callable[[str], Any] | None = None) -> Any:
-    """`json.loads(text)` for text nested at most MAX_DEPTH deep; TooDeep beyond, ValueError for non-JSON."""
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")
+
+
+def _finite(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def read(token: str) -> Any:
+        number = convert(token)
+        if isinstance(number, float) and math.isinf(number):
+            raise ValueError(f"the number {token[:20]}... is beyond float64")
+        return number
+    return read
+
+
+def load_json(text: str, *, parse_int: Callable[[str], Any] | None = None, strict: bool = False) -> Any:
+    """`json.loads(text)` for text nested at most MAX_DEPTH deep; TooDeep beyond, ValueError for non-JSON.
+
+    `strict`: as Go's json.Unmarshal into `any` reads it: NaN, Infinity and -Infinity are not JSON,
+    and neither is a number beyond float64 (both ValueError)."""
     if too_deep(text):
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
+        if strict:
+            return json.loads(text, parse_int=_finite(parse_int or int), parse_float=_finite(float),
+                              parse_constant=_not_json)
         return json.loads(text, parse_int=parse_int)
     except RecursionError:  # unreachable after the scan; kept so no RecursionError can escape
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels") from None

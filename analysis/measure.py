@@ -39,7 +39,7 @@ def observe(providers: Providers, metric: Metric, *, at: datetime) -> assess.Out
     except Exception as err:  # noqa: BLE001 - any failure to measure is an Error measurement
         log.warning("metric %r: the provider failed unexpectedly (%s)", metric.name, type(err).__name__)
         return assess.Unmeasured(_bounded(f"measurement failed: {type(err).__name__}: {_safe_text(err)}"))
-    return assess.Observed(result.value, dict(result.metadata))
+    return assess.Observed(result.value, dict(result.metadata), result.text)
 
 
 def take(providers: Providers, metric: Metric, *, at: datetime, clock: Callable[[], datetime],

@@ -147,7 +147,7 @@ class BasicAuth(ArgoModel):
 
 
 class Sigv4Config(ArgoModel):
-    """AWS SigV4 signing (Amazon Managed Prometheus); not run by this controller's provider."""
+    """AWS SigV4 signing (Amazon Managed Prometheus): analysis.providers.auth."""
 
     region: str | None = None
     profile: str | None = None
@@ -171,7 +171,7 @@ class RangeQuery(ArgoModel):
 
 class PrometheusMetric(ArgoModel):
     address: str | None = None
-    query: str
+    query: str = ""  # optional in Argo's schema; an empty query is an Error measurement when run
     timeout: StrictInt | None = None  # seconds
     insecure: StrictBool | None = None
     headers: list[KeyValue] | None = None

@@ -8,7 +8,14 @@ Rules:
 - The rules: a web `url` must be http(s) with a host; a web `jsonPath` must be in the
   supported subset (analysis.jsonpath); a prometheus `address`, when set, must be
   an http(s) URL with a host; a prometheus `timeout` must be > 0 seconds (0 would time out
-  at once); a web `timeoutSeconds` must not be negative (0 or unset means 10 s, as Argo).
+  at once); a web `timeoutSeconds` must not be negative (0 or unset means 10 s, as Argo); a
+  prometheus `rangeQuery` needs `start` and `end` that are time expressions
+  (analysis.expr.times) and a positive `step` duration; an `authentication.oauth2` block with
+  any field set needs an http(s) `tokenUrl`, a `clientId` and a `clientSecret` (Argo: "missing
+  mandatory parameter in metric for OAuth2 setup"; Argo passes over a block without tokenUrl,
+  which would send the queries unauthenticated, so that is a problem here too). An unset prometheus `address` is not a
+  problem here (the controller may have a default); nor is an empty `query` (valid in Argo's
+  schema; its measurements end in Error).
 - Placeholders: a url or address whose scheme part is still `{{args.*}}` is not checked;
   one with a placeholder elsewhere has only its scheme checked; a jsonPath holding a
   placeholder is not checked. At measure time everything is substituted and checked.
@@ -24,7 +31,16 @@ from urllib.parse import urlsplit
 
 from analysis import jsonpath
 from analysis.args import PLACEHOLDER
-from analysis.model import Metric
+from analysis.expr import times
+from analysis.model import (
+    DurationError,
+    Metric,
+    OAuth2Config,
+    PrometheusAuth,
+    RangeQuery,
+    Sigv4Config,
+    parse_duration,
+)  # fmt: skip
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,19}$")
 
@@ -50,6 +66,9 @@ def metric_problems(metric: Metric) -> list[SpecProblem]:
         found += [web_url_problem(web.url), json_path_problem(web.json_path), web_timeout_problem(web.timeout_seconds)]
     if prometheus is not None:
         found += [prometheus_address_problem(prometheus.address), prometheus_timeout_problem(prometheus.timeout)]
+        if prometheus.range_query is not None:
+            found += range_query_problems(prometheus.range_query)
+        found += authentication_problems(prometheus.authentication)
     return [problem for problem in found if problem is not None]
 
 
@@ -84,6 +103,62 @@ def prometheus_timeout_problem(timeout: int | None) -> SpecProblem | None:
         return SpecProblem("provider.prometheus.timeout", f"timeout must be positive seconds, got {timeout}",
                            "omit it for 30 s, or give the seconds one measurement may take, e.g. 10")
     return None
+
+
+def range_query_problems(range_query: RangeQuery) -> list[SpecProblem]:
+    """provider.prometheus.rangeQuery: start and end time expressions, a positive step (placeholders pass)."""
+    found = []
+    where = "provider.prometheus.rangeQuery"
+    for name, text in (("start", range_query.start), ("end", range_query.end)):
+        if text is not None and PLACEHOLDER.search(text):
+            continue
+        why = times.check(text)
+        if why is not None:
+            found.append(SpecProblem(f"{where}.{name}", f"{name} {why}" if text is None or not text.strip()
+                                     else f"{name} is not a time expression: {why}", times.SUPPORTED))
+    step = range_query.step
+    if step is None or not PLACEHOLDER.search(step):
+        try:
+            seconds = parse_duration(step) if step is not None else 0
+            why = None if seconds > 0 else ("is missing" if step is None else f"{step!r} is not positive")
+        except DurationError as err:
+            why = str(err)
+        if why is not None:
+            found.append(SpecProblem(f"{where}.step", f"step {why}",
+                                     "give the resolution as a positive duration, e.g. step: 1m"))
+    return found
+
+
+def oauth2_set(oauth2: OAuth2Config | None) -> bool:
+    """True when an oauth2 block sets any field (an empty `oauth2: {}` is Argo's zero value: no OAuth2)."""
+    return oauth2 is not None and any((oauth2.token_url, oauth2.client_id, oauth2.client_secret, oauth2.scopes))
+
+
+def sigv4_set(sigv4: Sigv4Config | None) -> bool:
+    """True when a sigv4 block sets any field (Argo signs only then)."""
+    return sigv4 is not None and any((sigv4.region, sigv4.profile, sigv4.role_arn))
+
+
+def authentication_problems(authentication: PrometheusAuth | None) -> list[SpecProblem]:
+    """provider.prometheus.authentication.oauth2: tokenUrl (http(s)), clientId and clientSecret together."""
+    if authentication is None or not oauth2_set(authentication.oauth2):
+        return []
+    oauth2 = authentication.oauth2
+    assert oauth2 is not None  # oauth2_set
+    where = "provider.prometheus.authentication.oauth2"
+    found: list[SpecProblem | None] = []
+    token_url = (oauth2.token_url or "").strip()
+    if not token_url:
+        found.append(SpecProblem(f"{where}.tokenUrl", "tokenUrl is missing, so no token would be fetched",
+                                 "set tokenUrl to the OAuth2 token endpoint, e.g. https://auth.example.com/token"))
+    else:
+        found.append(_http_url_problem(token_url, f"{where}.tokenUrl", "tokenUrl",
+                                       "is not an http(s) URL", "write it like https://auth.example.com/oauth2/token"))
+    for field, value in (("clientId", oauth2.client_id), ("clientSecret", oauth2.client_secret)):
+        if not (value or "").strip():
+            found.append(SpecProblem(f"{where}.{field}", f"{field} is missing (mandatory for the OAuth2 client "
+                                     "credentials flow)", f"set {field}, e.g. from a Secret through an arg"))
+    return [problem for problem in found if problem is not None]
 
 
 def web_timeout_problem(timeout_seconds: int | None) -> SpecProblem | None:

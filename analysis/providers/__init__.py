@@ -5,6 +5,8 @@ Rules:
   evaluation time, and returns a `Result` (the value the conditions see as
   `result`, plus metadata such as the resolved query), or raises `ProviderError`
   with a message fit for an Error measurement. Secrets never appear in messages.
+  `Result.text`, when set, is `measurement.value` as Argo writes it for that provider (the web
+  provider's Go JSON text); unset, the value is written by `analysis.assess.measured_value`.
 - A provider raises nothing but `ProviderError`: every failure to measure (a broken,
   huge, slow or deeply nested answer, an unknown charset, a setting that can never work)
   is one, with a clear message. Metrics that can never succeed are found up front by
@@ -42,6 +44,7 @@ DEFAULT_WAIT = tenacity.wait_exponential(multiplier=0.2, max=2)
 class Result:
     value: object
     metadata: Mapping[str, str] = field(default_factory=dict)
+    text: str | None = None  # measurement.value, when the provider writes it itself
 
 
 class ProviderError(Exception):

@@ -18,7 +18,9 @@ Rules:
   unbounded), at most MAX_REDIRECTS, to http(s) only; 302/303 go on as GET (301 only after a
   POST), 307/308 keep the method and body.
   A hop to another origin (scheme, host, port) carries none of the metric's headers and no
-  basic auth: tokens reach only the origin they were written for.
+  basic auth or signature: tokens reach only the origin they were written for. A request whose
+  body holds credentials (`secret_body`: an OAuth2 token request) is not sent to another
+  origin at all (a 307/308 would repeat its body there).
 - Causes are told apart: "cannot connect: [Errno ...]", "cannot connect within the Ns
   timeout", "no answer within the Ns timeout", "deadline exceeded: ...", "response body
   larger than N bytes". Messages start with `request.shown` and never hold a URL query,
@@ -61,10 +63,11 @@ class Request:
     max_body: int
     params: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)  # the metric's: sent to its own origin only
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | requests.auth.AuthBase | None = None  # basic auth, or a signer (SigV4)
     data: bytes | None = None
     content_type: str | None = None  # of `data`, when the provider chose it
     verify: bool = True
+    secret_body: bool = False  # `data` holds credentials: never sent to another origin
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ def _follow(session: requests.Session, request: Request, deadline: Deadline) -> 
     method, url, data, params = request.method, request.url, request.data, dict(request.params)
     for _ in range(MAX_REDIRECTS + 1):
         own = _origin(url) == origin
+        if not own and request.secret_body and data is not None:
+            raise ProviderError(f"{request.shown}: redirected to another origin, and the request carries credentials")
         headers = dict(request.headers) if own else {}
         if data is not None and request.content_type and not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = request.content_type
@@ -144,7 +149,8 @@ def _follow(session: requests.Session, request: Request, deadline: Deadline) -> 
 
 def _send(
     session: requests.Session, request: Request, method: str, url: str, params: Mapping[str, str],
-    headers: Mapping[str, str], auth: tuple[str, str] | None, data: bytes | None, deadline: Deadline,
+    headers: Mapping[str, str], auth: tuple[str, str] | requests.auth.AuthBase | None, data: bytes | None,
+    deadline: Deadline,
 ) -> requests.Response:
     timeout = _seconds(deadline.seconds)
     if deadline.left() <= 0:

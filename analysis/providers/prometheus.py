@@ -1,8 +1,13 @@
-"""Prometheus provider: one instant query at an explicit time, within one deadline.
+"""Prometheus provider: one instant query at an explicit time, or a range query, within one deadline.
 
 Rules (Argo's metricproviders/prometheus, argo-rollouts.md §4.2 and §5):
 - The query is evaluated at `at` (`time=` on /api/v1/query), never at the server's now,
-  so backtests and tests with history at fixed times are exact.
+  so backtests and tests with history at fixed times are exact. With `rangeQuery {start, end,
+  step}` it is /api/v1/query_range: `start` and `end` are time expressions
+  (analysis.expr.times, `now()` being `at`), `step` a duration (`1m`, or seconds); the matrix
+  comes back as one flat list of floats, series then time order, as Argo's conditions see it.
+- An empty `query` is valid in Argo's schema and fails when run: an Error measurement here, and
+  no request is sent (Prometheus would refuse it: "no expression found in input").
 - HTTP is a plain `requests` call through analysis.providers.fetch, not prometheus-api-client:
   the status comes from the response (that client reported it only inside exception text,
   parsed back with regexes), and the deadline, body cap and redirect rules are the ones the
@@ -10,30 +15,37 @@ Rules (Argo's metricproviders/prometheus, argo-rollouts.md §4.2 and §5):
 - Only a genuine answer is a value: HTTP 2xx, `status: "success"` and a well-formed `data`
   of resultType scalar → float; vector → list of floats in the order Prometheus returned
   them (labels dropped); no series → `[]`; matrix → flat list of floats, series order then
-  time order; string → str. NaN and ±Inf stay floats. Any other answer (not JSON, nested
+  time order. NaN and ±Inf stay floats. resultType string, or any other, is Argo's
+  "Prometheus metric type not supported" (an Error). Any other answer (not JSON, nested
   deeper than 64 levels, another shape, `status: "error"`) is ProviderError.
-- Metadata is `{"ResolvedPrometheusQuery": query}` so users see what was really asked.
-- Address: `address_override` (the CLI's --prometheus, the demo) wins over the metric's
-  `address`; neither → ProviderError. It must be an http(s) URL (analysis.provider_checks).
+- Metadata is `{"ResolvedPrometheusQuery": query}` so users see what was really asked, and
+  `warnings` when Prometheus sent some: each quoted, joined by ", " (`"w1", "w2"`), as Argo.
+- Address: `address_override` (the demo, pointing templates written for a cluster at a
+  local server) wins over everything; then the metric's own `address`; then
+  `default_address`, the fallback for metrics without one (the CLI's --prometheus or
+  ARGO_ROLLOUTS_PROMETHEUS_ADDRESS, as Argo's environment variable). None of them → ProviderError
+  naming the field and the fix. It must be an http(s) URL (analysis.provider_checks).
 - `timeout` (seconds, default 30; 0 or negative is an error) bounds the whole measurement:
   connecting, every attempt, the waits between them and reading the answer. Answers are
   capped at MAX_BODY_BYTES (16 MiB) while streaming.
-  `headers`, `authentication.basicAuth` and `authentication.bearerToken` are sent on every
-  request (an explicit `Authorization` header wins) to the address's origin only, never
-  to another host a redirect points at; TLS is verified unless `insecure: true`.
+  `headers`, `authentication.basicAuth`, `authentication.bearerToken`, `authentication.oauth2`
+  (a cached client-credentials token) and `authentication.sigv4` (a signature), from
+  analysis.providers.auth, are sent on every request (an explicit `Authorization` header
+  wins over all of them) to the address's origin only, never to another host a redirect
+  points at; TLS is verified unless `insecure: true` (for the token endpoint too).
 - Transient faults (connection refused, timeouts, HTTP 5xx/429) are retried `attempts`
   times with the injected tenacity wait, within the deadline, then ProviderError naming the
   query and the cause. A rejected query (HTTP 4xx, e.g. a PromQL syntax error) is not
   retried; its message is Prometheus' own error text. Messages never hold the request URL,
   its query string or header values. Nothing but ProviderError leaves `measure`.
 """
-
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 from typing import Any
 
 import requests
@@ -41,8 +53,9 @@ import tenacity
 
 from analysis import jsonpath
 from analysis import provider_checks as checks
-from analysis.model import Metric, PrometheusMetric
-from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result
+from analysis.expr import times
+from analysis.model import DurationError, Metric, PrometheusMetric, RangeQuery, parse_duration
+from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, auth
 from analysis.providers.fetch import Answer, Request, fetch, shown_url
 
 DEFAULT_TIMEOUT = 30  # seconds for one measurement, as Argo's per-query timeout
@@ -58,29 +71,42 @@ class PrometheusProvider:
         self,
         *,
         address_override: str | None = None,
+        default_address: str | None = None,
         retry_wait: tenacity.wait.wait_base = DEFAULT_WAIT,
         attempts: int = ATTEMPTS,
         session: requests.Session | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        clock: Callable[[], float] = monotonic,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._address_override = address_override
+        self._default_address = default_address
         self._wait = retry_wait
         self._attempts = attempts
         self._session = session or requests.Session()
         self._max_body = max_body_bytes
+        self._tokens = auth.OAuth2Tokens(self._session, attempts=attempts, wait=retry_wait, clock=clock)
+        self._sigv4 = auth.SigV4(self._session, attempts=attempts, wait=retry_wait, environ=environ, clock=clock)
 
     def measure(self, metric: Metric, *, at: datetime) -> Result:
         config = metric.provider.prometheus
         if config is None:
             raise ProviderError(f"metric {metric.name!r} has no provider.prometheus")
         query = config.query
-        if config.range_query is not None:
+        if not query.strip():
             raise ProviderError(
-                f"metric {metric.name!r}: provider.prometheus.rangeQuery is not supported yet; "
-                "use an instant query such as sum(rate(...[5m]))"
-            )
-        data = self._call(config, query, "query", {"query": query, "time": str(_epoch(at))})
-        return Result(value=result_value(data, query=query), metadata={"ResolvedPrometheusQuery": query})
+                f"metric {metric.name!r}: provider.prometheus.query is empty, and Prometheus answers an empty "
+                "query with an error (no expression found in input); set provider.prometheus.query")
+        if config.range_query is not None:
+            start, end, step = range_window(config.range_query, at=at, query=query)
+            params = {"query": query, "start": str(_epoch(start)), "end": str(_epoch(end)), "step": f"{step:g}"}
+            data, warnings = self._call(config, query, "query_range", params)
+        else:
+            data, warnings = self._call(config, query, "query", {"query": query, "time": str(_epoch(at))})
+        metadata = {"ResolvedPrometheusQuery": query}
+        if warnings:
+            metadata["warnings"] = ", ".join(f'"{warning}"' for warning in warnings)
+        return Result(value=result_value(data, query=query), metadata=metadata)
 
     def query_range(
         self, source: PrometheusMetric, *, start: datetime, end: datetime, step: timedelta
@@ -93,7 +119,7 @@ class PrometheusProvider:
         if seconds <= 0:
             raise ProviderError(f"prometheus range query {query!r}: step must be positive, got {step}")
         params = {"query": query, "start": str(_epoch(start)), "end": str(_epoch(end)), "step": f"{seconds:g}"}
-        data = self._call(source, query, "query_range", params)
+        data, _ = self._call(source, query, "query_range", params)
         if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
             raise ProviderError(f"prometheus range query {query!r}: unexpected result {_short(data)}")
         try:
@@ -107,8 +133,9 @@ class PrometheusProvider:
 
     # -- plumbing
 
-    def _call(self, config: PrometheusMetric, query: str, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """`data` of a successful /api/v1/<endpoint> answer; every failure a ProviderError."""
+    def _call(self, config: PrometheusMetric, query: str, endpoint: str,
+              params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+        """`data` and `warnings` of a successful /api/v1/<endpoint> answer; every failure a ProviderError."""
         try:
             request = self._request(config, query, endpoint, params)
             answer = fetch(self._session, request, attempts=self._attempts, wait=self._wait,
@@ -121,40 +148,46 @@ class PrometheusProvider:
                 f"prometheus query {query!r}: the measurement failed unexpectedly ({type(err).__name__})") from err
 
     def _request(self, config: PrometheusMetric, query: str, endpoint: str, params: Mapping[str, str]) -> Request:
-        address = (self._address_override or config.address or "").strip().rstrip("/")
+        address = (self._address_override or (config.address or "").strip() or self._default_address or "")
+        address = address.strip().rstrip("/")
         if not address:
             raise ProviderError(
-                f"prometheus query {query!r}: prometheus address is not configured "
-                "(set provider.prometheus.address, or pass --prometheus URL)"
+                f"prometheus query {query!r}: provider.prometheus.address: prometheus address is not configured "
+                "(set provider.prometheus.address, or give the controller a default with --prometheus URL "
+                "or ARGO_ROLLOUTS_PROMETHEUS_ADDRESS)"
             )
         for problem in (checks.prometheus_address_problem(address), checks.prometheus_timeout_problem(config.timeout)):
             if problem is not None:
                 raise ProviderError(f"prometheus query {query!r}: {problem.sentence()}")
+        shown = f"prometheus query {query!r} against {shown_url(address)}"
+        timeout = config.timeout or DEFAULT_TIMEOUT
+        for problem in checks.authentication_problems(config.authentication):
+            raise ProviderError(f"{shown}: {problem.path}: {problem.sentence()}")
         headers: dict[str, str] = {}
-        auth: tuple[str, str] | None = None
+        signer: tuple[str, str] | requests.auth.AuthBase | None = None
+        explicit = any(header.key.lower() == "authorization" for header in config.headers or [])
         authentication = config.authentication
-        if authentication is not None:
-            if authentication.oauth2 is not None or authentication.sigv4 is not None:
-                raise ProviderError(
-                    f"prometheus query {query!r}: authentication.oauth2 and authentication.sigv4 are not "
-                    "supported; use authentication.basicAuth, authentication.bearerToken or an Authorization header"
-                )
+        if authentication is not None and not explicit:
             if authentication.basic_auth is not None:
-                auth = (authentication.basic_auth.username, authentication.basic_auth.password)
+                signer = (authentication.basic_auth.username, authentication.basic_auth.password)
             if authentication.bearer_token:
                 headers["Authorization"] = f"Bearer {authentication.bearer_token}"
+            if checks.oauth2_set(authentication.oauth2):
+                headers["Authorization"] = self._tokens.authorization(
+                    authentication.oauth2, timeout=timeout, verify=not config.insecure, shown=shown)  # type: ignore[arg-type]
+                signer = None
+            if checks.sigv4_set(authentication.sigv4):
+                signer = self._sigv4.auth(authentication.sigv4, timeout=timeout, verify=not config.insecure,  # type: ignore[arg-type]
+                                          shown=shown)
         for header in config.headers or []:
-            if header.key.lower() == "authorization":
-                headers.pop("Authorization", None)
-                auth = None
             headers[header.key] = header.value
-        shown = f"prometheus query {query!r} against {shown_url(address)}"
-        return Request("GET", f"{address}/api/v1/{endpoint}", shown, config.timeout or DEFAULT_TIMEOUT,
-                       self._max_body, params=dict(params), headers=headers, auth=auth, verify=not config.insecure)
+        return Request("GET", f"{address}/api/v1/{endpoint}", shown, timeout,
+                       self._max_body, params=dict(params), headers=headers, auth=signer, verify=not config.insecure)
 
 
-def _data(answer: Answer, query: str) -> dict[str, Any]:
-    """`data` of a 2xx `status: "success"` answer; a rejected query or anything else is ProviderError."""
+def _data(answer: Answer, query: str) -> tuple[dict[str, Any], list[str]]:
+    """`data` and `warnings` of a 2xx `status: "success"` answer; a rejected query or anything else is
+    ProviderError."""
     if 400 <= answer.status < 500:
         raise ProviderError(f"prometheus rejected query {query!r} (HTTP {answer.status}): {_error_text(answer)}")
     if not 200 <= answer.status < 300:
@@ -171,30 +204,50 @@ def _data(answer: Answer, query: str) -> dict[str, Any]:
     if not isinstance(data, dict) or "result" not in data:
         raise ProviderError(f"prometheus query {query!r}: the answer is not a Prometheus API response "
                             f"(no status \"success\" with data.result)")
-    return data
+    warnings = payload.get("warnings")
+    return data, [str(w) for w in warnings] if isinstance(warnings, list) else []
 
 
-def result_value(data: Mapping[str, Any], *, query: str = "") -> float | str | list[float]:
+def range_window(range_query: RangeQuery, *, at: datetime, query: str = "") -> tuple[datetime, datetime, float]:
+    """(start, end, step seconds) of a rangeQuery measured at `at`; a field that cannot work is ProviderError."""
+    where = f"prometheus query {query!r}: provider.prometheus.rangeQuery"
+    moments = []
+    for name, text in (("start", range_query.start), ("end", range_query.end)):
+        if text is None or not text.strip():
+            raise ProviderError(f"{where}.{name} is missing; {times.SUPPORTED}")
+        try:
+            moments.append(times.evaluate(text, now=at))
+        except times.TimeExprError as err:
+            raise ProviderError(f"{where}.{name}: failed to parse as time: {err}") from None
+    try:
+        step = parse_duration(range_query.step) if range_query.step is not None else 0
+    except DurationError as err:
+        raise ProviderError(f"{where}.step: failed to parse as duration: {err}") from None
+    if step <= 0:
+        raise ProviderError(f"{where}.step must be a positive duration such as 1m (Prometheus refuses "
+                            "zero or negative steps)")
+    return moments[0], moments[1], float(step)
+
+
+def result_value(data: Mapping[str, Any], *, query: str = "") -> float | list[float]:
     """The `result` the conditions see, from a successful answer's `data` (resultType and result)."""
     kind, result = data.get("resultType"), data.get("result")
     try:
         if kind == "scalar":
             return _sample(*_point(result))
-        if kind == "string":
-            at, text = _point(result)
-            if isinstance(text, str):
-                _time(at)
-                return text
         if kind == "vector" and isinstance(result, list):
             return [_sample(*_point(_series(series)["value"])) for series in result]
         if kind == "matrix" and isinstance(result, list):
             return [_sample(*_point(point)) for series in result for point in _list(_series(series)["values"])]
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise ProviderError(f"prometheus query {query!r}: unexpected result {_short(result)}") from err
-    raise ProviderError(f"prometheus query {query!r}: unexpected result {_short(result)} (resultType {_short(kind)})")
+    if kind in ("scalar", "vector", "matrix"):
+        raise ProviderError(f"prometheus query {query!r}: unexpected result {_short(result)}")
+    raise ProviderError(f"prometheus query {query!r}: Prometheus metric type not supported "
+                        f"(resultType {_short(kind)}; Argo judges scalar, vector and matrix results)")
 
 
-def instant_value(data: Any, *, query: str = "") -> float | str | list[float]:
+def instant_value(data: Any, *, query: str = "") -> float | list[float]:
     """The `result` from `data.result` alone, its resultType guessed from the shape."""
     kind = ("vector" if data == [] or (isinstance(data, list) and data and isinstance(data[0], dict)) else
             "scalar" if isinstance(data, list) and len(data) == 2 and isinstance(data[1], str) else None)

@@ -3,8 +3,11 @@
 Rules:
 - Keys are Argo's provider keys: "prometheus" and "web". Anything else a metric names
   (job, plugin, datadog, ...) is `UnsupportedProvider` through `Providers.for_metric`.
-- `prometheus_address` overrides every metric's `provider.prometheus.address` (the CLI's
-  --prometheus and the demo point templates written for a cluster at a local server).
+- `prometheus_default` is the address of metrics whose `provider.prometheus.address` is
+  unset, and only of those (the CLI's --prometheus, else ARGO_ROLLOUTS_PROMETHEUS_ADDRESS, as
+  Argo's environment variable): a template that names several Prometheus servers keeps them.
+- `prometheus_address` overrides every metric's address: only for the demo and tests, which
+  point templates written for a cluster at a local server.
 - `session` is the web provider's HTTP session (tests may inject one); `retry_wait` is the
   tenacity wait between attempts of both providers (tests pass `tenacity.wait_none()`).
 """
@@ -21,13 +24,11 @@ from analysis.providers.web import WebProvider
 
 def default_providers(
     *,
+    prometheus_default: str | None = None,
     prometheus_address: str | None = None,
     session: requests.Session | None = None,
     retry_wait: tenacity.wait.wait_base = DEFAULT_WAIT,
 ) -> Providers:
-    return Providers(
-        {
-            "prometheus": PrometheusProvider(address_override=prometheus_address, retry_wait=retry_wait),
-            "web": WebProvider(session=session, retry_wait=retry_wait),
-        }
-    )
+    prometheus = PrometheusProvider(address_override=prometheus_address, default_address=prometheus_default,
+                                    retry_wait=retry_wait)
+    return Providers({"prometheus": prometheus, "web": WebProvider(session=session, retry_wait=retry_wait)})

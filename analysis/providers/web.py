@@ -8,7 +8,11 @@ Rules (Argo's metricproviders/webmetric, argo-rollouts.md §4.2 and §6):
   negative: the checks of `analysis.provider_checks`, run again here before any request.
 - A 2xx body that parses as JSON is narrowed by `jsonPath` (default `{$}`, the whole
   document): one match is the result, several are a list, none is an error. JSON numbers
-  are floats, as in Go. A body that is not JSON (or empty) is the result as a string. A
+  are floats, as in Go. `measurement.value` is that result as Go's json.Marshal writes it
+  (analysis.providers.gojson: `1` not `1.0`, strings quoted, keys sorted), as Argo's getValue.
+  A body that is not JSON (or empty, or with NaN/Infinity tokens or a number beyond float64,
+  which Go does not read either) is the
+  result as a string, and `measurement.value` is the body as it came. A
   body whose brackets nest deeper than 64 levels (outside JSON strings) is an error, found
   by a linear scan, never by Python recursion. The body is decoded by its charset; an
   unknown or non-text charset decodes as UTF-8 with replacement characters.
@@ -39,7 +43,7 @@ from analysis import jsonpath
 from analysis import provider_checks as checks
 from analysis.jsonpath import ALL, JsonPath
 from analysis.model import Metric, WebMetric
-from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result
+from analysis.providers import ATTEMPTS, DEFAULT_WAIT, ProviderError, Result, gojson
 from analysis.providers.fetch import MAX_REDIRECTS, Request, fetch, shown_url
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "MAX_REDIRECTS", "WebProvider", "parse_json_path", "select"]
@@ -79,12 +83,16 @@ class WebProvider:
                 raise ProviderError(f"{request.shown}: {_status_message(answer.status, answer.text())}")
             text = answer.text()
             try:
-                document = jsonpath.load_json(text, parse_int=float)
+                document = jsonpath.load_json(text, parse_int=float, strict=True)
             except jsonpath.TooDeep as err:
                 raise ProviderError(f"{request.shown}: the answer is {err}") from None
             except ValueError:
                 return Result(value=text)
-            return Result(value=select(document, path, json_path=config.json_path or "{$}"))
+            value = select(document, path, json_path=config.json_path or "{$}")
+            try:
+                return Result(value=value, text=gojson.marshal(value))
+            except ValueError as err:  # unreachable: strict reading lets no NaN or infinity in
+                raise ProviderError(f"{request.shown}: the value cannot be written as JSON ({err})") from None
         except ProviderError:
             raise
         except Exception as err:  # the contract: nothing but ProviderError leaves a provider

@@ -15,7 +15,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 class CommandError(Exception):
@@ -35,6 +35,25 @@ def prometheus_url(text: str) -> str:
     if problem is not None:
         raise argparse.ArgumentTypeError(f"{problem.message}; {problem.fix}")
     return text.strip().rstrip("/")
+
+
+PROMETHEUS_ENV = "ARGO_ROLLOUTS_PROMETHEUS_ADDRESS"  # Argo's variable, same meaning
+PROMETHEUS_HELP = (f"Prometheus for metrics whose provider.prometheus.address is unset (a metric's own address "
+                   f"always wins); default ${PROMETHEUS_ENV}, as in Argo Rollouts; --prometheus wins over it")
+
+
+def prometheus_default(flag: str | None, environ: Mapping[str, str]) -> str | None:
+    """The address of prometheus metrics that name none: --prometheus, else $ARGO_ROLLOUTS_PROMETHEUS_ADDRESS
+    (empty = unset, as Argo), else None. An env value that is not an http(s) URL is a usage error (exit 2)."""
+    if flag:
+        return flag
+    text = environ.get(PROMETHEUS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        return prometheus_url(text)
+    except argparse.ArgumentTypeError as err:
+        raise CommandError(f"{PROMETHEUS_ENV}: {err}", 2) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

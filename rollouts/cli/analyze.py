@@ -8,6 +8,9 @@ Rules:
   args are substituted with `analysis.args`, each metric is measured ONCE by the default
   providers at `--at` (default: now), and judged by `analysis.expr.evaluate_condition`.
   A provider failure is that metric's Error, not a crash.
+- `--prometheus URL` (else $ARGO_ROLLOUTS_PROMETHEUS_ADDRESS) is the address of prometheus
+  metrics that set none; a metric's own `address` wins, as in Argo. `--prometheus-override URL`
+  sends every prometheus metric there (a template written for a cluster, tried locally).
 - The run phase is the worst phase of the metrics that are not dry-run (PHASE_SEVERITY).
   Exit 0 when it is Successful, 1 otherwise.
 - `--json` prints {"phase", "metrics": [{"name", "query", "value", "phase", "message"}]};
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +43,7 @@ from analysis.expr import evaluate_condition, format_value
 from analysis.model import PHASE_SEVERITY, AnalysisPhase, AnalysisTemplate, Argument, Metric
 from analysis.providers import Providers
 from analysis.providers.registry import default_providers
-from rollouts.cli import CommandError, prometheus_url
+from rollouts.cli import PROMETHEUS_HELP, CommandError, prometheus_default, prometheus_url
 
 KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 _ARG = re.compile(r"^([A-Za-z0-9_.-]+)=(.*)$", re.DOTALL)
@@ -63,8 +67,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "successCondition/failureCondition. Exit 0 if the run is Successful, 1 if not, 2 on bad input.",
     )
     parser.add_argument("template", metavar="TEMPLATE.yaml", help="file holding an AnalysisTemplate")
-    parser.add_argument("--prometheus", metavar="URL", type=prometheus_url,
-                        help="Prometheus address (overrides the template's)")
+    parser.add_argument("--prometheus", metavar="URL", type=prometheus_url, help=PROMETHEUS_HELP)
+    parser.add_argument("--prometheus-override", metavar="URL", type=prometheus_url,
+                        help="use this Prometheus for every prometheus metric, whatever its address (to try a "
+                        "template written for a cluster against another server)")
     parser.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE", help="template argument")
     parser.add_argument("--at", metavar="TIME", help="evaluation time: RFC 3339 or epoch seconds (default: now)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -76,7 +82,9 @@ def run(args: argparse.Namespace, *, providers: Providers | None = None) -> int:
     template = load_template(Path(args.template))
     values = parse_args(args.arg)
     metrics, dry_run = prepare(template, values, where=args.template)
-    providers = providers or default_providers(prometheus_address=args.prometheus)
+    providers = providers or default_providers(
+        prometheus_default=prometheus_default(args.prometheus, os.environ),
+        prometheus_address=getattr(args, "prometheus_override", None))
     outcomes = [measure(metric, providers, at=at, dry_run=metric.name in dry_run) for metric in metrics]
     phase = run_phase(outcomes)
     if args.json:

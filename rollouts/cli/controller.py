@@ -15,6 +15,8 @@ Rules:
 - `--local` runs against a fresh InMemoryCluster served over HTTP on 127.0.0.1 and logs
   the kubeconfig that reaches it, so `rollouts get rollout NAME --watch --kubeconfig ...`
   works from another terminal; `--apply PATH` loads manifests into it first.
+- `--prometheus URL` is the address of prometheus metrics that set none (a metric's own
+  `address` always wins), else $ARGO_ROLLOUTS_PROMETHEUS_ADDRESS as in Argo; the flag wins over it.
 - Mistakes are one line and exit 1 (bad address: exit 2), never a traceback: an address
   whose port is taken names the flag; a kubeconfig that does not exist names the file.
 """
@@ -37,7 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from rollouts.cli import CommandError, connect, prometheus_url
+from rollouts.cli import PROMETHEUS_HELP, CommandError, connect, prometheus_default, prometheus_url
 
 log = logging.getLogger("rollouts.controller.manager.cli")
 
@@ -82,8 +84,7 @@ def register(subparsers: Any) -> None:
                         help="hold a Lease so only one replica reconciles (default: on)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines on stderr")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    parser.add_argument("--prometheus", metavar="URL", type=prometheus_url,
-                        help="use this Prometheus for every prometheus metric")
+    parser.add_argument("--prometheus", metavar="URL", type=prometheus_url, help=PROMETHEUS_HELP)
     parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, "
                                                               "else the in-cluster service account)")
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context (default: its current-context)")
@@ -198,6 +199,7 @@ def _signals_stop(stop: threading.Event) -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     if args.apply and not args.local:
         raise CommandError("--apply works only with --local (use kubectl apply for a real cluster)", 2)
+    args.prometheus = prometheus_default(args.prometheus, os.environ)  # a bad $ARGO_ROLLOUTS_... exits 2 here
     with configured_logging(args.log_format, args.log_level):
         return _run(args)
 
@@ -220,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
             lease_namespace = args.namespace or os.environ.get("POD_NAMESPACE") or target.namespace
             log.info("cluster: %s", target.describe())
         manager = Manager(
-            cluster, default_providers(prometheus_address=args.prometheus), clock=SystemClock(),
+            cluster, default_providers(prometheus_default=args.prometheus), clock=SystemClock(),
             namespace=args.namespace, instance_id=args.instance_id, workers=args.workers,
             analysis_workers=args.analysis_workers,
             leader_election=args.leader_elect, lease_namespace=lease_namespace,

@@ -31,8 +31,6 @@ from analysis.model import (
     ArgoModel,
     MetricProvider,
     ObjectMeta,
-    PrometheusAuth,
-    PrometheusMetric,
     WebMetric,
 )
 from rollouts.platform.problems import Problem, Severity, did_you_mean, join, warning
@@ -92,16 +90,6 @@ NOT_RUN_FIELDS: Mapping[type[ArgoModel], Mapping[str, tuple[str, str]]] = {
     },
     AnalysisRunSpec: {
         "ttlStrategy": ("completed runs are not deleted after a time", "delete old runs yourself, or remove it"),
-    },
-    PrometheusMetric: {
-        "rangeQuery": ("range queries are not sent; measurements end in Error",
-                       "use an instant query such as sum(rate(...[5m]))"),
-    },
-    PrometheusAuth: {
-        "oauth2": ("requests are not signed; measurements end in Error",
-                   "use authentication.basicAuth or an Authorization header"),
-        "sigv4": ("requests are not signed; measurements end in Error",
-                  "use authentication.basicAuth or an Authorization header"),
     },
 }
 

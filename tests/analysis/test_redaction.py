@@ -8,6 +8,7 @@ to a second local server on another port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -27,6 +28,9 @@ from analysis.model import Metric
 from analysis.providers import ProviderError
 from analysis.providers.prometheus import PrometheusProvider
 from analysis.providers.web import WebProvider
+from tests.analysis import test_prometheus_auth as cases
+
+served = contextlib.contextmanager(cases.serve)
 
 AT = datetime(2024, 1, 1, tzinfo=UTC)
 SECRET = 'tok"en\\with/spaces & é+ü\'s'  # a quote, a backslash, a slash, a space, non-ASCII, an apostrophe
@@ -111,6 +115,8 @@ def sites() -> Iterator[Callable[[], Site]]:
             def do_GET(self) -> None:
                 site.seen.append(Seen(self.path, dict(self.headers)))
                 site.answer(self)
+
+            do_POST = do_GET
 
         httpd = QuietServer(("127.0.0.1", 0), Handler)
         thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -258,3 +264,58 @@ def test_a_redirect_to_another_scheme_is_refused(sites: Callable[[], Site]) -> N
     site.answer = reply(302, Location="file:///etc/passwd")
     message = failure(lambda: WebProvider(retry_wait=tenacity.wait_none()).measure(web_metric(site.url), at=AT))
     assert "redirected to a URL that is not http(s)" in message
+
+
+# ---------------------------------------------------------------- OAuth2 and SigV4 credentials
+
+
+def everything_written(taken: Any, caplog: pytest.LogCaptureFixture) -> str:
+    """A measurement as written to the run's status (message, value, metadata) and every log line."""
+    return "\n".join([taken.message or "", taken.value or "", *(taken.metadata or {}).values(), caplog.text])
+
+
+def test_an_oauth2_client_secret_echoed_by_the_token_endpoint_is_not_written(caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level("DEBUG")
+    with served(cases.token_endpoint) as token_site, served(cases.bearer_prometheus) as prom_site:
+        taken = cases.run(PrometheusProvider(retry_wait=tenacity.wait_none()),
+                          cases.oauth_metric(prom_site, f"{token_site.url}/ko"))
+    assert taken.phase == "Error"
+    assert_no_form(everything_written(taken, caplog), cases.CLIENT_SECRET)
+
+
+def test_an_oauth2_access_token_is_never_written(caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level("DEBUG")
+    with served(cases.token_endpoint) as token_site, served(cases.bearer_prometheus) as prom_site:
+        taken = cases.run(PrometheusProvider(retry_wait=tenacity.wait_none()),
+                          cases.oauth_metric(prom_site, f"{token_site.url}/ok"))
+    assert taken.phase == "Successful"
+    assert prom_site.seen[0].headers["authorization"].startswith(f"Bearer {cases.TOKEN}")  # the token was used
+    assert cases.TOKEN not in everything_written(taken, caplog)
+
+
+def test_a_token_request_is_not_redirected_to_another_origin(sites: Callable[[], Site]) -> None:
+    """Neither a 307 repeating the secret-bearing form there, nor a token minted by another host."""
+    elsewhere, token_site, prom = sites(), sites(), sites()
+    elsewhere.answer = reply(200, b'{"access_token": "x"}')
+    token_site.answer = reply(307, Location=f"{elsewhere.url}/steal")
+    prom.answer = reply(200, json.dumps(OK).encode())
+    taken = cases.run(PrometheusProvider(retry_wait=tenacity.wait_none()),
+                      cases.oauth_metric(prom, f"{token_site.url}/t"))  # type: ignore[arg-type]
+    assert taken.phase == "Error" and "redirected to another origin" in (taken.message or "")
+    assert elsewhere.seen == [] and prom.seen == []
+    assert cases.CLIENT_SECRET not in (taken.message or "")
+
+
+def test_aws_keys_and_session_tokens_are_never_written(caplog, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level("DEBUG")
+    with served(cases.signed_prometheus) as amp, served(cases.sts) as sts_site:
+        for secret in (cases.AWS_SECRET, "wrong/secret+key"):  # a granted role, and a refused AssumeRole
+            environ = {"AWS_ACCESS_KEY_ID": cases.AKID, "AWS_SECRET_ACCESS_KEY": secret,
+                       "AWS_SESSION_TOKEN": "base-token", "AWS_ENDPOINT_URL_STS": sts_site.url,
+                       "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+            taken = cases.run(PrometheusProvider(retry_wait=tenacity.wait_none(), environ=environ),
+                              cases.sigv4_metric(amp.url, region="eu-west-1", roleArn="arn:aws:iam::1:role/r"))
+            written = everything_written(taken, caplog)
+            for value in (secret, "base-token", cases.ROLE_SECRET, cases.ROLE_TOKEN):
+                assert_no_form(written, value)
+    assert len(sts_site.seen) == 2 and len(amp.seen) == 1  # the role was granted once and refused once

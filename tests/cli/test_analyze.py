@@ -29,7 +29,7 @@ def analyze_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, d
 
 
 def test_healthy_canary_is_successful(prometheus, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, out = analyze_json(capsys, "--prometheus", prometheus.url,
+    code, out = analyze_json(capsys, "--prometheus-override", prometheus.url,
                              "--arg", f"service-name={prometheus.healthy_service}", "--at", "2024-01-01T00:30:00Z")
     assert code == 0
     assert out["phase"] == "Successful"
@@ -43,7 +43,7 @@ def test_healthy_canary_is_successful(prometheus, capsys) -> None:  # type: igno
 
 
 def test_degrading_canary_passes_hour_one_fails_hour_two(prometheus, capsys) -> None:  # type: ignore[no-untyped-def]
-    base = ("--prometheus", prometheus.url, "--arg", f"service-name={prometheus.degrading_service}")
+    base = ("--prometheus-override", prometheus.url, "--arg", f"service-name={prometheus.degrading_service}")
     code, out = analyze_json(capsys, *base, "--at", str(int(prometheus.hour_one.timestamp())))
     assert (code, out["phase"], out["metrics"][0]["value"]) == (0, "Successful", [0.98])
     code, out = analyze_json(capsys, *base, "--at", "2024-01-01T01:30:00+00:00")
@@ -65,14 +65,14 @@ def test_the_examples_success_rate_template_as_shipped(  # type: ignore[no-untyp
     prometheus, capsys, service: str, at: str, code: int, phase: str, value: list[float]
 ) -> None:
     name = prometheus.healthy_service if service == "healthy" else prometheus.degrading_service
-    got = main(["analyze", str(EXAMPLE_TEMPLATE), "--prometheus", prometheus.url,
+    got = main(["analyze", str(EXAMPLE_TEMPLATE), "--prometheus-override", prometheus.url,
                 "--arg", f"service-name={name}", "--at", at, "--json"])
     out = json.loads(capsys.readouterr().out)
     assert (got, out["phase"], out["metrics"][0]["value"]) == (code, phase, value)
 
 
 def test_no_data_is_an_error_saying_so(prometheus, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, out = analyze_json(capsys, "--prometheus", prometheus.url, "--arg", "service-name=nobody",
+    code, out = analyze_json(capsys, "--prometheus-override", prometheus.url, "--arg", "service-name=nobody",
                              "--at", "2024-01-01T00:30:00Z")
     assert (code, out["phase"]) == (1, "Error")
     assert out["metrics"][0]["value"] == []
@@ -81,7 +81,7 @@ def test_no_data_is_an_error_saying_so(prometheus, capsys) -> None:  # type: ign
 
 def test_table_output(prometheus, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("COLUMNS", "400")  # rich wraps cells at the terminal width
-    code = main(["analyze", str(TEMPLATE), "--prometheus", prometheus.url, "--arg",
+    code = main(["analyze", str(TEMPLATE), "--prometheus-override", prometheus.url, "--arg",
                  f"service-name={prometheus.degrading_service}", "--at", "2024-01-01T01:30:00Z"])
     out = capsys.readouterr().out
     assert code == 1
@@ -106,7 +106,7 @@ def test_dry_run_and_unsupported_metrics(prometheus, tmp_path, capsys) -> None: 
     template["spec"]["dryRun"] = [{"metricName": "smoke-.*"}]
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump(template))
-    code = main(["analyze", str(path), "--prometheus", prometheus.url, "--arg",
+    code = main(["analyze", str(path), "--prometheus-override", prometheus.url, "--arg",
                  f"service-name={prometheus.healthy_service}", "--at", "2024-01-01T00:30:00Z", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert (code, out["phase"]) == (0, "Successful")  # the failing job metric is dry-run

@@ -44,10 +44,6 @@ REQUIRED_ONLY_HERE = {
         "Argo looks templates up by name: a ref without one is not found (InvalidSpec)",
     ("AnalysisTemplate", "spec.templates[].templateName"):
         "Argo looks nested templates up by name: a ref without one is not found",
-    ("AnalysisTemplate", "spec.metrics[].provider.prometheus.query"):
-        "Argo's provider sends the query: without one every measurement is an Error",
-    ("AnalysisRun", "spec.metrics[].provider.prometheus.query"):
-        "Argo's provider sends the query: without one every measurement is an Error",
     ("AnalysisTemplate", "spec.metrics[].provider.prometheus.authentication.basicAuth.username"):
         "Argo's Prometheus provider needs both username and password for basic auth",
     ("AnalysisTemplate", "spec.metrics[].provider.prometheus.authentication.basicAuth.password"):
