@@ -37,6 +37,7 @@ __all__ = [
     "Action",
     "AnnotateReplicaSet",
     "CreateAnalysisRun",
+    "CreateExperiment",
     "CreateReplicaSet",
     "DeleteAnalysisRun",
     "DeletePod",
@@ -48,6 +49,7 @@ __all__ = [
     "ScaleReplicaSet",
     "SetServiceSelector",
     "TerminateAnalysisRun",
+    "TerminateExperiment",
     "apply_request",
 ]
 
@@ -194,6 +196,30 @@ class TerminateAnalysisRun:
 
 
 @dataclass(frozen=True)
+class CreateExperiment:
+    """The complete Experiment document (a canary experiment step, rollouts.plan.experiment_step)."""
+
+    doc: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.doc["metadata"]["name"])
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("create", "Experiment", self.name, namespace, self.doc)
+
+
+@dataclass(frozen=True)
+class TerminateExperiment:
+    """Merge-patch `{"spec": {"terminate": true}}` onto the Experiment."""
+
+    name: str
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("patch", "Experiment", self.name, namespace, {"spec": {"terminate": True}})
+
+
+@dataclass(frozen=True)
 class DeletePod:
     """A pod created before `spec.restartAt`: its ReplicaSet starts a new one."""
 
@@ -239,6 +265,8 @@ Action = (
     | PatchDestinationRule
     | CreateAnalysisRun
     | TerminateAnalysisRun
+    | CreateExperiment
+    | TerminateExperiment
     | DeletePod
     | DeleteReplicaSet
     | DeleteAnalysisRun
