@@ -13,12 +13,13 @@ Rules (Argo Rollouts' canary, argo-rollouts.md §1.4, §2.3, §3.8, §8):
 - A round, in this order (each a small function below): new pod template or step list
   -> restart at step 0 (first deploy: promoted at once, no steps); CLI abort/retry; the
   progress deadline; pod restarts (`spec.restartAt`, rollouts.plan.restarts); AnalysisRuns
-  (Failed/Error -> abort, Inconclusive -> pause, Successful step run -> step done);
+  (Failed/Error -> abort, Inconclusive -> pause, Successful step run -> step done), and
+  before them the experiment step's Experiment (rollouts.plan.experiment_step, the same);
   the promotion gate (the background run must be evidence);
   the pause step; ReplicaSet scale; Service
   selectors and DestinationRule subsets; VirtualService weights; step advance (one
   step); promotion; scale-down of old ReplicaSets after their deadline; runs that are no
-  longer wanted are terminated; history: old ReplicaSets beyond revisionHistoryLimit
+  longer wanted are terminated (and Experiments); history: old ReplicaSets beyond revisionHistoryLimit
   and completed AnalysisRuns beyond the run history limits are deleted; conditions,
   counts and the phase.
 - A plan is one round, and when that round moved the step index or promoted (and did
@@ -49,6 +50,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollouts.plan import claims, conditions, restarts, routing, runs, scaling, steps, transitions, written
+from rollouts.plan import experiment_step as experiments
 from rollouts.plan.state import Observed, Pass, Plan
 from rollouts.plan.steplist import step_hash, step_problems
 from rollouts.plan.validation import TEMPLATE_REQUIRED, WORKLOAD_REF_NOT_RUN, strategy_problems
@@ -95,6 +97,7 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     _sync_abort(p)
     _check_deadline(p)
     restarts.restart(p)
+    experiments.follow(p)
     runs.follow(p)
     runs.gate_promotion(p)
     steps.follow_pause_step(p)
@@ -108,6 +111,7 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     steps.promote(p)
     scaling.scale_down_old(p, selection.selected)
     runs.terminate_unwanted(p)
+    experiments.terminate_unwanted(p)
     scaling.collect_old(p)
     runs.collect(p)
     conditions.finish(p)
