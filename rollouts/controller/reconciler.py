@@ -3,7 +3,8 @@
 Rules (the imperative shell around rollouts.plan.planner; DESIGN.md §2):
 - Observe from the reads given (the Manager's watch cache, or the Cluster itself):
   the Rollout, its ReplicaSets and AnalysisRuns (by the Rollout's selector labels;
-  the plan keeps those it owns), the AnalysisTemplates it references (nested ones
+  the plan keeps those it owns), the Experiments of its namespace when it has an
+  experiment step (the plan keeps those it owns), the AnalysisTemplates it references (nested ones
   too), its VirtualServices, DestinationRule and canary/stable Services. Its pods
   only while a restart is pending (`restarts.wants_pods`), listed by its selector
   from the API itself, as Argo does: pods are not watched into the cache. Which of
@@ -46,7 +47,7 @@ from pydantic import ValidationError
 
 from analysis.model import AnalysisTemplate
 from rollouts.controller.informer import Cache
-from rollouts.plan import claims, restarts
+from rollouts.plan import claims, experiment_step, restarts
 from rollouts.plan import planner as core
 from rollouts.plan.validation import References, validate_rollout
 from rollouts.platform import actions as act
@@ -105,6 +106,12 @@ def unreadable_problems(doc: Obj, err: ValidationError) -> list[Problem]:
     if found:
         return found
     return from_validation_error(err)
+
+
+def _has_experiments(rollout: Rollout, doc: Obj) -> bool:
+    """Experiments are read for a Rollout with an experiment step, or one that recorded an Experiment."""
+    return any(step.experiment is not None for step in rollout.steps) or bool(
+        wire.text(doc, "status", "canary", "currentExperiment"))
 
 
 class RolloutReconciler:
@@ -194,6 +201,7 @@ class RolloutReconciler:
             services=set(self._pool("Service", services, [("Service", str(namespace), str(n)) for n in names])),
         )
         pods = self._pods(namespace, selector) if restarts.wants_pods(rollout) else []
+        experiments = self.reads.list("Experiment", namespace) if _has_experiments(rollout, doc) else []
         rule = found["DestinationRule"][0] if found["DestinationRule"] else None
         others = claims.claimants(services, rule) - {str(meta.get("name"))}
         live = frozenset(name for name in others if self._get("Rollout", name, namespace) is not None)
@@ -203,7 +211,7 @@ class RolloutReconciler:
             destination_rule=rule, services=services,
             problems=self._problems(doc, rollout, refs,
                                     [*templates, *found["VirtualService"], *found["DestinationRule"], *services]),
-            pods=pods, live_claimants=live,
+            pods=pods, live_claimants=live, experiments=experiments,
         )
 
     def _pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
@@ -248,6 +256,7 @@ class RolloutReconciler:
             return []
         blocks = [canary.analysis] + [step.analysis for step in canary.steps or []]
         pending = [ref for block in blocks if block is not None for ref in block.templates or []]
+        pending += experiment_step.template_refs(rollout)
         seen: dict[tuple[str, str], AnalysisTemplate] = {}
         while pending:
             ref = pending.pop()
@@ -265,8 +274,9 @@ class RolloutReconciler:
     def _all_found(rollout: Rollout, templates: list[AnalysisTemplate]) -> bool:
         canary = rollout.canary
         blocks: list[Any] = [canary.analysis] + [step.analysis for step in canary.steps or []] if canary else []
+        refs = [ref for block in blocks if block is not None for ref in block.templates or []]
         wanted = {("ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate", ref.template_name)
-                  for block in blocks if block is not None for ref in block.templates or []}
+                  for ref in refs + experiment_step.template_refs(rollout)}
         return wanted <= {(t.kind, t.metadata.name) for t in templates}
 
     def _others(self, namespace: str, found: list[AnalysisTemplate]) -> list[AnalysisTemplate]:
