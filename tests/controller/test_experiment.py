@@ -303,3 +303,48 @@ def test_a_controller_restart_mid_experiment_carries_on_without_a_second_experim
     assert after["status"]["phase"] == "Successful"
     assert len(canary.analysis_runs()) == 1
     assert stable_image(canary) == NEW_IMAGE
+
+
+def test_retry_after_an_aborted_experiment_runs_a_new_experiment(canary: Scenario) -> None:
+    canary.provider.script("gate", [0.99])  # type: ignore[attr-defined]
+    canary.given_healthy()
+    canary.provider.script("gate", [0.42])  # type: ignore[attr-defined]
+    canary.when_image(NEW_IMAGE).run_until(lambda: canary.phase == "Degraded")
+    [failed] = experiments(canary)
+    # When the update is retried with a healthy canary
+    canary.provider.script("gate", [0.99])  # type: ignore[attr-defined]
+    canary.when_retry().run_until(lambda: canary.phase == "Healthy")
+    # Then the step ran a fresh Experiment under Argo's collision name, never the failed one again
+    names = sorted(ex["metadata"]["name"] for ex in experiments(canary))
+    assert names == [failed["metadata"]["name"], f"{failed['metadata']['name']}-1"]
+    retried = canary.cluster.get("Experiment", names[1], "default")
+    assert retried["status"]["phase"] == "Successful"
+    assert stable_image(canary) == NEW_IMAGE
+
+
+def test_an_inconclusive_experiment_pauses_the_rollout(canary: Scenario) -> None:
+    template = next(doc for doc in canary.docs if doc["metadata"]["name"] == "experiment-gate")
+    template["spec"]["metrics"][0]["failureCondition"] = "result[0] < 0.5"
+    canary.provider.script("gate", [0.99])  # type: ignore[attr-defined]
+    canary.given_healthy()
+    canary.provider.script("gate", [0.7])  # type: ignore[attr-defined]
+    canary.when_image(NEW_IMAGE).run_until(lambda: canary.phase == "Paused")
+    [ex] = experiments(canary)
+    assert ex["status"]["phase"] == "Inconclusive"
+    assert [c["reason"] for c in canary.status["pauseConditions"]] == ["InconclusiveExperiment"]
+    assert canary.vs_weights == (80, 20), "the canary keeps the weight it had: nothing promoted, nothing aborted"
+    canary.run_for(3600)
+    assert canary.phase == "Paused" and stable_image(canary) == OLD_IMAGE
+
+
+def test_a_new_revision_mid_experiment_terminates_the_running_experiment(canary: Scenario) -> None:
+    canary.provider.script("gate", [0.99])  # type: ignore[attr-defined]
+    canary.given_healthy()
+    canary.when_image(NEW_IMAGE).run_until(
+        lambda: any((ex.get("status") or {}).get("phase") == "Running" for ex in experiments(canary)))
+    [first] = experiments(canary)
+    canary.when_image("argoproj/rollouts-demo:green").run_until(lambda: canary.phase == "Healthy")
+    old = canary.cluster.get("Experiment", first["metadata"]["name"], "default")
+    assert old["spec"].get("terminate") is True
+    assert len(experiments(canary)) == 2, "the new revision ran its own experiment step"
+    assert stable_image(canary) == "argoproj/rollouts-demo:green"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from analysis.model import AnalysisTemplate
 from rollouts.plan.experiment import (
     EXPERIMENT_NAME,
     TEMPLATE_NAME,
@@ -18,9 +19,11 @@ from rollouts.plan.experiment import (
     plan_experiment,
     template_hash,
 )  # fmt: skip
+from rollouts.plan.validation import References, validate_rollout
 from rollouts.platform.actions import CreateAnalysisRun, Event, TerminateAnalysisRun, apply_request
 from rollouts.platform.labels import HASH_LABEL, SCALE_DOWN_DEADLINE
 from rollouts.spec.experiment import Experiment
+from rollouts.spec.model import Rollout
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -280,3 +283,51 @@ def test_an_invalid_experiment_creates_nothing_and_says_where(change: Any, path:
     assert [a.reason for a in result.actions if isinstance(a, Event)] == ["InvalidSpec"]
     again = plan_experiment(ExperimentObserved(Experiment.load(copy.deepcopy(sim.doc))), sim.now)
     assert again.actions == () and again.status == sim.status, "one event, then a fixed point"
+
+
+# ---------------------------------------------------------------- the canary step's checks (lint and controller)
+
+
+def rollout_with(step: dict[str, Any]) -> Rollout:
+    return Rollout.load({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+                 "strategy": {"canary": {"steps": [{"setWeight": 20}, {"experiment": step}]}}}})
+
+
+STEP = "spec.strategy.canary.steps[1].experiment"
+
+
+@pytest.mark.parametrize(("step", "path", "message"), [
+    ({"templates": []}, f"{STEP}.templates", "the experiment step has no templates"),
+    ({"templates": [{"name": "a", "specRef": "stable"}, {"name": "a", "specRef": "canary"}]},
+     f"{STEP}.templates[1].name", "template name 'a' is repeated"),
+    ({"templates": [{"name": "a", "specRef": "baseline"}]}, f"{STEP}.templates[0].specRef",
+     "'baseline' is not stable or canary"),
+    ({"templates": [{"name": "a", "specRef": "canary"}], "duration": "1d"}, f"{STEP}.duration", ""),
+    ({"templates": [{"name": "a", "specRef": "canary"}], "analyses": [{"name": "x", "templateName": "nope"}]},
+     f"{STEP}.analyses[0].templateName", "AnalysisTemplate 'nope' not found"),
+    ({"templates": [{"name": "a", "specRef": "canary"}],
+      "analyses": [{"name": "x", "templateName": "http-benchmark"}]},
+     f"{STEP}.analyses[0].args", "AnalysisTemplate 'http-benchmark' requires arg 'host'"),
+    ({"templates": [{"name": "a", "specRef": "canary"}],
+      "analyses": [{"name": "x", "templateName": "http-benchmark", "args": [{"name": "host"}]}]},
+     f"{STEP}.analyses[0].args[0]", "arg 'host' has no value"),
+    ({"templates": [{"name": "a"}]}, f"{STEP}.templates[0].specRef", "field required"),
+])
+def test_experiment_step_problems_name_the_field(step: dict[str, Any], path: str, message: str) -> None:
+    refs = References(templates={"http-benchmark": AnalysisTemplate.load(TEMPLATE)}, cluster_templates={})
+    found = [p for p in validate_rollout(rollout_with(step), refs) if p.is_error]
+    assert [p.path for p in found] == [path]
+    assert message in found[0].message
+
+
+def test_a_valid_experiment_step_has_no_problems() -> None:
+    refs = References(templates={"http-benchmark": AnalysisTemplate.load(TEMPLATE)}, cluster_templates={})
+    step = {"duration": "5m", "templates": [{"name": "baseline", "specRef": "stable"},
+                                            {"name": "canary", "specRef": "canary"}],
+            "analyses": [{"name": "x", "templateName": "http-benchmark",
+                          "args": [{"name": "host", "valueFrom": {"podTemplateHashValue": "Latest"}}]}]}
+    assert validate_rollout(rollout_with(step), refs) == []
