@@ -10,13 +10,21 @@ measures). Argo's examples/rollout-experiment-step.yaml runs as Argo ships it, w
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from analysis.providers import Providers
+from rollouts.controller.manager import Manager
+from rollouts.kube.cluster import KubeCluster
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import serve
+from rollouts.platform.clock import SteppedClock
 from rollouts.platform.labels import HASH_LABEL
 from tests.controller.dsl import START, Scenario
 
@@ -348,3 +356,39 @@ def test_a_new_revision_mid_experiment_terminates_the_running_experiment(canary:
     assert old["spec"].get("terminate") is True
     assert len(experiments(canary)) == 2, "the new revision ran its own experiment step"
     assert stable_image(canary) == "argoproj/rollouts-demo:green"
+
+
+def wait_for(predicate: Callable[[], bool], what: str) -> None:
+    """Threaded mode: wait (a bounded number of short real pauses) for the controller's threads."""
+    pause = threading.Event()
+    for _ in range(3000):
+        if predicate():
+            return
+        pause.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_standalone_experiment_runs_over_http_with_the_kubernetes_client(tmp_path: Path) -> None:
+    """The embedded API server serves the kind and KubeCluster knows its plural (`experiments`)."""
+    clock = SteppedClock(START)
+    backing = InMemoryCluster(clock=clock.now)
+    doc = copy.deepcopy(STANDALONE)
+    del doc["spec"]["analyses"]
+    backing.create(doc)
+
+    def phase() -> str | None:
+        return (backing.get("Experiment", "example-experiment", "default").get("status") or {}).get("phase")
+
+    with serve(backing) as api, KubeCluster(kubeconfig=api.write_kubeconfig(tmp_path / "kubeconfig"),
+                                            request_timeout=10) as kube:
+        manager = Manager(kube, Providers({}), clock=clock, leader_election=False)
+        manager.start()
+        try:
+            wait_for(lambda: phase() == "Running", "the Experiment to run")
+            clock.advance(timedelta(minutes=2, seconds=1))
+            wait_for(lambda: phase() == "Successful", "the Experiment's duration to pass")
+            wait_for(lambda: all(rs["spec"]["replicas"] == 0 for rs in backing.list("ReplicaSet", "default")),
+                     "the scale-down")
+        finally:
+            manager.stop()
+    assert len(backing.list("ReplicaSet", "default")) == 2
