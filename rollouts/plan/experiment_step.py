@@ -25,6 +25,10 @@ Rules (Argo's `rollout/experiment.go`, docs/features/experiment.md "Integration 
   that is not already terminated (so a retry runs a fresh one); otherwise every running
   Experiment the current step does not follow (a promotion, promote-full, a skipped step, a
   new revision).
+- History (Argo's FilterExperimentsToDelete): a completed Experiment the step does not
+  follow is deleted when no ReplicaSet of the Rollout has its pod hash any more, or when it
+  is beyond `spec.analysis.successfulRunHistoryLimit` (Successful, default 5) or
+  `unsuccessfulRunHistoryLimit` (Failed, Error, Inconclusive, default 5), newest kept.
 - Pure: nothing here reads a clock or the cluster.
 """
 
@@ -41,15 +45,15 @@ from rollouts.plan import transitions
 from rollouts.plan.experiment import COMPLETED, ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL
 from rollouts.plan.experiment_checks import load_step
 from rollouts.plan.replicas import owner_reference
-from rollouts.plan.runs import RunSpecError
+from rollouts.plan.runs import DEFAULT_RUN_HISTORY, RunSpecError
 from rollouts.plan.state import Pass
-from rollouts.platform.actions import NORMAL, CreateExperiment, TerminateExperiment
+from rollouts.platform.actions import NORMAL, CreateExperiment, DeleteExperiment, TerminateExperiment
 from rollouts.platform.labels import HASH_LABEL, INSTANCE_LABEL, REVISION
 from rollouts.spec.experiment import ExperimentStep
 from rollouts.spec.model import PauseCondition, Rollout, StepKind
 from rollouts.spec.problems import Problem
 
-__all__ = ["INCONCLUSIVE_EXPERIMENT", "experiment_name", "follow", "template_refs", "terminate_unwanted"]
+__all__ = ["INCONCLUSIVE_EXPERIMENT", "collect", "experiment_name", "follow", "template_refs", "terminate_unwanted"]
 
 INCONCLUSIVE_EXPERIMENT = "InconclusiveExperiment"
 
@@ -238,3 +242,31 @@ def terminate_unwanted(p: Pass) -> None:
         aborted_here = p.aborted and labels.get(HASH_LABEL) == p.pod_hash
         if aborted_here or (_phase(doc) not in COMPLETED and _name(doc) != wanted):
             p.actions.append(TerminateExperiment(_name(doc)))
+
+
+def collect(p: Pass) -> None:
+    """Delete the completed Experiments beyond the history (see the rules)."""
+    cs = p.st.canary
+    followed = cs.current_experiment if cs is not None else None
+    limits = p.ro.spec.analysis
+    keep = {True: _limit(limits.successful_run_history_limit if limits else None),
+            False: _limit(limits.unsuccessful_run_history_limit if limits else None)}
+    hashes = {v.pod_hash for v in p.views}
+    done = [d for d in owned(p) if _phase(d) in COMPLETED and _name(d) != followed]
+    kept = {True: 0, False: 0}
+    for doc in sorted(done, key=_age, reverse=True):  # newest first: those are kept
+        successful = _phase(doc) == SUCCESSFUL
+        pod_hash = ((doc.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL)
+        if pod_hash in hashes and kept[successful] < keep[successful]:
+            kept[successful] += 1
+        else:
+            p.actions.append(DeleteExperiment(_name(doc)))
+
+
+def _limit(value: int | None) -> int:
+    return DEFAULT_RUN_HISTORY if value is None else max(value, 0)
+
+
+def _age(doc: Mapping[str, Any]) -> tuple[str, str]:
+    meta = doc.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name"))

@@ -20,7 +20,7 @@ Rules (Argo Rollouts' canary, argo-rollouts.md §1.4, §2.3, §3.8, §8):
   selectors and DestinationRule subsets; VirtualService weights; step advance (one
   step); promotion; scale-down of old ReplicaSets after their deadline; runs that are no
   longer wanted are terminated (and Experiments); history: old ReplicaSets beyond revisionHistoryLimit
-  and completed AnalysisRuns beyond the run history limits are deleted; conditions,
+  and completed AnalysisRuns (and Experiments) beyond the run history limits are deleted; conditions,
   counts and the phase.
 - A plan is one round, and when that round moved the step index or promoted (and did
   not abort), a second, entering round on the objects as the first round's writes
@@ -114,6 +114,7 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     experiments.terminate_unwanted(p)
     scaling.collect_old(p)
     runs.collect(p)
+    experiments.collect(p)
     conditions.finish(p)
     return p
 

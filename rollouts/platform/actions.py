@@ -14,7 +14,7 @@ Rules:
 - `SetServiceSelector`: the shell sets `spec.selector[rollouts-pod-template-hash]` and
   stamps the annotation `argo-rollouts.argoproj.io/managed-by-rollouts: <rollout>`.
 - `AnnotateReplicaSet`: a value of None removes that annotation.
-- `DeletePod`, `DeleteReplicaSet`, `DeleteAnalysisRun`: delete that object of the
+- `DeletePod`, `DeleteReplicaSet`, `DeleteAnalysisRun`, `DeleteExperiment`: delete that object of the
   Rollout's namespace; one already gone is success (idempotent like the rest).
 - `Event` is recorded on the Rollout itself.
 - Every other action says what it means as the one API request it stands for:
@@ -40,6 +40,7 @@ __all__ = [
     "CreateExperiment",
     "CreateReplicaSet",
     "DeleteAnalysisRun",
+    "DeleteExperiment",
     "DeletePod",
     "DeleteReplicaSet",
     "Event",
@@ -250,6 +251,16 @@ class DeleteAnalysisRun:
 
 
 @dataclass(frozen=True)
+class DeleteExperiment:
+    """A completed Experiment beyond the Rollout's history (its ReplicaSets and runs go with it)."""
+
+    name: str
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("delete", "Experiment", self.name, namespace)
+
+
+@dataclass(frozen=True)
 class Event:
     type: str  # "Normal" | "Warning"
     reason: str
@@ -270,5 +281,6 @@ Action = (
     | DeletePod
     | DeleteReplicaSet
     | DeleteAnalysisRun
+    | DeleteExperiment
     | Event
 )

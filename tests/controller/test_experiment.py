@@ -392,3 +392,18 @@ def test_a_standalone_experiment_runs_over_http_with_the_kubernetes_client(tmp_p
         finally:
             manager.stop()
     assert len(backing.list("ReplicaSet", "default")) == 2
+
+
+def test_completed_experiments_beyond_the_history_limit_are_deleted(canary: Scenario) -> None:
+    rollout = next(doc for doc in canary.docs if doc["kind"] == "Rollout")
+    rollout["spec"]["analysis"] = {"successfulRunHistoryLimit": 1}
+    canary.provider.script("gate", [0.99])  # type: ignore[attr-defined]
+    canary.given_healthy()
+    canary.when_image(NEW_IMAGE).run_until(lambda: canary.phase == "Healthy")
+    [first] = experiments(canary)
+    canary.when_image("argoproj/rollouts-demo:green").run_until(lambda: canary.phase == "Healthy")
+    canary.run_for(60)
+    [kept] = experiments(canary)
+    assert kept["metadata"]["name"] != first["metadata"]["name"]
+    assert kept["metadata"]["labels"][HASH_LABEL] == canary.status["currentPodHash"]
+    assert kept["status"]["phase"] == "Successful"
