@@ -2,9 +2,9 @@
 
 Rules (the imperative shell around rollouts.plan.experiment; Argo's `experiments/controller.go`):
 - Observe from the reads given (the Manager's watch cache, or the Cluster): the
-  Experiment, the ReplicaSets and AnalysisRuns of its namespace (the plan keeps those it
-  owns), the AnalysisTemplates / ClusterAnalysisTemplates its analyses name (nested
-  ones too).
+  Experiment, the ReplicaSets and AnalysisRuns (and, for a template with `service`, the
+  Services) of its namespace (the plan keeps those it owns), the AnalysisTemplates /
+  ClusterAnalysisTemplates its analyses name (nested ones too).
 - Decide nothing: `plan_experiment(observed, now)` does. Actions are applied in order;
   the first failure stops the pass before the status is written (the queue's backoff
   retries; every action is idempotent: a create that finds the object is success).
@@ -110,7 +110,8 @@ class ExperimentReconciler:
         namespace = ex.metadata.namespace or "default"
         return ExperimentObserved(
             experiment=ex, replica_sets=self.reads.list("ReplicaSet", namespace),
-            analysis_runs=self.reads.list("AnalysisRun", namespace), templates=self._templates(ex, namespace))
+            analysis_runs=self.reads.list("AnalysisRun", namespace), templates=self._templates(ex, namespace),
+            services=self.reads.list("Service", namespace) if any(t.service for t in ex.spec.templates) else [])
 
     def _templates(self, ex: Experiment, namespace: str) -> list[Obj]:
         pending = [("ClusterAnalysisTemplate" if a.cluster_scope else "AnalysisTemplate", a.template_name)

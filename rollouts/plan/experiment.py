@@ -9,6 +9,10 @@ Rules (Argo's `experiments/experiment.go`, `utils/experiment/experiment.go`, doc
   Rollout's stable or canary ReplicaSet even for the same pod spec: the Rollout's Services
   and DestinationRule subsets select by that label, and an experiment pod must never take
   the Rollout's traffic (Argo's note: experiment hashes differ from the Rollout's).
+- A template with `service` also has a Service (`service.name`, else the ReplicaSet's name)
+  selecting its pods with a port per container port, owned by the Experiment, while it
+  wants pods; once its pods are all gone the Service is deleted. `templateStatuses[]`
+  carry its `serviceName` and `podTemplateHash`.
 - Terminating (no ReplicaSet or run is created, every ReplicaSet goes to 0, running runs are
   terminated): `spec.terminate`, a completed phase, a template Failed/Error, a run
   Failed/Error/Inconclusive, or every requiredForCompletion run Successful.
@@ -61,6 +65,8 @@ from rollouts.platform.actions import (
     AnnotateReplicaSet,
     CreateAnalysisRun,
     CreateReplicaSet,
+    CreateService,
+    DeleteService,
     Event,
     ScaleReplicaSet,
     TerminateAnalysisRun,
@@ -100,6 +106,7 @@ class ExperimentObserved:
     analysis_runs: Sequence[Mapping[str, Any]] = ()
     templates: Sequence[Mapping[str, Any]] = ()  # AnalysisTemplates/ClusterAnalysisTemplates it references
     problems: Sequence[Problem] = ()  # extra spec problems found by the shell
+    services: Sequence[Mapping[str, Any]] = ()  # the namespace's (those it owns are picked here)
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,7 @@ class _Pass:
     rss: dict[str, Mapping[str, Any]]
     runs: dict[str, Mapping[str, Any]]
     templates: Sequence[Mapping[str, Any]]
+    services: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     terminating: bool = False
     actions: list[Action] = field(default_factory=list)
     wake: list[datetime] = field(default_factory=list)
@@ -206,7 +214,10 @@ def plan_experiment(observed: ExperimentObserved, now: datetime) -> ExperimentPl
            for d in observed.replica_sets if _owned(d, name)
            and (d.get("metadata") or {}).get("annotations", {}).get(EXPERIMENT_NAME) == name}
     runs = {str(d["metadata"]["name"]): d for d in observed.analysis_runs if _owned(d, name)}
-    p = _Pass(ex, old, st, now, rss, runs, observed.templates)
+    services = {str(d["metadata"]["annotations"][TEMPLATE_NAME]): d for d in observed.services if _owned(d, name)
+                and (d.get("metadata") or {}).get("annotations", {}).get(EXPERIMENT_NAME) == name
+                and (d.get("metadata") or {}).get("annotations", {}).get(TEMPLATE_NAME)}
+    p = _Pass(ex, old, st, now, rss, runs, observed.templates, services)
     problems = [pr for pr in [*experiment_problems(ex), *observed.problems] if pr.is_error]
     if problems:
         return _invalid(p, problems)
@@ -290,6 +301,7 @@ def _reconcile_template(p: _Pass, template: ExperimentTemplate) -> None:
                     "replicas")
             ts.last_transition_time = p.now
     else:
+        _service(p, rs, template, wanted, ts)
         _scale(p, rs, template, wanted, ts)
     status = (rs or {}).get("status") or {}
     counts = (int(status.get("replicas") or 0), int(status.get("readyReplicas") or 0),
@@ -340,6 +352,43 @@ def _scale(p: _Pass, rs: Mapping[str, Any], template: ExperimentTemplate, wanted
     p.actions.append(ScaleReplicaSet(name, wanted))
     p.event(NORMAL, "ScalingReplicaSet", f"Scaled ReplicaSet {name} from {current} to {wanted}")
     ts.last_transition_time = p.now
+
+
+def service_doc(ex: Experiment, template: ExperimentTemplate, rs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Service of a template with `service` (None when its pods declare no port): named
+    `service.name` or as the ReplicaSet, selecting the ReplicaSet's pods, a port per
+    container port, owned by the Experiment and annotated as its ReplicaSets are."""
+    pod = ((rs.get("spec") or {}).get("template") or {})
+    ports = []
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            entry = {"port": port["containerPort"], "targetPort": port["containerPort"]}
+            entry.update({key: port[key] for key in ("name", "protocol") if port.get(key)})
+            ports.append(entry)
+    if not ports:
+        return None
+    name = (template.service.name if template.service else None) or str((rs.get("metadata") or {}).get("name"))
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ex.metadata.namespace,
+                         "annotations": {EXPERIMENT_NAME: str(ex.metadata.name), TEMPLATE_NAME: template.name},
+                         "ownerReferences": [owner_reference(ex)]},
+            "spec": {"selector": dict((pod.get("metadata") or {}).get("labels") or {}), "ports": ports}}
+
+
+def _service(p: _Pass, rs: Mapping[str, Any], template: ExperimentTemplate, wanted: int, ts: TemplateStatus) -> None:
+    """A template's Service while it wants pods; deleted once its pods are all gone (Argo's order)."""
+    svc = p.services.get(template.name)
+    if template.service is not None and wanted != 0:
+        if svc is None and (doc := service_doc(p.ex, template, rs)) is not None:
+            p.actions.append(CreateService(doc))
+            svc = doc
+        if svc is not None:
+            ts.service_name = str(svc["metadata"]["name"])
+            ts.pod_template_hash = ((rs.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL)
+        return
+    if svc is not None and int(((rs.get("status") or {}).get("availableReplicas")) or 0) == 0:
+        p.actions.append(DeleteService(str(svc["metadata"]["name"])))
+        ts.service_name = ts.pod_template_hash = None
 
 
 # ---------------------------------------------------------------- analysis runs

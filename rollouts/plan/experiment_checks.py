@@ -10,9 +10,8 @@ Rules (Argo's `utils/conditions/experiments.go` VerifyExperimentSpec, `pkg/apis/
   valueFrom; with known templates (`References`), each analysis's template exists and its
   required args are supplied.
 - Not run here, so an ERROR with its fix, never passed over: a template `weight` (traffic
-  to experiment pods needs experiment Services in the VirtualService, which this
-  controller does not write) and a template `service` (this controller creates no
-  Service for experiment pods).
+  to experiment pods needs the experiment Services in the VirtualService, which this
+  controller does not write). A template `service` is run (rollouts.plan.experiment).
 - Pure: never raises for bad input (a step that does not load gives its schema problems).
 """
 
@@ -53,13 +52,9 @@ def _not_run(path: str, what: str, template: str, value: Any) -> Problem | None:
     return Problem(path, f"template {template!r}: {field} ({what}) is not run by this controller", _NOT_RUN_FIX)
 
 
-def _not_run_fields(where: str, template: str, weight: int | None, service: Any) -> list[Problem]:
-    found = []
-    for alias, what, value in (("weight", "traffic to experiment pods", weight),
-                               ("service", "a Service for experiment pods", service)):
-        if (problem := _not_run(join(where, alias), what, template, value)) is not None:
-            found.append(problem)
-    return found
+def _not_run_fields(where: str, template: str, weight: int | None) -> list[Problem]:
+    problem = _not_run(join(where, "weight"), "traffic to experiment pods", template, weight)
+    return [] if problem is None else [problem]
 
 
 def _names(items: Sequence[Any], path: str, noun: str) -> list[Problem]:
@@ -117,7 +112,7 @@ def step_problems(raw: Mapping[str, Any], path: str, *, pool: TemplatePool | Non
         if template.spec_ref not in SPEC_REFS:
             found.append(Problem(join(where, "specRef"), f"{template.spec_ref!r} is not stable or canary",
                                  "use specRef: stable or specRef: canary"))
-        found += _not_run_fields(where, template.name, template.weight, template.service)
+        found += _not_run_fields(where, template.name, template.weight)
     if step.duration is not None and (problem := duration_problem(step.duration, join(path, "duration"))):
         found.append(problem)
     found += _analysis_problems(step.analyses or [], join(path, "analyses"), pool=pool)
@@ -126,7 +121,8 @@ def step_problems(raw: Mapping[str, Any], path: str, *, pool: TemplatePool | Non
 
 def experiment_problems(ex: Experiment, *, pool: TemplatePool | None = None) -> list[Problem]:
     """Every problem of an Experiment object (lint and the Experiment controller)."""
-    found = [] if ex.metadata.name else [Problem("metadata.name", "is required", "add metadata.name")]
+    found = [] if (ex.metadata.name or ex.metadata.generate_name) else [
+        Problem("metadata.name", "is required", "add metadata.name or metadata.generateName")]
     spec = ex.spec
     if not spec.templates:
         found.append(Problem("spec.templates", "the experiment has no templates", "add at least one template"))
@@ -152,7 +148,7 @@ def experiment_problems(ex: Experiment, *, pool: TemplatePool | None = None) -> 
                                  f"progressDeadlineSeconds {deadline}", "lower minReadySeconds"))
         if template.replicas is not None and template.replicas < 0:
             found.append(Problem(join(where, "replicas"), f"{template.replicas} is negative", "use 0 or more"))
-        found += _not_run_fields(where, template.name, template.weight, template.service)
+        found += _not_run_fields(where, template.name, template.weight)
     if spec.duration is not None and (problem := duration_problem(spec.duration, "spec.duration")):
         found.append(problem)
     found += _analysis_problems(spec.analyses or [], "spec.analyses", pool=pool)

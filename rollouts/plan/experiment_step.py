@@ -14,7 +14,7 @@ Rules (Argo's `rollout/experiment.go`, docs/features/experiment.md "Integration 
   `progressDeadlineSeconds`. Each template is the stable (`specRef: stable`: the stable
   ReplicaSet's pod template) or canary (`specRef: canary`: the Rollout's pod template)
   pods, `replicas`, the step's selector (else the Rollout's), the step's metadata labels
-  added to the pods and the selector, its annotations to the pods. Analysis args are
+  added to the pods and the selector, its annotations to the pods, its `service`. Analysis args are
   resolved as for analysis steps (`valueFrom.podTemplateHashValue`, `fieldRef`), so the
   Experiment carries literal values.
 - Following it: Successful -> the step is done; Failed/Error -> abort ("Experiment
@@ -135,6 +135,8 @@ def experiment_doc(p: Pass, step: ExperimentStep, name: str) -> dict[str, Any]:
         template: dict[str, Any] = {"name": item.name, "selector": selector, "template": pod}
         if item.replicas is not None:
             template["replicas"] = item.replicas
+        if item.service is not None:
+            template["service"] = item.service.dump()
         if min_ready:
             template["minReadySeconds"] = min_ready
         templates.append(template)

@@ -14,7 +14,7 @@ Rules:
 - `SetServiceSelector`: the shell sets `spec.selector[rollouts-pod-template-hash]` and
   stamps the annotation `argo-rollouts.argoproj.io/managed-by-rollouts: <rollout>`.
 - `AnnotateReplicaSet`: a value of None removes that annotation.
-- `DeletePod`, `DeleteReplicaSet`, `DeleteAnalysisRun`, `DeleteExperiment`: delete that object of the
+- `DeletePod`, `DeleteReplicaSet`, `DeleteAnalysisRun`, `DeleteExperiment`, `DeleteService`: delete that object of the
   Rollout's namespace; one already gone is success (idempotent like the rest).
 - `Event` is recorded on the Rollout itself.
 - Every other action says what it means as the one API request it stands for:
@@ -39,10 +39,12 @@ __all__ = [
     "CreateAnalysisRun",
     "CreateExperiment",
     "CreateReplicaSet",
+    "CreateService",
     "DeleteAnalysisRun",
     "DeleteExperiment",
     "DeletePod",
     "DeleteReplicaSet",
+    "DeleteService",
     "Event",
     "PatchDestinationRule",
     "PatchVirtualService",
@@ -251,6 +253,30 @@ class DeleteAnalysisRun:
 
 
 @dataclass(frozen=True)
+class CreateService:
+    """A Service for an Experiment template's pods (rollouts.plan.experiment)."""
+
+    doc: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.doc["metadata"]["name"])
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("create", "Service", self.name, namespace, self.doc)
+
+
+@dataclass(frozen=True)
+class DeleteService:
+    """An Experiment template's Service, once its pods are gone."""
+
+    name: str
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("delete", "Service", self.name, namespace)
+
+
+@dataclass(frozen=True)
 class DeleteExperiment:
     """A completed Experiment beyond the Rollout's history (its ReplicaSets and runs go with it)."""
 
@@ -282,5 +308,7 @@ Action = (
     | DeleteReplicaSet
     | DeleteAnalysisRun
     | DeleteExperiment
+    | CreateService
+    | DeleteService
     | Event
 )

@@ -407,3 +407,65 @@ def test_completed_experiments_beyond_the_history_limit_are_deleted(canary: Scen
     assert kept["metadata"]["name"] != first["metadata"]["name"]
     assert kept["metadata"]["labels"][HASH_LABEL] == canary.status["currentPodHash"]
     assert kept["status"]["phase"] == "Successful"
+
+
+EXPERIMENT_WITH_SERVICE_NAME = """
+apiVersion: argoproj.io/v1alpha1
+kind: Experiment
+metadata:
+  name: experiment-with-service-name
+  namespace: default
+spec:
+  duration: 10s
+  scaleDownDelaySeconds: 5
+  templates:
+    - name: test
+      replicas: 1
+      service:
+        name: test-service-name
+      selector:
+        matchLabels:
+          app: experiment-with-service-name
+      template:
+        metadata:
+          labels:
+            app: experiment-with-service-name
+        spec:
+          containers:
+            - name: experiment-with-service-name
+              image: nginx:1.19-alpine
+              ports:
+                - protocol: TCP
+                  containerPort: 8080
+"""
+
+
+def test_experiment_with_service_name_and_scale_down_delay(canary: Scenario) -> None:
+    """Argo's e2e TestExperimentWithServiceNameAndScaleDownDelay (functional/experiment-with-service-name.yaml)."""
+    name = "experiment-with-service-name"
+    canary.given_objects()
+    canary.cluster.create(yaml.safe_load(EXPERIMENT_WITH_SERVICE_NAME))
+
+    def ex() -> dict[str, Any]:
+        return canary.cluster.get("Experiment", name, "default")
+
+    def services() -> list[dict[str, Any]]:
+        return [s for s in canary.cluster.list("Service", "default")
+                if any(r["kind"] == "Experiment" for r in s["metadata"].get("ownerReferences") or [])]
+
+    canary.run_until(lambda: (ex().get("status") or {}).get("phase") == "Running")
+    [rs] = experiment_replica_sets(canary, name).values()
+    assert rs["spec"]["replicas"] == 1
+    [svc] = services()
+    assert svc["metadata"]["name"] == "test-service-name"
+    assert svc["spec"]["selector"] == rs["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["ports"] == [{"port": 8080, "targetPort": 8080, "protocol": "TCP"}]
+    [status] = ex()["status"]["templateStatuses"]
+    assert (status["serviceName"], status["podTemplateHash"]) == ("test-service-name",
+                                                                  rs["metadata"]["labels"][HASH_LABEL])
+    canary.run_until(lambda: ex()["status"]["phase"] == "Successful")
+    assert services(), "the pods still run for scaleDownDelaySeconds, and so does their Service"
+    canary.run_for(10)
+    [rs] = experiment_replica_sets(canary, name).values()
+    assert rs["spec"]["replicas"] == 0
+    assert services() == []

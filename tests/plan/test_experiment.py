@@ -270,7 +270,6 @@ def test_experiment_args_resolve_template_hashes_and_replicaset_names() -> None:
     (lambda s: s["templates"][0].update(selector={}), "spec.templates[0].selector"),
     (lambda s: s.update(duration="1d"), "spec.duration"),
     (lambda s: s["templates"][0].update(weight=5), "spec.templates[0].weight"),
-    (lambda s: s["templates"][0].update(service={}), "spec.templates[0].service"),
 ])
 def test_an_invalid_experiment_creates_nothing_and_says_where(change: Any, path: str) -> None:
     doc = experiment()
