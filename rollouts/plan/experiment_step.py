@@ -19,8 +19,9 @@ Rules (Argo's `rollout/experiment.go`, docs/features/experiment.md "Integration 
   Experiment carries literal values.
 - Following it: Successful -> the step is done; Failed/Error -> abort ("Experiment
   analysis phase is error/failed: <message>"); Inconclusive -> pause
-  `InconclusiveExperiment` (a resumed pause does not pause again: promote moves the step
-  on); else wait. `currentExperiment` names it while the step lasts.
+  `InconclusiveExperiment`; promote (the pause removed, `controllerPause` kept) completes
+  the step, as promote on an inconclusive step analysis does; else wait.
+  `currentExperiment` names it while the step lasts.
 - Terminating (`spec.terminate: true`): on abort every Experiment of the aborted revision
   that is not already terminated (so a retry runs a fresh one); otherwise every running
   Experiment the current step does not follow (a promotion, promote-full, a skipped step, a
@@ -224,7 +225,9 @@ def follow(p: Pass) -> None:
     elif phase == INCONCLUSIVE:
         st = p.st
         resumed = bool(st.controller_pause) and not st.pause_conditions
-        if not resumed and not any(c.reason == INCONCLUSIVE_EXPERIMENT for c in st.pause_conditions or []):
+        if resumed:
+            p.step_done = True  # a human promoted the inconclusive pause: the step is skipped, as promote does
+        elif not any(c.reason == INCONCLUSIVE_EXPERIMENT for c in st.pause_conditions or []):
             st.pause_conditions = [*(st.pause_conditions or []),
                                    PauseCondition(reason=INCONCLUSIVE_EXPERIMENT, start_time=p.now)]
             st.controller_pause = True

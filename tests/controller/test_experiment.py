@@ -343,6 +343,10 @@ def test_an_inconclusive_experiment_pauses_the_rollout(canary: Scenario) -> None
     assert canary.vs_weights == (80, 20), "the canary keeps the weight it had: nothing promoted, nothing aborted"
     canary.run_for(3600)
     assert canary.phase == "Paused" and stable_image(canary) == OLD_IMAGE
+    # When a human promotes, the step is done and the update goes on (a human's decision, as for a step run)
+    canary.when_promote().run_until(lambda: canary.phase == "Healthy")
+    assert stable_image(canary) == NEW_IMAGE
+    assert len(experiments(canary)) == 1
 
 
 def test_a_new_revision_mid_experiment_terminates_the_running_experiment(canary: Scenario) -> None:
