@@ -7,7 +7,8 @@ Rules (Argo's `rollout/experiment.go`, docs/features/experiment.md "Integration 
   when that name is taken by an Experiment that is not this step's (terminated, or ended
   before a retry). The one recorded in `status.canary.currentExperiment` is the step's; else
   the newest of its names that is neither terminated nor completed is adopted (its create
-  went through, the status write was lost); else the next free name is created.
+  went through, the status write was lost); else the next free name is created. One
+  recorded and gone (deleted by hand) is created again under its name.
 - The Experiment: labels the Rollout's, `rollouts-pod-template-hash: <podhash>` and the
   controller-instance-id; annotation `rollout.argoproj.io/revision`; `duration`,
   `dryRun`, `analysisRunMetadata`, `scaleDownDelaySeconds` from the step and the Rollout's
@@ -207,8 +208,10 @@ def follow(p: Pass) -> None:
     base = experiment_name(str(p.ro.metadata.name), p.pod_hash, p.revision, index)
     doc, name = pick(owned(p), base=base, recorded=cs.current_experiment)
     if doc is None:
-        if cs.current_experiment == name or p.view(p.st.stable_rs) is None:
-            return  # created, not observed yet / no stable ReplicaSet to copy yet
+        if p.view(p.st.stable_rs) is None:
+            return  # no stable ReplicaSet to copy yet
+        # (recorded but gone, e.g. deleted by hand: created again under its name; a create
+        # that finds it there after all is success, the name being deterministic)
         try:
             created = experiment_doc(p, model, name)
         except ArgError as err:

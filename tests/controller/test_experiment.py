@@ -473,3 +473,33 @@ def test_experiment_with_service_name_and_scale_down_delay(canary: Scenario) -> 
     [rs] = experiment_replica_sets(canary, name).values()
     assert rs["spec"]["replicas"] == 0
     assert services() == []
+
+
+def test_an_experiment_deleted_mid_step_is_created_again(canary: Scenario) -> None:
+    canary.provider.script("gate", [0.99])  # type: ignore[attr-defined]
+    canary.given_healthy()
+    canary.when_image(NEW_IMAGE).run_until(
+        lambda: any((ex.get("status") or {}).get("phase") == "Running" for ex in experiments(canary)))
+    [ex] = experiments(canary)
+    canary.cluster.delete("Experiment", ex["metadata"]["name"], "default")
+    canary.run_until(lambda: canary.phase == "Healthy")
+    [again] = experiments(canary)
+    assert again["metadata"]["name"] == ex["metadata"]["name"]
+    assert again["metadata"]["uid"] != ex["metadata"]["uid"]
+    assert again["status"]["phase"] == "Successful", "the step completed on the Experiment that ran"
+
+
+def test_an_experiment_the_models_cannot_read_is_invalid_spec_and_never_crashes(canary: Scenario) -> None:
+    canary.given_objects()
+    broken = copy.deepcopy(STANDALONE)
+    broken["spec"]["templates"] = "purple"
+    canary.cluster.create(broken)
+    canary.run_for(120)
+    ex = canary.cluster.get("Experiment", "example-experiment", "default")
+    assert ex["status"]["phase"] == "Error"
+    assert ex["status"]["message"].startswith("spec.templates: ")
+    assert [c["type"] for c in ex["status"]["conditions"]] == ["InvalidSpec"]
+    assert canary.manager.metrics.experiment_reconcile_error.labels("default", "example-experiment")._value.get() == 0
+    events = [e for e in canary.cluster.list("Event", "default") if e["involvedObject"]["kind"] == "Experiment"]
+    assert [e["reason"] for e in events] == ["InvalidSpec"]
+    assert experiment_replica_sets(canary, "example-experiment") == {}, "nothing is created"
