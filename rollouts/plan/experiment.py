@@ -1,16 +1,13 @@
 """The Experiment core: plan_experiment(observed, now) -> ExperimentPlan(status, actions, requeue_after). Pure.
 
 Rules (Argo's `experiments/experiment.go`, `utils/experiment/experiment.go`, docs/features/experiment.md):
-- Each template is a ReplicaSet `<experiment>-<template>`, owned by the Experiment
-  (controller ownerReference), annotated `experiment.argoproj.io/name` and
-  `experiment.argoproj.io/template-name` (how a ReplicaSet is matched to its template), its
-  pods labelled with their own `rollouts-pod-template-hash`. The hash is the pod template's
+- Each template is a ReplicaSet owned by the Experiment (its document:
+  rollouts.plan.experiment_docs) whose pods carry their own `rollouts-pod-template-hash`,
   salted with the Experiment and template names, so it never equals the hash of the
   Rollout's stable or canary ReplicaSet even for the same pod spec: the Rollout's Services
   and DestinationRule subsets select by that label, and an experiment pod must never take
   the Rollout's traffic (Argo's note: experiment hashes differ from the Rollout's).
-- A template with `service` also has a Service (`service.name`, else the ReplicaSet's name)
-  selecting its pods with a port per container port, owned by the Experiment, while it
+- A template with `service` also has a Service (rollouts.plan.experiment_docs) while it
   wants pods; once its pods are all gone the Service is deleted. `templateStatuses[]`
   carry its `serviceName` and `podTemplateHash`.
 - Terminating (no ReplicaSet or run is created, every ReplicaSet goes to 0, running runs are
@@ -30,34 +27,39 @@ Rules (Argo's `experiments/experiment.go`, `utils/experiment/experiment.go`, doc
   the templates' phase (Pending while a template is Progressing). Completed phases never
   change. So: with `duration` it ends when the duration passes; with none, when every
   required run completed; with neither, it runs until `spec.terminate`.
-- Runs start once `availableAt` is set: `<experiment>-<analysis>`, owned by the Experiment,
-  built by analysis.build from the templates observed; arg values may name
-  `{{templates.<name>.podTemplateHash}}`, `{{templates.<name>.replicaset.name}}`,
-  `{{experiment.availableAt}}`, `{{experiment.finishedAt}}`. A missing template or bad arg
-  is that analysis's Error (which ends the Experiment Error), as Argo has it.
+- Runs start once `availableAt` is set (rollouts.plan.experiment_docs builds them). A
+  missing template or bad arg is that analysis's Error (which ends the Experiment Error),
+  as Argo has it.
 - A spec problem (rollouts.plan.experiment_checks) -> condition InvalidSpec, phase Error with
   the message, no action but one event; nothing is created.
 - Events: `Experiment<Phase>` on a phase change, `Template<Status>` and `AnalysisRun<Phase>`
   on theirs. Requeue: the earliest of availableAt + duration, a template's progress
   deadline, a scale-down deadline.
-Size: over 300 lines because Argo's whole Experiment reconcile (templates, runs, phase,
-  conditions) in one reading order, each rule written once.
+Size: over 300 lines because Argo's whole Experiment reconcile (templates, Services, runs,
+  phase, conditions) in one reading order, each rule written once (the documents it
+  creates are rollouts.plan.experiment_docs).
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analysis.args import ArgError
-from analysis.build import SpecError, build_run
-from analysis.model import AnalysisTemplate, Argument, DurationError, TemplateRef, parse_duration
+from analysis.build import SpecError
 from rollouts.plan.conditions import problems_message
 from rollouts.plan.experiment_checks import DEFAULT_DEADLINE, experiment_problems
+from rollouts.plan.experiment_docs import (
+    EXPERIMENT_NAME,
+    TEMPLATE_NAME,
+    duration_seconds,
+    replicaset_doc,
+    run_doc,
+    service_doc,
+    template_hash,
+)  # fmt: skip
 from rollouts.platform.actions import (
     NORMAL,
     WARNING,
@@ -71,7 +73,7 @@ from rollouts.platform.actions import (
     ScaleReplicaSet,
     TerminateAnalysisRun,
 )  # fmt: skip
-from rollouts.platform.labels import HASH_LABEL, INSTANCE_LABEL, SCALE_DOWN_DEADLINE, short_hash
+from rollouts.platform.labels import HASH_LABEL, SCALE_DOWN_DEADLINE
 from rollouts.platform.times import format_time, parse_time
 from rollouts.spec.experiment import (
     Experiment,
@@ -84,10 +86,9 @@ from rollouts.spec.experiment import (
 )  # fmt: skip
 from rollouts.spec.problems import Problem
 
-__all__ = ["ExperimentObserved", "ExperimentPlan", "plan_experiment", "template_hash"]
+__all__ = ["EXPERIMENT_NAME", "TEMPLATE_NAME", "ExperimentObserved", "ExperimentPlan", "plan_experiment",
+           "template_hash"]
 
-EXPERIMENT_NAME = "experiment.argoproj.io/name"
-TEMPLATE_NAME = "experiment.argoproj.io/template-name"
 DEFAULT_SCALE_DOWN_DELAY = 30
 PENDING, RUNNING, SUCCESSFUL, FAILED, ERROR, INCONCLUSIVE = (
     "Pending", "Running", "Successful", "Failed", "Error", "Inconclusive")
@@ -95,7 +96,6 @@ PROGRESSING = "Progressing"
 COMPLETED = frozenset({SUCCESSFUL, FAILED, ERROR, INCONCLUSIVE})
 _TEMPLATE_ORDER = (SUCCESSFUL, RUNNING, PROGRESSING, ERROR, FAILED)  # best to worst
 _RUN_ORDER = (SUCCESSFUL, RUNNING, PENDING, INCONCLUSIVE, ERROR, FAILED)
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 REQUIRED_DONE = "Required AnalysisRuns completed"
 
 
@@ -134,31 +134,9 @@ class _Pass:
         self.actions.append(Event(kind, reason, message))
 
 
-def template_hash(experiment: str, template: ExperimentTemplate) -> str:
-    """The pod-template hash of a template's ReplicaSet (salted: see the rules)."""
-    clean = json.loads(json.dumps(template.template or {}))
-    labels = (clean.get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        labels.pop(HASH_LABEL, None)
-    return short_hash({"template": clean, "experiment": experiment, "templateName": template.name})
-
-
-def owner_reference(ex: Experiment) -> dict[str, Any]:
-    owner = {"apiVersion": ex.api_version, "kind": "Experiment", "name": ex.metadata.name, "uid": ex.metadata.uid,
-             "controller": True, "blockOwnerDeletion": True}
-    return {key: value for key, value in owner.items() if value is not None}
-
-
 def _owned(doc: Mapping[str, Any], name: str) -> bool:
     refs = (doc.get("metadata") or {}).get("ownerReferences") or []
     return any(r.get("kind") == "Experiment" and r.get("name") == name for r in refs)
-
-
-def duration_seconds(ex: Experiment) -> int | None:
-    try:
-        return None if ex.spec.duration in (None, "") else parse_duration(ex.spec.duration)
-    except DurationError:
-        return None
 
 
 def _deadline(ex: Experiment) -> int:
@@ -255,31 +233,6 @@ def _invalid(p: _Pass, problems: Sequence[Problem]) -> ExperimentPlan:
 # ---------------------------------------------------------------- templates
 
 
-def replicaset_doc(ex: Experiment, template: ExperimentTemplate, replicas: int) -> dict[str, Any]:
-    """The ReplicaSet of one template (see the rules for its name, labels and annotations)."""
-    pod_hash = template_hash(str(ex.metadata.name), template)
-    pod = json.loads(json.dumps(template.template or {}))
-    pod_meta = pod.setdefault("metadata", {})
-    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), HASH_LABEL: pod_hash}
-    selector = template.selector.dump() if template.selector else {}
-    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: pod_hash}
-    spec: dict[str, Any] = {"replicas": replicas, "selector": selector, "template": pod}
-    if template.min_ready_seconds:
-        spec["minReadySeconds"] = template.min_ready_seconds
-    labels = dict(pod_meta["labels"])
-    instance = (ex.metadata.labels or {}).get(INSTANCE_LABEL)
-    if instance:
-        labels[INSTANCE_LABEL] = instance
-    return {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": f"{ex.metadata.name}-{template.name}", "namespace": ex.metadata.namespace,
-                     "labels": labels,
-                     "annotations": {EXPERIMENT_NAME: str(ex.metadata.name), TEMPLATE_NAME: template.name},
-                     "ownerReferences": [owner_reference(ex)]},
-        "spec": spec,
-    }
-
-
 def _wanted(p: _Pass, template: ExperimentTemplate) -> int:
     status = _template_status(p.old, template.name)
     if p.terminating or (status is not None and status.status in COMPLETED):
@@ -354,27 +307,6 @@ def _scale(p: _Pass, rs: Mapping[str, Any], template: ExperimentTemplate, wanted
     ts.last_transition_time = p.now
 
 
-def service_doc(ex: Experiment, template: ExperimentTemplate, rs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The Service of a template with `service` (None when its pods declare no port): named
-    `service.name` or as the ReplicaSet, selecting the ReplicaSet's pods, a port per
-    container port, owned by the Experiment and annotated as its ReplicaSets are."""
-    pod = ((rs.get("spec") or {}).get("template") or {})
-    ports = []
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            entry = {"port": port["containerPort"], "targetPort": port["containerPort"]}
-            entry.update({key: port[key] for key in ("name", "protocol") if port.get(key)})
-            ports.append(entry)
-    if not ports:
-        return None
-    name = (template.service.name if template.service else None) or str((rs.get("metadata") or {}).get("name"))
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": ex.metadata.namespace,
-                         "annotations": {EXPERIMENT_NAME: str(ex.metadata.name), TEMPLATE_NAME: template.name},
-                         "ownerReferences": [owner_reference(ex)]},
-            "spec": {"selector": dict((pod.get("metadata") or {}).get("labels") or {}), "ports": ports}}
-
-
 def _service(p: _Pass, rs: Mapping[str, Any], template: ExperimentTemplate, wanted: int, ts: TemplateStatus) -> None:
     """A template's Service while it wants pods; deleted once its pods are all gone (Argo's order)."""
     svc = p.services.get(template.name)
@@ -392,54 +324,6 @@ def _service(p: _Pass, rs: Mapping[str, Any], template: ExperimentTemplate, want
 
 
 # ---------------------------------------------------------------- analysis runs
-
-
-def _resolve_args(p: _Pass, args: Sequence[Argument]) -> list[Argument]:
-    values: dict[str, str] = {}
-    if p.old.available_at is not None:
-        values["experiment.availableAt"] = format_time(p.old.available_at)
-        if (seconds := duration_seconds(p.ex)) is not None:
-            values["experiment.finishedAt"] = format_time(p.old.available_at + timedelta(seconds=seconds))
-    for template in p.ex.spec.templates:
-        values[f"templates.{template.name}.podTemplateHash"] = template_hash(str(p.ex.metadata.name), template)
-        values[f"templates.{template.name}.replicaset.name"] = f"{p.ex.metadata.name}-{template.name}"
-
-    def one(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key.startswith("args."):
-            return match.group(0)  # the run's own placeholders, resolved when it measures
-        if key not in values:
-            raise ArgError(f"{{{{{key}}}}} has no value in this experiment (known: {', '.join(sorted(values))})")
-        return values[key]
-
-    return [arg.model_copy(update={"value": _PLACEHOLDER.sub(one, arg.value)}) if arg.value is not None else arg
-            for arg in args]
-
-
-def run_doc(p: _Pass, analysis: ExperimentAnalysis) -> dict[str, Any]:
-    """The AnalysisRun of one analysis (raises SpecError / ArgError)."""
-    loaded = [AnalysisTemplate.load(doc) for doc in p.templates]
-
-    def resolve(ref: TemplateRef) -> AnalysisTemplate:
-        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
-        for template in loaded:
-            if template.kind == kind and template.metadata.name == ref.template_name:
-                return template
-        raise SpecError(f"{kind} {ref.template_name!r} not found")
-
-    ex, extra = p.ex, p.ex.spec.analysis_run_metadata
-    labels = dict((extra.labels if extra else None) or {})
-    instance = (ex.metadata.labels or {}).get(INSTANCE_LABEL)
-    if instance:
-        labels[INSTANCE_LABEL] = instance
-    run = build_run(
-        name=f"{ex.metadata.name}-{analysis.name}", namespace=str(ex.metadata.namespace or "default"),
-        templates=[resolve(TemplateRef(template_name=analysis.template_name, cluster_scope=analysis.cluster_scope))],
-        args=_resolve_args(p, analysis.args or []), labels=labels,
-        annotations=dict((extra.annotations if extra else None) or {}), owner=owner_reference(ex),
-        dry_run=ex.spec.dry_run or (), measurement_retention=ex.spec.measurement_retention or (), resolve_ref=resolve,
-    )
-    return run.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _reconcile_run(p: _Pass, analysis: ExperimentAnalysis) -> None:
@@ -462,7 +346,7 @@ def _follow_run(p: _Pass, analysis: ExperimentAnalysis, rs: ExperimentRunStatus)
         if p.terminating:
             return
         try:
-            doc = run_doc(p, analysis)
+            doc = run_doc(p.ex, analysis, templates=p.templates, available_at=p.old.available_at)
         except (SpecError, ArgError) as err:
             rs.phase, rs.message = ERROR, f"Failed to create AnalysisRun for analysis '{analysis.name}': {err}"
             return
