@@ -17,7 +17,8 @@ from rollouts.spec import crdgen, crdschema
 
 ROOT = Path(__file__).resolve().parents[1]
 CRDS = ROOT / "crds"
-FILES = ["analysisruns.yaml", "analysistemplates.yaml", "clusteranalysistemplates.yaml", "rollouts.yaml"]
+FILES = ["analysisruns.yaml", "analysistemplates.yaml", "clusteranalysistemplates.yaml", "experiments.yaml",
+         "rollouts.yaml"]
 
 
 def load(name: str) -> dict[str, Any]:
@@ -103,10 +104,10 @@ def test_names_scope_subresources_and_columns_follow_argo() -> None:
     by_kind = {load(f)["spec"]["names"]["kind"]: load(f) for f in FILES}
     short = {kind: crd["spec"]["names"]["shortNames"] for kind, crd in by_kind.items()}
     assert short == {"Rollout": ["ro"], "AnalysisTemplate": ["at"], "ClusterAnalysisTemplate": ["cat"],
-                     "AnalysisRun": ["ar"]}  # fmt: skip
+                     "AnalysisRun": ["ar"], "Experiment": ["exp"]}  # fmt: skip
     assert {k: c["spec"]["scope"] for k, c in by_kind.items()} == {
         "Rollout": "Namespaced", "AnalysisTemplate": "Namespaced", "ClusterAnalysisTemplate": "Cluster",
-        "AnalysisRun": "Namespaced",
+        "AnalysisRun": "Namespaced", "Experiment": "Namespaced",
     }  # fmt: skip
     for crd in by_kind.values():
         assert crd["spec"]["group"] == "argoproj.io"
@@ -122,6 +123,9 @@ def test_names_scope_subresources_and_columns_follow_argo() -> None:
                                                                        "Available", "Age"]  # fmt: skip
     run = by_kind["AnalysisRun"]["spec"]["versions"][0]
     assert run["subresources"] == {"status": {}}
+    experiment = by_kind["Experiment"]["spec"]["versions"][0]
+    assert "subresources" not in experiment, "Argo's Experiment CRD has no status subresource"
+    assert [c["name"] for c in experiment["additionalPrinterColumns"]] == ["Status", "Age"]
     assert [(c["name"], c["jsonPath"]) for c in run["additionalPrinterColumns"]] == [
         ("Status", ".status.phase"), ("Age", ".metadata.creationTimestamp")]
     assert "subresources" not in by_kind["AnalysisTemplate"]["spec"]["versions"][0]

@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
         "crds",
         help="write the CRDs generated from the models",
         description="Write apiextensions.k8s.io/v1 CustomResourceDefinitions for Rollout, AnalysisTemplate, "
-        "ClusterAnalysisTemplate and AnalysisRun, generated from the models.",
+        "ClusterAnalysisTemplate, AnalysisRun and Experiment, generated from the models.",
     )
     parser.add_argument("--out", default=DEFAULT_DIR, metavar="DIR", help="directory to write (default: crds)")
     parser.add_argument("--check", action="store_true", help="exit 1 if DIR differs from the models; write nothing")

@@ -4,7 +4,8 @@ Rules (sample-controller's `handleObject`, Argo's VirtualService index):
 - Every event first updates the cache (rollouts.controller.informer), so a reconcile triggered
   by an event always reads at least that version.
 - A Rollout enqueues itself (when in scope); a ReplicaSet or AnalysisRun enqueues the
-  Rollout named by its controller ownerReference; an AnalysisRun in scope also enqueues
+  Rollout or Experiment named by its controller ownerReference; an Experiment enqueues
+  itself (in scope) and its Rollout; an AnalysisRun in scope also enqueues
   itself for the analysis controller; a VirtualService or DestinationRule enqueues every
   Rollout that references it (`name` or `name.namespace`), from an index kept up to date
   by the Rollout events. Other kinds only feed the cache.
@@ -70,8 +71,13 @@ class EventRouter:
                 router = "istio" if references(obj) else "none"
                 self.metrics.set_rollout_info(namespace, name, phase=phase, traffic_router=router)
             return [key]
-        owners = [Key("Rollout", namespace, ref["name"]) for ref in wire.items(obj, "metadata", "ownerReferences")
-                  if wire.text(ref, "kind") == "Rollout" and wire.text(ref, "name") and ref.get("controller", True)]
+        owners = [Key(str(wire.text(ref, "kind")), namespace, ref["name"])
+                  for ref in wire.items(obj, "metadata", "ownerReferences")
+                  if wire.text(ref, "kind") in ("Rollout", "Experiment") and wire.text(ref, "name")
+                  and ref.get("controller", True)]
+        if kind == "Experiment":  # itself (in scope), and the Rollout whose step created it
+            keep = deleted or self.scope.admits(obj)
+            return [*([Key("Experiment", namespace, name)] if keep else []), *owners]
         if kind == "AnalysisRun":
             if deleted:
                 self.metrics.forget("AnalysisRun", namespace, name)

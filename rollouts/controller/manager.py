@@ -4,7 +4,8 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
 - Watches on Rollouts, ReplicaSets, AnalysisRuns, VirtualServices, DestinationRules,
   Services and AnalysisTemplates feed the cache (rollouts.controller.informer) and, through
   rollouts.controller.fanin, make keys due: a Rollout for the Rollout reconciler
-  (rollouts.controller.reconciler), an AnalysisRun for the analysis controller.
+  (rollouts.controller.reconciler), an AnalysisRun for the analysis controller, an
+  Experiment for the Experiment reconciler (rollouts.controller.experiments).
 - Level-triggered: a fresh watch lists everything first, so a new Manager on an old
   cluster reconciles every object from status alone. A watch that is `Gone` starts
   over the same way, after the cache took a fresh list. Workers start only once every
@@ -18,7 +19,7 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
   event on a Rollout and requeued with the queue's backoff; it never stops the
   others. Success forgets the backoff and requeues at the reconciler's
   `requeue_after`.
-- Threaded mode has two worker pools: `workers` take Rollout keys, `analysis_workers`
+- Threaded mode has two worker pools: `workers` take Rollout and Experiment keys, `analysis_workers`
   (default: as many) take AnalysisRun keys, so a measurement waiting on a slow backend
   (bounded by its timeout) never holds up a Rollout's reconcile.
 - With leader election only the replica holding the Lease reconciles; losing it stops
@@ -44,6 +45,7 @@ import tenacity
 from analysis.controller import AnalysisController
 from analysis.providers import Providers
 from rollouts.controller.clientset import MeteredCluster
+from rollouts.controller.experiments import ExperimentReconciler
 from rollouts.controller.fanin import EventRouter, Scope
 from rollouts.controller.informer import Cache
 from rollouts.controller.leader import LeaderElector, default_identity, lock_name
@@ -60,9 +62,9 @@ __all__ = ["INSTANCE_LABEL", "WATCHED", "Manager", "Scope", "Stalled"]
 
 log = logging.getLogger(__name__)
 
-# Kinds watched into the cache; the first five also make keys due.
+# Kinds watched into the cache; the first five and Experiment also make keys due.
 WATCHED = ("Rollout", "ReplicaSet", "AnalysisRun", "VirtualService", "DestinationRule",
-           "Service", "AnalysisTemplate", "ClusterAnalysisTemplate")
+           "Service", "AnalysisTemplate", "ClusterAnalysisTemplate", "Experiment")
 MAX_RECONCILES_PER_STEP = 1_000_000
 POLL_EVERY = 20  # step mode: take in watch events at least every this many reconciles
 
@@ -115,6 +117,8 @@ class Manager:
         retry: dict[str, Any] = {"retry_wait": retry_wait} if retry_wait is not None else {}
         self.rollouts = RolloutReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope,
                                           cache=self.cache, **retry)
+        self.experiments = ExperimentReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope,
+                                                cache=self.cache, **retry)
         self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder, **retry)
         self.elector = (
             LeaderElector(
@@ -144,11 +148,12 @@ class Manager:
 
     def process(self, key: Key) -> None:
         """Reconcile one key taken from the queue, then requeue it as it asks (or with backoff)."""
-        reconciler = self.rollouts if key.kind == "Rollout" else self.analysis
-        histogram, errors = (
-            (self.metrics.rollout_reconcile, self.metrics.rollout_reconcile_error) if key.kind == "Rollout"
-            else (self.metrics.analysis_run_reconcile, self.metrics.analysis_run_reconcile_error)
-        )
+        reconcilers: dict[str, Reconciler] = {"Rollout": self.rollouts, "Experiment": self.experiments}
+        reconciler = reconcilers.get(key.kind, self.analysis)
+        histogram, errors = {
+            "Rollout": (self.metrics.rollout_reconcile, self.metrics.rollout_reconcile_error),
+            "Experiment": (self.metrics.experiment_reconcile, self.metrics.experiment_reconcile_error),
+        }.get(key.kind, (self.metrics.analysis_run_reconcile, self.metrics.analysis_run_reconcile_error))
         started = time.perf_counter()
         try:
             requeue = reconciler.reconcile(key.namespace, key.name)

@@ -8,7 +8,8 @@ Rules:
   old phase series is removed when the phase changes), `rollout_reconcile`
   (histogram, seconds), `rollout_reconcile_error`, `rollout_events_total{namespace,
   name,type,reason}`, `analysis_run_info{namespace,name,phase}`,
-  `analysis_run_reconcile`, `analysis_run_reconcile_error`,
+  `analysis_run_reconcile`, `analysis_run_reconcile_error`, `experiment_reconcile`,
+  `experiment_reconcile_error`,
   `controller_clientset_k8s_request_total{kind,namespace,name,verb,status_code}` (every
   API request, faults included; counted by rollouts.controller.clientset), and client-go style
   `workqueue_*` series for the shared queue.
@@ -63,6 +64,13 @@ class ControllerMetrics:
         )
         self.analysis_run_reconcile_error = Counter(
             "analysis_run_reconcile_error", "AnalysisRun reconciles that raised.", ["namespace", "name"], registry=reg,
+        )
+        self.experiment_reconcile = Histogram(
+            "experiment_reconcile", "Experiment reconciliation performance (seconds).",
+            ["namespace", "name"], buckets=_RECONCILE_BUCKETS, registry=reg,
+        )
+        self.experiment_reconcile_error = Counter(
+            "experiment_reconcile_error", "Experiment reconciles that raised.", ["namespace", "name"], registry=reg,
         )
         self.k8s_requests = Counter(
             "controller_clientset_k8s_request", "API requests made by the controller, by verb and status code.",

@@ -3,8 +3,10 @@
 Rules (the imperative shell around rollouts.plan.planner; DESIGN.md §2):
 - Observe from the reads given (the Manager's watch cache, or the Cluster itself):
   the Rollout, its ReplicaSets and AnalysisRuns (by the Rollout's selector labels;
-  the plan keeps those it owns), the AnalysisTemplates it references (nested ones
-  too), its VirtualServices, DestinationRule and canary/stable (blueGreen: active/preview) Services. Its pods
+  the plan keeps those it owns), the Experiments of its namespace when it has an
+  experiment step (the plan keeps those it owns), the AnalysisTemplates it references (nested ones
+  too, and those its experiment steps name), its VirtualServices, DestinationRule and
+  canary/stable (blueGreen: active/preview) Services. Its pods
   only while a restart is pending (`restarts.wants_pods`), listed by its selector
   from the API itself, as Argo does: pods are not watched into the cache. Which of
   the Rollouts named in its Services' and DestinationRule's managed-by annotations
@@ -46,7 +48,7 @@ from pydantic import ValidationError
 
 from analysis.model import AnalysisTemplate
 from rollouts.controller.informer import Cache
-from rollouts.plan import claims, restarts
+from rollouts.plan import claims, experiment_step, restarts
 from rollouts.plan import planner as core
 from rollouts.plan.validation import References, validate_rollout
 from rollouts.platform import actions as act
@@ -124,6 +126,12 @@ def _analysis_blocks(rollout: Rollout) -> list[RolloutAnalysis]:
     if blue_green is not None:
         blocks += [blue_green.pre_promotion_analysis, blue_green.post_promotion_analysis]
     return [block for block in blocks if block is not None]
+
+
+def _has_experiments(rollout: Rollout, doc: Obj) -> bool:
+    """Experiments are read for a Rollout with an experiment step, or one that recorded an Experiment."""
+    return any(step.experiment is not None for step in rollout.steps) or bool(
+        wire.text(doc, "status", "canary", "currentExperiment"))
 
 
 class RolloutReconciler:
@@ -212,6 +220,7 @@ class RolloutReconciler:
             services=set(self._pool("Service", services, [("Service", str(namespace), str(n)) for n in names])),
         )
         pods = self._pods(namespace, selector) if restarts.wants_pods(rollout) else []
+        experiments = self.reads.list("Experiment", namespace) if _has_experiments(rollout, doc) else []
         rule = found["DestinationRule"][0] if found["DestinationRule"] else None
         others = claims.claimants(services, rule) - {str(meta.get("name"))}
         live = frozenset(name for name in others if self._get("Rollout", name, namespace) is not None)
@@ -221,7 +230,7 @@ class RolloutReconciler:
             destination_rule=rule, services=services,
             problems=self._problems(doc, rollout, refs,
                                     [*templates, *found["VirtualService"], *found["DestinationRule"], *services]),
-            pods=pods, live_claimants=live,
+            pods=pods, live_claimants=live, experiments=experiments,
         )
 
     def _pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
@@ -262,6 +271,7 @@ class RolloutReconciler:
     def _templates_of(self, rollout: Rollout, namespace: str) -> list[AnalysisTemplate]:
         """The templates the Rollout references, nested ones included, each once."""
         pending = [ref for block in _analysis_blocks(rollout) for ref in block.templates or []]
+        pending += experiment_step.template_refs(rollout)
         seen: dict[tuple[str, str], AnalysisTemplate] = {}
         while pending:
             ref = pending.pop()
@@ -277,8 +287,9 @@ class RolloutReconciler:
 
     @staticmethod
     def _all_found(rollout: Rollout, templates: list[AnalysisTemplate]) -> bool:
+        refs = [ref for block in _analysis_blocks(rollout) for ref in block.templates or []]
         wanted = {("ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate", ref.template_name)
-                  for block in _analysis_blocks(rollout) for ref in block.templates or []}
+                  for ref in refs + experiment_step.template_refs(rollout)}
         return wanted <= {(t.kind, t.metadata.name) for t in templates}
 
     def _others(self, namespace: str, found: list[AnalysisTemplate]) -> list[AnalysisTemplate]:

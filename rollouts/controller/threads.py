@@ -124,7 +124,7 @@ class ThreadedRun:
         for kind in self.m.watched:
             self._spawn(self._watch_loop, kind)
         for _ in range(self.m.workers):
-            self._spawn(self._work_loop, frozenset({"Rollout"}))
+            self._spawn(self._work_loop, frozenset({"Rollout", "Experiment"}))
         for _ in range(self.m.analysis_workers):
             self._spawn(self._work_loop, frozenset({"AnalysisRun"}))
         if self.m.resync_period:
@@ -134,7 +134,7 @@ class ThreadedRun:
         """Every `period` (wall) seconds, reconcile every known Rollout and AnalysisRun once more
         (Argo's informer resync): a missed event can delay a reconcile, never lose it."""
         while not self._stop.wait(period):
-            for kind in ("Rollout", "AnalysisRun"):
+            for kind in ("Rollout", "AnalysisRun", "Experiment"):
                 for obj in self.m.cache.list(kind, self.m.scope.namespace):
                     if self.m.scope.admits(obj):
                         meta = obj.get("metadata") or {}

@@ -121,7 +121,7 @@ def counting(p: Pass) -> bool:
     step = p.step
     return not (
         p.aborted or p.ro.spec.paused or p.st.pause_conditions or complete(p)
-        or (step is not None and step.kind in (StepKind.PAUSE, StepKind.ANALYSIS))
+        or (step is not None and step.kind in (StepKind.PAUSE, StepKind.ANALYSIS, StepKind.EXPERIMENT))
         or any(rs.deadline is not None and rs.replicas > 0 for rs in p.others)
         or _promotion_run_going(p)
     )

@@ -14,13 +14,14 @@ the round is rollouts.plan.bluegreen.run, the rest is shared):
 - A round, in this order (each a small function below): new pod template or step list
   -> restart at step 0 (first deploy: promoted at once, no steps); CLI abort/retry; the
   progress deadline; pod restarts (`spec.restartAt`, rollouts.plan.restarts); AnalysisRuns
-  (Failed/Error -> abort, Inconclusive -> pause, Successful step run -> step done);
+  (Failed/Error -> abort, Inconclusive -> pause, Successful step run -> step done), and
+  before them the experiment step's Experiment (rollouts.plan.experiment_step, the same);
   the promotion gate (the background run must be evidence);
   the pause step; ReplicaSet scale; Service
   selectors and DestinationRule subsets; VirtualService weights; step advance (one
   step); promotion; scale-down of old ReplicaSets after their deadline; runs that are no
-  longer wanted are terminated; history: old ReplicaSets beyond revisionHistoryLimit
-  and completed AnalysisRuns beyond the run history limits are deleted; conditions,
+  longer wanted are terminated (and Experiments); history: old ReplicaSets beyond revisionHistoryLimit
+  and completed AnalysisRuns (and Experiments) beyond the run history limits are deleted; conditions,
   counts and the phase.
 - A plan is one round, and when that round moved the step index or promoted (and did
   not abort), a second, entering round on the objects as the first round's writes
@@ -50,6 +51,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollouts.plan import bluegreen, claims, conditions, restarts, routing, runs, scaling, steps, transitions, written
+from rollouts.plan import experiment_step as experiments
 from rollouts.plan.state import Observed, Pass, Plan
 from rollouts.plan.steplist import step_hash, step_problems
 from rollouts.plan.validation import TEMPLATE_REQUIRED, WORKLOAD_REF_NOT_RUN, strategy_problems
@@ -103,6 +105,7 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
 
 def _canary(p: Pass) -> None:
     """The canary's part of a round (blueGreen's is rollouts.plan.bluegreen.run)."""
+    experiments.follow(p)
     runs.follow(p)
     runs.gate_promotion(p)
     steps.follow_pause_step(p)
@@ -116,8 +119,10 @@ def _canary(p: Pass) -> None:
     steps.promote(p)
     scaling.scale_down_old(p, selection.selected)
     runs.terminate_unwanted(p)
+    experiments.terminate_unwanted(p)
     scaling.collect_old(p)
     runs.collect(p)
+    experiments.collect(p)
 
 
 # ---------------------------------------------------------------- the pass, in order

@@ -39,6 +39,7 @@ class Observed:
     problems: Sequence[Problem] = ()  # from rollouts.spec.validation
     pods: Sequence[Mapping[str, Any]] = ()  # the Rollout's pods, while a restart is pending (restarts.wants_pods)
     live_claimants: frozenset[str] = frozenset()  # other Rollouts named by managed-by annotations that exist
+    experiments: Sequence[Mapping[str, Any]] = ()  # the Rollout's Experiments (rollouts.plan.experiment_step)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Rules (Argo Rollouts, argo-rollouts.md §1.3):
   `spec.paused: true` -> `spec.paused: false`; `--full` -> `status.promoteFull: true`.
   Abort -> `status.abort: true`; retry -> `status.abort: false`.
 - One plan pass (`follow_pause_step`, `advance`, `promote`, called by rollouts.plan.planner):
-  a step is done when its pause ended, its step run succeeded, or (setWeight,
+  a step is done when its pause ended, its step run or Experiment succeeded, or (setWeight,
   setCanaryScale) its pods are all available and the router carries its weight; done
   moves `currentStepIndex` by one and emits `RolloutStepCompleted`. Promotion sets
   `stableRS` once past the last step (or on promote --full) with every pod available.
@@ -98,9 +98,9 @@ def advance(p: Pass) -> None:
     step = p.step
     if p.entering or p.halted or step is None or p.st.promote_full:
         return
-    if step.kind is StepKind.ANALYSIS and step.set_canary_scale is not None:
+    if step.kind in (StepKind.ANALYSIS, StepKind.EXPERIMENT) and step.set_canary_scale is not None:
         done = p.step_done and p.at_desired  # both parts run (Argo would not wait for the analysis here)
-    elif step.kind in (StepKind.PAUSE, StepKind.ANALYSIS):
+    elif step.kind in (StepKind.PAUSE, StepKind.ANALYSIS, StepKind.EXPERIMENT):
         done = p.step_done
     elif step.kind is StepKind.SET_WEIGHT:
         done = p.at_desired and (p.router is None or p.weight == step.set_weight)

@@ -1,7 +1,8 @@
 """Semantic checks of a Rollout and of the objects it references.
 
 Used by `rollouts lint` (offline, on files) and by the controller (to set the
-InvalidSpec condition): both get the same `Problem(path, message, fix)` list.
+InvalidSpec condition): both get the same `Problem(path, message, fix)` list. An
+Experiment object: `validate_experiment` (rollouts.plan.experiment_checks).
 
 Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
 - The spec: 0 <= replicas <= int32 (over MANY_REPLICAS is a WARNING: a typo starts
@@ -19,12 +20,12 @@ Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
   setCanaryScale only with trafficRouting; Istio host routing needs both Services.
 - Steps: exactly one kind each, but a setCanaryScale goes with any one other kind (Argo
   forbids combining only setWeight, pause, experiment and analysis); a kind Argo runs and this controller does not
-  (experiment, setHeaderRoute, setMirrorRoute, plugin) is an ERROR
+  (setHeaderRoute, setMirrorRoute, plugin) is an ERROR
   (`problems.not_run_problem`); setWeight 0..100, or 0..maxTrafficWeight when the router
   has one (Argo: "SetWeight needs to be between 0 and %d" with the max traffic weight);
   pause durations parse (no `d`);
   analysis steps name templates, and every metric of a step template must end on
-  its own (an interval with no count "runs indefinitely").
+  its own (an interval with no count "runs indefinitely"); experiment steps: rollouts.plan.experiment_checks.
 - References (`References`): a mapping that is None means "not known", and its
   checks are skipped (lint given no AnalysisTemplate at all); a given mapping is
   authoritative: a name not in it is "not found". Templates are flattened through
@@ -50,8 +51,10 @@ from typing import Any
 from analysis import checks as template_checks
 from analysis.checks import duration_problem, runs_indefinitely
 from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
+from rollouts.plan import experiment_checks
 from rollouts.plan.template_checks import validate_template
 from rollouts.plan.timing_checks import background_timing_problems
+from rollouts.spec.experiment import Experiment, ExperimentAnalysis
 from rollouts.spec.model import (
     AntiAffinity,
     BlueGreenStrategy,
@@ -76,7 +79,7 @@ from rollouts.traffic.checks import traffic_problems
 
 __all__ = [
     "ARGO_ONLY_FIELDS", "Problem", "References", "Severity", "errors",
-    "validate_analysis_run", "validate_rollout", "validate_template",
+    "validate_analysis_run", "validate_experiment", "validate_rollout", "validate_template",
 ]  # fmt: skip
 
 CANARY = "spec.strategy.canary"
@@ -136,8 +139,19 @@ def validate_rollout(rollout: Rollout, refs: References | None = None) -> list[P
         found.extend(traffic_problems(strategy.canary, virtual_services=refs.virtual_services,
                                       destination_rules=refs.destination_rules, services=refs.services))
         found.extend(_analysis_ref_problems(_analysis_blocks(strategy.canary), refs))
+        found.extend(_experiment_step_problems(strategy.canary, refs))
         found.extend(_background_timing(strategy.canary, refs))
     return found
+
+
+def validate_experiment(ex: Experiment, refs: References | None = None) -> list[Problem]:
+    """Every problem of an Experiment object (rollouts.plan.experiment_checks; unknown fields as a Rollout's)."""
+    refs = refs or References()
+
+    def pool(analysis: ExperimentAnalysis) -> tuple[str, Mapping[str, AnalysisTemplate] | None]:
+        return _lookup(TemplateRef(template_name=analysis.template_name, cluster_scope=analysis.cluster_scope), refs)
+
+    return [*field_problems(ex), *experiment_checks.experiment_problems(ex, pool=pool)]
 
 
 def strategy_problems(strategy: RolloutStrategy) -> list[Problem]:
@@ -444,6 +458,16 @@ def _analysis_ref_problems(blocks: list[tuple[str, RolloutAnalysis, bool]], refs
                                              "set count on the metric, or use the template for background analysis"))
         found.extend(_duplicate_metric_problems(path, analysis, refs))
     return found
+
+
+def _experiment_step_problems(canary: CanaryStrategy, refs: References) -> list[Problem]:
+    def pool(analysis: ExperimentAnalysis) -> tuple[str, Mapping[str, AnalysisTemplate] | None]:
+        return _lookup(TemplateRef(template_name=analysis.template_name, cluster_scope=analysis.cluster_scope), refs)
+
+    return [problem for index, step in enumerate(canary.steps or [])
+            if step.experiment is not None and step.kind is StepKind.EXPERIMENT
+            for problem in experiment_checks.step_problems(step.experiment, f"{CANARY}.steps[{index}].experiment",
+                                                           pool=pool)]
 
 
 def _background_timing(canary: CanaryStrategy, refs: References) -> list[Problem]:

@@ -64,6 +64,7 @@ def after(observed: Observed, actions: Sequence[Action], status: RolloutStatus) 
         "VirtualService": [_copy(d) for d in observed.virtual_services],
         "DestinationRule": [_copy(rule)] if rule is not None else [],
         "Pod": [_copy(d) for d in observed.pods],
+        "Experiment": [_copy(d) for d in observed.experiments],
     }
     namespace, name = str(observed.rollout.metadata.namespace or "default"), str(observed.rollout.metadata.name)
     for action in actions:
@@ -75,7 +76,8 @@ def after(observed: Observed, actions: Sequence[Action], status: RolloutStatus) 
         observed, rollout=observed.rollout.model_copy(update={"status": status}),
         replica_sets=objects["ReplicaSet"], analysis_runs=objects["AnalysisRun"], services=objects["Service"],
         virtual_services=objects["VirtualService"],
-        destination_rule=objects["DestinationRule"][0] if objects["DestinationRule"] else None, pods=objects["Pod"])
+        destination_rule=objects["DestinationRule"][0] if objects["DestinationRule"] else None, pods=objects["Pod"],
+        experiments=objects["Experiment"])
 
 
 def _copy(doc: Mapping[str, Any]) -> Doc:

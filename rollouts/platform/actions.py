@@ -14,7 +14,7 @@ Rules:
 - `SetServiceSelector`: the shell sets `spec.selector[rollouts-pod-template-hash]` and
   stamps the annotation `argo-rollouts.argoproj.io/managed-by-rollouts: <rollout>`.
 - `AnnotateReplicaSet`: a value of None removes that annotation.
-- `DeletePod`, `DeleteReplicaSet`, `DeleteAnalysisRun`: delete that object of the
+- `DeletePod`, `DeleteReplicaSet`, `DeleteAnalysisRun`, `DeleteExperiment`, `DeleteService`: delete that object of the
   Rollout's namespace; one already gone is success (idempotent like the rest).
 - `Event` is recorded on the Rollout itself.
 - Every other action says what it means as the one API request it stands for:
@@ -37,10 +37,14 @@ __all__ = [
     "Action",
     "AnnotateReplicaSet",
     "CreateAnalysisRun",
+    "CreateExperiment",
     "CreateReplicaSet",
+    "CreateService",
     "DeleteAnalysisRun",
+    "DeleteExperiment",
     "DeletePod",
     "DeleteReplicaSet",
+    "DeleteService",
     "Event",
     "PatchDestinationRule",
     "PatchVirtualService",
@@ -48,6 +52,7 @@ __all__ = [
     "ScaleReplicaSet",
     "SetServiceSelector",
     "TerminateAnalysisRun",
+    "TerminateExperiment",
     "apply_request",
 ]
 
@@ -194,6 +199,30 @@ class TerminateAnalysisRun:
 
 
 @dataclass(frozen=True)
+class CreateExperiment:
+    """The complete Experiment document (a canary experiment step, rollouts.plan.experiment_step)."""
+
+    doc: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.doc["metadata"]["name"])
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("create", "Experiment", self.name, namespace, self.doc)
+
+
+@dataclass(frozen=True)
+class TerminateExperiment:
+    """Merge-patch `{"spec": {"terminate": true}}` onto the Experiment."""
+
+    name: str
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("patch", "Experiment", self.name, namespace, {"spec": {"terminate": True}})
+
+
+@dataclass(frozen=True)
 class DeletePod:
     """A pod created before `spec.restartAt`: its ReplicaSet starts a new one."""
 
@@ -224,6 +253,40 @@ class DeleteAnalysisRun:
 
 
 @dataclass(frozen=True)
+class CreateService:
+    """A Service for an Experiment template's pods (rollouts.plan.experiment)."""
+
+    doc: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.doc["metadata"]["name"])
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("create", "Service", self.name, namespace, self.doc)
+
+
+@dataclass(frozen=True)
+class DeleteService:
+    """An Experiment template's Service, once its pods are gone."""
+
+    name: str
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("delete", "Service", self.name, namespace)
+
+
+@dataclass(frozen=True)
+class DeleteExperiment:
+    """A completed Experiment beyond the Rollout's history (its ReplicaSets and runs go with it)."""
+
+    name: str
+
+    def request(self, namespace: str, owner: str) -> Request:
+        return Request("delete", "Experiment", self.name, namespace)
+
+
+@dataclass(frozen=True)
 class Event:
     type: str  # "Normal" | "Warning"
     reason: str
@@ -239,8 +302,13 @@ Action = (
     | PatchDestinationRule
     | CreateAnalysisRun
     | TerminateAnalysisRun
+    | CreateExperiment
+    | TerminateExperiment
     | DeletePod
     | DeleteReplicaSet
     | DeleteAnalysisRun
+    | DeleteExperiment
+    | CreateService
+    | DeleteService
     | Event
 )

@@ -72,6 +72,7 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("Rollout", *_ARGO, "rollouts", status_subresource=True),
         KindInfo("AnalysisRun", *_ARGO, "analysisruns", status_subresource=True),
         KindInfo("AnalysisTemplate", *_ARGO, "analysistemplates"),
+        KindInfo("Experiment", *_ARGO, "experiments"),
         KindInfo("ClusterAnalysisTemplate", *_ARGO, "clusteranalysistemplates", namespaced=False),
         KindInfo("ReplicaSet", "apps", "v1", "replicasets", status_subresource=True),
         KindInfo("Deployment", "apps", "v1", "deployments", status_subresource=True),

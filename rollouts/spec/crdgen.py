@@ -1,7 +1,7 @@
 """CustomResourceDefinitions generated from the wire models.
 
 Rules:
-- The models (`rollouts/spec/model.py`, `analysis/model.py`) are the single source of
+- The models (`rollouts/spec/model.py`, `rollouts/spec/experiment.py`, `analysis/model.py`) are the single source of
   truth; `crds/*.yaml` is their rendering and a test fails when the two drift.
   Generation is deterministic: same models, same bytes.
 - Schemas are structural OpenAPI v3 as apiextensions.k8s.io/v1 demands: every
@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
+from rollouts.spec.experiment import Experiment
 from rollouts.spec.model import Rollout
 from rollouts.spec.problems import ARGO_ONLY_FIELDS
 
@@ -50,7 +51,7 @@ HEADER = (
 # Model classes (by name) whose objects keep unknown fields in the API server.
 PRESERVED = frozenset(
     {cls.__name__ for cls in ARGO_ONLY_FIELDS}
-    | {"RolloutStatus", "CanaryStatus", "AnalysisRunStatus", "MetricResult", "Measurement"}
+    | {"RolloutStatus", "CanaryStatus", "AnalysisRunStatus", "MetricResult", "Measurement", "ExperimentStatus"}
 )
 
 _AGE = {
@@ -105,6 +106,14 @@ KINDS: tuple[Kind, ...] = (
         columns=(
             {"name": "Status", "type": "string", "jsonPath": ".status.phase",
              "description": "AnalysisRun status"},
+            _AGE,
+        ),
+    ),
+    Kind(  # no status subresource, as Argo's CRD (its controller patches the whole object)
+        Experiment, "Experiment", "experiments", ("exp",),
+        columns=(
+            {"name": "Status", "type": "string", "jsonPath": ".status.phase",
+             "description": "Experiment status"},
             _AGE,
         ),
     ),

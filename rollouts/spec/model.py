@@ -4,8 +4,8 @@ Rules:
 - `argoproj.io/v1alpha1` Rollout exactly as Argo Rollouts accepts it; camelCase on
   the wire; `Rollout.load(doc).dump() == doc` for every document we accept (only
   fields that were set are written back).
-- Fields Argo has for features this controller does not run (experiment and plugin
-  steps, other traffic routers) are preserved, never dropped; lint and the
+- Fields Argo has for features this controller does not run (header, mirror and
+  plugin steps, other traffic routers) are preserved, never dropped; lint and the
   controller refuse or warn about each (spec.problems).
 - The pod template is kept as a raw dict: the controller hashes and copies it,
   it never interprets containers beyond images.
@@ -49,14 +49,15 @@ class StepKind(StrEnum):
     PAUSE = "pause"
     ANALYSIS = "analysis"
     SET_CANARY_SCALE = "setCanaryScale"
+    EXPERIMENT = "experiment"  # run by rollouts.plan.experiment_step (the step kept raw: rollouts.spec.experiment)
     # Accepted by Argo, preserved here, not run by this controller:
-    EXPERIMENT = "experiment"
     SET_HEADER_ROUTE = "setHeaderRoute"
     SET_MIRROR_ROUTE = "setMirrorRoute"
     PLUGIN = "plugin"
 
 
-SUPPORTED_STEPS = frozenset({StepKind.SET_WEIGHT, StepKind.PAUSE, StepKind.ANALYSIS, StepKind.SET_CANARY_SCALE})
+SUPPORTED_STEPS = frozenset({StepKind.SET_WEIGHT, StepKind.PAUSE, StepKind.ANALYSIS, StepKind.SET_CANARY_SCALE,
+                             StepKind.EXPERIMENT})
 
 
 # ---------------------------------------------------------------- steps

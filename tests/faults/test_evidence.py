@@ -195,24 +195,27 @@ def test_a_strategy_not_run_is_invalid_spec_and_never_crashes(strategy: dict[str
     assert len(scenario.events("InvalidSpec")) == 1
 
 
-def test_an_experiment_step_is_invalid_spec_and_not_passed_over(closing: list[Scenario]) -> None:
+def test_an_experiment_step_whose_analysis_fails_aborts_and_is_never_passed_over(closing: list[Scenario]) -> None:
     scenario = Scenario("istio-canary")
     scenario.provider.script("success-rate", [0.99])  # type: ignore[attr-defined]
     closing.append(scenario)
     scenario.given_healthy()
+    scenario.provider.script("success-rate", [0.42])  # type: ignore[attr-defined]
     rollout = scenario.rollout
-    rollout["spec"]["strategy"]["canary"]["steps"] = [
+    canary = rollout["spec"]["strategy"]["canary"]
+    del canary["analysis"]  # only the experiment's own analysis measures
+    canary["steps"] = [
         {"setWeight": 20},
-        {"experiment": {"duration": "5m", "templates": [{"name": "canary", "specRef": "canary"}],
-                        "analyses": [{"name": "gate", "templateName": "success-rate"}]}},
+        {"experiment": {"duration": "1h", "templates": [{"name": "canary", "specRef": "canary"}],
+                        "analyses": [{"name": "gate", "templateName": "success-rate",
+                                      "args": [{"name": "service-name", "value": "canary-svc"}]}]}},
         {"setWeight": 100}]
     rollout["spec"]["template"]["spec"]["containers"][0]["image"] = NEW_IMAGE
     scenario.cluster.replace(rollout)
-    scenario.run_for(3600)
+    scenario.run_for(3 * 3600)
     assert scenario.phase == "Degraded"
-    assert "spec.strategy.canary.steps[1].experiment: the experiment step is not run by this controller" in (
-        scenario.status["message"])
-    assert scenario.weights.canary_weights == [0]
+    assert "Experiment analysis phase is error/failed" in scenario.status["message"]
+    assert scenario.weights.canary_weights == [0, 20, 0]
     never_promoted(scenario)
 
 

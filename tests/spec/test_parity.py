@@ -6,7 +6,8 @@ stepped clock. Every error lint reports must then appear, word for word:
 - for a Rollout: in its InvalidSpec condition (`path: message (fix)`);
 - for an AnalysisTemplate: in the InvalidSpec condition of a Rollout that uses it, as
   `templateName: AnalysisTemplate 'name' is invalid: path: message (fix)`;
-- for an AnalysisRun: in the run's Error message (`Analysis spec invalid: path: message (fix)`).
+- for an AnalysisRun: in the run's Error message (`Analysis spec invalid: path: message (fix)`);
+- for an Experiment: in its status message (phase Error, the InvalidSpec condition).
 The few files no controller ever sees (not YAML, no kind, no name, a kind or apiVersion the
 API server does not serve) are listed by name: the API server refuses them before any
 controller could.
@@ -32,7 +33,7 @@ HERE = Path(__file__).parent
 BAD = sorted((HERE / "bad").glob("*.yaml"))
 BEFORE_ANY_CONTROLLER = {"yaml-syntax", "missing-kind", "not-a-mapping", "unknown-kind", "wrong-api-version",
                          "missing-name"}
-KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun")
+KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun", "Experiment")
 APPLIED = (*KINDS, "VirtualService", "DestinationRule", "Service")
 USER = {  # a Rollout that uses a template under test (its problems become this Rollout's InvalidSpec)
     "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
@@ -59,6 +60,8 @@ def controller_messages(docs: list[dict[str, Any]]) -> dict[str, str]:
     for rollout in cluster.list("Rollout", "default"):
         [condition] = [c for c in rollout["status"]["conditions"] if c["type"] == "InvalidSpec"]
         said[f"Rollout/{rollout['metadata']['name']}"] = condition["message"]
+    for ex in cluster.list("Experiment", "default"):
+        said[f"Experiment/{ex['metadata']['name']}"] = (ex.get("status") or {}).get("message", "")
     for run in cluster.list("AnalysisRun", "default"):
         said[f"AnalysisRun/{run['metadata']['name']}"] = (run.get("status") or {}).get("message", "")
     return said
@@ -91,7 +94,7 @@ def test_lint_and_the_controller_say_the_same_path_message_and_fix(path: Path) -
     for finding in errors:
         kind, _, name = finding.subject.partition("/")
         problem = finding.problem
-        if kind == "Rollout":
+        if kind in ("Rollout", "Experiment"):
             assert str(problem) in said[finding.subject], (str(problem), said)
         elif kind == "AnalysisRun":  # a generateName (`web-*`) is given a name by the API server
             [run] = [s for s in said if s.startswith(finding.subject.rstrip("*"))]
