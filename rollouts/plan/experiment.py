@@ -20,16 +20,21 @@ Rules (Argo's `experiments/experiment.go`, `utils/experiment/experiment.go`, doc
   Failed once `progressDeadlineSeconds` (default 600) passed since its last transition,
   else Progressing (Successful while terminating). A completed template status never changes.
 - Phase (first pass: Pending). While Pending/Running: `availableAt` is set when every
-  template is Running; templates completed -> the phase of the runs when the templates
-  are Successful and (the runs completed, or some run is requiredForCompletion), else the
-  templates' phase; templates still going -> a run that ended Failed/Error/Inconclusive
+  template is Running; templates completed -> the templates' phase when it is not
+  Successful, else the phase of the runs once they completed (those still going are
+  terminated and end in a pass or two: Argo takes Successful at once, which would pass a
+  run's failures within its limit unseen; here the runs' end, and their evidence, decide);
+  templates still going -> a run that ended Failed/Error/Inconclusive
   decides it, or every required run Successful ("Required AnalysisRuns completed"), else
   the templates' phase (Pending while a template is Progressing). Completed phases never
   change. So: with `duration` it ends when the duration passes; with none, when every
   required run completed; with neither, it runs until `spec.terminate`.
 - Runs start once `availableAt` is set (rollouts.plan.experiment_docs builds them). A
   missing template or bad arg is that analysis's Error (which ends the Experiment Error),
-  as Argo has it.
+  as Argo has it. A run that ended Successful without evidence (analysis.evidence: a judged
+  metric with no successful measurement, e.g. terminated at the end of `duration` after
+  failures within its failureLimit) is that analysis's Failed, "ended without evidence":
+  Argo calls it Successful, and an experiment step would then pass its canary unchecked.
 - A spec problem (rollouts.plan.experiment_checks) -> condition InvalidSpec, phase Error with
   the message, no action but one event; nothing is created.
 - Events: `Experiment<Phase>` on a phase change, `Template<Status>` and `AnalysisRun<Phase>`
@@ -47,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from analysis import evidence
 from analysis.args import ArgError
 from analysis.build import SpecError
 from rollouts.plan.conditions import problems_message
@@ -165,8 +171,10 @@ def _required_successful(ex: Experiment, st: ExperimentStatus) -> bool:
 
 
 def is_terminating(ex: Experiment, st: ExperimentStatus) -> bool:
+    templates = st.template_statuses or []
     return (bool(ex.spec.terminate) or st.phase in COMPLETED
-            or any(t.status in (FAILED, ERROR) for t in st.template_statuses or [])
+            or (bool(templates) and all(t.status in COMPLETED for t in templates))  # the duration passed
+            or any(t.status in (FAILED, ERROR) for t in templates)
             or any(r.phase in (FAILED, ERROR, INCONCLUSIVE) for r in st.analysis_runs or [])
             or _required_successful(ex, st))
 
@@ -365,6 +373,8 @@ def _follow_run(p: _Pass, analysis: ExperimentAnalysis, rs: ExperimentRunStatus)
         p.event(NORMAL, "AnalysisRunTerminating", f"Terminating {analysis.name} ({rs.analysis_run})")
     if status.get("phase"):
         rs.phase, rs.message = str(status["phase"]), status.get("message") or None
+        if rs.phase == SUCCESSFUL and (lacking := evidence.missing(run)) is not None:
+            rs.phase, rs.message = FAILED, f"ended without evidence: {lacking}"
 
 
 # ---------------------------------------------------------------- phase and conditions
@@ -403,12 +413,11 @@ def _calculate_phase(p: _Pass) -> None:
     runs, run_message = _assess_runs(p)
     if templates == RUNNING and st.available_at is None:
         st.available_at = p.now
-    required = any(a.required_for_completion for a in p.ex.spec.analyses or [])
     if templates in COMPLETED:
-        if templates == SUCCESSFUL and (runs in COMPLETED or required):
-            st.phase, st.message = runs, run_message
-        else:
+        if templates != SUCCESSFUL:
             st.phase, st.message = templates, template_message
+        elif runs in COMPLETED:  # (runs still going are being terminated: their end decides, see the rules)
+            st.phase, st.message = runs, run_message
     elif (runs in COMPLETED and runs != SUCCESSFUL) or _required_successful(p.ex, st):
         st.phase, st.message = runs, run_message
     else:

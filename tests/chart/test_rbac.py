@@ -3,8 +3,9 @@
 What the controller uses is not read from the code by eye: the controller's own request counter
 (`controller_clientset_k8s_request_total{kind,verb}`, rollouts.controller.clientset) is read after
 stories that reach every request path: a canary promoted and one aborted with leader election on,
-revisionHistoryLimit and the AnalysisRun history limits, a secretKeyRef arg, a restart, and a
-409 on a VirtualService and a DestinationRule patch (which reads them again).
+revisionHistoryLimit and the AnalysisRun history limits, a secretKeyRef arg, a restart, a
+409 on a VirtualService and a DestinationRule patch (which reads them again), experiment steps
+passed and failed (a template with its own Service), and a blueGreen release promoted.
 Each port verb is the API verb it sends (rollouts.kube.cluster): a watch lists first, a
 replace is an update, a status patch is a patch of `<plural>/status`.
 """
@@ -107,9 +108,48 @@ def conflict_story() -> set[tuple[str, str]]:
         scenario.close()
 
 
+def experiment_story() -> set[tuple[str, str]]:
+    """Experiment steps (a template with its own Service) passed and failed, past the history limits."""
+    scenario = Scenario("istio-canary")
+    rollout = docs_of(scenario, "Rollout")
+    canary = rollout["spec"]["strategy"]["canary"]
+    del canary["analysis"]
+    rollout["spec"]["analysis"] = {"successfulRunHistoryLimit": 1, "unsuccessfulRunHistoryLimit": 0}
+    canary["steps"] = [{"setWeight": 20}, {"experiment": {
+        "duration": "1m",
+        "templates": [{"name": "canary", "specRef": "canary", "service": {}}],
+        "analyses": [{"name": "gate", "templateName": "success-rate",
+                      "args": [{"name": "service-name", "value": "canary"}]}]}}]
+    try:
+        scenario.provider.script("success-rate", HEALTHY)
+        scenario.given_healthy()
+        for image in IMAGES[:2]:
+            scenario.when_image(image).run_until(lambda: scenario.phase == "Healthy")
+        scenario.provider.script("success-rate", FAILING)
+        scenario.when_image(IMAGES[2]).run_until(lambda: scenario.phase == "Degraded")
+        scenario.run_for(60)  # the failed Experiment's pods and Service go after its scale-down delay
+        return requests_made(scenario.manager.metrics)
+    finally:
+        scenario.close()
+
+
+def blue_green_story() -> set[tuple[str, str]]:
+    """A blueGreen release switched by promote: the active and preview Services' selectors."""
+    scenario = Scenario("blue-green", vs="none")
+    rollout = docs_of(scenario, "Rollout")
+    rollout["spec"]["strategy"]["blueGreen"].pop("prePromotionAnalysis", None)
+    try:
+        scenario.given_healthy()
+        scenario.when_image(IMAGES[0]).run_until(lambda: scenario.phase == "Paused")
+        scenario.when_promote().run_until(lambda: scenario.phase == "Healthy")
+        return requests_made(scenario.manager.metrics)
+    finally:
+        scenario.close()
+
+
 @pytest.fixture(scope="module")
 def used() -> Iterator[set[Grant]]:
-    yield as_grants(istio_story() | conflict_story())
+    yield as_grants(istio_story() | conflict_story() | experiment_story() | blue_green_story())
 
 
 def cluster_role(docs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -503,3 +503,31 @@ def test_an_experiment_the_models_cannot_read_is_invalid_spec_and_never_crashes(
     events = [e for e in canary.cluster.list("Event", "default") if e["involvedObject"]["kind"] == "Experiment"]
     assert [e["reason"] for e in events] == ["InvalidSpec"]
     assert experiment_replica_sets(canary, "example-experiment") == {}, "nothing is created"
+
+
+def test_an_experiment_whose_analysis_only_failed_within_its_limit_does_not_pass_the_canary() -> None:
+    """Safety (promotion only on evidence): Argo ends this Experiment Successful — its duration
+    passed, its run was terminated with two failures inside failureLimit 5 — and goes on to
+    promote. Here the run ended without a successful measurement, so the analysis is Failed,
+    the Experiment is Failed and the canary is aborted."""
+    lenient = {"experiment": {**EXPERIMENT_STEP["experiment"], "duration": "2m"}}
+    scenario = experiment_scenario(lenient)
+    template = next(doc for doc in scenario.docs if doc["kind"] == "AnalysisTemplate"
+                    and doc["metadata"]["name"] == "experiment-gate")
+    template["spec"]["metrics"][0].update(count=10, failureLimit=5)
+    try:
+        scenario.provider.script("gate", [0.99])  # type: ignore[attr-defined]
+        scenario.given_healthy()
+        scenario.provider.script("gate", [0.42])  # type: ignore[attr-defined]
+        scenario.when_image(NEW_IMAGE).run_until(lambda: scenario.phase == "Degraded")
+        [ex] = experiments(scenario)
+        assert ex["status"]["phase"] == "Failed"
+        [run] = ex["status"]["analysisRuns"]
+        assert run["phase"] == "Failed" and "ended without evidence" in run["message"], run
+        assert "has no successful measurement" in run["message"]
+        assert scenario.status["abort"] is True
+        assert stable_image(scenario) == OLD_IMAGE
+        assert scenario.weights.canary_weights == [0, 20, 0]
+        assert 1 <= [m for m, _ in scenario.provider.calls].count("gate") <= 3  # type: ignore[attr-defined]
+    finally:
+        scenario.close()

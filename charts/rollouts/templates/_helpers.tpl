@@ -59,6 +59,12 @@ and checks that every request they make is granted here and that every grant her
 - apiGroups: ["argoproj.io"]
   resources: ["analysisruns/status"]
   verbs: ["patch"]
+# Experiments (experiment steps, and standalone ones): created and terminated by the Rollout
+# plan, their status written by the Experiment reconciler (no status subresource, as Argo's CRD),
+# deleted past the history limits.
+- apiGroups: ["argoproj.io"]
+  resources: ["experiments"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Templates are read from the watch cache only.
 - apiGroups: ["argoproj.io"]
   resources: ["analysistemplates"]
@@ -71,10 +77,11 @@ and checks that every request they make is granted here and that every grant her
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "delete"]
-# The canary and stable Services: their selector is set to a pod-template hash.
+# The canary/stable, ping/pong and active/preview Services: their selector is set to a
+# pod-template hash. An Experiment template's `service` is created and deleted with its pods.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # secretKeyRef args of an AnalysisTemplate.
 - apiGroups: [""]
   resources: ["secrets"]
