@@ -57,12 +57,14 @@ def prometheus() -> Iterator[PrometheusHistory]:
 # property runs. `make test` (and CI) runs them; `make check`, the fast developer loop, leaves
 # them out with `-m "not slow"`.
 SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
-        "tests/analysis/test_provider_bounds.py", "tests/analysis/test_expr_bounds.py", "tests/k8s/")
+        "tests/analysis/test_provider_bounds.py", "tests/analysis/test_expr_bounds.py", "tests/k8s/",
+        # kubernetes-validate loads the whole OpenAPI schema set per value set (seconds each)
+        "tests/chart/test_chart.py::test_every_rendered_object_passes_kubernetes_validate_strict")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = config.rootpath
     for item in items:
         where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
-        if where.startswith(SLOW):
+        if where.startswith(SLOW) or item.nodeid.startswith(SLOW):
             item.add_marker(pytest.mark.slow)
