@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check static deps prometheus helm clean
+.PHONY: demo demo-k8s test-k8s test check static deps prometheus helm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ prometheus:
 
 demo: deps
 	$(BIN)/rollouts demo
+
+# The same demo on a real control plane (Kubernetes 1.20.2 from Debian's source, built once by
+# tools/k8s/build.sh into ~/.cache/rollouts) instead of the embedded API.
+demo-k8s: deps
+	bash tools/k8s/build.sh >/dev/null
+	$(BIN)/rollouts demo --kube
+
+# The end-to-end suite on that control plane alone (part of `make test`).
+test-k8s: deps
+	bash tools/k8s/build.sh >/dev/null
+	$(BIN)/python -m pytest tests/k8s -q
 
 # Types, lint and the import contracts (also part of every test run).
 static: $(STAMP)

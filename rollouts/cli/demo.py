@@ -12,6 +12,8 @@ Rules:
   a killed demo's children die with it and the next demo removes its temp dirs
   (rollouts.demo.lifetime). A taken port or a Prometheus that cannot start is one line
   and exit 1.
+- `--kube`: the same demo on a real control plane (rollouts.demo.kube) instead of the
+  embedded API; the screen, the summary and the exit code are the same.
 - Controller logs go to a bounded in-memory buffer, never onto the screen; when the demo
   fails, the last warnings are printed with the message.
 """
@@ -229,7 +231,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, logs: RecentLogs) -> int:
     from rollouts.demo.run import DemoError, Options, run_demo
 
-    options = Options(short=args.short, api_port=args.api_port, rate=args.rate)
+    if args.kube and args.api_port:
+        raise CommandError("--api-port is for the embedded API; with --kube the control plane picks free ports", 2)
+    options = Options(short=args.short, api_port=args.api_port, rate=args.rate, kube=args.kube)
     tty = sys.stdout.isatty() and not args.json and not args.plain
     console = Console(file=sys.stdout, force_terminal=tty, highlight=False, width=None if tty else WIDTH)
     try:
@@ -289,5 +293,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--plain", action="store_true", help="one line per change even on a terminal")
     parser.add_argument("--api-port", type=_port, default=0, metavar="PORT",
                         help="serve the demo's cluster API on this port (default: a free one)")
+    parser.add_argument("--kube", action="store_true",
+                        help="run on a real control plane (kube-apiserver, the ReplicaSet controller and garbage "
+                             "collector of Kubernetes 1.20.2, tools/k8s/build.sh) instead of the in-memory API")
     parser.add_argument("--rate", type=_rate, default=40.0, metavar="RPS", help="requests per second (default 40)")
     parser.set_defaults(func=run)

@@ -5,7 +5,9 @@ Rules:
   process (`rollouts.demo.app`) running its pod template's first container image;
   a ReplicaSet scaled to 0 or deleted, or whose image changed, has its process
   stopped (and, for a changed image, started again). `sync()` converges once; call
-  it after each change (the demo calls it on a short tick).
+  it after each change (the demo calls it on a short tick). With `ready_only` (a real
+  cluster, where the ReplicaSet controller makes the pods) a ReplicaSet needs Ready pods
+  too (`status.readyReplicas > 0`): the process follows the real pods, not the request.
 - `routes()` reads what Envoy would: the named HTTP route of the VirtualService,
   each destination's weight, its host's Service, that Service's selector, and the
   ReplicaSets the selector picks. A destination whose Service selects no running
@@ -79,8 +81,9 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 class PodRunner:
     """Keeps one app process per live ReplicaSet and answers the mesh's routing table."""
 
-    def __init__(self, cluster: Cluster, *, namespace: str, service: str) -> None:
+    def __init__(self, cluster: Cluster, *, namespace: str, service: str, ready_only: bool = False) -> None:
         self._cluster = cluster
+        self._ready_only = ready_only  # a real cluster: only ReplicaSets whose pods are Ready
         self._namespace = namespace
         self._service = service  # destination_service label, e.g. guestbook-svc.default.svc.cluster.local
         self._lock = threading.Lock()
@@ -101,6 +104,7 @@ class PodRunner:
             rs["metadata"]["name"]: _image(rs)
             for rs in self._cluster.list("ReplicaSet", self._namespace)
             if int((rs.get("spec") or {}).get("replicas") or 0) > 0
+            and (not self._ready_only or int((rs.get("status") or {}).get("readyReplicas") or 0) > 0)
         }
         with self._lock:
             stale = [self._apps.pop(n) for n, app in list(self._apps.items()) if wanted.get(n) != app.image]

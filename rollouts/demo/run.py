@@ -2,7 +2,9 @@
 
 Rules:
 - Parts, in start order: the InMemoryCluster served over HTTP (a second terminal reaches
-  it with the kubeconfig written to a temp dir); the scenario's manifests; the PodRunner
+  it with the kubeconfig written to a temp dir), or with `kube` the real control plane
+  (rollouts.demo.kube; PodRunner then follows the real ReplicaSets' Ready pods); the
+  scenario's manifests; the PodRunner
   (one real app process per ReplicaSet, synced on a 0.3 s tick that also rewrites the
   Prometheus file_sd target list); the TrafficGenerator following the VirtualService
   weights; Debian's Prometheus scraping the generator and the apps every second; the
@@ -45,6 +47,7 @@ import requests
 
 from analysis.providers.registry import default_providers
 from rollouts.controller.manager import Manager
+from rollouts.demo import kube as demo_kube
 from rollouts.demo import lifetime, signals
 from rollouts.demo import record as rec
 from rollouts.demo import scenario as scenarios
@@ -55,7 +58,7 @@ from rollouts.demo.traffic import Backend, TrafficGenerator
 from rollouts.memory import server as apiserver
 from rollouts.memory.cluster import InMemoryCluster
 from rollouts.platform.clock import SystemClock
-from rollouts.platform.cluster import ClusterError
+from rollouts.platform.cluster import Cluster, ClusterError
 from rollouts.platform.events import Recorded
 
 TICK = 0.25
@@ -74,6 +77,7 @@ class Options:
     api_port: int = 0  # 0: a free port
     rate: float = 40.0  # requests per second
     namespace: str = "default"
+    kube: bool = False  # the real control plane (rollouts.demo.kube) instead of the in-memory API
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class Demo:
         self.observer = observer
         self.scenario = scenarios.build(scenarios.SHORT if options.short else scenarios.FULL,
                                         namespace=options.namespace)
-        self.cluster = InMemoryCluster()
+        self.cluster: Cluster = InMemoryCluster()  # replaced when started: served, or the real one (--kube)
         self.endpoints: dict[str, str] = {}
         self.kubeconfig = ""
         self._stack = ExitStack()
@@ -152,19 +156,15 @@ class Demo:
         stack.enter_context(lifetime.recorded_run())  # closed last: what is left stays recorded
         workdir = lifetime.mkdtemp("rollouts-demo-")
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        try:
-            api = stack.enter_context(apiserver.serve(self.cluster, port=self.options.api_port))
-        except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                raise DemoError(f"port {self.options.api_port} on 127.0.0.1 is taken: stop what listens there "
-                                "or pass --api-port 0 for a free port") from None
-            raise DemoError(f"cannot serve the demo's API on port {self.options.api_port}: {err.strerror}") from None
-        self.kubeconfig = str(api.write_kubeconfig(workdir / "kubeconfig", context="rollouts-demo", namespace=ns))
-        self.endpoints["api"] = api.url
+        if self.options.kube:
+            self._start_kube(workdir)
+        else:
+            self._serve_memory(workdir)
         for obj in self.scenario.objects:
             self.cluster.create(copy.deepcopy(obj))
 
-        pods = PodRunner(self.cluster, namespace=ns, service=self.scenario.service_name)
+        pods = PodRunner(self.cluster, namespace=ns, service=self.scenario.service_name,
+                         ready_only=self.options.kube)
         stack.callback(pods.close)
         targets = workdir / "apps.json"
         targets.write_text("[]")
@@ -199,6 +199,30 @@ class Demo:
         self.manager = manager
         self.observer.started(dict(self.endpoints), self.kubeconfig)
         self._wait_initial()
+
+    def _serve_memory(self, workdir: Path) -> None:
+        memory = InMemoryCluster()
+        try:
+            api = self._stack.enter_context(apiserver.serve(memory, port=self.options.api_port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise DemoError(f"port {self.options.api_port} on 127.0.0.1 is taken: stop what listens there "
+                                "or pass --api-port 0 for a free port") from None
+            raise DemoError(f"cannot serve the demo's API on port {self.options.api_port}: {err.strerror}") from None
+        self.cluster = memory
+        self.kubeconfig = str(api.write_kubeconfig(workdir / "kubeconfig", context="rollouts-demo",
+                                                   namespace=self.options.namespace))
+        self.endpoints["api"] = api.url
+
+    def _start_kube(self, workdir: Path) -> None:
+        """`--kube`: the real control plane (rollouts.demo.kube) instead of the in-memory API."""
+        try:
+            real = demo_kube.start(self._stack, workdir, self.options.namespace)
+        except demo_kube.KubeDemoError as err:
+            raise DemoError(str(err)) from None
+        self.cluster = real.cluster
+        self.kubeconfig = str(real.kubeconfig)
+        self.endpoints["api"] = real.url
 
     def _tick_pods(self, pods: PodRunner, targets: Path) -> None:
         written: list[str] = []
