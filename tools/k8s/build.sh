@@ -15,33 +15,34 @@ set -euo pipefail
 
 CACHE="${ROLLOUTS_CACHE:-$HOME/.cache/rollouts}/k8s-1.20.2"
 BIN="$CACHE/bin"
+
+apt_install() {
+  echo "installing from Debian: $*" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# What the control plane needs at run time, whether or not the binaries are cached.
+command -v etcd >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || apt_install etcd-server openssl
 if [[ -x "$BIN/kube-apiserver" && -x "$BIN/kube-controller-manager" ]]; then
   echo "$BIN"
   exit 0
 fi
 
-need_apt=()
-for tool in go rsync jq etcd openssl; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
-[[ -d /usr/share/gocode/src/github.com/modern-go/reflect2 ]] || need_apt+=(reflect2)
-if ((${#need_apt[@]})); then
-  echo "installing the build tools from Debian (${need_apt[*]} missing)" >&2
-  if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/; then
-    cat >/etc/apt/sources.list.d/rollouts-deb-src.sources <<'SRC'
+# What the build needs.
+need=()
+for tool in go rsync jq; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+[[ -d /usr/share/gocode/src/github.com/modern-go/reflect2 ]] || need+=(reflect2)
+if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/; then
+  cat >/etc/apt/sources.list.d/rollouts-deb-src.sources <<'SRC'
 Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    golang-go rsync jq etcd-server openssl golang-github-modern-go-reflect2-dev dpkg-dev >/dev/null
 fi
-if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/; then
-  echo "no deb-src entry: add one for bookworm main (see tools/k8s/build.sh)" >&2
-  exit 1
-fi
+((${#need[@]} == 0)) || apt_install golang-go rsync jq golang-github-modern-go-reflect2-dev dpkg-dev
 
 WORK="$CACHE/build"
 rm -rf "$WORK"
