@@ -52,7 +52,7 @@ from tests.conformance.harness import Run, assert_refused
 HERE = Path(__file__).parent
 FILES = sorted((HERE / "argo").glob("*.yaml"))
 PREFIX = "conformance.rollouts/"
-PHASES = ("Healthy", "Paused", "Degraded")
+PHASES = ("Healthy", "Paused", "Degraded", "Progressing")
 ENDS = {"Healthy", "Paused", "Degraded"}
 
 
@@ -111,7 +111,9 @@ def test_the_corpus_is_large_enough() -> None:
     assert len(CASES) >= 60
     assert {c.expect["expect-phase"] for c in CASES} == set(PHASES)
     blue_green = [c for c in CASES if "blueGreen" in c.strategy]
+    experiments = [c for c in CASES if any(isinstance(s, dict) and "experiment" in s for s in c.steps)]
     assert len(blue_green) >= 15 and {c.expect["expect-phase"] for c in blue_green} >= ENDS
+    assert len(experiments) >= 10 and {c.expect["expect-phase"] for c in experiments} >= ENDS
 
 
 ARGO_KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate")
