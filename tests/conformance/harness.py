@@ -4,14 +4,17 @@
 running both controllers (the scripted provider answers prometheus and web metrics), and
 after every controller step records, from the objects themselves (never from inside the
 controller): every distinct set of VirtualService destination weights, every Service's
-hash selector, every ReplicaSet's replicas and the Rollout's stableRS. The conformance
-corpus and the safety walk both run on it.
+hash selector, every ReplicaSet's replicas and the Rollout's stableRS. `timeline` keeps,
+in resourceVersion order (one counter for every kind, so the order is the API server's),
+each Service selector, AnalysisRun phase and Experiment phase as written: what had passed
+when the active Service switched. The conformance corpus and the safety walk both run on it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from analysis.providers import Providers
@@ -25,7 +28,19 @@ from tests.controller.dsl import START, ScriptedProvider
 
 Doc = dict[str, Any]
 ROUTE_SECTIONS = ("http", "tls", "tcp")
-WATCHED = ("VirtualService", "Service", "ReplicaSet", "Rollout")
+WATCHED = ("VirtualService", "Service", "ReplicaSet", "Rollout", "AnalysisRun", "Experiment")
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One write seen on a watch: its resourceVersion, kind, name, and what it set
+    (a Service's hash selector; a run's or an Experiment's phase, with its labels)."""
+
+    version: int
+    kind: str
+    name: str
+    value: str | None
+    labels: Mapping[str, str]
 
 
 def vs_weights(vs: Mapping[str, Any]) -> tuple[tuple[str, int, str, int], ...]:
@@ -61,6 +76,7 @@ class Run:
         self.replica_history: dict[str, list[int]] = {}
         self.stable_history: list[str | None] = []
         self.phases: list[str | None] = []
+        self.timeline: list[Moment] = []
         self._cursors: dict[str, str | None] = {}
 
     # ------------------------------------------------------------ given / when
@@ -83,6 +99,7 @@ class Run:
                 obj, name = event.object, event.object["metadata"]["name"]
                 if event.type == "DELETED":
                     continue
+                self._note(kind, obj)
                 if kind == "VirtualService":
                     keep(self.vs_history.setdefault(name, []), vs_weights(obj))
                 elif kind == "Service":
@@ -95,6 +112,20 @@ class Run:
                     keep(self.stable_history, status.get("stableRS"))
                     keep(self.phases, status.get("phase"))
             self._cursors[kind] = stream.resource_version
+        self.timeline.sort(key=lambda moment: moment.version)
+
+    def _note(self, kind: str, obj: Doc) -> None:
+        if kind == "Service":
+            value = ((obj.get("spec") or {}).get("selector") or {}).get(HASH_LABEL)
+        elif kind in ("AnalysisRun", "Experiment"):
+            value = (obj.get("status") or {}).get("phase")
+        else:
+            return
+        meta = obj["metadata"]
+        last = next((m for m in reversed(self.timeline) if (m.kind, m.name) == (kind, meta["name"])), None)
+        if last is None or last.value != value:
+            self.timeline.append(Moment(int(meta["resourceVersion"]), kind, meta["name"], value,
+                                        dict(meta.get("labels") or {})))
 
     def run_until(self, predicate: Callable[[], bool], *, max_seconds: float = 6 * 3600.0) -> Run:
         self.manager.run_until(predicate, max_seconds=max_seconds, after_step=self.record)
