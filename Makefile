@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check static deps prometheus helm clean
+.PHONY: demo demo-blue-green test check static deps prometheus helm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ prometheus:
 
 demo: deps
 	$(BIN)/rollouts demo
+
+# The same parts released blue-green: preview analysis, then the active Service switches.
+demo-blue-green: deps
+	$(BIN)/rollouts demo --blue-green
 
 # Types, lint and the import contracts (also part of every test run).
 static: $(STAMP)
