@@ -239,17 +239,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, logs: RecentLogs) -> int:
-    from rollouts.demo.run import DemoError, Options, run_demo
+    from rollouts.demo.bluegreen_run import BlueGreenDemo
+    from rollouts.demo.run import Demo, DemoError, Options, run_demo
 
-    options = Options(short=args.short, api_port=args.api_port, rate=args.rate, blue_green=args.blue_green)
+    options = Options(short=args.short, api_port=args.api_port, rate=args.rate)
+    kind = BlueGreenDemo if args.blue_green else Demo
     tty = sys.stdout.isatty() and not args.json and not args.plain
     console = Console(file=sys.stdout, force_terminal=tty, highlight=False, width=None if tty else WIDTH)
     try:
         if tty:
             with LiveScreen(console) as screen:
-                summary = run_demo(options, screen)
+                summary = run_demo(options, screen, kind)
         else:
-            summary = run_demo(options, LinePrinter(sys.stderr if args.json else sys.stdout))
+            summary = run_demo(options, LinePrinter(sys.stderr if args.json else sys.stdout), kind)
     except DemoError as err:
         raise CommandError(_with_logs(str(err), logs)) from None
     show(summary, json_output=args.json, console=console, tty=tty)

@@ -74,7 +74,6 @@ class Options:
     api_port: int = 0  # 0: a free port
     rate: float = 40.0  # requests per second
     namespace: str = "default"
-    blue_green: bool = False  # the blue-green demo (rollouts.demo.bluegreen_run)
 
 
 @dataclass(frozen=True)
@@ -358,13 +357,9 @@ def _now() -> datetime:
     return SystemClock().now()
 
 
-def run_demo(options: Options, observer: Observer) -> Summary:
-    if options.blue_green:
-        from rollouts.demo.bluegreen_run import BlueGreenDemo  # it builds on this module
-
-        demo: Demo = BlueGreenDemo(options, observer)
-    else:
-        demo = Demo(options, observer)
+def run_demo(options: Options, observer: Observer, kind: type[Demo] = Demo) -> Summary:
+    """Run the demo; `kind` is the canary `Demo` or a subclass (rollouts.demo.bluegreen_run.BlueGreenDemo)."""
+    demo = kind(options, observer)
     summary = demo.run()
     endpoints = dict(summary.endpoints)
     endpoints.update({f"app{i}": url for i, url in enumerate(demo.app_endpoints(), 1)})
