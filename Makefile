@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-k8s test-k8s test check static deps prometheus helm clean
+.PHONY: demo demo-blue-green demo-k8s test-k8s test check static deps prometheus helm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ prometheus:
 
 demo: deps
 	$(BIN)/rollouts demo
+
+# The same parts released blue-green: preview analysis, then the active Service switches.
+demo-blue-green: deps
+	$(BIN)/rollouts demo --blue-green
 
 # The same demo on a real control plane (Kubernetes 1.20.2 from Debian's source, built once by
 # tools/k8s/build.sh into ~/.cache/rollouts) instead of the embedded API.

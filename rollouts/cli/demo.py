@@ -37,7 +37,7 @@ from rich.text import Text
 
 from rollouts import view
 from rollouts.cli import CommandError
-from rollouts.demo import signals
+from rollouts.demo import bluegreen_summary, signals
 from rollouts.demo.summary import ReleaseRecord, Summary, outcome, table, to_json
 from rollouts.view import render
 
@@ -93,7 +93,17 @@ def traffic_rows(frame: Any) -> list[tuple[str, str, int]]:
     return [("stable" if name == stable else "canary", name, weight) for name, weight in weights.items()]
 
 
+def _blue_green_view(frame: Any) -> Any:
+    """rollouts.demo.bluegreen_view for a blue-green demo's frame, else None (imported late, as the demo is)."""
+    from rollouts.demo import bluegreen_run, bluegreen_view
+
+    return bluegreen_view if isinstance(frame, bluegreen_run.BlueGreenFrame) else None
+
+
 def traffic_table(frame: Any) -> Table:
+    if (blue_green := _blue_green_view(frame)) is not None:
+        services: Table = blue_green.traffic_table(frame)
+        return services
     grid = Table.grid(padding=(0, 2))
     for _ in range(5):
         grid.add_column(no_wrap=True)
@@ -206,6 +216,8 @@ class LinePrinter:
         if current is None:
             return
         weights = " ".join(f"{b.workload}={b.weight}" for b in frame.routes)
+        if (blue_green := _blue_green_view(frame)) is not None:
+            weights = blue_green.routes_text(frame)
         key = f"{view.change_key(current)}  routes: {weights}"
         if key != self.last:
             self.last = key
@@ -229,19 +241,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, logs: RecentLogs) -> int:
-    from rollouts.demo.run import DemoError, Options, run_demo
+    from rollouts.demo.bluegreen_run import BlueGreenDemo
+    from rollouts.demo.run import Demo, DemoError, Options, run_demo
 
     if args.kube and args.api_port:
         raise CommandError("--api-port is for the embedded API; with --kube the control plane picks free ports", 2)
+    if args.kube and args.blue_green:
+        raise CommandError("--blue-green runs on the embedded API only; drop --kube", 2)
     options = Options(short=args.short, api_port=args.api_port, rate=args.rate, kube=args.kube)
+    kind = BlueGreenDemo if args.blue_green else Demo
     tty = sys.stdout.isatty() and not args.json and not args.plain
     console = Console(file=sys.stdout, force_terminal=tty, highlight=False, width=None if tty else WIDTH)
     try:
         if tty:
             with LiveScreen(console) as screen:
-                summary = run_demo(options, screen)
+                summary = run_demo(options, screen, kind)
         else:
-            summary = run_demo(options, LinePrinter(sys.stderr if args.json else sys.stdout))
+            summary = run_demo(options, LinePrinter(sys.stderr if args.json else sys.stdout), kind)
     except DemoError as err:
         raise CommandError(_with_logs(str(err), logs)) from None
     show(summary, json_output=args.json, console=console, tty=tty)
@@ -255,14 +271,16 @@ def _with_logs(message: str, logs: RecentLogs) -> str:
 
 
 def show(summary: Summary, *, json_output: bool, console: Console, tty: bool) -> None:
+    blue_green = any(isinstance(r, bluegreen_summary.BlueGreenSummary) for r in summary.releases)
+    as_json, as_table = (bluegreen_summary.to_json, bluegreen_summary.table) if blue_green else (to_json, table)
     if json_output:
-        print(json.dumps(to_json(summary), indent=2), flush=True)
+        print(json.dumps(as_json(summary), indent=2), flush=True)
         return
     if tty:
         console.print()
-        console.print(table(summary))
+        console.print(as_table(summary))
     else:
-        print("\n" + render.to_text(table(summary), width=WIDTH), end="", flush=True)
+        print("\n" + render.to_text(as_table(summary), width=WIDTH), end="", flush=True)
 
 
 def _rate(text: str) -> float:
@@ -290,6 +308,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print only the summary, as JSON (no live view)")
     parser.add_argument("--short", "--fast", action="store_true", help="shorter pauses and intervals (for CI)")
+    parser.add_argument("--blue-green", action="store_true",
+                        help="release with the blueGreen strategy (examples/blue-green): preview analysis, then switch")
     parser.add_argument("--plain", action="store_true", help="one line per change even on a terminal")
     parser.add_argument("--api-port", type=_port, default=0, metavar="PORT",
                         help="serve the demo's cluster API on this port (default: a free one)")

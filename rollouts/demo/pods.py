@@ -12,6 +12,8 @@ Rules:
   each destination's weight, its host's Service, that Service's selector, and the
   ReplicaSets the selector picks. A destination whose Service selects no running
   process is left out (its requests would fail the same way in a mesh).
+  `selected()` reads what kube-proxy would for one Service (blue-green has no
+  VirtualService): the running ReplicaSets its selector picks, each at weight 1.
 - `sync()` runs on one thread while `routes()` and `metrics_targets()` are read from
   others (the traffic generator, the scrape-target writer): the process table is
   guarded by a lock and readers see whole snapshots. Starting a process (about half a
@@ -162,6 +164,17 @@ class PodRunner:
                     backends.append(Backend(workload=name, url=apps[name].url, weight=weight))
                     break
         return backends
+
+    def selected(self, service: str) -> list[Backend]:
+        """The running ReplicaSets the Service's selector picks (none when the Service is missing)."""
+        try:
+            selector = (self._cluster.get("Service", service, self._namespace).get("spec") or {}).get("selector") or {}
+        except NotFound:
+            return []
+        apps = self.apps
+        return [Backend(workload=name, url=apps[name].url, weight=1)
+                for rs in self._cluster.list("ReplicaSet", self._namespace)
+                if (name := rs["metadata"]["name"]) in apps and _selects(selector, _template_labels(rs))]
 
     def close(self) -> None:
         """Stop every process; later syncs start nothing."""

@@ -120,6 +120,8 @@ class DemoPrometheus(PrometheusServer):
 
 
 class Demo:
+    releases: tuple[scenarios.Release, ...] = scenarios.RELEASES
+
     def __init__(self, options: Options, observer: Observer) -> None:
         self.options = options
         self.observer = observer
@@ -141,13 +143,16 @@ class Demo:
     def run(self) -> Summary:
         try:
             self._start()
-            records = [self._release_one(i + 1, r) for i, r in enumerate(scenarios.RELEASES)]
+            records = [self._release_one(i + 1, r) for i, r in enumerate(self.releases)]
             self._release, self._expected = 0, ""
             self._hold(2.0 if not self.options.short else 0.5, "done: all traffic on the stable ReplicaSet")
         finally:
             signals.close_shielded(self._stack)
-        return summarize(records, duration_seconds=time.monotonic() - self._started,
-                         endpoints=self.endpoints, kubeconfig=self.kubeconfig)
+        return self._summarize(records, duration_seconds=time.monotonic() - self._started)
+
+    def _summarize(self, records: list[Any], *, duration_seconds: float) -> Summary:
+        return summarize(records, duration_seconds=duration_seconds, endpoints=self.endpoints,
+                         kubeconfig=self.kubeconfig)
 
     def _start(self) -> None:
         if shutil.which("prometheus") is None:
@@ -160,11 +165,10 @@ class Demo:
             self._start_kube(workdir)
         else:
             self._serve_memory(workdir)
-        for obj in self.scenario.objects:
+        for obj in self._objects():
             self.cluster.create(copy.deepcopy(obj))
 
-        pods = PodRunner(self.cluster, namespace=ns, service=self.scenario.service_name,
-                         ready_only=self.options.kube)
+        pods = PodRunner(self.cluster, namespace=ns, service=self._app_service(), ready_only=self.options.kube)
         stack.callback(pods.close)
         targets = workdir / "apps.json"
         targets.write_text("[]")
@@ -172,19 +176,10 @@ class Demo:
         ticker.start()
         stack.callback(ticker.join, 10)
         stack.callback(self._ticker_stop.set)
+        self.pods = pods
+        scrape_targets = self._start_traffic(pods)
 
-        vs = str(self.scenario.virtual_service["metadata"]["name"])
-        traffic = TrafficGenerator(lambda: pods.routes(vs, self.scenario.route),
-                                   service=self.scenario.service_name, rate=self.options.rate)
-        self.endpoints["traffic"] = f"http://127.0.0.1:{traffic.serve_metrics()}/metrics"
-        traffic.start()
-        stack.callback(traffic.stop)
-        self.traffic, self.pods, self._vs_name = traffic, pods, vs
-        self.window = rec.TrafficWindow(self._sent, window=TRAFFIC_WINDOW)
-        self.weights = rec.WeightLog(self.cluster, namespace=ns, name=vs, route=self.scenario.route,
-                                     canary_service=self.scenario.canary_service)
-
-        prometheus = DemoPrometheus(scrape_targets=[self.endpoints["traffic"].split("/")[2]])
+        prometheus = DemoPrometheus(scrape_targets=scrape_targets)
         prometheus.file_sd = targets
         try:
             stack.enter_context(prometheus)
@@ -224,6 +219,28 @@ class Demo:
         self.kubeconfig = str(real.kubeconfig)
         self.endpoints["api"] = real.url
 
+    # ---------------------------------------------------------------- what differs by strategy
+
+    def _objects(self) -> list[dict[str, Any]]:
+        return self.scenario.objects
+
+    def _app_service(self) -> str:
+        return self.scenario.service_name
+
+    def _start_traffic(self, pods: PodRunner) -> list[str]:
+        """Start the traffic generator following the VirtualService; its scrape targets."""
+        vs = str(self.scenario.virtual_service["metadata"]["name"])
+        traffic = TrafficGenerator(lambda: pods.routes(vs, self.scenario.route),
+                                   service=self.scenario.service_name, rate=self.options.rate)
+        self.endpoints["traffic"] = f"http://127.0.0.1:{traffic.serve_metrics()}/metrics"
+        traffic.start()
+        self._stack.callback(traffic.stop)
+        self.traffic, self._vs_name = traffic, vs
+        self.window = rec.TrafficWindow(self._sent, window=TRAFFIC_WINDOW)
+        self.weights = rec.WeightLog(self.cluster, namespace=self.options.namespace, name=vs,
+                                     route=self.scenario.route, canary_service=self.scenario.canary_service)
+        return [self.endpoints["traffic"].split("/")[2]]
+
     def _tick_pods(self, pods: PodRunner, targets: Path) -> None:
         written: list[str] = []
         while not self._ticker_stop.wait(POD_TICK):
@@ -261,7 +278,7 @@ class Demo:
             return False
 
     def _release_one(self, index: int, release: scenarios.Release) -> ReleaseRecord:
-        self._stage = f"release {index}/{len(scenarios.RELEASES)}: {release.image}"
+        self._stage = f"release {index}/{len(self.releases)}: {release.image}"
         self._why = release.why
         self._release, self._expected = index, release.expected
         started, before = _now(), self._sent()
@@ -317,19 +334,25 @@ class Demo:
             raise DemoError(f"the demo's pods stopped: {self._ticker_error}")
         if self.manager is not None and not self.manager.healthy():
             raise DemoError("the controller stopped")
+        self._record()
+        self.observer.frame(self._frame())
+        time.sleep(TICK)
+
+    def _record(self) -> None:
         self.weights.drain()
         self.window.sample(time.monotonic())
+
+    def _frame(self) -> Frame:
         ns, manager = self.options.namespace, self.manager
-        self.observer.frame(Frame(
-            stage=self._stage, why=self._why, release=self._release, releases=len(scenarios.RELEASES),
+        return Frame(
+            stage=self._stage, why=self._why, release=self._release, releases=len(self.releases),
             expected=self._expected, rollout=self._rollout_or_none(),
             replica_sets=self.cluster.list("ReplicaSet", ns), analysis_runs=self.cluster.list("AnalysisRun", ns),
             routes=tuple(self.pods.routes(self._vs_name, self.scenario.route)), traffic=self.window.rates(),
             events=() if manager is None else tuple(manager.recorder.recorded),
             apps={name: (app.image, app.port) for name, app in self.pods.apps.items()},
             elapsed=time.monotonic() - self._started,
-        ))
-        time.sleep(TICK)
+        )
 
     def _sent(self) -> rec.Counts:
         return {workload: dict(codes) for workload, codes in list(self.traffic.sent.items())}
@@ -357,8 +380,9 @@ def _now() -> datetime:
     return SystemClock().now()
 
 
-def run_demo(options: Options, observer: Observer) -> Summary:
-    demo = Demo(options, observer)
+def run_demo(options: Options, observer: Observer, kind: type[Demo] = Demo) -> Summary:
+    """Run the demo; `kind` is the canary `Demo` or a subclass (rollouts.demo.bluegreen_run.BlueGreenDemo)."""
+    demo = kind(options, observer)
     summary = demo.run()
     endpoints = dict(summary.endpoints)
     endpoints.update({f"app{i}": url for i, url in enumerate(demo.app_endpoints(), 1)})
