@@ -13,6 +13,12 @@ Rules (faithful where client bugs hide; rollouts.memory.server does the HTTP tra
   writes to the main resource never change status. The Cluster enforces both; a status
   rewrite is sent as a merge diff with the resourceVersion it was computed from.
 - Label selectors: equality only (`a=b,c==d`); anything else is 400, never ignored.
+- As the real server (1.20) answers, checked against it (tests/adapters/REAL_API_DIFFERENCES.md):
+  404/409 Status bodies carry `details` {name, group (not for the core group), kind: the
+  plural}; a failing JSON patch is a 422 Invalid with the server's generic message and empty
+  details; the 415 lists the accepted media types (apply-patch+yaml included); a body whose
+  apiVersion is not the URL's, or whose labels/annotations are not strings, cannot be
+  decoded: 400 BadRequest.
 """
 
 from __future__ import annotations
@@ -20,30 +26,41 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rollouts.platform.cluster import Cluster, Conflict
+from rollouts.platform.cluster import AlreadyExists, Cluster, Conflict, NotFound
 from rollouts.platform.kinds import KINDS, KindInfo, by_resource, groups
 from rollouts.platform.patches import PatchError, json_patch, merge_diff
 
 __all__ = ["HttpError", "Verbs", "discovery", "parse_selector", "route", "status_body"]
 
-MERGE, JSON_PATCH, STRATEGIC = (
+MERGE, JSON_PATCH, STRATEGIC, APPLY = (
     "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
 )
+JSON_PATCH_FAILED = "the server rejected our request due to an error in our request"
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
 class HttpError(Exception):
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.code, self.reason = code, reason
+        self.code, self.reason, self.details = code, reason, details
 
 
-def status_body(code: int, reason: str, message: str, details: dict[str, str] | None = None) -> dict[str, Any]:
+def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
-    if details:
+    if details is not None:
         body["details"] = details
     return body
+
+
+def details(info: KindInfo, name: str | None) -> dict[str, Any]:
+    """A Status body's `details` as the real server fills them for one object."""
+    found: dict[str, Any] = {"name": name or ""}
+    if info.group:
+        found["group"] = info.group
+    found["kind"] = info.plural
+    return found
 
 
 def parse_selector(text: str) -> dict[str, str] | None:
@@ -117,6 +134,15 @@ class Verbs:
         self.cluster, self.info, self.namespace, self.name, self.sub = cluster, info, namespace, name, sub
 
     def run(self, method: str, body: Any, content_type: str, query: dict[str, str]) -> tuple[int, Any]:
+        try:
+            return self._run(method, body, content_type, query)
+        except (NotFound, AlreadyExists, Conflict) as err:
+            name = self.name
+            if name is None and isinstance(body, dict) and isinstance(body.get("metadata"), dict):
+                name = body["metadata"].get("name")
+            raise HttpError(err.code, err.reason, str(err), details(self.info, name)) from None
+
+    def _run(self, method: str, body: Any, content_type: str, query: dict[str, str]) -> tuple[int, Any]:
         cluster, info, name = self.cluster, self.info, self.name
         if method == "GET" and name is None:
             if query.get("fieldSelector"):
@@ -158,7 +184,17 @@ class Verbs:
             raise HttpError(400, "BadRequest", "the namespace of the provided object does not match "
                             "the namespace sent on the request")
         if self.name is not None and meta.setdefault("name", self.name) != self.name:
-            raise HttpError(400, "BadRequest", "the name of the object does not match the name on the URL")
+            raise HttpError(400, "BadRequest", f"the name of the object ({meta['name']}) does not match the name "
+                            f"on the URL ({self.name})")
+        given = body.get("apiVersion")
+        if given is not None and given != info.api_version:
+            raise HttpError(400, "BadRequest", f"the API version in the data ({given}) does not match the expected "
+                            f"API version ({info.api_version})")
+        for field in ("labels", "annotations"):
+            value = meta.get(field)
+            if value is not None and not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+                raise HttpError(400, "BadRequest", f'{info.kind} in version "{info.version}" cannot be handled as a '
+                                f"{info.kind}: v1.ObjectMeta.{field.capitalize()}: ReadString: expects \" or n")
         return body
 
     def _patch(self, body: Any, content_type: str) -> dict[str, Any]:
@@ -180,11 +216,16 @@ class Verbs:
             if not isinstance(body, list):
                 raise HttpError(400, "BadRequest",
                                 "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+            try:  # the real server's answer to any failing op is this generic 422
+                json_patch(self.cluster.get(info.kind, name, self.namespace), body)
+            except PatchError:
+                raise HttpError(422, "Invalid", JSON_PATCH_FAILED, {}) from None
             if self.sub == "status":
                 return self._retry(lambda cur: {"status": json_patch(cur, body).get("status") or {}})
             return self.cluster.patch(info.kind, name, self.namespace, body, patch_type="json")
-        raise HttpError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
-                        f"media types include: {JSON_PATCH}, {MERGE}" + ("" if info.custom else f", {STRATEGIC}"))
+        accepted = f"{JSON_PATCH}, {MERGE}, {APPLY}" + ("" if info.custom else f", {STRATEGIC}")
+        raise HttpError(415, "UnsupportedMediaType",
+                        f"the body of the request was in an unknown format - accepted media types include: {accepted}")
 
     def _put_status(self, body: dict[str, Any]) -> dict[str, Any]:
         want = body["metadata"].get("resourceVersion")

@@ -160,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*Verbs(self.api.cluster, info, namespace, name, sub).run(
                 method, body, self.headers.get("Content-Type", ""), query))
         except HttpError as err:
-            self._send(err.code, status_body(err.code, err.reason, str(err)))
+            self._send(err.code, status_body(err.code, err.reason, str(err), err.details))
         except ClusterError as err:
             self._send(err.code, status_body(err.code, err.reason, str(err)))
         except Exception as err:  # a bug or a failing Cluster: answer like the API server, log it
@@ -195,10 +195,11 @@ class _Handler(BaseHTTPRequestHandler):
         if query.get("fieldSelector"):
             raise HttpError(400, "BadRequest", "fieldSelector is not supported by this server")
         selector = parse_selector(query.get("labelSelector", ""))
-        try:
-            timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_SECONDS)
+        try:  # whole seconds, as the real server parses it
+            timeout = float(int(query.get("timeoutSeconds") or DEFAULT_WATCH_SECONDS))
         except ValueError:
-            raise HttpError(400, "BadRequest", "timeoutSeconds must be a number") from None
+            raise HttpError(400, "BadRequest", f'strconv.ParseInt: parsing "{query.get("timeoutSeconds")}": '
+                            "invalid syntax") from None
         stream: WatchStream | None = None
         error: ClusterError | None = None
         try:
