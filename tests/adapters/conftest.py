@@ -70,7 +70,7 @@ class Backend:
             self.isolated = Isolated(kube, self.plane)
             self._closers.append(self.isolated.close)
             return self.isolated
-        self.memory = InMemoryCluster(clock=self.clock, **memory_kwargs)
+        self.memory = InMemoryCluster(clock=self.clock, prune=True, **memory_kwargs)  # as a real server
         if self.name == "memory":
             return self.memory
         server = serve(self.memory)
@@ -104,7 +104,8 @@ def _open_fds() -> int:
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves threads or sockets open (servers and clients must be closed)."""
-    if "real" in getattr(getattr(request.node, "callspec", None), "params", {}).values():
+    real = "real" in getattr(getattr(request.node, "callspec", None), "params", {}).values()
+    if real or "control_plane" in request.fixturenames:
         request.getfixturevalue("control_plane")  # session-wide: started before the count, not a leak
     threads, fds = set(threading.enumerate()), _open_fds()
     yield
@@ -122,6 +123,14 @@ REAL = pytest.param("real", marks=pytest.mark.slow)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     plane = request.getfixturevalue("control_plane") if request.param == "real" else None
     made = Backend(request.param, tmp_path, plane)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def real_only(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Backend]:
+    """The "real" backend alone, for what only the real server can show (mark the test slow)."""
+    made = Backend("real", tmp_path, control_plane)
     yield made
     made.close()
 

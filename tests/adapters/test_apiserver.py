@@ -144,8 +144,8 @@ def test_lists_have_kind_and_resource_version_and_honour_label_selectors(http: r
     assert_status(http.get(url(server, CONFIGMAPS), params={"fieldSelector": "metadata.name=a"}), 400, "BadRequest")
 
 
-def test_watch_streams_newline_delimited_events_and_a_bookmark(http: requests.Session, server: ApiServer,
-                                                               memory: InMemoryCluster) -> None:
+def test_watch_streams_newline_delimited_events_and_no_bookmark(http: requests.Session, server: ApiServer,
+                                                                memory: InMemoryCluster) -> None:
     memory.create({"kind": "ConfigMap", "metadata": {"name": "a"}})
     memory.patch("ConfigMap", "a", None, {"data": {"x": "1"}})
     answer = http.get(url(server, CONFIGMAPS), params={
@@ -153,9 +153,8 @@ def test_watch_streams_newline_delimited_events_and_a_bookmark(http: requests.Se
     assert answer.status_code == 200 and answer.headers["Transfer-Encoding"] == "chunked"
     lines = answer.text.splitlines()
     events = [json.loads(line) for line in lines]
-    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert [e["type"] for e in events] == ["ADDED"]  # as the real server: no BOOKMARK when a short watch ends
     assert events[0]["object"]["data"] == {"x": "1"}
-    assert events[1]["object"]["metadata"]["resourceVersion"] == "2"
     replay = http.get(url(server, CONFIGMAPS), params={"watch": "1", "resourceVersion": "1", "timeoutSeconds": "1"})
     assert [json.loads(line)["type"] for line in replay.text.splitlines()] == ["MODIFIED"]
     fraction = http.get(url(server, CONFIGMAPS), params={"watch": "true", "timeoutSeconds": "0.1"})
