@@ -7,7 +7,10 @@ Rules and invariants (on top of the port's, see rollouts.platform.cluster):
   place, so history can share them; callers only ever see deep copies.
 - `metadata.uid`, `creationTimestamp` (from the injected clock) and `generation` are set
   by the cluster; names, generateName, generation, empty metadata maps, unconditional
-  updates and Events follow the real API server (rollouts.memory.apirules).
+  updates and Events follow the real API server (rollouts.memory.apirules). With
+  `prune=True` our CRDs' kinds lose the fields their schema does not know on every write
+  (rollouts.memory.pruning), as on a real server; the default keeps them, so local mode and
+  the controller's tests still reach its unknown-field Problems.
 - The `workloads` hook (rollouts.memory.workloads) stands in for the ReplicaSet controller and
   kubelet: after a write to a ReplicaSet, or to or deleting one of its Pods, the
   ReplicaSet's pods are created, deleted or made Ready and its status written, each
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from rollouts.memory import apirules
+from rollouts.memory import apirules, pruning
 from rollouts.memory.watchlog import ChangeLog, LogStream
 from rollouts.memory.workloads import Dependents, ReplicaSets, Workloads, controller_of
 from rollouts.platform.cluster import (
@@ -59,13 +62,14 @@ class InMemoryCluster:
 
     def __init__(
         self, *, clock: Callable[[], datetime] | None = None, workloads: Workloads | bool = True,
-        history: int = 1000,
+        history: int = 1000, prune: bool = False,
     ) -> None:
         self._lock = threading.RLock()
         self._log = ChangeLog(threading.Condition(self._lock), size=history)
         self._objects: dict[tuple[str, str, str], Obj] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
         self._dependents = Dependents()  # the workloads' pods by owner uid
+        self._prune = prune
         self.workloads: Workloads | None = None
         if workloads is True:
             self.workloads = ReplicaSets()
@@ -125,7 +129,7 @@ class InMemoryCluster:
             apirules.check_event(info, new)
             if info.status_subresource:
                 new.pop("status", None)
-            stored = self._commit(info, key, None, new)
+            stored = self._commit(info, key, None, self._pruned(info, new))
             self._run_workloads(info, key)
             return _copy(self._objects.get(key, stored))
 
@@ -222,6 +226,9 @@ class InMemoryCluster:
                           f"is not in group {info.group or 'core'!r}; use {info.api_version!r}")
         return info.api_version
 
+    def _pruned(self, info: KindInfo, obj: Obj) -> Obj:
+        return pruning.prune(info.kind, obj) if self._prune else obj
+
     @staticmethod
     def _in_scope(info: KindInfo, obj: Obj, namespace: str | None) -> bool:
         return namespace is None or not info.namespaced or obj["metadata"].get("namespace") == namespace
@@ -253,8 +260,10 @@ class InMemoryCluster:
             meta["resourceVersion"] = old_meta["resourceVersion"]
             apirules.omit_empty(meta)
             apirules.check_owner_references(info, meta)
+            new = self._pruned(info, new)  # before generation: a dropped field changes nothing
             if apirules.generation_moved(info, current, new):
-                meta["generation"] = old_meta.get("generation", 1) + 1
+                new["metadata"]["generation"] = old_meta.get("generation", 1) + 1
+        new = self._pruned(info, new)
         if new == current:
             return _copy(current)
         key = (info.kind, old_meta.get("namespace", ""), old_meta["name"])

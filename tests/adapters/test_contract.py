@@ -482,6 +482,21 @@ def test_watch_from_an_expired_resource_version_is_gone(simulated: Backend) -> N
     stream.close()
 
 
+@pytest.mark.slow
+def test_watch_from_before_the_watch_cache_is_gone_on_the_real_server(real_only: Backend) -> None:
+    # The real counterpart of the test above: history=3 is the in-memory cluster's knob. The real
+    # server's watch cache of a kind starts at the resourceVersion its CRD was established at, so
+    # resourceVersion 1 is older than any VirtualService change it kept: a 410 inside a 200 stream.
+    cluster = real_only.make()
+    with pytest.raises(Gone, match=r"too old resource version: 1 \(\d+\)"):
+        list(cluster.watch("VirtualService", resource_version="1", timeout=5))
+    start = cluster.create({"kind": "VirtualService", "metadata": {"name": "a"}, "spec": {}})["metadata"]
+    cluster.create({"kind": "VirtualService", "metadata": {"name": "b"}, "spec": {}})
+    stream = cluster.watch("VirtualService", resource_version=start["resourceVersion"])
+    assert summary([next(stream)]) == [("ADDED", "b")]
+    stream.close()
+
+
 def test_a_blocked_watch_sees_writes_from_another_thread_and_closes_from_outside(cluster: Cluster) -> None:
     start = cluster.create(config_map("start"))["metadata"]["resourceVersion"]
     stream = cluster.watch("ConfigMap", resource_version=start)
@@ -694,3 +709,21 @@ def test_a_first_watch_with_timeout_zero_is_a_list(cluster: Cluster) -> None:
     cluster.patch("ConfigMap", "a", "default", {"data": {"k": "2"}})
     assert summary(list(cluster.watch("ConfigMap", resource_version=stream.resource_version, timeout=0))) == [
         ("MODIFIED", "a")]
+
+
+def test_unknown_fields_of_our_custom_resources_are_pruned_not_refused(cluster: Cluster) -> None:
+    typo = rollout()
+    typo["spec"]["strategy"]["canary"]["steps"][0] = {"setWieght": 20}
+    typo["spec"]["replicaz"] = 3
+    typo["unknownTopLevel"] = True
+    created = cluster.create(typo)
+    assert created["spec"]["strategy"]["canary"]["steps"] == [{}, {"pause": {}}]
+    assert "replicaz" not in created["spec"] and "unknownTopLevel" not in created
+    patched = cluster.patch("Rollout", "web", "team", {"spec": {"paused": True, "pausedd": True}})
+    assert patched["spec"]["paused"] is True and "pausedd" not in patched["spec"]
+    dropped_only = cluster.patch("Rollout", "web", "team", {"spec": {"nothing": 1}})
+    assert dropped_only["metadata"]["generation"] == patched["metadata"]["generation"]  # nothing changed
+    status = cluster.patch_status("Rollout", "web", "team", {"status": {"phase": "Paused", "phaze": "x"}})
+    assert status["status"] == {"phase": "Paused", "phaze": "x"}  # our status schema preserves unknown fields
+    vs = cluster.create({"kind": "VirtualService", "metadata": {"name": "vs"}, "spec": {"anything": {"goes": 1}}})
+    assert vs["spec"] == {"anything": {"goes": 1}}  # a schema that preserves unknown fields keeps them
