@@ -18,17 +18,21 @@ Rules (faithful where client bugs hide; rollouts.memory.server does the HTTP tra
   plural}; a failing JSON patch is a 422 Invalid with the server's generic message and empty
   details; the 415 lists the accepted media types (apply-patch+yaml included); a body whose
   apiVersion is not the URL's, or whose labels/annotations are not strings, cannot be
-  decoded: 400 BadRequest.
+  decoded: 400 BadRequest. Lists of built-in kinds carry no kind/apiVersion per item. DELETE
+  answers a Status (details with the uid), but a Pod with the pod itself, marked deleted;
+  a propagationPolicy other than Background is 400 (dependents always go in the background).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from rollouts.platform.cluster import AlreadyExists, Cluster, Conflict, NotFound
 from rollouts.platform.kinds import KINDS, KindInfo, by_resource, groups
 from rollouts.platform.patches import PatchError, json_patch, merge_diff
+from rollouts.platform.times import format_time
 
 __all__ = ["HttpError", "Verbs", "discovery", "parse_selector", "route", "status_body"]
 
@@ -151,6 +155,8 @@ class Verbs:
             items = cluster.list(info.kind, self.namespace, label_selector=selector)
             rv = getattr(cluster, "resource_version", None) or max(
                 (int(i["metadata"]["resourceVersion"]) for i in items), default=0)
+            if not info.custom:  # the real server's built-in lists carry no kind/apiVersion per item
+                items = [{k: v for k, v in item.items() if k not in ("kind", "apiVersion")} for item in items]
             return 200, {"kind": f"{info.kind}List", "apiVersion": info.api_version,
                          "metadata": {"resourceVersion": str(rv)}, "items": items}
         if method == "GET":
@@ -160,11 +166,19 @@ class Verbs:
         if name is None:
             raise HttpError(405, "MethodNotAllowed", f"{method} is not supported on a collection here")
         if method == "DELETE":
+            options = body if isinstance(body, dict) else {}
+            policy = query.get("propagationPolicy") or options.get("propagationPolicy")
+            if policy not in (None, "Background"):
+                raise HttpError(400, "BadRequest", f"propagationPolicy {policy!r} is not supported by this server: "
+                                "dependents are always deleted in the background (use Background)")
             found = cluster.get(info.kind, name, self.namespace)
             cluster.delete(info.kind, name, self.namespace)
+            if info.kind == "Pod":  # the real server answers with the pod, marked deleted at once (no kubelet)
+                meta = found["metadata"]
+                meta.update(deletionTimestamp=format_time(datetime.now(UTC)), deletionGracePeriodSeconds=0)
+                return 200, found
             return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                         "details": {"name": name, "group": info.group, "kind": info.plural,
-                                     "uid": found["metadata"].get("uid")}}
+                         "details": {**details(info, name), "uid": found["metadata"].get("uid")}}
         if method == "PUT" and self.sub is None:
             return 200, cluster.replace(self._body_for(body))
         if method == "PUT":
