@@ -727,3 +727,13 @@ def test_unknown_fields_of_our_custom_resources_are_pruned_not_refused(cluster: 
     assert status["status"] == {"phase": "Paused", "phaze": "x"}  # our status schema preserves unknown fields
     vs = cluster.create({"kind": "VirtualService", "metadata": {"name": "vs"}, "spec": {"anything": {"goes": 1}}})
     assert vs["spec"] == {"anything": {"goes": 1}}  # a schema that preserves unknown fields keeps them
+
+
+def test_a_custom_resource_replace_must_carry_its_resource_version(cluster: Cluster) -> None:
+    cluster.create(rollout())
+    unconditional = rollout()
+    unconditional["spec"]["replicas"] = 1
+    with pytest.raises(Invalid, match=r"metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"):
+        cluster.replace(unconditional)
+    current = cluster.get("Rollout", "web", "team")
+    assert cluster.replace(dict(current, spec=dict(current["spec"], replicas=1)))["spec"]["replicas"] == 1
