@@ -7,8 +7,8 @@ Rules (faithful where client bugs hide; rollouts.memory.server does the HTTP tra
 - PATCH is chosen by Content-Type, never by body shape: application/merge-patch+json needs
   an object (a JSON-patch list sent with it is 422, as the real server answers the
   mislabelled requests of the kubernetes client), application/json-patch+json needs a
-  list (else 400), strategic merge is 415 for custom resources and treated as a merge
-  patch for built-in kinds (lists replaced, not merged by key). Anything else is 415.
+  list (else 400), strategic merge is 415 for custom resources and a strategic merge for
+  built-in kinds (rollouts.memory.strategic: lists merged by key). Anything else is 415.
 - `/status` writes change only status (PUT replaces it, PATCH merges or JSON-patches it);
   writes to the main resource never change status. The Cluster enforces both; a status
   rewrite is sent as a merge diff with the resourceVersion it was computed from.
@@ -29,6 +29,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from rollouts.memory.strategic import strategic_merge
 from rollouts.platform.cluster import AlreadyExists, Cluster, Conflict, NotFound
 from rollouts.platform.kinds import KINDS, KindInfo, by_resource, groups
 from rollouts.platform.patches import PatchError, json_patch, merge_diff
@@ -214,8 +215,8 @@ class Verbs:
     def _patch(self, body: Any, content_type: str) -> dict[str, Any]:
         info, name = self.info, self.name
         assert name is not None
-        if content_type == STRATEGIC and not info.custom:
-            content_type = MERGE  # an approximation: lists are replaced, not merged by key
+        if content_type == STRATEGIC and not info.custom and isinstance(body, dict):
+            return self._strategic(body)
         if content_type == MERGE:
             if not isinstance(body, dict):
                 shown, what = json.dumps(body, separators=(",", ":")), "array" if isinstance(body, list) else "value"
@@ -240,6 +241,28 @@ class Verbs:
         accepted = f"{JSON_PATCH}, {MERGE}, {APPLY}" + ("" if info.custom else f", {STRATEGIC}")
         raise HttpError(415, "UnsupportedMediaType",
                         f"the body of the request was in an unknown format - accepted media types include: {accepted}")
+
+    def _strategic(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A strategic merge (rollouts.memory.strategic), sent on as a merge diff with the
+        resourceVersion it was computed from; retried on a race unless the patch names one."""
+        want = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body.get("metadata"), dict) else None
+        sub = self.sub == "status"
+        for _ in range(5):
+            current = self.cluster.get(self.info.kind, self.name, self.namespace)  # type: ignore[arg-type]
+            wanted = strategic_merge(current, body)
+            diff = merge_diff(current, wanted)
+            meta = diff.get("metadata")
+            diff["metadata"] = {**(meta if isinstance(meta, dict) else {}),
+                                "resourceVersion": want or current["metadata"]["resourceVersion"]}
+            try:
+                if sub:
+                    return self.cluster.patch_status(self.info.kind, self.name, self.namespace,  # type: ignore[arg-type]
+                                                     {k: v for k, v in diff.items() if k in ("status", "metadata")})
+                return self.cluster.patch(self.info.kind, self.name, self.namespace, diff)  # type: ignore[arg-type]
+            except Conflict:
+                if want is not None:
+                    raise
+        raise Conflict(f'Operation cannot be fulfilled on {self.info.resource} "{self.name}": too many conflicts')
 
     def _put_status(self, body: dict[str, Any]) -> dict[str, Any]:
         want = body["metadata"].get("resourceVersion")

@@ -249,3 +249,43 @@ def test_watch_expired_is_an_error_event_in_a_200_and_a_short_watch_ends_without
     assert all(e["object"]["kind"] == "VirtualService" for e in events)
     fraction = wire.http.get(services, params={"watch": "true", "timeoutSeconds": "0.5"}, timeout=30)
     assert 'strconv.ParseInt: parsing "0.5": invalid syntax' in failure(fraction, 400, "BadRequest")["message"]
+
+
+def test_strategic_merge_merges_keyed_lists_of_built_in_kinds(wire: Wire) -> None:
+    deployments = wire.url("apps/v1", "deployments")
+    labels = {"app": "d"}
+    created(wire.http.post(deployments, json={
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "c1", "args": ["a"]}]}}}}))
+
+    def smp(patch: dict[str, Any]) -> dict[str, Any]:
+        answer = wire.http.patch(wire.url("apps/v1", "deployments", "d"), json=patch, headers=STRATEGIC)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def containers(*items: dict[str, Any], **directives: Any) -> dict[str, Any]:
+        return {"spec": {"template": {"spec": {"containers": list(items), **directives}}}}
+
+    def seen(body: dict[str, Any], field: str = "image") -> list[tuple[str, Any]]:
+        return [(c["name"], c.get(field)) for c in body["spec"]["template"]["spec"]["containers"]]
+
+    assert seen(smp(containers({"name": "side", "image": "s1"}))) == [("side", "s1"), ("c", "c1")]
+    assert seen(smp(containers({"name": "c", "image": "c2"}, {"name": "x", "image": "x1"}))) == [
+        ("side", "s1"), ("c", "c2"), ("x", "x1")]  # kept in place; a new one goes before the next kept one
+    assert seen(smp(containers({"name": "x", "$patch": "delete"}))) == [("side", "s1"), ("c", "c2")]
+    assert seen(smp(containers({"name": "new", "image": "n1"}, {"name": "c", "image": "c2"}))) == [
+        ("new", "n1"), ("side", "s1"), ("c", "c2")]
+    smp(containers({"name": "new", "$patch": "delete"}))
+    ordered = smp(containers({"name": "c", "image": "c3"}, **{"$setElementOrder/containers": [
+        {"name": "c"}, {"name": "side"}]}))
+    assert seen(ordered) == [("c", "c3"), ("side", "s1")]
+    assert seen(smp(containers({"name": "c", "args": ["b"]})), "args") == [("c", ["b"]), ("side", None)]  # replaced
+    smp(containers({"name": "c", "env": [{"name": "A", "value": "1"}]}))
+    assert seen(smp(containers({"name": "c", "env": [{"name": "B", "value": "2"}]})), "env")[0] == (
+        "c", [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}])
+    smp({"metadata": {"finalizers": ["example.com/a"]}})
+    assert smp({"metadata": {"finalizers": ["example.com/b"]}})["metadata"]["finalizers"] == [
+        "example.com/b", "example.com/a"]
+    assert "finalizers" not in smp({"metadata": {"finalizers": None}})["metadata"]
