@@ -470,6 +470,7 @@ def test_watch_filters_by_namespace_and_labels(cluster: Cluster) -> None:
 
 
 def test_watch_from_an_expired_resource_version_is_gone(simulated: Backend) -> None:
+    # Simulation only: history=3 is the in-memory cluster's knob; the real counterpart follows.
     cluster = simulated.make(history=3)
     first = cluster.create(config_map("a0"))["metadata"]["resourceVersion"]
     for i in range(1, 6):
