@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Prometheus with deterministic history (session-scoped).
+"""Shared fixtures: a real Prometheus with deterministic history and the real Kubernetes
+control plane (both session-scoped, both started only for the tests that ask for them).
 
 A missing `prometheus` binary fails the tests that need it, with the install hint: the
 suite never skips a real component.
@@ -14,6 +15,7 @@ from datetime import datetime
 import pytest
 
 from rollouts.demo.prometheus import INSTALL_HINT, PrometheusServer
+from rollouts.kube.controlplane import ControlPlane
 from tests.fixtures import istio_history
 
 
@@ -51,6 +53,14 @@ def prometheus() -> Iterator[PrometheusHistory]:
             degrading_service=istio_history.DEGRADING,
             samples=server.backfilled_samples,
         )
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager 1.20.2, CRDs applied, pods made Ready."""
+    from tests.fixtures.control_plane import running
+
+    yield from running()
 
 
 # The long proofs: real processes (the real control plane among them) and the full fuzz and

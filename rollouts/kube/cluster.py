@@ -6,7 +6,8 @@ Rules:
   models). This sidesteps the client's mislabelling of JSON-patch lists on custom
   objects (it sends them as application/merge-patch+json, which a real API server rejects
   with 422) and its `create_namespaced_custom_object` returning None on a 200.
-- Status goes through the status subresource (`.../status`).
+- Status goes through the status subresource (`.../status`). A body without apiVersion
+  gets the kind's (the port defaults it; the real server fails custom resources without).
 - Errors are typed: 404 NotFound; 409 AlreadyExists or Conflict by the Status reason;
   410 Gone; 401/403 Forbidden; 400/415/422 Invalid; 429, 5xx and connection failures
   Unavailable. Retrying is the shells' job (tenacity), not this module's.
@@ -164,7 +165,7 @@ class KubeCluster:
 
     def create(self, obj: Obj) -> Obj:
         info, namespace, _ = self._identify(obj, need_name=False)
-        return self._object(info, self._request("POST", info.collection_path(namespace), body=obj))
+        return self._object(info, self._request("POST", info.collection_path(namespace), body=_versioned(info, obj)))
 
     def patch(self, kind: str, name: str, namespace: str | None, patch: Patch,
               *, patch_type: str = "merge") -> Obj:
@@ -181,7 +182,7 @@ class KubeCluster:
 
     def replace(self, obj: Obj) -> Obj:
         info, namespace, name = self._identify(obj, need_name=True)
-        return self._object(info, self._request("PUT", info.object_path(namespace, name), body=obj))
+        return self._object(info, self._request("PUT", info.object_path(namespace, name), body=_versioned(info, obj)))
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         info = kind_info(kind)
@@ -246,6 +247,12 @@ class KubeCluster:
             query.append(("resourceVersion", resource_version))
         return self._request("GET", info.collection_path(namespace), query=query + _selector(label_selector),
                              stream=True, timeout=(self.request_timeout, timeout_seconds + self.request_timeout))
+
+
+def _versioned(info: KindInfo, obj: Obj) -> Obj:
+    """`obj` with its apiVersion: the port defaults it, a real server answers a custom
+    resource without one with a 500 ("Object 'apiVersion' is missing")."""
+    return obj if obj.get("apiVersion") else {"apiVersion": info.api_version, **obj}
 
 
 def _shutdown(response: Any) -> None:

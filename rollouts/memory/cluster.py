@@ -5,8 +5,12 @@ Rules and invariants (on top of the port's, see rollouts.platform.cluster):
   records the change in the ChangeLog (rollouts.memory.watchlog: the resourceVersion counter,
   the bounded per-kind history, the watch streams). Stored objects are never mutated in
   place, so history can share them; callers only ever see deep copies.
-- `metadata.uid`, `creationTimestamp` (from the injected clock) and `generation` (bumped
-  when anything outside metadata and status changes) are set by the cluster.
+- `metadata.uid`, `creationTimestamp` (from the injected clock) and `generation` are set
+  by the cluster; names, generateName, generation, empty metadata maps, unconditional
+  updates and Events follow the real API server (rollouts.memory.apirules). With
+  `prune=True` our CRDs' kinds lose the fields their schema does not know on every write
+  (rollouts.memory.pruning), as on a real server; the default keeps them, so local mode and
+  the controller's tests still reach its unknown-field Problems.
 - The `workloads` hook (rollouts.memory.workloads) stands in for the ReplicaSet controller and
   kubelet: after a write to a ReplicaSet, or to or deleting one of its Pods, the
   ReplicaSet's pods are created, deleted or made Ready and its status written, each
@@ -19,13 +23,13 @@ Size: over 300 lines because the in-memory API server's storage rules (resourceV
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from rollouts.memory import apirules, pruning
 from rollouts.memory.watchlog import ChangeLog, LogStream
 from rollouts.memory.workloads import Dependents, ReplicaSets, Workloads, controller_of
 from rollouts.platform.cluster import (
@@ -50,9 +54,6 @@ from rollouts.platform.times import format_time
 
 __all__ = ["InMemoryCluster"]
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-
-
 _timestamp = format_time
 
 
@@ -61,13 +62,14 @@ class InMemoryCluster:
 
     def __init__(
         self, *, clock: Callable[[], datetime] | None = None, workloads: Workloads | bool = True,
-        history: int = 1000,
+        history: int = 1000, prune: bool = False,
     ) -> None:
         self._lock = threading.RLock()
         self._log = ChangeLog(threading.Condition(self._lock), size=history)
         self._objects: dict[tuple[str, str, str], Obj] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
         self._dependents = Dependents()  # the workloads' pods by owner uid
+        self._prune = prune
         self.workloads: Workloads | None = None
         if workloads is True:
             self.workloads = ReplicaSets()
@@ -107,7 +109,7 @@ class InMemoryCluster:
         _check_maps(info, meta)
         with self._lock:
             if not meta.get("name") and isinstance(meta.get("generateName"), str):
-                meta["name"] = f"{meta['generateName']}{self._log.version + 1:05x}"
+                meta["name"] = apirules.generated_name(info, meta["generateName"], self._log.version + 1)
             name = self._valid_name(info, meta.get("name"))
             ns = namespace_of(info, meta.get("namespace"))
             if ns is None:
@@ -117,12 +119,17 @@ class InMemoryCluster:
             key = (info.kind, ns or "", name)
             if key in self._objects:
                 raise AlreadyExists(f"{describe(info, name)} already exists")
-            meta.update(uid=str(uuid.uuid4()), creationTimestamp=_timestamp(self._clock()), generation=1)
-            for transient in ("resourceVersion", "deletionTimestamp"):
+            meta.update(uid=str(uuid.uuid4()), creationTimestamp=_timestamp(self._clock()))
+            for transient in ("resourceVersion", "deletionTimestamp", "generation"):
                 meta.pop(transient, None)
+            if apirules.has_generation(info):
+                meta["generation"] = 1
+            apirules.omit_empty(meta)
+            apirules.check_owner_references(info, meta)
+            apirules.check_event(info, new)
             if info.status_subresource:
                 new.pop("status", None)
-            stored = self._commit(info, key, None, new)
+            stored = self._commit(info, key, None, self._pruned(info, new))
             self._run_workloads(info, key)
             return _copy(self._objects.get(key, stored))
 
@@ -154,6 +161,7 @@ class InMemoryCluster:
             current = self._find(info, self._valid_name(info, meta.get("name")), meta.get("namespace"))
             new = clone(obj)
             if "resourceVersion" not in new.get("metadata", {}):  # unconditional update
+                apirules.check_unconditional(info, current["metadata"]["name"], None)
                 new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             return self._update(info, current, new, status_only=False)
 
@@ -208,12 +216,7 @@ class InMemoryCluster:
 
     @staticmethod
     def _valid_name(info: KindInfo, name: Any) -> str:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise Invalid(
-                f"{info.kind} {name!r}: metadata.name must be a lowercase RFC 1123 subdomain "
-                "(letters, digits, '-' and '.', starting and ending with a letter or digit)"
-            )
-        return name
+        return apirules.check_name(info, name)
 
     @staticmethod
     def _api_version(info: KindInfo, obj: Obj) -> str:
@@ -222,6 +225,9 @@ class InMemoryCluster:
             raise Invalid(f"{info.kind} {obj.get('metadata', {}).get('name')!r}: apiVersion {given!r} "
                           f"is not in group {info.group or 'core'!r}; use {info.api_version!r}")
         return info.api_version
+
+    def _pruned(self, info: KindInfo, obj: Obj) -> Obj:
+        return pruning.prune(info.kind, obj) if self._prune else obj
 
     @staticmethod
     def _in_scope(info: KindInfo, obj: Obj, namespace: str | None) -> bool:
@@ -252,8 +258,12 @@ class InMemoryCluster:
                 if field in old_meta:
                     meta[field] = old_meta[field]
             meta["resourceVersion"] = old_meta["resourceVersion"]
-            if _body(new) != _body(current):
-                meta["generation"] = old_meta.get("generation", 1) + 1
+            apirules.omit_empty(meta)
+            apirules.check_owner_references(info, meta)
+            new = self._pruned(info, new)  # before generation: a dropped field changes nothing
+            if apirules.generation_moved(info, current, new):
+                new["metadata"]["generation"] = old_meta.get("generation", 1) + 1
+        new = self._pruned(info, new)
         if new == current:
             return _copy(current)
         key = (info.kind, old_meta.get("namespace", ""), old_meta["name"])
@@ -337,7 +347,9 @@ class InMemoryCluster:
         """Store a dependent the hook made, status included (the kubelet writes pod status)."""
         new = clone(doc)
         meta = new["metadata"]
-        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_timestamp(moment), generation=1)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_timestamp(moment))
+        if apirules.has_generation(info):
+            meta["generation"] = 1
         key = (info.kind, meta.get("namespace", ""), self._valid_name(info, meta.get("name")))
         if key not in self._objects:
             self._commit(info, key, None, new)
@@ -356,10 +368,6 @@ def _check_maps(info: KindInfo, meta: Obj) -> None:
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
             raise Invalid(f"{info.kind} {meta.get('name')!r}: metadata.{field} must map strings to strings "
                           "(quote numbers and booleans, e.g. version: \"2\")")
-
-
-def _body(obj: Obj) -> Obj:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
 def _copy(obj: Obj) -> Obj:

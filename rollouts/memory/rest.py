@@ -7,43 +7,65 @@ Rules (faithful where client bugs hide; rollouts.memory.server does the HTTP tra
 - PATCH is chosen by Content-Type, never by body shape: application/merge-patch+json needs
   an object (a JSON-patch list sent with it is 422, as the real server answers the
   mislabelled requests of the kubernetes client), application/json-patch+json needs a
-  list (else 400), strategic merge is 415 for custom resources and treated as a merge
-  patch for built-in kinds (lists replaced, not merged by key). Anything else is 415.
+  list (else 400), strategic merge is 415 for custom resources and a strategic merge for
+  built-in kinds (rollouts.memory.strategic: lists merged by key). Anything else is 415.
 - `/status` writes change only status (PUT replaces it, PATCH merges or JSON-patches it);
   writes to the main resource never change status. The Cluster enforces both; a status
   rewrite is sent as a merge diff with the resourceVersion it was computed from.
 - Label selectors: equality only (`a=b,c==d`); anything else is 400, never ignored.
+- As the real server (1.20) answers, checked against it (tests/adapters/REAL_API_DIFFERENCES.md):
+  404/409 Status bodies carry `details` {name, group (not for the core group), kind: the
+  plural}; a failing JSON patch is a 422 Invalid with the server's generic message and empty
+  details; the 415 lists the accepted media types (apply-patch+yaml included); a body whose
+  apiVersion is not the URL's, or whose labels/annotations are not strings, cannot be
+  decoded: 400 BadRequest. Lists of built-in kinds carry no kind/apiVersion per item. DELETE
+  answers a Status (details with the uid), but a Pod with the pod itself, marked deleted;
+  a propagationPolicy other than Background is 400 (dependents always go in the background).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
-from rollouts.platform.cluster import Cluster, Conflict
+from rollouts.memory.strategic import strategic_merge
+from rollouts.platform.cluster import AlreadyExists, Cluster, Conflict, NotFound
 from rollouts.platform.kinds import KINDS, KindInfo, by_resource, groups
 from rollouts.platform.patches import PatchError, json_patch, merge_diff
+from rollouts.platform.times import format_time
 
 __all__ = ["HttpError", "Verbs", "discovery", "parse_selector", "route", "status_body"]
 
-MERGE, JSON_PATCH, STRATEGIC = (
+MERGE, JSON_PATCH, STRATEGIC, APPLY = (
     "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
 )
+JSON_PATCH_FAILED = "the server rejected our request due to an error in our request"
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
 class HttpError(Exception):
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.code, self.reason = code, reason
+        self.code, self.reason, self.details = code, reason, details
 
 
-def status_body(code: int, reason: str, message: str, details: dict[str, str] | None = None) -> dict[str, Any]:
+def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
-    if details:
+    if details is not None:
         body["details"] = details
     return body
+
+
+def details(info: KindInfo, name: str | None) -> dict[str, Any]:
+    """A Status body's `details` as the real server fills them for one object."""
+    found: dict[str, Any] = {"name": name or ""}
+    if info.group:
+        found["group"] = info.group
+    found["kind"] = info.plural
+    return found
 
 
 def parse_selector(text: str) -> dict[str, str] | None:
@@ -117,6 +139,15 @@ class Verbs:
         self.cluster, self.info, self.namespace, self.name, self.sub = cluster, info, namespace, name, sub
 
     def run(self, method: str, body: Any, content_type: str, query: dict[str, str]) -> tuple[int, Any]:
+        try:
+            return self._run(method, body, content_type, query)
+        except (NotFound, AlreadyExists, Conflict) as err:
+            name = self.name
+            if name is None and isinstance(body, dict) and isinstance(body.get("metadata"), dict):
+                name = body["metadata"].get("name")
+            raise HttpError(err.code, err.reason, str(err), details(self.info, name)) from None
+
+    def _run(self, method: str, body: Any, content_type: str, query: dict[str, str]) -> tuple[int, Any]:
         cluster, info, name = self.cluster, self.info, self.name
         if method == "GET" and name is None:
             if query.get("fieldSelector"):
@@ -125,6 +156,8 @@ class Verbs:
             items = cluster.list(info.kind, self.namespace, label_selector=selector)
             rv = getattr(cluster, "resource_version", None) or max(
                 (int(i["metadata"]["resourceVersion"]) for i in items), default=0)
+            if not info.custom:  # the real server's built-in lists carry no kind/apiVersion per item
+                items = [{k: v for k, v in item.items() if k not in ("kind", "apiVersion")} for item in items]
             return 200, {"kind": f"{info.kind}List", "apiVersion": info.api_version,
                          "metadata": {"resourceVersion": str(rv)}, "items": items}
         if method == "GET":
@@ -134,11 +167,19 @@ class Verbs:
         if name is None:
             raise HttpError(405, "MethodNotAllowed", f"{method} is not supported on a collection here")
         if method == "DELETE":
+            options = body if isinstance(body, dict) else {}
+            policy = query.get("propagationPolicy") or options.get("propagationPolicy")
+            if policy not in (None, "Background"):
+                raise HttpError(400, "BadRequest", f"propagationPolicy {policy!r} is not supported by this server: "
+                                "dependents are always deleted in the background (use Background)")
             found = cluster.get(info.kind, name, self.namespace)
             cluster.delete(info.kind, name, self.namespace)
+            if info.kind == "Pod":  # the real server answers with the pod, marked deleted at once (no kubelet)
+                meta = found["metadata"]
+                meta.update(deletionTimestamp=format_time(datetime.now(UTC)), deletionGracePeriodSeconds=0)
+                return 200, found
             return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                         "details": {"name": name, "group": info.group, "kind": info.plural,
-                                     "uid": found["metadata"].get("uid")}}
+                         "details": {**details(info, name), "uid": found["metadata"].get("uid")}}
         if method == "PUT" and self.sub is None:
             return 200, cluster.replace(self._body_for(body))
         if method == "PUT":
@@ -158,14 +199,24 @@ class Verbs:
             raise HttpError(400, "BadRequest", "the namespace of the provided object does not match "
                             "the namespace sent on the request")
         if self.name is not None and meta.setdefault("name", self.name) != self.name:
-            raise HttpError(400, "BadRequest", "the name of the object does not match the name on the URL")
+            raise HttpError(400, "BadRequest", f"the name of the object ({meta['name']}) does not match the name "
+                            f"on the URL ({self.name})")
+        given = body.get("apiVersion")
+        if given is not None and given != info.api_version:
+            raise HttpError(400, "BadRequest", f"the API version in the data ({given}) does not match the expected "
+                            f"API version ({info.api_version})")
+        for field in ("labels", "annotations"):
+            value = meta.get(field)
+            if value is not None and not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+                raise HttpError(400, "BadRequest", f'{info.kind} in version "{info.version}" cannot be handled as a '
+                                f"{info.kind}: v1.ObjectMeta.{field.capitalize()}: ReadString: expects \" or n")
         return body
 
     def _patch(self, body: Any, content_type: str) -> dict[str, Any]:
         info, name = self.info, self.name
         assert name is not None
-        if content_type == STRATEGIC and not info.custom:
-            content_type = MERGE  # an approximation: lists are replaced, not merged by key
+        if content_type == STRATEGIC and not info.custom and isinstance(body, dict):
+            return self._strategic(body)
         if content_type == MERGE:
             if not isinstance(body, dict):
                 shown, what = json.dumps(body, separators=(",", ":")), "array" if isinstance(body, list) else "value"
@@ -180,11 +231,38 @@ class Verbs:
             if not isinstance(body, list):
                 raise HttpError(400, "BadRequest",
                                 "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+            try:  # the real server's answer to any failing op is this generic 422
+                json_patch(self.cluster.get(info.kind, name, self.namespace), body)
+            except PatchError:
+                raise HttpError(422, "Invalid", JSON_PATCH_FAILED, {}) from None
             if self.sub == "status":
                 return self._retry(lambda cur: {"status": json_patch(cur, body).get("status") or {}})
             return self.cluster.patch(info.kind, name, self.namespace, body, patch_type="json")
-        raise HttpError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
-                        f"media types include: {JSON_PATCH}, {MERGE}" + ("" if info.custom else f", {STRATEGIC}"))
+        accepted = f"{JSON_PATCH}, {MERGE}, {APPLY}" + ("" if info.custom else f", {STRATEGIC}")
+        raise HttpError(415, "UnsupportedMediaType",
+                        f"the body of the request was in an unknown format - accepted media types include: {accepted}")
+
+    def _strategic(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A strategic merge (rollouts.memory.strategic), sent on as a merge diff with the
+        resourceVersion it was computed from; retried on a race unless the patch names one."""
+        want = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body.get("metadata"), dict) else None
+        sub = self.sub == "status"
+        for _ in range(5):
+            current = self.cluster.get(self.info.kind, self.name, self.namespace)  # type: ignore[arg-type]
+            wanted = strategic_merge(current, body)
+            diff = merge_diff(current, wanted)
+            meta = diff.get("metadata")
+            diff["metadata"] = {**(meta if isinstance(meta, dict) else {}),
+                                "resourceVersion": want or current["metadata"]["resourceVersion"]}
+            try:
+                if sub:
+                    return self.cluster.patch_status(self.info.kind, self.name, self.namespace,  # type: ignore[arg-type]
+                                                     {k: v for k, v in diff.items() if k in ("status", "metadata")})
+                return self.cluster.patch(self.info.kind, self.name, self.namespace, diff)  # type: ignore[arg-type]
+            except Conflict:
+                if want is not None:
+                    raise
+        raise Conflict(f'Operation cannot be fulfilled on {self.info.resource} "{self.name}": too many conflicts')
 
     def _put_status(self, body: dict[str, Any]) -> dict[str, Any]:
         want = body["metadata"].get("resourceVersion")

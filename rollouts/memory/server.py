@@ -7,8 +7,10 @@ Rules (the REST semantics, Status bodies and Content-Type handling are in rollou
 - `?watch=true` streams newline-delimited JSON events (chunked). A too-old
   resourceVersion is a 200 stream holding one ERROR event with a 410 Expired Status, as
   the real server's watch cache does; the kubernetes client turns it into ApiException
-  410. With `allowWatchBookmarks=true` a BOOKMARK carrying the resume resourceVersion is
-  sent before the stream ends on `timeoutSeconds`.
+  410. No BOOKMARK is sent: the real server (1.20) sends them about once a minute, not when a
+  short watch ends on `timeoutSeconds`, so a client must resume from the last event it
+  read; `allowWatchBookmarks` is accepted and changes nothing. `timeoutSeconds` is whole
+  seconds (else 400, as the real server parses it).
 - `close()` drops every open connection (a watcher sees its stream break, as when a real
   server goes away) and joins every thread it started.
 """
@@ -160,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*Verbs(self.api.cluster, info, namespace, name, sub).run(
                 method, body, self.headers.get("Content-Type", ""), query))
         except HttpError as err:
-            self._send(err.code, status_body(err.code, err.reason, str(err)))
+            self._send(err.code, status_body(err.code, err.reason, str(err), err.details))
         except ClusterError as err:
             self._send(err.code, status_body(err.code, err.reason, str(err)))
         except Exception as err:  # a bug or a failing Cluster: answer like the API server, log it
@@ -195,10 +197,11 @@ class _Handler(BaseHTTPRequestHandler):
         if query.get("fieldSelector"):
             raise HttpError(400, "BadRequest", "fieldSelector is not supported by this server")
         selector = parse_selector(query.get("labelSelector", ""))
-        try:
-            timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_SECONDS)
+        try:  # whole seconds, as the real server parses it
+            timeout = float(int(query.get("timeoutSeconds") or DEFAULT_WATCH_SECONDS))
         except ValueError:
-            raise HttpError(400, "BadRequest", "timeoutSeconds must be a number") from None
+            raise HttpError(400, "BadRequest", f'strconv.ParseInt: parsing "{query.get("timeoutSeconds")}": '
+                            "invalid syntax") from None
         stream: WatchStream | None = None
         error: ClusterError | None = None
         try:
@@ -220,10 +223,6 @@ class _Handler(BaseHTTPRequestHandler):
                 error = err
             if error is not None:
                 self._chunk({"type": "ERROR", "object": status_body(410, "Expired", str(error))})
-            elif stream is not None and query.get("allowWatchBookmarks") == "true" and stream.resource_version:
-                self._chunk({"type": "BOOKMARK", "object": {
-                    "kind": info.kind, "apiVersion": info.api_version,
-                    "metadata": {"resourceVersion": stream.resource_version}}})
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except OSError:  # the client went away

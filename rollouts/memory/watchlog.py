@@ -57,8 +57,10 @@ class ChangeLog:
 
     def check(self, kind: str, cursor: int) -> None:
         floor = self._floor.get(kind, 0)
-        if cursor < floor:
-            raise Gone(f"too old resource version: {cursor} ({floor + 1})")
+        if cursor < floor:  # the real server's words: the oldest version it can resume after
+            history = self._history.get(kind)
+            oldest = history[0].version if history else self.version + 1
+            raise Gone(f"too old resource version: {cursor} ({oldest - 1})")
 
     def after(self, kind: str, cursor: int) -> list[Change]:
         """The changes of `kind` after `cursor`, oldest first."""

@@ -4,16 +4,25 @@ Adapters: `InMemoryCluster` (rollouts.memory.cluster: local mode, the demo and f
 and `KubeCluster` (rollouts.kube.cluster, the official client); this module knows neither. The kinds the port
 knows are in rollouts.platform.kinds; any other kind is `UnknownKind` (a ValueError).
 
-Rules of the port (both adapters obey them; tests/adapters/test_contract.py checks it):
+Rules of the port (both adapters obey them; tests/adapters/test_contract.py checks it, also
+on a real kube-apiserver 1.20: tests/adapters/REAL_API_DIFFERENCES.md):
 - Objects are plain Kubernetes JSON dicts. Every object returned is a fresh deep copy.
 - A namespaced kind with `namespace=None` means "default" for get/patch/replace/delete
   and "all namespaces" for list/watch. Cluster-scoped kinds ignore the namespace.
 - Writes give the object a new `metadata.resourceVersion` (a global counter, as text).
-  A merge patch or replace carrying a stale resourceVersion is `Conflict`.
+  A merge patch or replace carrying a stale resourceVersion is `Conflict`; a replace of a
+  custom resource must carry one (else `Invalid`), of a built-in kind may omit it.
+- Objects are stored as the API server stores them: empty labels/annotations/owner lists
+  are omitted; `metadata.generation` exists for custom resources, Deployments and
+  ReplicaSets only and moves with everything but metadata (and status, for kinds with a
+  status subresource); unknown fields of our CRDs' kinds are pruned, never refused; names
+  and generateName prefixes are RFC 1123 subdomains; an Event's involvedObject.namespace
+  is its own. Namespaces must exist on a real cluster (the in-memory one has them all).
 - Kinds with a status subresource (see rollouts.platform.kinds) keep status apart: create drops
   `.status`, `patch`/`replace` cannot change it, `patch_status` changes nothing else.
-- A failing JSON-patch op (including `test`) is `Invalid`, as the API server's 422. Use
-  a merge patch with `metadata.resourceVersion` for optimistic concurrency (`Conflict`).
+- A failing JSON-patch op (including `test`) is `Invalid`, as the API server's 422 (whose
+  message says only "the server rejected our request"). Use a merge patch with
+  `metadata.resourceVersion` for optimistic concurrency (`Conflict`).
 - `watch` yields ADDED/MODIFIED/DELETED in resourceVersion order. Without a
   resourceVersion (or with "0") it first yields ADDED for every existing object, oldest
   first, so resuming from the last event seen is always safe. A resourceVersion older
@@ -23,7 +32,8 @@ Rules of the port (both adapters obey them; tests/adapters/test_contract.py chec
   ends (KubeCluster waits the API server's minimum of one second for it).
 - Deleting an object deletes its dependents (objects whose ownerReferences name it) once
   none of their owners is left, transitively (cascade, as kubectl users expect). The
-  in-memory cluster does it at once; a real cluster's garbage collector does it soon.
+  in-memory cluster does it at once; a real cluster's garbage collector does it soon
+  (in the background: callers that need it done poll).
 """
 
 from __future__ import annotations

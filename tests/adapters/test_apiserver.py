@@ -144,20 +144,21 @@ def test_lists_have_kind_and_resource_version_and_honour_label_selectors(http: r
     assert_status(http.get(url(server, CONFIGMAPS), params={"fieldSelector": "metadata.name=a"}), 400, "BadRequest")
 
 
-def test_watch_streams_newline_delimited_events_and_a_bookmark(http: requests.Session, server: ApiServer,
-                                                               memory: InMemoryCluster) -> None:
+def test_watch_streams_newline_delimited_events_and_no_bookmark(http: requests.Session, server: ApiServer,
+                                                                memory: InMemoryCluster) -> None:
     memory.create({"kind": "ConfigMap", "metadata": {"name": "a"}})
     memory.patch("ConfigMap", "a", None, {"data": {"x": "1"}})
     answer = http.get(url(server, CONFIGMAPS), params={
-        "watch": "true", "resourceVersion": "0", "timeoutSeconds": "0.1", "allowWatchBookmarks": "true"})
+        "watch": "true", "resourceVersion": "0", "timeoutSeconds": "1", "allowWatchBookmarks": "true"})
     assert answer.status_code == 200 and answer.headers["Transfer-Encoding"] == "chunked"
     lines = answer.text.splitlines()
     events = [json.loads(line) for line in lines]
-    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert [e["type"] for e in events] == ["ADDED"]  # as the real server: no BOOKMARK when a short watch ends
     assert events[0]["object"]["data"] == {"x": "1"}
-    assert events[1]["object"]["metadata"]["resourceVersion"] == "2"
-    replay = http.get(url(server, CONFIGMAPS), params={"watch": "1", "resourceVersion": "1", "timeoutSeconds": "0.05"})
+    replay = http.get(url(server, CONFIGMAPS), params={"watch": "1", "resourceVersion": "1", "timeoutSeconds": "1"})
     assert [json.loads(line)["type"] for line in replay.text.splitlines()] == ["MODIFIED"]
+    fraction = http.get(url(server, CONFIGMAPS), params={"watch": "true", "timeoutSeconds": "0.1"})
+    assert "strconv.ParseInt" in assert_status(fraction, 400, "BadRequest")["message"]  # whole seconds only
 
 
 def test_watch_from_an_expired_resource_version_sends_a_410_error_event(server: ApiServer, tmp_path: Path) -> None:
@@ -229,3 +230,57 @@ def test_close_ends_open_watches_and_idle_connections(memory: InMemoryCluster) -
     assert not watcher.is_alive()
     session.close()
     running.close()  # closing twice is harmless
+
+
+def test_status_bodies_carry_details_as_the_real_server_does(http: requests.Session, server: ApiServer) -> None:
+    missing = assert_status(http.get(url(server, f"{ROLLOUTS}/missing")), 404, "NotFound")
+    assert missing["details"] == {"name": "missing", "group": "argoproj.io", "kind": "rollouts"}
+    create_rollout(http, server)
+    again = assert_status(http.post(url(server, ROLLOUTS), json=rollout()), 409, "AlreadyExists")
+    assert again["details"] == {"name": "web", "group": "argoproj.io", "kind": "rollouts"}
+    core = assert_status(http.get(url(server, f"{CONFIGMAPS}/nope")), 404, "NotFound")
+    assert core["details"] == {"name": "nope", "kind": "configmaps"}  # no group for the core group
+    stale = {"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 2}}
+    http.patch(url(server, f"{ROLLOUTS}/web"), json={"spec": {"replicas": 4}}, headers=MERGE)
+    conflict = assert_status(http.patch(url(server, f"{ROLLOUTS}/web"), json=stale, headers=MERGE), 409, "Conflict")
+    assert conflict["details"] == {"name": "web", "group": "argoproj.io", "kind": "rollouts"}
+
+
+def test_a_failing_json_patch_is_the_real_servers_generic_422(http: requests.Session, server: ApiServer) -> None:
+    before = create_rollout(http, server)
+    for ops in ([{"op": "test", "path": "/spec/replicas", "value": 7}],
+                [{"op": "remove", "path": "/spec/nothing"}],
+                [{"op": "add", "path": "/metadata/labels/app", "value": "web"}]):  # no labels map to add to
+        body = assert_status(http.patch(url(server, f"{ROLLOUTS}/web"), data=json.dumps(ops), headers=JSON_PATCH),
+                             422, "Invalid")
+        assert body["message"] == "the server rejected our request due to an error in our request"
+        assert body["details"] == {}
+    assert http.get(url(server, f"{ROLLOUTS}/web")).json() == before
+
+
+def test_undecodable_bodies_are_400_and_unknown_patch_types_list_what_is_accepted(http: requests.Session,
+                                                                                   server: ApiServer) -> None:
+    wrong_group = dict(rollout("g"), apiVersion="apps/v1")
+    body = assert_status(http.post(url(server, ROLLOUTS), json=wrong_group), 400, "BadRequest")
+    assert body["message"] == ("the API version in the data (apps/v1) does not match the expected API version "
+                               "(argoproj.io/v1alpha1)")
+    numeric = {"kind": "ConfigMap", "metadata": {"name": "n", "labels": {"version": 2}}}
+    body = assert_status(http.post(url(server, CONFIGMAPS), json=numeric), 400, "BadRequest")
+    assert 'ConfigMap in version "v1" cannot be handled as a ConfigMap' in body["message"]
+    create_rollout(http, server)
+    body = assert_status(http.patch(url(server, f"{ROLLOUTS}/web"), json={}, headers={"Content-Type": "text/plain"}),
+                         415, "UnsupportedMediaType")
+    assert body["message"].endswith("application/json-patch+json, application/merge-patch+json, "
+                                    "application/apply-patch+yaml")
+
+
+def test_a_custom_resource_update_must_carry_a_resource_version(http: requests.Session, server: ApiServer) -> None:
+    create_rollout(http, server)
+    unconditional = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+                     "spec": {"replicas": 1}}
+    body = assert_status(http.put(url(server, f"{ROLLOUTS}/web"), json=unconditional), 422, "Invalid")
+    assert "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update" in body["message"]
+    http.post(url(server, CONFIGMAPS), json={"kind": "ConfigMap", "metadata": {"name": "c"}})
+    plain = http.put(url(server, f"{CONFIGMAPS}/c"), json={"kind": "ConfigMap", "metadata": {"name": "c"},
+                                                           "data": {"a": "1"}})
+    assert plain.status_code == 200 and plain.json()["data"] == {"a": "1"}  # built-in kinds allow it

@@ -1,6 +1,13 @@
-"""The Cluster contract: every test runs against InMemoryCluster and against KubeCluster
-over HTTP (rollouts.memory.server serving an InMemoryCluster). See the port's docstring in
-rollouts/platform/cluster.py for the rules checked here.
+"""The Cluster contract: every test runs against InMemoryCluster, against KubeCluster
+over HTTP (rollouts.memory.server serving an InMemoryCluster) and against KubeCluster on the
+real kube-apiserver 1.20 ("real", slow; tests/adapters/conftest.py). See the port's
+docstring in rollouts/platform/cluster.py for the rules checked here, and
+tests/adapters/REAL_API_DIFFERENCES.md for what the real server taught the embedded one.
+
+The real cluster's controllers (ReplicaSet, garbage collector) act asynchronously:
+`backend.settled(check)` polls them with a deadline there, and checks at once elsewhere
+(the in-memory cluster acts within the write). Tests of the in-memory cluster's own
+workload simulation (ready_delay, the stepped clock) take the `simulated` backend.
 
 A choice documented here: a failing JSON-patch `test` op is `Invalid` (the API server's
 422), not `Conflict`; optimistic concurrency is a merge patch carrying
@@ -48,15 +55,25 @@ def config_map(name: str, namespace: str = "default", **labels: str) -> dict[str
 
 
 def replica_set(name: str, replicas: int, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ReplicaSet the real API server accepts (selector, template, a container)."""
     meta: dict[str, Any] = {"name": name, "namespace": "team"}
     if owner:
         meta["ownerReferences"] = [owner_ref(owner)]
-    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta, "spec": {"replicas": replicas}}
+    labels = {"rs": name}
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta,
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [CONTAINER]}}}}
 
 
-def owner_ref(owner: dict[str, Any]) -> dict[str, Any]:
+CONTAINER = {"name": "app", "image": "app:v1"}
+
+
+def owner_ref(owner: dict[str, Any], *, controller: bool = True) -> dict[str, Any]:
     return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"], "controller": True}
+            "uid": owner["metadata"]["uid"], "controller": controller}
+
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def rv(obj: dict[str, Any]) -> int:
@@ -69,22 +86,42 @@ def summary(events: list[WatchEvent]) -> list[tuple[str, str]]:
 
 # --- create / get / list / delete -------------------------------------------------------------
 
-def test_create_returns_the_stored_object_with_server_fields(cluster: Cluster) -> None:
+def test_create_returns_the_stored_object_with_server_fields(backend: Backend, cluster: Cluster) -> None:
     created = cluster.create(rollout())
     meta = created["metadata"]
     assert rv(created) > 0
     assert meta["uid"] and meta["generation"] == 1
-    assert meta["creationTimestamp"] == "2024-01-01T00:00:00Z"
+    assert TIMESTAMP.fullmatch(meta["creationTimestamp"])  # RFC 3339, whole seconds, UTC
+    if not backend.real:  # the in-memory cluster stamps it from its (stepped) clock
+        assert meta["creationTimestamp"] == "2024-01-01T00:00:00Z"
     assert created["apiVersion"] == "argoproj.io/v1alpha1" and created["kind"] == "Rollout"
     assert cluster.get("Rollout", "web", "team") == created
 
 
 def test_create_defaults_the_namespace_and_generates_names(cluster: Cluster) -> None:
     plain = cluster.create({"kind": "ConfigMap", "metadata": {"name": "plain"}})
-    generated = cluster.create({"kind": "Event", "metadata": {"generateName": "web."}, "reason": "Started"})
+    generated = cluster.create({"kind": "Event", "metadata": {"generateName": "web-"}, "reason": "Started",
+                                "involvedObject": {"kind": "ConfigMap", "name": "plain", "namespace": "default"}})
     assert plain["metadata"]["namespace"] == "default" and plain["apiVersion"] == "v1"
-    assert generated["metadata"]["name"].startswith("web.") and len(generated["metadata"]["name"]) > 4
+    assert re.fullmatch(r"web-[bcdfghjklmnpqrstvwxz2456789]{5}", generated["metadata"]["name"])
     assert cluster.get("Event", generated["metadata"]["name"])["reason"] == "Started"
+
+
+def test_generate_name_is_checked_as_a_name_prefix(cluster: Cluster) -> None:
+    with pytest.raises(Invalid, match=r'metadata.generateName: Invalid value: "web\.": a lowercase RFC 1123'):
+        cluster.create({"kind": "ConfigMap", "metadata": {"generateName": "web."}})
+    dotted = cluster.create({"kind": "ConfigMap", "metadata": {"generateName": "web.x"}})
+    assert dotted["metadata"]["name"].startswith("web.x") and len(dotted["metadata"]["name"]) == 10
+
+
+def test_an_event_lives_in_the_namespace_of_what_it_is_about(cluster: Cluster) -> None:
+    about = {"kind": "Rollout", "name": "web", "namespace": "team"}
+    with pytest.raises(Invalid, match=r'involvedObject.namespace: Invalid value: "team": does not match'):
+        cluster.create({"kind": "Event", "metadata": {"name": "e1", "namespace": "other"}, "involvedObject": about})
+    with pytest.raises(Invalid, match=r'involvedObject.namespace: Invalid value: "": does not match'):
+        cluster.create({"kind": "Event", "metadata": {"name": "e2", "namespace": "team"}, "involvedObject": {}})
+    assert cluster.create({"kind": "Event", "metadata": {"name": "e3", "namespace": "team"},
+                           "involvedObject": about})["involvedObject"] == about
 
 
 def test_create_drops_status_of_kinds_with_a_status_subresource(cluster: Cluster) -> None:
@@ -117,14 +154,17 @@ def test_missing_objects_are_not_found(cluster: Cluster) -> None:
 def test_bad_input_is_a_clear_error(cluster: Cluster) -> None:
     with pytest.raises(UnknownKind, match=r"unknown kind 'Rolout'.*Rollout"):
         cluster.get("Rolout", "web")
-    with pytest.raises(Invalid, match=r"metadata.name must be a lowercase"):
+    with pytest.raises(Invalid, match=r'ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": '
+                                      r"a lowercase RFC 1123 subdomain must consist of"):
         cluster.create({"kind": "ConfigMap", "metadata": {"name": "Bad_Name"}})
+    with pytest.raises(Invalid, match=r"metadata.name: Invalid value: \"a..b\""):  # each dot-separated part
+        cluster.create({"kind": "ConfigMap", "metadata": {"name": "a..b"}})
     with pytest.raises(Invalid, match="kind"):
         cluster.create({"metadata": {"name": "x"}})
-    with pytest.raises(Invalid, match=r"metadata.labels must map strings to strings"):
+    with pytest.raises(Invalid, match=r"metadata\.labels must map strings|Labels: ReadString"):
         cluster.create({"kind": "ConfigMap", "metadata": {"name": "x", "labels": {"version": 2}}})
     cluster.create(config_map("x"))
-    with pytest.raises(Invalid, match=r"metadata.annotations"):
+    with pytest.raises(Invalid, match=r"metadata\.annotations must map strings|Annotations: ReadString"):
         cluster.patch("ConfigMap", "x", "default", {"metadata": {"annotations": {"a": True}}})
 
 
@@ -145,21 +185,86 @@ def test_list_filters_by_namespace_and_label_selector(cluster: Cluster) -> None:
 
 
 def test_returned_objects_are_copies(cluster: Cluster) -> None:
-    created = cluster.create(config_map("a"))
+    created = cluster.create(config_map("a", app="web"))
     created["data"]["k"] = "mutated"
     listed = cluster.list("ConfigMap")[0]
     listed["metadata"]["labels"]["x"] = "y"
     assert cluster.get("ConfigMap", "a")["data"] == {"k": "a"}
-    assert cluster.get("ConfigMap", "a")["metadata"]["labels"] == {}
+    assert cluster.get("ConfigMap", "a")["metadata"]["labels"] == {"app": "web"}
+
+
+def test_empty_metadata_maps_are_omitted(cluster: Cluster) -> None:
+    created = cluster.create({"kind": "ConfigMap", "metadata": {"name": "a", "labels": {}, "annotations": {},
+                                                                 "ownerReferences": [], "finalizers": []}})
+    assert not {"labels", "annotations", "ownerReferences", "finalizers"} & set(created["metadata"])
+    labelled = cluster.patch("ConfigMap", "a", None, {"metadata": {"labels": {"app": "web"}}})
+    assert labelled["metadata"]["labels"] == {"app": "web"}
+    cleared = cluster.patch("ConfigMap", "a", None, {"metadata": {"labels": {"app": None}}})
+    assert "labels" not in cleared["metadata"] and cluster.get("ConfigMap", "a") == cleared
+    with pytest.raises(Invalid):  # so a JSON patch cannot add under the missing map
+        cluster.patch("ConfigMap", "a", None, [{"op": "add", "path": "/metadata/labels/app", "value": "x"}],
+                      patch_type="json")
+
+
+def test_generation_is_kept_for_custom_resources_and_apps_only_and_moves_with_the_spec(cluster: Cluster) -> None:
+    ro = cluster.create(rollout())
+    assert ro["metadata"]["generation"] == 1
+    labelled = cluster.patch("Rollout", "web", "team", {"metadata": {"labels": {"a": "b"}}})
+    paused = cluster.patch_status("Rollout", "web", "team", {"status": {"phase": "Paused"}})
+    scaled = cluster.patch("Rollout", "web", "team", {"spec": {"replicas": 1}})
+    assert [o["metadata"]["generation"] for o in (labelled, paused, scaled)] == [1, 1, 2]
+    vs = cluster.create({"kind": "VirtualService", "metadata": {"name": "vs"}, "spec": {"hosts": ["a"]}})
+    moved = cluster.patch("VirtualService", "vs", None, {"status": {"x": 1}})  # no status subresource: counts
+    assert (vs["metadata"]["generation"], moved["metadata"]["generation"]) == (1, 2)
+    rs = cluster.create(replica_set("web-abc", 0))
+    assert rs["metadata"]["generation"] == 1
+    assert cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 0, "minReadySeconds": 1}})[
+        "metadata"]["generation"] == 2
+    cm = cluster.create(config_map("a"))
+    assert "generation" not in cm["metadata"]
+    assert "generation" not in cluster.patch("ConfigMap", "a", None, {"data": {"k": "2"}})["metadata"]
+
+
+ANALYSIS_SPEC = {"metrics": [{"name": "m", "provider": {"web": {"url": "http://metrics/x"}}}]}
+WORKLOAD_SPEC = replica_set("x", 0)["spec"]
+# A valid object of each kind (the real API server validates built-in kinds and our CRDs'
+# schemas) and the path of a field the server keeps as written (it defaults others).
+VALID: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {
+    "Rollout": ({"spec": {"replicas": 1, "strategy": {"canary": {"steps": [{"setWeight": 5}]}}}}, ("spec",)),
+    "AnalysisRun": ({"spec": ANALYSIS_SPEC}, ("spec",)),
+    "AnalysisTemplate": ({"spec": ANALYSIS_SPEC}, ("spec",)),
+    "ClusterAnalysisTemplate": ({"spec": ANALYSIS_SPEC}, ("spec",)),
+    "ReplicaSet": ({"spec": WORKLOAD_SPEC}, ("spec", "selector")),
+    "Deployment": ({"spec": WORKLOAD_SPEC}, ("spec", "selector")),
+    "Pod": ({"spec": {"containers": [CONTAINER]}}, ("spec", "containers", 0, "image")),
+    "Service": ({"spec": {"ports": [{"port": 80}], "selector": {"app": "web"}}}, ("spec", "selector")),
+    "Secret": ({"data": {"a": "Yg=="}}, ("data",)),
+    "ConfigMap": ({"data": {"a": "1"}}, ("data",)),
+    "Event": ({"reason": "Started", "involvedObject": {"kind": "Pod", "name": "p", "namespace": "team"}}, ("reason",)),
+    "VirtualService": ({"spec": {"hosts": ["web"], "anything": {"kept": True}}}, ("spec",)),
+    "DestinationRule": ({"spec": {"host": "web", "subsets": [{"name": "stable"}]}}, ("spec",)),
+    "Lease": ({"spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}, ("spec",)),
+}
+
+
+def at(obj: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        obj = obj[part]
+    return obj
+
+
+def test_every_kind_has_a_valid_example() -> None:
+    assert sorted(VALID) == sorted(KINDS)
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_kind_round_trips(cluster: Cluster, kind: str) -> None:
     namespace = "team" if KINDS[kind].namespaced else None
-    created = cluster.create({"kind": kind, "metadata": {"name": "x", "namespace": "team"}, "spec": {"a": 1}})
+    fields, probe = VALID[kind]
+    created = cluster.create({"kind": kind, "metadata": {"name": "x", "namespace": "team"}, **fields})
     assert created["metadata"].get("namespace") == namespace
     assert created["apiVersion"] == KINDS[kind].api_version
-    assert cluster.get(kind, "x", namespace)["spec"] == {"a": 1}
+    assert at(cluster.get(kind, "x", namespace), probe) == at(fields, probe)
     assert [o["metadata"]["name"] for o in cluster.list(kind)] == ["x"]
     cluster.delete(kind, "x", namespace)
     assert cluster.list(kind) == []
@@ -256,7 +361,7 @@ def test_patch_status_wants_an_object_patch(cluster: Cluster) -> None:
 
 
 def test_json_patch_ops(cluster: Cluster) -> None:
-    created = cluster.create(rollout())
+    created = cluster.create(rollout(tier="web"))
     patched = cluster.patch("Rollout", "web", "team", [
         {"op": "test", "path": "/spec/replicas", "value": 3},
         {"op": "replace", "path": "/spec/replicas", "value": 2},
@@ -266,13 +371,17 @@ def test_json_patch_ops(cluster: Cluster) -> None:
     ], patch_type="json")
     assert patched["spec"]["replicas"] == 2
     assert patched["spec"]["strategy"]["canary"]["steps"] == [{"setWeight": 20}, {"setWeight": 100}]
-    assert patched["metadata"]["labels"] == {"app/name": "web"}
+    assert patched["metadata"]["labels"] == {"tier": "web", "app/name": "web"}
     assert rv(patched) > rv(created)
 
 
-def test_failing_json_patch_is_invalid_and_changes_nothing(cluster: Cluster) -> None:
+# The real server answers every failing JSON patch with this generic 422, and so does the embedded one.
+JSON_PATCH_FAILED = {"memory": "test", "kube": "the server rejected our request due to an error in our request"}
+
+
+def test_failing_json_patch_is_invalid_and_changes_nothing(backend: Backend, cluster: Cluster) -> None:
     before = cluster.create(rollout())
-    with pytest.raises(Invalid, match="test"):
+    with pytest.raises(Invalid, match=JSON_PATCH_FAILED.get(backend.name, JSON_PATCH_FAILED["kube"])):
         cluster.patch("Rollout", "web", "team", [
             {"op": "replace", "path": "/spec/replicas", "value": 7},
             {"op": "test", "path": "/metadata/resourceVersion", "value": "0"},
@@ -360,8 +469,9 @@ def test_watch_filters_by_namespace_and_labels(cluster: Cluster) -> None:
     assert summary(events) == [("ADDED", "a"), ("DELETED", "a"), ("ADDED", "b")]
 
 
-def test_watch_from_an_expired_resource_version_is_gone(backend: Backend) -> None:
-    cluster = backend.make(history=3)
+def test_watch_from_an_expired_resource_version_is_gone(simulated: Backend) -> None:
+    # Simulation only: history=3 is the in-memory cluster's knob; the real counterpart follows.
+    cluster = simulated.make(history=3)
     first = cluster.create(config_map("a0"))["metadata"]["resourceVersion"]
     for i in range(1, 6):
         cluster.create(config_map(f"a{i}"))
@@ -370,6 +480,21 @@ def test_watch_from_an_expired_resource_version_is_gone(backend: Backend) -> Non
     recent = cluster.list("ConfigMap")[-2]["metadata"]["resourceVersion"]
     stream = cluster.watch("ConfigMap", resource_version=recent)
     assert summary([next(stream)]) == [("ADDED", "a5")]
+    stream.close()
+
+
+@pytest.mark.slow
+def test_watch_from_before_the_watch_cache_is_gone_on_the_real_server(real_only: Backend) -> None:
+    # The real counterpart of the test above: history=3 is the in-memory cluster's knob. The real
+    # server's watch cache of a kind starts at the resourceVersion its CRD was established at, so
+    # resourceVersion 1 is older than any VirtualService change it kept: a 410 inside a 200 stream.
+    cluster = real_only.make()
+    with pytest.raises(Gone, match=r"too old resource version: 1 \(\d+\)"):
+        list(cluster.watch("VirtualService", resource_version="1", timeout=5))
+    start = cluster.create({"kind": "VirtualService", "metadata": {"name": "a"}, "spec": {}})["metadata"]
+    cluster.create({"kind": "VirtualService", "metadata": {"name": "b"}, "spec": {}})
+    stream = cluster.watch("VirtualService", resource_version=start["resourceVersion"])
+    assert summary([next(stream)]) == [("ADDED", "b")]
     stream.close()
 
 
@@ -408,36 +533,65 @@ def test_a_watcher_in_another_thread_receives_live_events(cluster: Cluster) -> N
 
 # --- garbage collection and workloads ------------------------------------------------------
 
-def test_deleting_an_owner_deletes_its_dependents(cluster: Cluster) -> None:
+def names_of(objs: list[dict[str, Any]]) -> list[str]:
+    return [o["metadata"]["name"] for o in objs]
+
+
+def test_deleting_an_owner_deletes_its_dependents(backend: Backend, cluster: Cluster) -> None:
     owner = cluster.create(rollout())
     other = cluster.create(rollout("other"))
     rs = cluster.create(replica_set("web-abc", 2, owner))
-    pod = {"kind": "Pod", "metadata": {"name": "web-abc-1", "namespace": "team", "ownerReferences": [owner_ref(rs)]}}
+    pod = {"kind": "Pod", "metadata": {"name": "web-abc-1", "namespace": "team", "labels": {"rs": "web-abc"},
+                                       "ownerReferences": [owner_ref(rs)]}, "spec": {"containers": [CONTAINER]}}
     cluster.create(pod)
     shared = replica_set("shared", 1, owner)
-    shared["metadata"]["ownerReferences"].append(owner_ref(other))
+    shared["metadata"]["ownerReferences"].append(owner_ref(other, controller=False))
     cluster.create(shared)
     cluster.create(replica_set("unrelated", 1))
+
+    def owners_of_pods() -> list[str]:
+        return sorted(p["metadata"]["ownerReferences"][0]["name"] for p in cluster.list("Pod"))
+
     cluster.delete("Rollout", "web", "team")
-    assert [o["metadata"]["name"] for o in cluster.list("ReplicaSet")] == ["shared", "unrelated"]
-    assert sorted(p["metadata"]["ownerReferences"][0]["name"] for p in cluster.list("Pod")) == ["shared", "unrelated"]
+    assert backend.settled(lambda: names_of(cluster.list("ReplicaSet")) == ["shared", "unrelated"])
+    assert backend.settled(lambda: owners_of_pods() == ["shared", "unrelated"]), cluster.list("Pod")
     cluster.delete("Rollout", "other", "team")
-    assert [o["metadata"]["name"] for o in cluster.list("ReplicaSet")] == ["unrelated"]
+    assert backend.settled(lambda: names_of(cluster.list("ReplicaSet")) == ["unrelated"])
+    assert backend.settled(lambda: owners_of_pods() == ["unrelated"])
 
 
-def test_replica_set_status_follows_spec_replicas(cluster: Cluster) -> None:
+def test_a_second_controller_owner_reference_is_invalid(cluster: Cluster) -> None:
+    first, second = cluster.create(rollout("a")), cluster.create(rollout("b"))
+    both = replica_set("web-abc", 0, first)
+    both["metadata"]["ownerReferences"].append(owner_ref(second))
+    with pytest.raises(Invalid, match=r"Only one reference can have Controller set to true"):
+        cluster.create(both)
+
+
+def test_replica_set_status_follows_spec_replicas(backend: Backend, cluster: Cluster) -> None:
+    cluster.create(replica_set("web-abc", 3))
+
+    def status() -> dict[str, Any]:
+        return dict(cluster.get("ReplicaSet", "web-abc", "team").get("status") or {})
+
+    assert backend.settled(lambda: status() == {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3,
+                                                "availableReplicas": 3, "observedGeneration": 1}), status()
+    cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 1}})
+    assert backend.settled(lambda: (status()["availableReplicas"], status()["observedGeneration"]) == (1, 2)), status()
+    cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 0}})
+    assert backend.settled(lambda: (status()["replicas"], status().get("availableReplicas", 0)) == (0, 0)), status()
+
+
+def test_the_in_memory_replica_set_writes_its_status_within_create(simulated: Backend) -> None:
+    cluster = simulated.make()  # the simulation's own promise: no controller runs in between
     created = cluster.create(replica_set("web-abc", 3))
-    status = cluster.get("ReplicaSet", "web-abc", "team")["status"]
-    assert status == {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
-                      "observedGeneration": 1}
-    assert created["status"] == status  # create answers with the status the hook already wrote
-    scaled = cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 1}})
-    assert scaled["status"]["availableReplicas"] == 1 and scaled["status"]["observedGeneration"] == 2
-    zero = cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 0}})
-    assert zero["status"]["replicas"] == 0 and zero["status"]["availableReplicas"] == 0
+    assert created["status"] == cluster.get("ReplicaSet", "web-abc", "team")["status"]
+    assert created["status"]["availableReplicas"] == 3
 
 
-def test_replica_set_pods_become_available_after_a_ready_delay(backend: Backend) -> None:
+def test_replica_set_pods_become_available_after_a_ready_delay(simulated: Backend) -> None:
+    # Simulation only: ready_delay and settle() drive the in-memory kubelet on a stepped clock.
+    backend = simulated
     cluster = backend.make(workloads=ReplicaSets(ready_delay=timedelta(seconds=30)))
     assert backend.memory is not None
     cluster.create(replica_set("web-abc", 3))
@@ -449,11 +603,14 @@ def test_replica_set_pods_become_available_after_a_ready_delay(backend: Backend)
     assert down["status"]["availableReplicas"] == 1  # scaling down is immediate
 
 
+TEMPLATE_LABELS = {"app": "web", "rollouts-pod-template-hash": "abc"}
+
+
 def templated_set(name: str, replicas: int) -> dict[str, Any]:
     rs = replica_set(name, replicas)
-    rs["spec"]["template"] = {"metadata": {"labels": {"app": "web", "rollouts-pod-template-hash": "abc"},
-                                           "annotations": {"note": "x"}},
-                              "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}
+    rs["spec"]["selector"] = {"matchLabels": TEMPLATE_LABELS}
+    rs["spec"]["template"] = {"metadata": {"labels": TEMPLATE_LABELS, "annotations": {"note": "x"}},
+                              "spec": {"containers": [CONTAINER]}}
     return rs
 
 
@@ -462,34 +619,46 @@ def pods_of(cluster: Cluster, rs: str) -> list[dict[str, Any]]:
 
 
 def is_ready(pod: dict[str, Any]) -> bool:
-    [ready] = [c for c in pod["status"]["conditions"] if c["type"] == "Ready"]
+    [ready] = [c for c in (pod.get("status") or {}).get("conditions") or [{"type": "Ready", "status": "False"}]
+               if c["type"] == "Ready"]
     return bool(ready["status"] == "True")
 
 
 def test_a_replica_set_keeps_spec_replicas_pods_from_its_template(backend: Backend) -> None:
     cluster = backend.make()
     rs = cluster.create(templated_set("web-abc", 3))
+    assert backend.settled(lambda: len(pods_of(cluster, "web-abc")) == 3
+                           and all(is_ready(p) for p in pods_of(cluster, "web-abc")))
     pods = pods_of(cluster, "web-abc")
-    assert len(pods) == 3 and len({p["metadata"]["name"] for p in pods}) == 3
+    assert len({p["metadata"]["name"] for p in pods}) == 3
     for pod in pods:
         meta = pod["metadata"]
         assert re.fullmatch(r"web-abc-[a-z0-9]{5}", meta["name"]) and pod["apiVersion"] == "v1"
-        assert meta["labels"] == {"app": "web", "rollouts-pod-template-hash": "abc"}
+        assert meta["labels"] == TEMPLATE_LABELS
         assert meta["annotations"] == {"note": "x"}
         assert meta["ownerReferences"] == [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc",
                                             "uid": rs["metadata"]["uid"], "controller": True,
                                             "blockOwnerDeletion": True}]
-        assert meta["creationTimestamp"] == "2024-01-01T00:00:00Z"
+        assert TIMESTAMP.fullmatch(meta["creationTimestamp"])
+        if not backend.real:
+            assert meta["creationTimestamp"] == "2024-01-01T00:00:00Z"
         assert pod["spec"]["containers"][0]["image"] == "app:v1"
         assert pod["status"]["phase"] == "Running" and is_ready(pod)
-    assert cluster.list("Pod", "team", label_selector={"rollouts-pod-template-hash": "abc"}) == pods
+    assert names_of(cluster.list("Pod", "team", label_selector={"rollouts-pod-template-hash": "abc"})) == names_of(
+        pods)
+    doomed = pods[0]["metadata"]["name"]
+    cluster.delete("Pod", doomed, "team")  # a deleted pod is replaced
+    assert backend.settled(lambda: len(pods_of(cluster, "web-abc")) == 3
+                           and doomed not in names_of(pods_of(cluster, "web-abc")))
     cluster.patch("ReplicaSet", "web-abc", "team", {"spec": {"replicas": 1}})
-    assert len(pods_of(cluster, "web-abc")) == 1
+    assert backend.settled(lambda: len(pods_of(cluster, "web-abc")) == 1)
     cluster.delete("ReplicaSet", "web-abc", "team")
-    assert cluster.list("Pod") == []
+    assert backend.settled(lambda: cluster.list("Pod") == [])
 
 
-def test_a_deleted_pod_is_replaced_and_counted_available_after_the_ready_delay(backend: Backend) -> None:
+def test_a_deleted_pod_is_replaced_and_counted_available_after_the_ready_delay(simulated: Backend) -> None:
+    # Simulation only: the replacement's creationTimestamp and readiness follow the stepped clock.
+    backend = simulated
     cluster = backend.make(workloads=ReplicaSets(ready_delay=timedelta(seconds=30)))
     assert backend.memory is not None
     cluster.create(templated_set("web-abc", 2))
@@ -513,7 +682,9 @@ def test_a_deleted_pod_is_replaced_and_counted_available_after_the_ready_delay(b
     assert cluster.get("ReplicaSet", "web-abc", "team")["status"]["availableReplicas"] == 2
 
 
-def test_scaling_down_removes_pods_that_are_not_ready_first_then_the_newest(backend: Backend) -> None:
+def test_scaling_down_removes_pods_that_are_not_ready_first_then_the_newest(simulated: Backend) -> None:
+    # Simulation only: which pods are Ready, and how old, is set by the stepped clock.
+    backend = simulated
     cluster = backend.make(workloads=ReplicaSets(ready_delay=timedelta(seconds=30)))
     assert backend.memory is not None
     cluster.create(templated_set("web-abc", 2))
@@ -539,3 +710,31 @@ def test_a_first_watch_with_timeout_zero_is_a_list(cluster: Cluster) -> None:
     cluster.patch("ConfigMap", "a", "default", {"data": {"k": "2"}})
     assert summary(list(cluster.watch("ConfigMap", resource_version=stream.resource_version, timeout=0))) == [
         ("MODIFIED", "a")]
+
+
+def test_unknown_fields_of_our_custom_resources_are_pruned_not_refused(cluster: Cluster) -> None:
+    typo = rollout()
+    typo["spec"]["strategy"]["canary"]["steps"][0] = {"setWieght": 20}
+    typo["spec"]["replicaz"] = 3
+    typo["unknownTopLevel"] = True
+    created = cluster.create(typo)
+    assert created["spec"]["strategy"]["canary"]["steps"] == [{}, {"pause": {}}]
+    assert "replicaz" not in created["spec"] and "unknownTopLevel" not in created
+    patched = cluster.patch("Rollout", "web", "team", {"spec": {"paused": True, "pausedd": True}})
+    assert patched["spec"]["paused"] is True and "pausedd" not in patched["spec"]
+    dropped_only = cluster.patch("Rollout", "web", "team", {"spec": {"nothing": 1}})
+    assert dropped_only["metadata"]["generation"] == patched["metadata"]["generation"]  # nothing changed
+    status = cluster.patch_status("Rollout", "web", "team", {"status": {"phase": "Paused", "phaze": "x"}})
+    assert status["status"] == {"phase": "Paused", "phaze": "x"}  # our status schema preserves unknown fields
+    vs = cluster.create({"kind": "VirtualService", "metadata": {"name": "vs"}, "spec": {"anything": {"goes": 1}}})
+    assert vs["spec"] == {"anything": {"goes": 1}}  # a schema that preserves unknown fields keeps them
+
+
+def test_a_custom_resource_replace_must_carry_its_resource_version(cluster: Cluster) -> None:
+    cluster.create(rollout())
+    unconditional = rollout()
+    unconditional["spec"]["replicas"] = 1
+    with pytest.raises(Invalid, match=r"metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"):
+        cluster.replace(unconditional)
+    current = cluster.get("Rollout", "web", "team")
+    assert cluster.replace(dict(current, spec=dict(current["spec"], replicas=1)))["spec"]["replicas"] == 1
