@@ -244,6 +244,8 @@ VALID: dict[str, tuple[dict[str, Any], tuple[Any, ...]]] = {
     "VirtualService": ({"spec": {"hosts": ["web"], "anything": {"kept": True}}}, ("spec",)),
     "DestinationRule": ({"spec": {"host": "web", "subsets": [{"name": "stable"}]}}, ("spec",)),
     "Lease": ({"spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}, ("spec",)),
+    "Experiment": ({"spec": {"duration": "5m", "templates": [{"name": "canary", "replicas": 1, **WORKLOAD_SPEC}]}},
+                   ("spec",)),
 }
 
 
