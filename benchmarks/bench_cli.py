@@ -1,0 +1,118 @@
+"""Benchmark: how long a `rollouts` command takes to start and answer, against a bare Python start.
+
+Run: .venv/bin/python benchmarks/bench_cli.py [--runs N] [--source DIR]
+
+Each command runs as a fresh process (`python -m rollouts ...`, what the console script
+does) N times, the commands interleaved round by round (these machines are noisy) after
+one warm-up round that is not counted; printed is the median of each in ms and as a
+ratio to `python -c pass` measured in the same run, and the ms above that baseline (what
+imports and work cost). `get rollout` talks to an embedded API server
+(rollouts.memory.server serving an InMemoryCluster holding examples/istio-canary's
+Rollout) through a kubeconfig, as tests/cli does. `--source DIR` puts DIR first on
+PYTHONPATH, so another checkout (e.g. `git archive main | tar -x -C DIR`) is measured with
+the same interpreter: a before/after in one sitting. Targets: eval and lint of one file
+under 150 ms, get rollout under 300 ms. Every run must exit 0; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rollouts.memory.cluster import InMemoryCluster
+from rollouts.memory.server import serve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NAMESPACE = "default"
+EXAMPLE = ROOT / "examples" / "istio-canary" / "rollout.yaml"
+TARGETS_MS = {"eval": 150.0, "lint": 150.0, "get": 300.0}
+
+
+def seed(cluster: InMemoryCluster) -> str:
+    """examples/istio-canary's Rollout, paused at its first step as the controller writes it."""
+    manifest = next(d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d and d.get("kind") == "Rollout")
+    manifest["metadata"]["namespace"] = NAMESPACE
+    name = str(manifest["metadata"]["name"])
+    cluster.create(manifest)
+    cluster.patch_status("Rollout", name, NAMESPACE, {"status": {
+        "phase": "Paused", "message": "CanaryPauseStep", "currentStepIndex": 1, "currentPodHash": "7f9b5d6c8",
+        "stableRS": "6d4f8c7b9", "replicas": 5, "updatedReplicas": 1, "readyReplicas": 5, "availableReplicas": 5,
+        "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2024-05-01T12:00:00Z"}],
+    }})
+    return name
+
+
+def cases(kubeconfig: Path, rollout: str) -> list[tuple[str, list[str]]]:
+    """(label, arguments after the interpreter) for each measured command; the first is the baseline."""
+    return [
+        ("python -c pass", ["-c", "pass"]),
+        ("rollouts --help", ["-m", "rollouts", "--help"]),
+        ("rollouts eval 'result[0] > 1' --result '[2]'",
+         ["-m", "rollouts", "eval", "result[0] > 1", "--result", "[2]"]),
+        (f"rollouts lint {EXAMPLE.relative_to(ROOT)}", ["-m", "rollouts", "lint", str(EXAMPLE)]),
+        (f"rollouts get rollout {rollout}",
+         ["-m", "rollouts", "get", "rollout", rollout, "--kubeconfig", str(kubeconfig)]),
+    ]
+
+
+def run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
+    """Milliseconds for one run of `python argv` in `cwd`, which must exit 0."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, *argv], env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    elapsed = (time.perf_counter() - start) * 1000
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    return elapsed
+
+
+def target_for(label: str) -> float | None:
+    words = label.split()
+    return TARGETS_MS.get(words[1]) if len(words) > 1 and words[0] == "rollouts" else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=15, help="counted runs of each command (default 15)")
+    parser.add_argument("--source", type=Path, help="measure the rollouts package found in DIR instead")
+    options = parser.parse_args(argv)
+    env, where = dict(os.environ), ROOT
+    if options.source is not None:  # first on sys.path: the working directory (-c, -m), then PYTHONPATH
+        where = options.source.resolve()
+        env["PYTHONPATH"] = os.pathsep.join([str(where), *filter(None, [env.get("PYTHONPATH")])])
+    cluster = InMemoryCluster(clock=lambda: datetime(2024, 5, 1, 12, 0, tzinfo=UTC), workloads=False)
+    name = seed(cluster)
+    with tempfile.TemporaryDirectory() as tmp, serve(cluster) as api:
+        kubeconfig = api.write_kubeconfig(Path(tmp) / "kubeconfig", context="bench", namespace=NAMESPACE)
+        measured = cases(kubeconfig, name)
+        for _, args in measured:  # warm-up: bytecode caches, the page cache
+            run_once(args, env, where)
+        times: dict[str, list[float]] = {label: [] for label, _ in measured}
+        for _ in range(options.runs):
+            for label, args in measured:
+                times[label].append(run_once(args, env, where))
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    base = medians[measured[0][0]]
+    print(f"rollouts from {where}; median of {options.runs} runs each, interleaved")
+    print(f"{'command':<56} {'median':>9} {'ratio':>7} {'above':>9} {'target':>8}")
+    for label, median in medians.items():
+        target = target_for(label)
+        mark = "" if target is None else f"{target:>5.0f}ms" + (" ok" if median < target else " !")
+        print(f"{label[:56]:<56} {median:>7.1f}ms {median / base:>6.1f}x {median - base:>7.1f}ms {mark}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
