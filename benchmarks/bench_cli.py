@@ -5,8 +5,9 @@ Run: .venv/bin/python benchmarks/bench_cli.py [--runs N] [--source DIR]
 Each command runs as a fresh process (`python -m rollouts ...`, what the console script
 does) N times, the commands interleaved round by round (these machines are noisy) after
 one warm-up round that is not counted; printed is the median of each in ms and as a
-ratio to `python -c pass` measured in the same run, and the ms above that baseline (what
-imports and work cost). `get rollout` talks to an embedded API server
+ratio to `python -c pass` measured in the same run, the ms above that baseline (what
+imports and work cost), and the same for the CPU time (user+sys) of the process, which
+other load on the machine disturbs less than the wall time. `get rollout` talks to an embedded API server
 (rollouts.memory.server serving an InMemoryCluster holding examples/istio-canary's
 Rollout) through a kubeconfig, as tests/cli does. `--source DIR` puts DIR first on
 PYTHONPATH, so another checkout (e.g. `git archive main | tar -x -C DIR`) is measured with
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,14 +70,20 @@ def cases(kubeconfig: Path, rollout: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-def run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
-    """Milliseconds for one run of `python argv` in `cwd`, which must exit 0."""
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """User plus system time of the children reaped so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """(wall ms, CPU ms) of one run of `python argv` in `cwd`, which must exit 0."""
+    cpu, start = cpu_seconds(), time.perf_counter()
     done = subprocess.run([sys.executable, *argv], env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = (time.perf_counter() - start) * 1000
+    elapsed, used = (time.perf_counter() - start) * 1000, (cpu_seconds() - cpu) * 1000
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
-    return elapsed
+    return elapsed, used
 
 
 def target_for(label: str) -> float | None:
@@ -99,18 +107,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         measured = cases(kubeconfig, name)
         for _, args in measured:  # warm-up: bytecode caches, the page cache
             run_once(args, env, where)
-        times: dict[str, list[float]] = {label: [] for label, _ in measured}
+        wall: dict[str, list[float]] = {label: [] for label, _ in measured}
+        cpu: dict[str, list[float]] = {label: [] for label, _ in measured}
         for _ in range(options.runs):
             for label, args in measured:
-                times[label].append(run_once(args, env, where))
-    medians = {label: statistics.median(values) for label, values in times.items()}
-    base = medians[measured[0][0]]
-    print(f"rollouts from {where}; median of {options.runs} runs each, interleaved")
-    print(f"{'command':<56} {'median':>9} {'ratio':>7} {'above':>9} {'target':>8}")
+                elapsed, used = run_once(args, env, where)
+                wall[label].append(elapsed)
+                cpu[label].append(used)
+    medians = {label: statistics.median(values) for label, values in wall.items()}
+    cpu_medians = {label: statistics.median(values) for label, values in cpu.items()}
+    base, cpu_base = medians[measured[0][0]], cpu_medians[measured[0][0]]
+    print(f"rollouts from {where}; median of {options.runs} runs each, interleaved; cpu = user+sys of the process")
+    print(f"{'command':<50} {'wall':>9} {'ratio':>6} {'above':>9} {'cpu':>8} {'ratio':>6} {'target':>9}")
     for label, median in medians.items():
-        target = target_for(label)
+        target, used = target_for(label), cpu_medians[label]
         mark = "" if target is None else f"{target:>5.0f}ms" + (" ok" if median < target else " !")
-        print(f"{label[:56]:<56} {median:>7.1f}ms {median / base:>6.1f}x {median - base:>7.1f}ms {mark}")
+        print(f"{label[:50]:<50} {median:>7.1f}ms {median / base:>5.1f}x {median - base:>7.1f}ms "
+              f"{used:>6.1f}ms {used / cpu_base:>5.1f}x {mark}")
     return 0
 
 
