@@ -21,6 +21,7 @@ import pytest
 
 import rollouts.cli
 from rollouts.cli import COMMANDS, build_parser, command_modules
+from tests.cli.conftest import Shop
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "istio-canary" / "rollout.yaml"
@@ -39,13 +40,18 @@ sys.exit(code)
 """
 
 
-def imported_by(tmp_path: Path, *argv: str) -> set[str]:
-    """Top-level packages in sys.modules after `rollouts ARGV` ran in a fresh interpreter."""
+def modules_after(tmp_path: Path, *argv: str) -> set[str]:
+    """sys.modules after `rollouts ARGV` ran in a fresh interpreter."""
     out = tmp_path / "modules.json"
     done = subprocess.run([sys.executable, "-c", PROBE, str(out), *argv], cwd=ROOT, capture_output=True,
                           text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    return {name.split(".")[0] for name in json.loads(out.read_text())}
+    return set(json.loads(out.read_text()))
+
+
+def imported_by(tmp_path: Path, *argv: str) -> set[str]:
+    """Top-level packages in sys.modules after `rollouts ARGV` ran in a fresh interpreter."""
+    return {name.split(".")[0] for name in modules_after(tmp_path, *argv)}
 
 
 def registered(module_name: str) -> list[str]:
@@ -95,3 +101,15 @@ def test_rollouts_lint_of_a_file_imports_no_other_commands_libraries(tmp_path: P
     imported = imported_by(tmp_path, "lint", str(EXAMPLE))
     assert "pydantic" in imported  # the probe saw the command run
     assert imported.isdisjoint(OTHER_COMMANDS_LIBRARIES)
+
+
+def test_rollouts_get_rollout_imports_the_client_and_the_view_only(tmp_path: Path, shop: Shop,
+                                                                   kubeconfig: Path) -> None:
+    """The kubernetes client and rich it needs; no model, no plan, no provider, no metrics."""
+    shop.seed("paused")
+    modules = modules_after(tmp_path, "get", "rollout", "checkout", "--kubeconfig", str(kubeconfig))
+    assert {"rollouts.kube.cluster", "rollouts.view.render"} <= modules  # the probe saw it run
+    ours = {name for name in modules if name.startswith(("analysis", "rollouts.spec", "rollouts.plan",
+                                                         "rollouts.controller", "rollouts.demo"))}
+    assert ours == set()
+    assert {name.split(".")[0] for name in modules}.isdisjoint({"prometheus_client", "jinja2", "ruamel"})
