@@ -9,9 +9,10 @@ Start-up stays fast by importing only the chosen command's module: `COMMANDS` na
 module of each top-level command, and when the first argument is one of them only that
 module registers (its parser is the one `--help` and every usage error come from). Anything
 else (`--help`, no command, a mistyped one) registers every module, in module-name order, so
-the listing and the "invalid choice" message are argparse's own. A command module keeps its
-top-level imports light (argparse and what its parser needs) and imports the heavy parts
-(rich, pydantic models, the kubernetes client, providers) inside its handler.
+the listing and the "invalid choice" message are argparse's own. What a command needs only
+on some paths (the kubernetes client, rich, the pydantic models behind the duration parser)
+is imported where it is used, so modules that import each other (`status` and `list` use
+`get`) stay cheap.
 `tests/cli/test_imports.py` checks the table against what the modules register, and that
 `eval` and `lint` never load the kubernetes client, requests, rich and the like.
 
