@@ -4,7 +4,8 @@ Run: .venv/bin/python benchmarks/bench_cli.py [--runs N] [--source DIR]
 
 Each command runs as a fresh process (`python -m rollouts ...`, what the console script
 does) N times, the commands interleaved round by round (these machines are noisy) after
-one warm-up round that is not counted; printed is the median of each in ms and as a
+one warm-up round that is not counted (it also writes the bytecode caches, into a
+directory of its own, as an installed package has them); printed is the median of each in ms and as a
 ratio to `python -c pass` measured in the same run, the ms above that baseline (what
 imports and work cost), and the same for the CPU time (user+sys) of the process, which
 other load on the machine disturbs less than the wall time. `get rollout` talks to an embedded API server
@@ -97,12 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, help="measure the rollouts package found in DIR instead")
     options = parser.parse_args(argv)
     env, where = dict(os.environ), ROOT
+    # As installed (pip compiles the bytecode): caches in a directory of our own, written in the warm-up
+    # round, even where PYTHONDONTWRITEBYTECODE is set (else every run recompiles our modules from source).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if options.source is not None:  # first on sys.path: the working directory (-c, -m), then PYTHONPATH
         where = options.source.resolve()
         env["PYTHONPATH"] = os.pathsep.join([str(where), *filter(None, [env.get("PYTHONPATH")])])
     cluster = InMemoryCluster(clock=lambda: datetime(2024, 5, 1, 12, 0, tzinfo=UTC), workloads=False)
     name = seed(cluster)
     with tempfile.TemporaryDirectory() as tmp, serve(cluster) as api:
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         kubeconfig = api.write_kubeconfig(Path(tmp) / "kubeconfig", context="bench", namespace=NAMESPACE)
         measured = cases(kubeconfig, name)
         for _, args in measured:  # warm-up: bytecode caches, the page cache
