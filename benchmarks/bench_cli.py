@@ -12,8 +12,10 @@ other load on the machine disturbs less than the wall time. `get rollout` talks 
 (rollouts.memory.server serving an InMemoryCluster holding examples/istio-canary's
 Rollout) through a kubeconfig, as tests/cli does. `--source DIR` puts DIR first on
 PYTHONPATH, so another checkout (e.g. `git archive main | tar -x -C DIR`) is measured with
-the same interpreter: a before/after in one sitting. Targets: eval and lint of one file
-under 150 ms, get rollout under 300 ms. Every run must exit 0; nothing here asserts a time.
+the same interpreter; `--against DIR` measures this tree and DIR in the same interleaved
+rounds and prints this/against per command: a before/after in one sitting. Targets: eval
+and lint of one file under 150 ms, get rollout under 300 ms. Every run must exit 0;
+nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,43 +95,75 @@ def target_for(label: str) -> float | None:
     return TARGETS_MS.get(words[1]) if len(words) > 1 and words[0] == "rollouts" else None
 
 
+@dataclass
+class Checkout:
+    """One rollouts source tree measured: where it runs from, its environment, its samples."""
+
+    where: Path
+    env: dict[str, str]
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+    def run(self, label: str, args: Sequence[str], *, count: bool = True) -> None:
+        elapsed, used = run_once(args, self.env, self.where)
+        if count:
+            self.wall.setdefault(label, []).append(elapsed)
+            self.cpu.setdefault(label, []).append(used)
+
+    def report(self, runs: int) -> dict[str, float]:
+        """Print the table; return the wall median of each command."""
+        medians = {label: statistics.median(values) for label, values in self.wall.items()}
+        cpu_medians = {label: statistics.median(values) for label, values in self.cpu.items()}
+        first = next(iter(medians))
+        base, cpu_base = medians[first], cpu_medians[first]
+        print(f"rollouts from {self.where}; median of {runs} runs each, interleaved; cpu = user+sys of the process")
+        print(f"{'command':<50} {'wall':>9} {'ratio':>6} {'above':>9} {'cpu':>8} {'ratio':>6} {'target':>9}")
+        for label, median in medians.items():
+            target, used = target_for(label), cpu_medians[label]
+            mark = "" if target is None else f"{target:>5.0f}ms" + (" ok" if median < target else " !")
+            print(f"{label[:50]:<50} {median:>7.1f}ms {median / base:>5.1f}x {median - base:>7.1f}ms "
+                  f"{used:>6.1f}ms {used / cpu_base:>5.1f}x {mark}")
+        return medians
+
+
+def checkout(source: Path | None, pycache: Path) -> Checkout:
+    """This tree, or `source` first on sys.path (the working directory for -c and -m, then PYTHONPATH).
+    As installed (pip compiles the bytecode): caches in a directory of our own, written in the warm-up
+    round, even where PYTHONDONTWRITEBYTECODE is set (else every run recompiles our modules from source)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    where = ROOT if source is None else source.resolve()
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(where), *filter(None, [env.get("PYTHONPATH")])])
+    return Checkout(where, env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15, help="counted runs of each command (default 15)")
     parser.add_argument("--source", type=Path, help="measure the rollouts package found in DIR instead")
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="also measure the checkout in DIR, interleaved in the same rounds (a before/after)")
     options = parser.parse_args(argv)
-    env, where = dict(os.environ), ROOT
-    # As installed (pip compiles the bytecode): caches in a directory of our own, written in the warm-up
-    # round, even where PYTHONDONTWRITEBYTECODE is set (else every run recompiles our modules from source).
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    if options.source is not None:  # first on sys.path: the working directory (-c, -m), then PYTHONPATH
-        where = options.source.resolve()
-        env["PYTHONPATH"] = os.pathsep.join([str(where), *filter(None, [env.get("PYTHONPATH")])])
     cluster = InMemoryCluster(clock=lambda: datetime(2024, 5, 1, 12, 0, tzinfo=UTC), workloads=False)
     name = seed(cluster)
     with tempfile.TemporaryDirectory() as tmp, serve(cluster) as api:
-        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         kubeconfig = api.write_kubeconfig(Path(tmp) / "kubeconfig", context="bench", namespace=NAMESPACE)
         measured = cases(kubeconfig, name)
-        for _, args in measured:  # warm-up: bytecode caches, the page cache
-            run_once(args, env, where)
-        wall: dict[str, list[float]] = {label: [] for label, _ in measured}
-        cpu: dict[str, list[float]] = {label: [] for label, _ in measured}
+        trees = [checkout(options.source, Path(tmp) / "pycache"),
+                 *([checkout(options.against, Path(tmp) / "pycache-against")] if options.against is not None else [])]
+        for tree in trees:  # warm-up: bytecode caches, the page cache
+            for label, args in measured:
+                tree.run(label, args, count=False)
         for _ in range(options.runs):
             for label, args in measured:
-                elapsed, used = run_once(args, env, where)
-                wall[label].append(elapsed)
-                cpu[label].append(used)
-    medians = {label: statistics.median(values) for label, values in wall.items()}
-    cpu_medians = {label: statistics.median(values) for label, values in cpu.items()}
-    base, cpu_base = medians[measured[0][0]], cpu_medians[measured[0][0]]
-    print(f"rollouts from {where}; median of {options.runs} runs each, interleaved; cpu = user+sys of the process")
-    print(f"{'command':<50} {'wall':>9} {'ratio':>6} {'above':>9} {'cpu':>8} {'ratio':>6} {'target':>9}")
-    for label, median in medians.items():
-        target, used = target_for(label), cpu_medians[label]
-        mark = "" if target is None else f"{target:>5.0f}ms" + (" ok" if median < target else " !")
-        print(f"{label[:50]:<50} {median:>7.1f}ms {median / base:>5.1f}x {median - base:>7.1f}ms "
-              f"{used:>6.1f}ms {used / cpu_base:>5.1f}x {mark}")
+                for tree in trees:
+                    tree.run(label, args)
+    medians = [tree.report(options.runs) for tree in trees]
+    if len(trees) == 2:
+        print(f"\n{'command':<50} {'this/against':>13}")
+        for label, median in medians[0].items():
+            print(f"{label[:50]:<50} {median / medians[1][label]:>12.2f}x")
     return 0
 
 
