@@ -5,6 +5,17 @@ sub-commands; ``register`` adds parsers whose ``func`` default takes the parsed
 namespace and returns the exit code. Usage errors exit 2; a command's own failure
 exits 1 with a one-line message on stderr, never a traceback.
 
+Start-up stays fast by importing only the chosen command's module: `COMMANDS` names the
+module of each top-level command, and when the first argument is one of them only that
+module registers (its parser is the one `--help` and every usage error come from). Anything
+else (`--help`, no command, a mistyped one) registers every module, in module-name order, so
+the listing and the "invalid choice" message are argparse's own. What a command needs only
+on some paths (the kubernetes client, rich, the pydantic models behind the duration parser)
+is imported where it is used, so modules that import each other (`status` and `list` use
+`get`) stay cheap.
+`tests/cli/test_imports.py` checks the table against what the modules register, and that
+`eval` and `lint` never load the kubernetes client, requests, rich and the like.
+
 Layer: the top. May import every rollouts package and analysis; a command imports only
 what it needs, lazily, so start-up stays fast.
 """
@@ -13,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -56,14 +66,41 @@ def prometheus_default(flag: str | None, environ: Mapping[str, str]) -> str | No
         raise CommandError(f"{PROMETHEUS_ENV}: {err}", 2) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Top-level command -> the module of this package whose register() adds it.
+COMMANDS: Mapping[str, str] = {
+    "promote": "actions", "abort": "actions", "retry": "actions", "pause": "actions", "resume": "actions",
+    "restart": "actions", "set": "actions",
+    "analyze": "analyze",
+    "controller": "controller",
+    "crds": "crds",
+    "demo": "demo",
+    "eval": "eval",
+    "get": "get",
+    "lint": "lint",
+    "list": "list",
+    "status": "status",
+}
+
+
+def command_modules(argv: Sequence[str] | None = None) -> list[str]:
+    """The modules to register for `argv`: the chosen command's alone when the first argument
+    names one in `COMMANDS`, else every module of the package in name order."""
+    if argv and argv[0] in COMMANDS:
+        return [COMMANDS[argv[0]]]
+    import pkgutil  # only for the full listing
+
+    return sorted(info.name for info in pkgutil.iter_modules(__path__))
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv` (None: every command, as `rollouts --help` shows them)."""
     parser = argparse.ArgumentParser(
         prog="rollouts",
         description="Progressive delivery for Kubernetes: canary steps, Istio weights, analysis.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for name in command_modules(argv):
+        module = importlib.import_module(f"{__name__}.{name}")
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
@@ -71,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

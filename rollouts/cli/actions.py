@@ -25,7 +25,6 @@ import argparse
 from datetime import timedelta
 from typing import Any
 
-from analysis.model import DurationError, parse_duration
 from rollouts.cli import CommandError, connect
 from rollouts.platform.cluster import Cluster, Conflict
 from rollouts.platform.times import format_time
@@ -127,6 +126,8 @@ def run_resume(args: argparse.Namespace, cluster: Cluster, target: connect.Targe
 
 @connect.with_cluster
 def run_restart(args: argparse.Namespace, cluster: Cluster, target: connect.Target) -> int:
+    from analysis.model import DurationError, parse_duration  # lazily: it builds the pydantic models
+
     try:
         delay = parse_duration(args.in_) if args.in_ else 0
     except DurationError as err:

@@ -31,9 +31,6 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from analysis import args as arguments
 from analysis import build
@@ -42,7 +39,6 @@ from analysis.assess import Unmeasured
 from analysis.expr import evaluate_condition, format_value
 from analysis.model import PHASE_SEVERITY, AnalysisPhase, AnalysisTemplate, Argument, Metric
 from analysis.providers import Providers
-from analysis.providers.registry import default_providers
 from rollouts.cli import PROMETHEUS_HELP, CommandError, prometheus_default, prometheus_url
 
 KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
@@ -82,6 +78,8 @@ def run(args: argparse.Namespace, *, providers: Providers | None = None) -> int:
     template = load_template(Path(args.template))
     values = parse_args(args.arg)
     metrics, dry_run = prepare(template, values, where=args.template)
+    from analysis.providers.registry import default_providers  # lazily: HTTP clients, only to measure
+
     providers = providers or default_providers(
         prometheus_default=prometheus_default(args.prometheus, os.environ),
         prometheus_address=getattr(args, "prometheus_override", None))
@@ -232,6 +230,10 @@ _STYLE = {AnalysisPhase.SUCCESSFUL: "green", AnalysisPhase.FAILED: "red", Analys
 
 
 def _print_table(template: AnalysisTemplate, outcomes: list[Outcome], phase: AnalysisPhase, at: datetime) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     console = Console(highlight=False)
     stamp = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     table = Table(title=f"{template.kind} {template.metadata.name} at {stamp}", title_justify="left")

@@ -16,16 +16,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, RenderableType
-from rich.live import Live
-
-from analysis.model import DurationError, parse_duration
 from rollouts import view
 from rollouts.cli import CommandError, connect
 from rollouts.platform.cluster import Cluster, Gone, NotFound
-from rollouts.view import render
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+# rich (rollouts.view.render) and the duration parser (analysis.model, which builds the
+# pydantic models) are imported where they are used, so `status` and `list`, which import
+# this module, and a plain `get` pay only for what they run.
 
 REFRESH_SECONDS = 1.0
 PLAIN_WIDTH = 160
@@ -49,6 +51,8 @@ def timeout_seconds(args: argparse.Namespace) -> float | None:
     raw = getattr(args, "timeout", None)
     if raw in (None, "", "0"):
         return None
+    from analysis.model import DurationError, parse_duration
+
     try:
         return float(parse_duration(raw)) or None
     except DurationError as err:
@@ -57,6 +61,10 @@ def timeout_seconds(args: argparse.Namespace) -> float | None:
 
 def show(renderable: RenderableType, *, tty: bool, no_color: bool = False) -> None:
     """Print with colour on a terminal; plain, wide and without trailing blanks otherwise."""
+    from rich.console import Console
+
+    from rollouts.view import render
+
     if tty:
         Console(file=sys.stdout, force_terminal=True, no_color=no_color, highlight=False).print(renderable)
     else:
@@ -103,6 +111,8 @@ def follow(cluster: Cluster, name: str, namespace: str, *, timeout: float | None
 
 @connect.with_cluster
 def run_get(args: argparse.Namespace, cluster: Cluster, target: connect.Target) -> int:
+    from rollouts.view import render
+
     runtime = connect.runtime()
     timeout = timeout_seconds(args)
     tty = runtime.is_tty()
@@ -112,6 +122,9 @@ def run_get(args: argparse.Namespace, cluster: Cluster, target: connect.Target) 
             return 0
         try:
             if tty:
+                from rich.console import Console
+                from rich.live import Live
+
                 out = Console(file=sys.stdout, force_terminal=True, no_color=args.no_color, highlight=False)
                 with Live(console=out, auto_refresh=False, redirect_stdout=False) as live:
                     follow(cluster, args.name, target.namespace, timeout=timeout,
