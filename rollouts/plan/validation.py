@@ -100,7 +100,7 @@ TEMPLATE_REQUIRED = Problem("spec.template", "is required", "add a pod template,
 WORKLOAD_REF_NOT_RUN = Problem("spec.workloadRef", "workloadRef is not run by this controller",
                                "inline the workload's pod template as spec.template, or leave this Rollout to "
                                "Argo Rollouts with its own controller-instance-id label")
-_STEP_KINDS = "setWeight, pause, analysis, setCanaryScale"
+_STEP_KINDS = "setWeight, pause, analysis, setCanaryScale, experiment"
 _EXCLUSIVE_KINDS = frozenset({"setWeight", "pause", "experiment", "analysis"})  # Argo's hasMultipleStepsType
 
 
