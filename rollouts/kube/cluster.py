@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import socket
 import threading
 import time
@@ -120,8 +121,10 @@ def _impersonation(kubeconfig: str | Path | None, context: str | None) -> dict[s
     contexts, current = config.list_kube_config_contexts(config_file=str(kubeconfig) if kubeconfig else None)
     chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
     user_name = ((chosen or {}).get("context") or {}).get("user")
-    path = Path(kubeconfig).expanduser() if kubeconfig else Path(config.KUBE_CONFIG_DEFAULT_LOCATION).expanduser()
-    users = (yaml.safe_load(path.read_text()) or {}).get("users") or []
+    # KUBECONFIG may name several files (joined by os.pathsep), merged as kubectl merges them: first wins
+    paths = [str(kubeconfig)] if kubeconfig else config.KUBE_CONFIG_DEFAULT_LOCATION.split(os.pathsep)
+    users = [u for path in paths if path and Path(path).expanduser().is_file()
+             for u in (yaml.safe_load(Path(path).expanduser().read_text()) or {}).get("users") or []]
     user = next((u.get("user") or {} for u in users if u.get("name") == user_name), {})
     headers: dict[str, str] = {}
     if user.get("as"):

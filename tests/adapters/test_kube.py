@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rollouts.kube.cluster import KubeCluster, _error, load_api_client
 from rollouts.memory.cluster import InMemoryCluster
@@ -156,3 +158,62 @@ def test_only_rollouts_kube_imports_the_kubernetes_client() -> None:
             if any(n == "kubernetes" or n.startswith("kubernetes.") for n in names):
                 importers.append(str(source.relative_to(root)))
     assert sorted(set(importers)) == ["rollouts/kube/cluster.py"]
+
+
+def _kubeconfig(path: Path, user: dict[str, Any], *, name: str = "me") -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": "http://127.0.0.1:1"}}],
+        "users": [{"name": name, "user": user}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": name}}],
+    }))
+    return path
+
+
+def test_a_kubeconfig_user_that_impersonates_sends_the_impersonate_headers(tmp_path: Path) -> None:
+    """kubectl honours `as`/`as-groups`; the Python client ignores them, and acting with the
+    caller's own rights instead would be silent: the adapter sends the headers itself."""
+    from rollouts.kube.cluster import load_api_client
+
+    path = _kubeconfig(tmp_path / "kc", {"token": "t", "as": "system:serviceaccount:ops:rollouts",
+                                          "as-groups": ["ops"]})
+    api = load_api_client(path)
+    try:
+        assert api.default_headers["Impersonate-User"] == "system:serviceaccount:ops:rollouts"
+        assert api.default_headers["Impersonate-Group"] == "ops"
+    finally:
+        api.close()
+    plain = load_api_client(_kubeconfig(tmp_path / "plain", {"token": "t"}))
+    try:
+        assert "Impersonate-User" not in plain.default_headers
+    finally:
+        plain.close()
+
+
+def test_impersonation_is_read_across_the_files_kubeconfig_names(tmp_path: Path, monkeypatch: Any) -> None:
+    """KUBECONFIG=a:b: the context in one file, its user (with `as`) in another, a missing one skipped."""
+    from kubernetes import config
+
+    from rollouts.kube.cluster import _impersonation
+
+    contexts = tmp_path / "contexts"
+    contexts.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": "http://127.0.0.1:1"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "me"}}]}))
+    users = tmp_path / "users"
+    users.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config",
+                                     "users": [{"name": "me", "user": {"token": "t", "as": "ops-bot"}}]}))
+    joined = os.pathsep.join(str(p) for p in (tmp_path / "missing", contexts, users))
+    monkeypatch.setattr(config, "KUBE_CONFIG_DEFAULT_LOCATION", joined)
+    monkeypatch.setattr(config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", joined)
+    assert _impersonation(None, None) == {"Impersonate-User": "ops-bot"}
+
+
+def test_more_than_one_impersonated_group_is_a_clear_error(tmp_path: Path) -> None:
+    from rollouts.kube.cluster import load_api_client
+    from rollouts.platform.cluster import ClusterError
+
+    path = _kubeconfig(tmp_path / "kc", {"token": "t", "as": "u", "as-groups": ["a", "b"]})
+    with pytest.raises(ClusterError, match="only one `as-groups` entry"):
+        load_api_client(path)
