@@ -47,7 +47,7 @@ from rollouts.plan import transitions
 from rollouts.plan.experiment import COMPLETED, ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL
 from rollouts.plan.experiment_checks import load_step
 from rollouts.plan.replicas import owner_reference
-from rollouts.plan.runs import DEFAULT_RUN_HISTORY, RunSpecError
+from rollouts.plan.runs import DEFAULT_RUN_HISTORY, RunSpecError, pick_named
 from rollouts.plan.state import Pass
 from rollouts.platform.actions import NORMAL, CreateExperiment, DeleteExperiment, TerminateExperiment
 from rollouts.platform.labels import HASH_LABEL, INSTANCE_LABEL, REVISION
@@ -84,26 +84,11 @@ def owned(p: Pass) -> list[Mapping[str, Any]]:
                    for r in (d.get("metadata") or {}).get("ownerReferences") or [])]
 
 
-def _suffix(name: str, base: str) -> int | None:
-    if name == base:
-        return 0
-    tail = name[len(base) + 1:]
-    return int(tail) if name.startswith(base + "-") and tail.isdigit() else None
-
-
 def pick(experiments: Sequence[Mapping[str, Any]], *, base: str,
          recorded: str | None) -> tuple[Mapping[str, Any] | None, str]:
     """(the Experiment to follow, or None) and the name to create when it is None."""
-    family = {_name(d): d for d in experiments if _suffix(_name(d), base) is not None}
-    if recorded is not None and _suffix(recorded, base) is not None:
-        return family.get(recorded), recorded
-    live = [n for n, d in family.items() if not _terminated(d) and _phase(d) not in COMPLETED]
-    if live:
-        newest = max(live, key=lambda n: _suffix(n, base) or 0)
-        return family[newest], newest
-    if not family:
-        return None, base
-    return None, f"{base}-{max(_suffix(n, base) or 0 for n in family) + 1}"
+    return pick_named(experiments, base=base, sep="-", recorded=recorded,
+                      live=lambda d: not _terminated(d) and _phase(d) not in COMPLETED)
 
 
 def _rs_doc(p: Pass, pod_hash: str | None) -> Mapping[str, Any] | None:

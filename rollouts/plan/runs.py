@@ -43,7 +43,7 @@ Size: over 300 lines because the run's whole life for the plan (naming, creating
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +79,11 @@ def run_base_name(rollout_name: str, pod_hash: str, revision: int, step_index: i
     return base if step_index is None else f"{base}-{step_index}"
 
 
-def _suffix(name: str, base: str) -> int | None:
+def _suffix(name: str, base: str, sep: str) -> int | None:
     if name == base:
         return 0
     tail = name[len(base) + 1:]
-    return int(tail) if name.startswith(base + ".") and tail.isdigit() else None
+    return int(tail) if name.startswith(base + sep) and tail.isdigit() else None
 
 
 def run_phase(doc: Mapping[str, Any]) -> AnalysisPhase:
@@ -96,19 +96,29 @@ def is_terminated(doc: Mapping[str, Any]) -> bool:
     return bool((doc.get("spec") or {}).get("terminate"))
 
 
-def pick_run(runs: Sequence[Mapping[str, Any]], *, base: str,
-             recorded: str | None) -> tuple[Mapping[str, Any] | None, str]:
-    """(the run to follow, or None) and the name to create when it is None."""
-    family = {str(r["metadata"]["name"]): r for r in runs if _suffix(str(r["metadata"]["name"]), base) is not None}
-    if recorded is not None and _suffix(recorded, base) is not None:
+def pick_named(docs: Sequence[Mapping[str, Any]], *, base: str, sep: str, recorded: str | None,
+               live: Callable[[Mapping[str, Any]], bool]) -> tuple[Mapping[str, Any] | None, str]:
+    """Of the objects named `base` or `base<sep>N` (a run or an Experiment and its retries): the
+    recorded one (None when it is gone, to be created again under its name), else the newest
+    `live` one, else None with the next free name."""
+    named = ((str((d.get("metadata") or {}).get("name")), d) for d in docs)
+    family = {name: d for name, d in named if _suffix(name, base, sep) is not None}
+    if recorded is not None and _suffix(recorded, base, sep) is not None:
         return family.get(recorded), recorded
-    live = [n for n, r in family.items() if not is_terminated(r) and run_phase(r) not in BAD_PHASES]
-    if live:
-        newest = max(live, key=lambda n: _suffix(n, base) or 0)
+    alive = [n for n, d in family.items() if live(d)]
+    if alive:
+        newest = max(alive, key=lambda n: _suffix(n, base, sep) or 0)
         return family[newest], newest
     if not family:
         return None, base
-    return None, f"{base}.{max(_suffix(n, base) or 0 for n in family) + 1}"
+    return None, f"{base}{sep}{max(_suffix(n, base, sep) or 0 for n in family) + 1}"
+
+
+def pick_run(runs: Sequence[Mapping[str, Any]], *, base: str,
+             recorded: str | None) -> tuple[Mapping[str, Any] | None, str]:
+    """(the run to follow, or None) and the name to create when it is None."""
+    return pick_named(runs, base=base, sep=".", recorded=recorded,
+                      live=lambda r: not is_terminated(r) and run_phase(r) not in BAD_PHASES)
 
 
 def verdict(doc: Mapping[str, Any]) -> str:

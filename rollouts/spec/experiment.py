@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool, StrictInt
 
 from analysis.model import API_VERSION, ArgoModel, Argument, DryRun, IntOrString, MeasurementRetention, ObjectMeta
-from rollouts.spec.model import AnalysisRunMetadata, LabelSelector
+from rollouts.spec.model import AnalysisRunMetadata, LabelSelector, RolloutCondition
 
 __all__ = ["Experiment", "ExperimentAnalysis", "ExperimentStatus", "ExperimentStep", "ExperimentTemplate"]
 
@@ -81,13 +81,7 @@ class ExperimentRunStatus(ArgoModel):
     message: str | None = None
 
 
-class ExperimentCondition(ArgoModel):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str | None = None
-    message: str | None = None
-    last_update_time: datetime | None = None
-    last_transition_time: datetime | None = None
+ExperimentCondition = RolloutCondition  # the same condition shape Argo writes on a Rollout
 
 
 class ExperimentStatus(ArgoModel):
