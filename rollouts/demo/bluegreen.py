@@ -28,9 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rollouts.demo.scenario import FIRST_IMAGE, ROLLOUT_NAME, Release, ScenarioError
+from rollouts.demo.scenario import FIRST_IMAGE, ROLLOUT_NAME, Release, ScenarioError, load_kind
 
 EXAMPLE_DIR = Path(str(resources.files("rollouts") / "examples" / "blue-green"))
 HASH_ARG = "preview-hash"
@@ -93,16 +91,7 @@ class Scenario:
 
 
 def _load(name: str, kind: str, directory: Path) -> list[dict[str, Any]]:
-    path = directory / name
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    except OSError as err:
-        raise ScenarioError(f"the blue-green demo builds on {path}, which cannot be read ({err.strerror}); "
-                            "run it from a clone of the repository") from None
-    found = [d for d in docs if isinstance(d, dict) and d.get("kind") == kind]
-    if not found:
-        raise ScenarioError(f"{path} holds no {kind}; the demo expects the blue-green example's {kind}")
-    return found
+    return load_kind(name, kind, directory, demo="the blue-green demo", example="blue-green")
 
 
 def query(window: str) -> str:

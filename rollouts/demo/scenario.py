@@ -102,16 +102,18 @@ class Scenario:
         return dict(self.rollout["spec"]["strategy"]["canary"]["trafficRouting"]["istio"])
 
 
-def _load(name: str, kind: str, directory: Path) -> list[dict[str, Any]]:
+def load_kind(name: str, kind: str, directory: Path, *, demo: str = "the demo",
+              example: str = "istio-canary") -> list[dict[str, Any]]:
+    """The `kind` documents of example file `name`, or a ScenarioError saying what the demo expected."""
     path = directory / name
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     except OSError as err:
-        raise ScenarioError(f"the demo builds on {path}, which cannot be read ({err.strerror}); "
+        raise ScenarioError(f"{demo} builds on {path}, which cannot be read ({err.strerror}); "
                             "run it from a clone of the repository") from None
     found = [d for d in docs if isinstance(d, dict) and d.get("kind") == kind]
     if not found:
-        raise ScenarioError(f"{path} holds no {kind}; the demo expects the istio-canary example's {kind}")
+        raise ScenarioError(f"{path} holds no {kind}; the demo expects the {example} example's {kind}")
     return found
 
 
@@ -145,10 +147,10 @@ def adjust(*, rollout: dict[str, Any], template: dict[str, Any], timing: Timing,
 
 
 def build(timing: Timing = FULL, *, namespace: str = "default", directory: Path = EXAMPLE_DIR) -> Scenario:
-    rollout = copy.deepcopy(_load("rollout.yaml", "Rollout", directory)[0])
-    template = copy.deepcopy(_load("analysis-template.yaml", "AnalysisTemplate", directory)[0])
-    virtual_service = copy.deepcopy(_load("virtualservice.yaml", "VirtualService", directory)[0])
-    services = [copy.deepcopy(s) for s in _load("services.yaml", "Service", directory)]
+    rollout = copy.deepcopy(load_kind("rollout.yaml", "Rollout", directory)[0])
+    template = copy.deepcopy(load_kind("analysis-template.yaml", "AnalysisTemplate", directory)[0])
+    virtual_service = copy.deepcopy(load_kind("virtualservice.yaml", "VirtualService", directory)[0])
+    services = [copy.deepcopy(s) for s in load_kind("services.yaml", "Service", directory)]
     try:
         adjust(rollout=rollout, template=template, timing=timing, namespace=namespace)
     except (KeyError, IndexError, TypeError) as err:
