@@ -19,6 +19,7 @@ from analysis.providers.prometheus import PrometheusProvider, instant_value
 from rollouts.demo.prometheus import PrometheusServer
 from tests.conftest import require_prometheus
 from tests.fixtures import istio_history
+from tests.http_calls import calls_to
 
 AT = datetime(2024, 1, 1, 0, 30, tzinfo=UTC)
 FAKE = "http://prometheus.test:9090"
@@ -183,7 +184,7 @@ def test_5xx_then_200_is_retried_and_succeeds() -> None:
     responses.get(QUERY_URL, status=503, body="overloaded")
     responses.get(QUERY_URL, json=OK_BODY)
     assert fake_provider().measure(metric("up"), at=AT).value == [0.97]
-    assert len(responses.calls) == 2
+    assert len(calls_to(QUERY_URL)) == 2
 
 
 @responses.activate
@@ -194,7 +195,7 @@ def test_repeated_5xx_is_an_error_with_the_query() -> None:
         fake_provider(wait).measure(metric('sum(rate(x{a="b"}[1m]))'), at=AT)
     assert "'sum(rate(x{a=\"b\"}[1m]))'" in str(caught.value)
     assert "failed after 3 attempts: HTTP 500: boom" in str(caught.value)
-    assert len(responses.calls) == 3 and wait.calls == 3
+    assert len(calls_to(QUERY_URL)) == 3 and wait.calls == 3
 
 
 @responses.activate
@@ -202,8 +203,8 @@ def test_timeout_is_retried_then_reported() -> None:
     responses.get(QUERY_URL, body=requests.exceptions.ReadTimeout("read timed out"))
     with pytest.raises(ProviderError, match="failed after 3 attempts: no answer within the 7s timeout"):
         fake_provider().measure(metric("up", timeout=7), at=AT)
-    assert len(responses.calls) == 3
-    assert responses.calls[0].request.req_kwargs["timeout"] == 7  # type: ignore[attr-defined]
+    assert len(calls_to(QUERY_URL)) == 3
+    assert calls_to(QUERY_URL)[0].request.req_kwargs["timeout"] == 7  # type: ignore[attr-defined]
 
 
 @responses.activate
@@ -211,7 +212,7 @@ def test_garbage_body_is_an_error_not_a_value() -> None:
     responses.get(QUERY_URL, body="<html>proxy login</html>")
     with pytest.raises(ProviderError, match="'up': the answer is not JSON"):
         fake_provider().measure(metric("up"), at=AT)
-    assert len(responses.calls) == 1
+    assert len(calls_to(QUERY_URL)) == 1
 
 
 @responses.activate
@@ -225,7 +226,7 @@ def test_json_without_result_is_an_error() -> None:
 def test_time_param_and_default_timeout_and_tls_verify() -> None:
     responses.get(QUERY_URL, json=OK_BODY)
     fake_provider().measure(metric("up"), at=AT)
-    request = responses.calls[0].request
+    request = calls_to(QUERY_URL)[0].request
     assert request.params == {"query": "up", "time": str(AT.timestamp())}  # type: ignore[attr-defined]
     assert request.req_kwargs["timeout"] == 30  # type: ignore[attr-defined]
     assert request.req_kwargs["verify"] not in (False, None)  # type: ignore[attr-defined]  # True or a CA bundle
@@ -235,7 +236,7 @@ def test_time_param_and_default_timeout_and_tls_verify() -> None:
 def test_insecure_disables_tls_verification() -> None:
     responses.get("https://prom.test/api/v1/query", json=OK_BODY)
     PrometheusProvider().measure(metric("up", address="https://prom.test", insecure=True), at=AT)
-    assert responses.calls[0].request.req_kwargs["verify"] is False  # type: ignore[attr-defined]
+    assert calls_to("https://prom.test/api/v1/query")[0].request.req_kwargs["verify"] is False  # type: ignore[attr-defined]
 
 
 @responses.activate
@@ -244,7 +245,7 @@ def test_basic_auth_and_custom_headers_are_sent() -> None:
     config = {"authentication": {"basicAuth": {"username": "ann", "password": "s3cret"}},
               "headers": [{"key": "X-Scope-OrgID", "value": "team-a"}]}
     fake_provider().measure(metric("up", **config), at=AT)
-    headers = responses.calls[0].request.headers
+    headers = calls_to(QUERY_URL)[0].request.headers
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"ann:s3cret").decode()
     assert headers["X-Scope-OrgID"] == "team-a"
 
@@ -254,7 +255,7 @@ def test_bearer_token_is_sent_and_never_shown() -> None:
     responses.get(QUERY_URL, status=502)
     with pytest.raises(ProviderError) as caught:
         fake_provider().measure(metric("up", authentication={"bearerToken": "tok-123"}), at=AT)
-    assert responses.calls[0].request.headers["Authorization"] == "Bearer tok-123"
+    assert calls_to(QUERY_URL)[0].request.headers["Authorization"] == "Bearer tok-123"
     assert "tok-123" not in str(caught.value)
 
 
@@ -263,7 +264,7 @@ def test_authorization_header_wins_over_bearer_token() -> None:
     responses.get(QUERY_URL, json=OK_BODY)
     config = {"authentication": {"bearerToken": "tok"}, "headers": [{"key": "Authorization", "value": "Bearer hdr"}]}
     fake_provider().measure(metric("up", **config), at=AT)
-    assert responses.calls[0].request.headers["Authorization"] == "Bearer hdr"
+    assert calls_to(QUERY_URL)[0].request.headers["Authorization"] == "Bearer hdr"
 
 
 @responses.activate
