@@ -222,6 +222,8 @@ class WorkQueue:
                 continue  # superseded by an earlier due time
             del self._waiting[key]
             self._add_locked(key)
+            if key in self._queued_at:  # it was due at `due`, not when a worker came to look
+                self._queued_at[key] = min(self._queued_at[key], due)
 
     def _drop_stale_locked(self) -> None:
         while self._heap and self._waiting.get(self._heap[0][2]) != self._heap[0][0]:

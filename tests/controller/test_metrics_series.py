@@ -210,3 +210,38 @@ def test_the_newest_run_of_a_kind_sets_the_values_and_an_older_one_does_not() ->
     metrics.observe_analysis_run(run_doc("web-4", "2024-01-01T03:00:00Z", "[0.9,0.8]"))
     assert metrics.registry.get_sample_value("rollouts_analysis_metric_value", labels) is None
     assert metrics.value("rollouts_analysis_metric_threshold", {**labels, "condition": "success"}) == 0.95
+
+
+def test_a_blue_green_promotion_is_counted_with_its_pre_promotion_value_and_no_weights() -> None:
+    scenario = Scenario("blue-green", vs="none")
+    try:
+        scenario.provider.script("preview-success-rate", HEALTHY)
+        scenario.given_healthy()
+        scenario.when_image(NEW_IMAGE).run_until(lambda: scenario.phase == "Paused")
+        scenario.when_promote().run_until(lambda: scenario.phase == "Healthy")
+        labels = {"namespace": "default", "rollout": "rollout-bluegreen"}
+        assert sample(scenario, "rollouts_promotions_total", labels) == 1
+        assert sample(scenario, "rollouts_analysis_metric_value", {
+            **labels, "analysis": "PrePromotion", "metric": "preview-success-rate"}) == 0.99
+        assert sample(scenario, "rollouts_rollout_set_weight", labels) is None  # no canary weights
+        assert sample(scenario, "rollout_info", {"namespace": "default", "name": "rollout-bluegreen",
+                                                 "strategy": "blueGreen", "traffic_router": "none",
+                                                 "phase": "Healthy"}) == 1
+    finally:
+        scenario.close()
+
+
+def test_the_queue_duration_is_how_long_a_due_key_waited_for_a_worker() -> None:
+    from rollouts.controller.workqueue import Key, WorkQueue
+    from rollouts.platform.clock import SteppedClock
+    from tests.controller.dsl import START
+
+    clock, waited = SteppedClock(START), []
+    queue = WorkQueue(clock, on_take=lambda key, seconds: waited.append((key.name, seconds)))
+    queue.add(Key("Rollout", "shop", "web"))
+    queue.add_after(Key("Rollout", "shop", "api"), 5)
+    clock.advance(3)
+    assert queue.pop_ready() == Key("Rollout", "shop", "web")
+    clock.advance(4)  # api was due at 5 s and is taken at 7 s
+    assert queue.pop_ready() == Key("Rollout", "shop", "api")
+    assert waited == [("web", 3.0), ("api", 2.0)]
