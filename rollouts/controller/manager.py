@@ -15,6 +15,9 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
   (rollouts.controller.fanin.Scope).
 - Every API request goes through rollouts.controller.clientset.MeteredCluster: counted by verb and
   status code, so a fault the shells retried away is still recorded.
+- The metrics follow what the shells already hold (rollouts.controller.metrics): each
+  successful Rollout pass reports its plan (`observe_rollout`), a Rollout found gone is
+  forgotten, and a relist forgets the Rollouts and AnalysisRuns it no longer has.
 - A key that raises is logged, counted (`*_reconcile_error`), recorded as a Warning
   event on a Rollout and requeued with the queue's backoff; it never stops the
   others. Success forgets the backoff and requeues at the reconciler's

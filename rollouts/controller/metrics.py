@@ -182,6 +182,7 @@ class ControllerMetrics:
         self._info_labels: dict[tuple[str, str, str], tuple[str, ...]] = {}
         self._newest: dict[tuple[str, str], dict[str, _Newest]] = {}  # (ns, rollout) -> run kind -> newest run
         self._labelled: dict[tuple[str, str], set[tuple[str, tuple[str, ...]]]] = {}  # counters by Rollout
+        self._started: set[tuple[str, str]] = set()  # Rollouts whose counters exist (at 0 or more)
         self._lock = threading.RLock()
 
     # The info gauges keep exactly one series per object: the old phase is removed.
@@ -206,6 +207,7 @@ class ControllerMetrics:
                 return
             self._snapshots.drop(("Analysis", namespace, name))
             self._newest.pop((namespace, name), None)
+            self._started.discard((namespace, name))
             for family, values in self._labelled.pop((namespace, name), set()):
                 self._families()[family].remove(*values)
 
@@ -236,9 +238,9 @@ class ControllerMetrics:
 
     def _start_counters(self, namespace: str, name: str) -> None:
         """Every counter of a Rollout at 0 when it is first seen, so `increase()` counts its first event."""
-        if (namespace, name) in self._labelled:
+        if (namespace, name) in self._started:
             return
-        self._labelled[(namespace, name)] = set()
+        self._started.add((namespace, name))
         self._labels("rollouts_promotions", namespace, name)
         for cause in AbortCause:
             self._labels("rollouts_aborts", namespace, name, str(cause))

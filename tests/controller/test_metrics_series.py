@@ -245,3 +245,13 @@ def test_the_queue_duration_is_how_long_a_due_key_waited_for_a_worker() -> None:
     clock.advance(4)  # api was due at 5 s and is taken at 7 s
     assert queue.pop_ready() == Key("Rollout", "shop", "api")
     assert waited == [("web", 3.0), ("api", 2.0)]
+
+
+def test_a_hook_call_before_the_first_reconcile_still_leaves_every_counter_at_zero() -> None:
+    metrics = ControllerMetrics()
+    metrics.hook_call("confirm-rollout", "success", 0.1, namespace="shop", rollout="web")
+    doc = {"kind": "Rollout", "metadata": {"name": "web", "namespace": "shop"}}
+    metrics.observe_rollout(doc, None, {})
+    labels = {"namespace": "shop", "rollout": "web"}
+    assert metrics.registry.get_sample_value("rollouts_promotions_total", labels) == 0
+    assert metrics.registry.get_sample_value("rollouts_aborts_total", {**labels, "reason": "gate"}) == 0
