@@ -14,7 +14,8 @@ Rules (sample-controller's `handleObject`, Argo's VirtualService index):
   carrying that value (Argo's sharding). A deleted Rollout always enqueues (the
   reconcile finds it gone and forgets it).
 - The info metrics (`rollout_info`, `analysis_run_info`) follow the objects' phases
-  here, from the events, without extra reads.
+  here, from the events, without extra reads; so do an AnalysisRun's phase, metric
+  phases, measured values and thresholds (ControllerMetrics.observe_analysis_run).
 - Any shape is routed: objects are read through rollouts.platform.wire, so a Rollout whose
   spec is a list or whose strategy is a string still enqueues itself (and gets
   InvalidSpec from its reconcile); nothing here raises on user data.
@@ -69,7 +70,8 @@ class EventRouter:
                 return []
             if phase := wire.text(obj, "status", "phase"):
                 router = "istio" if references(obj) else "none"
-                self.metrics.set_rollout_info(namespace, name, phase=phase, traffic_router=router)
+                strategy = "blueGreen" if wire.section(obj, "spec", "strategy").get("blueGreen") else "canary"
+                self.metrics.set_rollout_info(namespace, name, phase=phase, traffic_router=router, strategy=strategy)
             return [key]
         owners = [Key(str(wire.text(ref, "kind")), namespace, ref["name"])
                   for ref in wire.items(obj, "metadata", "ownerReferences")
@@ -82,8 +84,7 @@ class EventRouter:
             if deleted:
                 self.metrics.forget("AnalysisRun", namespace, name)
             elif self.scope.admits(obj):
-                phase = wire.text(obj, "status", "phase") or "Pending"
-                self.metrics.set_analysis_run_info(namespace, name, phase=phase)
+                self.metrics.observe_analysis_run(obj)
                 return [Key("AnalysisRun", namespace, name), *owners]
             return owners
         if kind == "ReplicaSet":

@@ -15,6 +15,9 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
   (rollouts.controller.fanin.Scope).
 - Every API request goes through rollouts.controller.clientset.MeteredCluster: counted by verb and
   status code, so a fault the shells retried away is still recorded.
+- The metrics follow what the shells already hold (rollouts.controller.metrics): each
+  successful Rollout pass reports its plan (`observe_rollout`), a Rollout found gone is
+  forgotten, and a relist forgets the Rollouts and AnalysisRuns it no longer has.
 - A key that raises is logged, counted (`*_reconcile_error`), recorded as a Warning
   event on a Rollout and requeued with the queue's backoff; it never stops the
   others. Success forgets the backoff and requeues at the reconciler's
@@ -53,6 +56,7 @@ from rollouts.controller.metrics import ControllerMetrics
 from rollouts.controller.reconciler import RolloutReconciler
 from rollouts.controller.threads import ThreadedRun
 from rollouts.controller.workqueue import Key, WorkQueue
+from rollouts.platform import wire
 from rollouts.platform.clock import Clock
 from rollouts.platform.cluster import Cluster, ClusterError, Gone
 from rollouts.platform.events import EventRecorder
@@ -112,11 +116,16 @@ class Manager:
         self.resync_period = resync_period
         self.identity = identity or default_identity()
         self.recorder = EventRecorder(cluster, clock=clock, metrics=self.metrics, instance=self.identity)
-        self.queue = WorkQueue(clock, on_add=lambda _: self.metrics.workqueue_adds.labels("rollouts").inc())
+        self.queue = WorkQueue(clock, on_add=lambda _: self.metrics.workqueue_adds.labels("rollouts").inc(),
+                               on_take=lambda _, waited: self.metrics.workqueue_queue_duration.labels(
+                                   "rollouts").observe(waited))
         self.cache = Cache()
         retry: dict[str, Any] = {"retry_wait": retry_wait} if retry_wait is not None else {}
-        self.rollouts = RolloutReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope,
-                                          cache=self.cache, **retry)
+        self.rollouts = RolloutReconciler(
+            cluster, clock=clock, recorder=self.recorder, scope=self.scope, cache=self.cache, **retry,
+            observe=lambda doc, model, planned: self.metrics.observe_rollout(doc, model, planned.status,
+                                                                              planned.outcomes),
+            gone=lambda namespace, name: self.metrics.forget("Rollout", namespace, name))
         self.experiments = ExperimentReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope,
                                                 cache=self.cache, **retry)
         self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder, **retry)
@@ -278,8 +287,11 @@ class Manager:
 
     def relist(self, kind: str) -> None:
         """A watch fell too far behind: the cache takes a fresh list, the next watch starts over."""
-        self.cache.replace_kind(kind, self.cluster.list(kind, self.scope.namespace))
+        listed = self.cluster.list(kind, self.scope.namespace)
+        self.cache.replace_kind(kind, listed)
         self._cursors[kind] = None
+        if kind in ("Rollout", "AnalysisRun"):  # no DELETED event comes for what went meanwhile: its series go now
+            self.metrics.retain(kind, [wire.name_of(obj) for obj in listed], namespace=self.scope.namespace)
 
     # ------------------------------------------------------------ threaded mode (rollouts.controller.threads)
 

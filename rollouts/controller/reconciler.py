@@ -23,7 +23,9 @@ Rules (the imperative shell around rollouts.plan.planner; DESIGN.md §2):
   merge patch of the difference carrying the resourceVersion it was planned from.
   A reconcile with nothing to do makes no API write at all.
 - Events the plan asks for are recorded after the pass succeeded (a failed pass is
-  planned again, and its events would be duplicates).
+  planned again, and its events would be duplicates); so is what the pass tells the
+  metrics (`observe`: the document, its model, the plan with its promotions and aborts),
+  and a Rollout found gone or out of scope is reported (`gone`) so its series go too.
 - Every object this shell writes goes back into the cache at once, so the next pass
   never plans from a version older than its own write. The watch event of its own
   status write does reconcile again; the plan already entered the step it reached, so
@@ -146,8 +148,11 @@ class RolloutReconciler:
         cache: Cache | None = None,
         retry_wait: tenacity.wait.wait_base = API_RETRY_WAIT,
         retry_attempts: int = 4,
+        observe: Callable[[Obj, Rollout | None, core.Plan], None] | None = None,
+        gone: Callable[[str, str], None] | None = None,
     ) -> None:
         self.cluster, self.clock, self.recorder, self.scope = cluster, clock, recorder, scope
+        self._observe, self._gone = observe, gone
         self.cache = cache
         self.reads: Reads = reads if reads is not None else cache if cache is not None else cluster
         self._retry = tenacity.Retrying(
@@ -164,8 +169,10 @@ class RolloutReconciler:
             try:
                 doc = self.reads.get("Rollout", name, namespace)
             except NotFound:
+                self._report_gone(namespace, name)
                 return None
             if not self.scope.admits(doc):
+                self._report_gone(namespace, name)
                 return None
             try:
                 return self._pass(doc)
@@ -177,6 +184,7 @@ class RolloutReconciler:
         return None  # pragma: no cover - the loop returns or raises
 
     def _pass(self, doc: Obj) -> float | None:
+        rollout: Rollout | None = None
         try:
             rollout = Rollout.load(doc)
         except ValidationError as err:
@@ -192,7 +200,16 @@ class RolloutReconciler:
         self._write_status(doc, result.status)
         for event in events:
             self.recorder.record(doc, type=event.type, reason=event.reason, message=event.message)
+        if self._observe is not None:
+            try:
+                self._observe(doc, rollout, result)
+            except Exception:  # the metrics never fail a pass that succeeded
+                log.exception("Rollout %s/%s: metrics not updated", *wire.name_of(doc))
         return result.requeue_after
+
+    def _report_gone(self, namespace: str, name: str) -> None:
+        if self._gone is not None:
+            self._gone(namespace, name)
 
     # ------------------------------------------------------------ observing
 

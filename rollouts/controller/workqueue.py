@@ -18,6 +18,8 @@ Rules (client-go's rate-limiting delaying queue, sample-controller's use of it):
   the oldest key of those kinds, so workers can be dedicated to a kind (a Rollout worker
   never waits behind a slow measurement); without `kinds`, the oldest key of any kind.
 - After `shutdown()`, `get` returns None at once and adds are ignored.
+- `on_take(key, seconds)` is told how long a key waited queued (due) before it was taken
+  (client-go's `workqueue_queue_duration_seconds`).
 """
 
 from __future__ import annotations
@@ -55,11 +57,14 @@ class WorkQueue:
         base_delay: float = BASE_DELAY,
         max_delay: float = MAX_DELAY,
         on_add: Callable[[Key], None] | None = None,
+        on_take: Callable[[Key, float], None] | None = None,
     ) -> None:
         self._clock = clock
         self._base_delay = base_delay
         self._max_delay = max_delay
         self._on_add = on_add
+        self._on_take = on_take
+        self._queued_at: dict[Key, float] = {}  # when a queued key became ready (monotonic)
         self._cond = threading.Condition()
         self._lanes: dict[str, deque[tuple[int, Key]]] = {}  # kind -> (order added, key), FIFO
         self._dirty: set[Key] = set()
@@ -193,6 +198,7 @@ class WorkQueue:
 
     def _enqueue_locked(self, key: Key) -> None:
         self._lanes.setdefault(key.kind, deque()).append((next(self._seq), key))
+        self._queued_at.setdefault(key, self._clock.monotonic())
         self._cond.notify_all()  # workers wait for different kinds
 
     def _take_locked(self, kinds: frozenset[str] | None) -> Key | None:
@@ -203,6 +209,9 @@ class WorkQueue:
         _, key = min(lanes, key=lambda lane: lane[0][0]).popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        queued = self._queued_at.pop(key, None)
+        if self._on_take is not None and queued is not None:
+            self._on_take(key, max(self._clock.monotonic() - queued, 0.0))
         return key
 
     def _promote_due_locked(self) -> None:
@@ -213,6 +222,8 @@ class WorkQueue:
                 continue  # superseded by an earlier due time
             del self._waiting[key]
             self._add_locked(key)
+            if key in self._queued_at:  # it was due at `due`, not when a worker came to look
+                self._queued_at[key] = min(self._queued_at[key], due)
 
     def _drop_stale_locked(self) -> None:
         while self._heap and self._waiting.get(self._heap[0][2]) != self._heap[0][0]:

@@ -347,12 +347,14 @@ def _follow_run(p: Pass, kind: str, analysis: RolloutAnalysis | None, recorded: 
                 f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {message}" if message else ""))
     which = "pre-promotion" if kind == PRE else "post-promotion"
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
-        transitions.abort(p, f"Blue/green {which} analysis phase {phase.value}: {message}")
+        transitions.abort(p, f"Blue/green {which} analysis phase {phase.value}: {message}",
+                          cause=transitions.AbortCause.ANALYSIS)
     elif phase is AnalysisPhase.INCONCLUSIVE and not paused_on_it and known is not None:
         p.st.pause_conditions = [*(p.st.pause_conditions or []),
                                  PauseCondition(reason=INCONCLUSIVE_PAUSE, start_time=p.now)]
         p.st.controller_pause = True
         p.event(NORMAL, "RolloutPaused", f"Rollout is paused ({INCONCLUSIVE_PAUSE})")
     elif phase is AnalysisPhase.SUCCESSFUL and (lacking := evidence.missing(doc)) is not None:
-        transitions.abort(p, f"Blue/green {which} analysis ended without evidence: {lacking}")
+        transitions.abort(p, f"Blue/green {which} analysis ended without evidence: {lacking}",
+                          cause=transitions.AbortCause.ANALYSIS)
     return RunStatusRef(name=name, status=phase.value, message=message)

@@ -209,7 +209,8 @@ def follow(p: Pass) -> None:
     phase = _phase(doc)
     if phase in (FAILED, ERROR):
         message = (doc.get("status") or {}).get("message")
-        transitions.abort(p, "Experiment analysis phase is error/failed" + (f": {message}" if message else ""))
+        transitions.abort(p, "Experiment analysis phase is error/failed" + (f": {message}" if message else ""),
+                          cause=transitions.AbortCause.ANALYSIS)
     elif phase == INCONCLUSIVE:
         st = p.st
         resumed = bool(st.controller_pause) and not st.pause_conditions

@@ -52,6 +52,7 @@ from typing import Any
 
 from rollouts.plan import bluegreen, claims, conditions, restarts, routing, runs, scaling, steps, transitions, written
 from rollouts.plan import experiment_step as experiments
+from rollouts.plan.outcomes import Outcome
 from rollouts.plan.state import Observed, Pass, Plan
 from rollouts.plan.steplist import step_hash, step_problems
 from rollouts.plan.validation import TEMPLATE_REQUIRED, WORKLOAD_REF_NOT_RUN, strategy_problems
@@ -76,17 +77,18 @@ def plan(observed: Observed, now: datetime) -> Plan:
     now = now.astimezone(UTC).replace(microsecond=0)
     try:
         p = _round(observed, now)
-        actions = list(p.actions)
+        actions, outcomes = list(p.actions), list(p.outcomes)
         moved = (p.st.current_step_index, p.st.stable_rs) != (p.old.current_step_index, p.old.stable_rs)
         if moved and not p.aborted:  # enter the step reached (or finish the promotion) in this same pass
             entered = _round(written.after(observed, p.actions, p.st), now, entering=True)
             if written.may_follow(actions, entered.actions):
                 actions, p = [*actions, *entered.actions], entered
+                outcomes += entered.outcomes
     except _Invalid as invalid:
         return _invalid(observed, now, invalid.problems)
     except runs.RunSpecError as invalid:
         return _invalid(observed, now, [invalid.problem])
-    return result(p, actions)
+    return result(p, actions, outcomes)
 
 
 def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass:
@@ -166,7 +168,7 @@ def _sync_abort(p: Pass) -> None:
     elif st.promote_full and not st.abort:
         st.pause_conditions = st.controller_pause = None  # promote --full skips pauses and analysis
     elif st.abort and st.aborted_at is None:
-        transitions.abort(p, "")
+        transitions.abort(p, "", cause=transitions.AbortCause.MANUAL)
     elif not st.abort and not p.restarted and _was_aborted(st):
         transitions.retry(p)
 
@@ -190,7 +192,7 @@ def _check_deadline(p: Pass) -> None:
         conditions.put(p.st, p.now, conditions.PROGRESSING, "False", "ProgressDeadlineExceeded", message)
         p.event(WARNING, "ProgressDeadlineExceeded", message)
         if p.ro.spec.progress_deadline_abort and not p.promoted:
-            transitions.abort(p, message)
+            transitions.abort(p, message, cause=transitions.AbortCause.DEADLINE)
 
 
 def _invalid(observed: Observed, now: datetime, problems: list[Problem]) -> Plan:
@@ -217,9 +219,11 @@ def invalid(status: Mapping[str, Any] | None, problems: Sequence[Problem], *, no
                 INVALID_SPEC_REQUEUE)
 
 
-def result(p: Pass, actions: Sequence[Action]) -> Plan:
-    """The plan a round produced: its status, `actions`, and the earliest wake-up to come."""
+def result(p: Pass, actions: Sequence[Action], outcomes: Sequence[Outcome] | None = None) -> Plan:
+    """The plan a round produced: its status, `actions`, the earliest wake-up to come, and the
+    promotions and aborts of its rounds (`outcomes`, default: the round's own)."""
     future = [w for w in p.wake if w > p.now]
     requeue = min(future, default=None)
     return Plan(conditions.dump(p.st), tuple(actions),
-                None if requeue is None else (requeue - p.now).total_seconds())
+                None if requeue is None else (requeue - p.now).total_seconds(),
+                tuple(p.outcomes if outcomes is None else outcomes))

@@ -234,7 +234,7 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
                 f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {message}" if message else ""))
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
         which = "Step-based" if kind == STEP_RUN else "Background"
-        transitions.abort(p, f"{which} analysis phase {phase.value}: {message}")
+        transitions.abort(p, f"{which} analysis phase {phase.value}: {message}", cause=transitions.AbortCause.ANALYSIS)
     elif phase is AnalysisPhase.INCONCLUSIVE and not resumed and not any(
             c.reason == INCONCLUSIVE_PAUSE for c in p.st.pause_conditions or []):
         p.st.pause_conditions = [*(p.st.pause_conditions or []),
@@ -245,7 +245,8 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
         if (lacking := evidence.missing(doc)) is None:
             p.step_done = True
         else:
-            transitions.abort(p, f"Step-based analysis ended without evidence: {lacking}")
+            transitions.abort(p, f"Step-based analysis ended without evidence: {lacking}",
+                              cause=transitions.AbortCause.ANALYSIS)
     return RunStatusRef(name=name, status=phase.value, message=message)
 
 
@@ -266,7 +267,8 @@ def gate_promotion(p: Pass) -> None:
     if lacking is None:
         return
     if run_phase(doc).completed:
-        transitions.abort(p, f"Background analysis ended without evidence: {lacking}")
+        transitions.abort(p, f"Background analysis ended without evidence: {lacking}",
+                          cause=transitions.AbortCause.ANALYSIS)
     else:
         p.held = f"waiting for background analysis evidence: {lacking}"
 

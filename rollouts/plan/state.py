@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from rollouts.plan.outcomes import Outcome
 from rollouts.plan.replicas import ReplicaSetView, pod_template_hash, replicaset_name, spec_replicas
 from rollouts.plan.steplist import set_weight_at
 from rollouts.platform.actions import Action, Event
@@ -47,6 +48,7 @@ class Plan:
     status: dict[str, Any]
     actions: tuple[Action, ...]
     requeue_after: float | None
+    outcomes: tuple[Outcome, ...] = ()  # promotions and aborts this plan made (rollouts.plan.outcomes)
 
 
 
@@ -72,6 +74,8 @@ class Pass:
       traffic router or before routing ran.
     - held: why promotion waits for analysis evidence (runs.gate_promotion); None when
       it may go on. Read by routing (weight_cap), scaling, steps.promote, conditions.
+    - outcomes: the promotions and aborts made this round (transitions.abort/promote);
+      returned in Plan.outcomes for the shell's counters. Empty until then.
     """
 
     observed: Observed
@@ -92,6 +96,7 @@ class Pass:
     at_desired: bool = False
     weight: int | None = None
     held: str | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
 
     @classmethod
     def start(cls, observed: Observed, now: datetime, *, entering: bool = False) -> Pass:

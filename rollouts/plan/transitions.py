@@ -4,9 +4,10 @@ Rules (h11's style: each transition is named once, and the passes only decide *w
 - `restart(p)`: a new pod template or step list. Back to step 0 (None without steps);
   pauses, abort, promote-full and the runs followed are forgotten; a RolloutUpdated
   event unless it is the first revision.
-- `abort(p, reason)`: traffic back to stable. Back to step 0; `abort` and `abortedAt`
-  set; pauses and promote-full cleared; the Progressing condition is RolloutAborted with
-  the reason; a RolloutAborted Warning event. The runs followed stay in status (for
+- `abort(p, reason, cause=...)`: traffic back to stable. Back to step 0; `abort` and
+  `abortedAt` set; pauses and promote-full cleared; the Progressing condition is
+  RolloutAborted with the reason; a RolloutAborted Warning event; an aborted Outcome with
+  its cause (rollouts.plan.outcomes.AbortCause). The runs followed stay in status (for
   `get rollout`) until a retry.
 - `retry(p)`: `abort: false` after an abort this controller recorded. Back to step 0
   with new runs; abort, abortedAt, pauses and promote-full cleared; RolloutRetried.
@@ -14,13 +15,16 @@ Rules (h11's style: each transition is named once, and the passes only decide *w
   RolloutStepCompleted.
 - `promote(p)`: the new pods are the stable. `stableRS` = the current pod hash
   (`first_stable`, the first deploy's transition too: ping-pong Services swap roles); the
-  index past the last step; promote-full and pauses cleared.
+  index past the last step; promote-full and pauses cleared; a promoted Outcome (the first
+  deploy, which has no update to promote, records none).
 - Every transition but abort counts as progress (the progress deadline restarts).
 """
 
 from __future__ import annotations
 
 from rollouts.plan import conditions
+from rollouts.plan.outcomes import AbortCause as AbortCause  # the callers name a cause as transitions.AbortCause
+from rollouts.plan.outcomes import Outcome, update_started
 from rollouts.plan.state import Pass
 from rollouts.plan.steplist import describe, step_hash
 from rollouts.platform.actions import NORMAL, WARNING
@@ -57,13 +61,14 @@ def restart(p: Pass) -> None:
     p.progress = p.restarted = True
 
 
-def abort(p: Pass, reason: str) -> None:
+def abort(p: Pass, reason: str, *, cause: AbortCause) -> None:
     st = p.st
     message = f"Rollout aborted update to revision {p.revision}" + (f": {reason}" if reason else "")
     _to_step_zero(p)
     st.abort, st.aborted_at = True, p.now
     conditions.put(st, p.now, conditions.PROGRESSING, "False", "RolloutAborted", message)
     p.event(WARNING, "RolloutAborted", message)
+    p.outcomes.append(Outcome("aborted", cause, p.now, update_started(p.observed.replica_sets, p.new.name)))
 
 
 def retry(p: Pass) -> None:
@@ -90,6 +95,7 @@ def promote(p: Pass) -> None:
     st.current_step_index = len(p.steps) if p.steps else None
     st.promote_full = st.pause_conditions = st.controller_pause = None
     p.progress = True
+    p.outcomes.append(Outcome("promoted", None, p.now, update_started(p.observed.replica_sets, p.new.name)))
 
 
 def first_stable(p: Pass) -> None:

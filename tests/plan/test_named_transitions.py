@@ -45,7 +45,7 @@ TABLE: list[tuple[str, Callable[[Pass], None], dict[str, Any], str | None, bool]
     # name, transition, fields after, event reason, progress
     ("restart", transitions.restart,
      {**ZERO, "abort": None, "abortedAt": None, "stableRS": "stablehash", "runs": []}, "RolloutUpdated", True),
-    ("abort", lambda p: transitions.abort(p, "analysis failed"),
+    ("abort", lambda p: transitions.abort(p, "analysis failed", cause=transitions.AbortCause.ANALYSIS),
      {**ZERO, "abort": True, "abortedAt": "2024-01-01T12:00:00Z", "stableRS": "stablehash",
       "runs": ["currentStepAnalysisRunStatus", "currentBackgroundAnalysisRunStatus"]}, "RolloutAborted", False),
     ("retry", transitions.retry,
@@ -74,7 +74,7 @@ def test_each_named_transition_changes_exactly_its_fields(name: str, transition:
 
 def test_abort_names_the_reason_in_the_progressing_condition() -> None:
     p = a_pass()
-    transitions.abort(p, "Background analysis phase Failed")
+    transitions.abort(p, "Background analysis phase Failed", cause=transitions.AbortCause.ANALYSIS)
     [cond] = [c for c in p.st.conditions or [] if c.type == "Progressing"]
     assert (cond.status, cond.reason) == ("False", "RolloutAborted")
     assert cond.message.endswith(": Background analysis phase Failed")
