@@ -1,0 +1,275 @@
+"""Lifecycle webhooks end to end: every type against real local HTTP servers, on the stepped clock.
+
+The hook endpoints are one http.server in a thread; each path answers from a script (codes in
+order, the last repeats; "slow" answers after the hook's timeout) and records what it was sent
+with the controller clock's time. `timeline()` is the (seconds, type, answer) list of a scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from rollouts.platform.clock import SteppedClock
+from tests.controller.dsl import START, Scenario
+
+NEW_IMAGE = "argoproj/rollouts-demo:yellow"
+
+
+class Hooks:
+    """A local webhook server: `script(path, *answers)`, `calls` = (time, path, body, answer)."""
+
+    def __init__(self, clock: SteppedClock) -> None:
+        self.clock = clock
+        self.scripts: dict[str, list[Any]] = {}
+        self.calls: list[tuple[datetime, str, dict[str, Any], str]] = []
+        self.lock = threading.Lock()
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                with hooks.lock:
+                    script = hooks.scripts.get(self.path, [200])
+                    answer = script.pop(0) if len(script) > 1 else script[0]
+                    hooks.calls.append((hooks.clock.now(), self.path, body, str(answer)))
+                if answer == "slow":
+                    time.sleep(0.6)
+                    answer = 200
+                if answer == "loop":
+                    self.send_response(302)
+                    self.send_header("Location", self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                try:
+                    self.send_response(int(answer))
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"no" if int(answer) >= 300 else b"ok")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the slow answer came after the hook's timeout: the caller left
+
+            def do_GET(self) -> None:
+                with hooks.lock:
+                    hooks.calls.append((hooks.clock.now(), self.path, {"type": "redirected"}, "loop"))
+                self.send_response(302)
+                self.send_header("Location", self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def script(self, path: str, *answers: Any) -> None:
+        with self.lock:
+            self.scripts[path] = list(answers)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def to(self, path: str) -> list[tuple[datetime, dict[str, Any], str]]:
+        return [(at, body, answer) for at, p, body, answer in self.calls if p == path]
+
+    def timeline(self) -> list[tuple[int, str, str]]:
+        """(seconds since the scenario started, hook type, answer) of every call but event hooks."""
+        return [(int((at - START).total_seconds()), body["type"], answer)
+                for at, _, body, answer in self.calls if body["type"] not in ("event", "redirected")]
+
+
+def refused_url() -> str:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}/"
+
+
+def webhook(name: str, kind: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": kind, "url": url, "interval": "10s", "timeout": "2s", **extra}
+
+
+def scenario_with(webhooks: list[dict[str, Any]], clock: SteppedClock, *, limit: int | None = None) -> Scenario:
+    scenario = Scenario("istio-canary", clock=clock)
+    for doc in scenario.docs:
+        if doc["kind"] == "Rollout":
+            canary = doc["spec"]["strategy"]["canary"]
+            canary.pop("analysis", None)
+            canary["steps"] = [{"setWeight": 20}, {"pause": {"duration": "30s"}}, {"setWeight": 60}]
+            canary["webhooks"] = webhooks
+            if limit is not None:
+                canary["webhookFailureLimit"] = limit
+    return scenario
+
+
+@pytest.fixture
+def clock() -> SteppedClock:
+    return SteppedClock(START)
+
+
+@pytest.fixture
+def hooks(clock: SteppedClock) -> Iterator[Hooks]:
+    server = Hooks(clock)
+    yield server
+    server.close()
+
+
+def promoted(scenario: Scenario) -> bool:
+    st = scenario.status
+    return st.get("stableRS") == st.get("currentPodHash") and scenario.phase == "Healthy"
+
+
+def entry(scenario: Scenario, name: str) -> dict[str, Any]:
+    return next(e for e in scenario.status.get("hooks") or [] if e["name"] == name)
+
+
+def test_every_hook_type_in_one_scenario(clock: SteppedClock, hooks: Hooks) -> None:
+    u = hooks.url
+    scenario = scenario_with([
+        webhook("start", "confirm-rollout", f"{u}/start", metadata={"team": "payments"}),
+        webhook("smoke", "pre-rollout", f"{u}/smoke"),
+        webhook("load", "rollout", f"{u}/load", interval="20s"),
+        webhook("traffic", "confirm-traffic-increase", f"{u}/traffic"),
+        webhook("approve", "confirm-promotion", f"{u}/approve", timeout="300ms"),
+        webhook("done", "post-rollout", f"{u}/done"),
+        webhook("rb", "rollback", f"{u}/rb", interval="15s"),
+        webhook("events", "event", f"{u}/events"),
+    ], clock, limit=1)
+    hooks.script("/start", 403, 200)
+    hooks.script("/smoke", 500, 200)
+    hooks.script("/traffic", 403, 200)
+    hooks.script("/approve", "slow", 200)
+    hooks.script("/rb", 404)
+    try:
+        scenario.given_healthy()
+        assert hooks.calls == [] or all(body["type"] == "event" for _, _, body, _ in hooks.calls)
+        scenario.when_image(NEW_IMAGE)
+        scenario.run_until(lambda: promoted(scenario))
+        scenario.run_for(60)
+        line = hooks.timeline()
+        print("\nhook timeline (seconds, type, answer):")
+        for item in line:
+            print("  ", item)
+        kinds = [kind for _, kind, _ in line]
+        # the documented order: confirm-rollout, pre-rollout, then rounds and gates, promotion, post-rollout
+        assert kinds.index("confirm-rollout") < kinds.index("pre-rollout") < kinds.index("confirm-traffic-increase")
+        assert kinds.index("pre-rollout") < kinds.index("rollout")
+        assert max(i for i, k in enumerate(kinds) if k == "confirm-traffic-increase") < kinds.index("confirm-promotion")
+        assert kinds[-1] in ("post-rollout", "rollback") and kinds.count("post-rollout") == 1
+        assert [a for _, k, a in line if k == "confirm-rollout"] == ["403", "200"]
+        assert [a for _, k, a in line if k == "pre-rollout"] == ["500", "200"]
+        # a gate that says no holds: no weight rose before the traffic gate said yes
+        first_yes = next(at for at, _, answer in hooks.to("/traffic") if answer == "200")
+        assert all(canary == 0 for at, _, canary in scenario.weights.entries if at < first_yes)
+        assert scenario.weights.canary_weights == [0, 20, 60, 100, 0] or 20 in scenario.weights.canary_weights
+        # the slow confirm-promotion timed out, was recorded, and was asked again one interval later
+        (t1, _, a1), (t2, _, a2) = hooks.to("/approve")[:2]
+        assert (a1, a2) == ("slow", "200") and (t2 - t1).total_seconds() == 10
+        failed = [e["message"] for e in scenario.events("WebhookFailed") if "'approve'" in e["message"]]
+        assert failed and "timeout" in failed[0]
+        # the pre-rollout failure counted (1 of the limit 1: not over it)
+        assert entry(scenario, "smoke")["failures"] == 1
+        assert entry(scenario, "done")["code"] == 200 and entry(scenario, "approve")["ok"] is True
+        # payloads: Flagger's shape plus ours
+        body = hooks.to("/start")[0][1]
+        assert {k: body[k] for k in ("name", "namespace", "phase", "type", "hook")} == {
+            "name": "rollout-example", "namespace": "default", "phase": "Progressing", "type": "confirm-rollout",
+            "hook": "start"}
+        assert body["metadata"] == {"team": "payments"} and body["images"] == [NEW_IMAGE]
+        assert body["stepIndex"] == 0 and body["setWeight"] == 20 and body["actualWeight"] == 0
+        assert body["revision"] == 2 and body["podTemplateHash"] == scenario.status["currentPodHash"]
+        assert body["checksum"].startswith(body["podTemplateHash"])
+        traffic = [b for _, b, a in hooks.to("/traffic")]
+        assert {(b["stepIndex"], b["setWeight"]) for b in traffic} == {(0, 20), (2, 60)}
+        post = hooks.to("/done")[0][1]
+        assert post["phase"] == "Healthy" and post["decision"].endswith("/promoted")
+        events = [b["metadata"] for _, b, _ in hooks.to("/events")]
+        assert any(m["eventReason"] == "RolloutUpdated" for m in events) and all("timestamp" in m for m in events)
+        # a rollback hook that answers 2xx aborts the next update; post-rollout fires once for the abort
+        hooks.script("/rb", 200)
+        hooks.script("/start", 200)
+        scenario.when_image("argoproj/rollouts-demo:green")
+        scenario.run_until(lambda: bool(scenario.status.get("abort")))
+        scenario.run_for(60)
+        assert "rollback webhook 'rb'" in scenario.status["message"] or any(
+            "rollback webhook 'rb'" in e["message"] for e in scenario.events("RolloutAborted"))
+        assert len(hooks.to("/done")) == 2 and hooks.to("/done")[1][1]["decision"].split("/")[1].startswith("aborted")
+    finally:
+        scenario.close()
+
+
+def test_pre_rollout_failures_over_the_limit_abort(clock: SteppedClock, hooks: Hooks) -> None:
+    scenario = scenario_with([webhook("smoke", "pre-rollout", f"{hooks.url}/smoke")], clock, limit=1)
+    hooks.script("/smoke", 500)
+    try:
+        scenario.given_healthy()
+        scenario.when_image(NEW_IMAGE)
+        scenario.run_until(lambda: bool(scenario.status.get("abort")))
+        scenario.run_for(60)
+        assert len(hooks.to("/smoke")) == 2  # the second failure is 2 > 1: aborted, never asked again
+        [aborted] = scenario.events("RolloutAborted")
+        assert "webhook checks failed 2 times > webhookFailureLimit 1" in aborted["message"]
+        assert max(scenario.weights.canary_weights) == 0
+    finally:
+        scenario.close()
+
+
+@pytest.mark.parametrize("kind", ["refused", "loop"])
+def test_a_broken_confirm_promotion_never_promotes(clock: SteppedClock, hooks: Hooks, kind: str) -> None:
+    url = refused_url() if kind == "refused" else f"{hooks.url}/loop"
+    hooks.script("/loop", "loop")
+    scenario = scenario_with([webhook("approve", "confirm-promotion", url)], clock)
+    try:
+        scenario.given_healthy()
+        first = scenario.status["stableRS"]
+        scenario.when_image(NEW_IMAGE)
+        scenario.run_for(300)
+        assert scenario.status["stableRS"] == first and max(scenario.weights.canary_weights) == 60
+        recorded = entry(scenario, "approve")
+        assert recorded["ok"] is not True and recorded.get("code") is None
+        assert ("cannot connect" if kind == "refused" else "more than 3 redirects") in recorded["error"]
+        assert "webhook 'approve' (confirm-promotion)" in scenario.status["message"]
+        if kind == "loop":  # asked every 10 s once past the last step: bounded, 4 requests each (3 redirects)
+            assert len(hooks.to("/loop")) % 4 == 0 and len(hooks.to("/loop")) <= 4 * 31
+    finally:
+        scenario.close()
+
+
+def test_a_gate_held_through_a_restart_is_not_asked_twice(clock: SteppedClock, hooks: Hooks) -> None:
+    scenario = scenario_with([webhook("start", "confirm-rollout", f"{hooks.url}/start"),
+                              webhook("done", "post-rollout", f"{hooks.url}/done")], clock)
+    hooks.script("/start", 403)
+    try:
+        scenario.given_healthy()
+        scenario.when_image(NEW_IMAGE)
+        scenario.run_until(lambda: any(e.get("code") == 403 for e in scenario.status.get("hooks") or []),
+                           between_reconciles=True)
+        asked = hooks.to("/start")
+        assert len(asked) == 1
+        scenario.manager = scenario.new_manager()  # the old controller is abandoned, a new one starts
+        scenario.run_for(5)
+        assert len(hooks.to("/start")) == 1  # the new controller read the answer: no second call
+        scenario.run_for(10)
+        times = [at for at, _, _ in hooks.to("/start")]
+        assert len(times) == 2 and (times[1] - times[0]).total_seconds() == 10
+        hooks.script("/start", 200)
+        scenario.run_until(lambda: promoted(scenario))
+        scenario.manager = scenario.new_manager()
+        scenario.run_for(60)
+        assert len(hooks.to("/done")) == 1  # post-rollout once per promotion, not again after the restart
+    finally:
+        scenario.close()
