@@ -10,6 +10,8 @@ Rules (`spec.strategy.canary.webhooks[]`, our superset; when each type is called
   `rollout`/`rollback` hook, is asked again.
 - `webhookFailureLimit`: 0 to 100 (default 0).
 - Durations are an int (seconds) or Go's syntax with ms, s, m, h (`300ms`, `1m30s`).
+- `holding(status)`: a gate (or a rollout round) of the current update asked and not answered
+  2xx: the rollout waits on a webhook, and the progress deadline does not run (as in a pause).
 - A leaf: the spec models only.
 """
 
@@ -19,7 +21,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from rollouts.spec.model import CanaryStrategy, Webhook
+from rollouts.spec.model import CanaryStrategy, RolloutStatus, Webhook
 from rollouts.spec.problems import Problem
 
 CONFIRM_ROLLOUT = "confirm-rollout"
@@ -40,6 +42,20 @@ MAX_FAILURE_LIMIT = 100
 WEBHOOKS = "spec.strategy.canary.webhooks"
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+HOLDING = (CONFIRM_ROLLOUT, PRE_ROLLOUT, CONFIRM_TRAFFIC_INCREASE, CONFIRM_PROMOTION, ROLLOUT)
+
+
+def update(st: RolloutStatus) -> str:
+    """The update a decision belongs to: one pod template with one step list."""
+    return f"{st.current_pod_hash}.{st.current_step_hash}"
+
+
+def holding(st: RolloutStatus) -> bool:
+    """Whether a webhook of the current update holds the rollout (see the rules)."""
+    mine = f"{update(st)}/"
+    return any(e.type in HOLDING and e.decision and e.decision.startswith(mine) and not e.ok for e in st.hooks or [])
 
 
 def seconds(value: int | str | None, default: float) -> float:

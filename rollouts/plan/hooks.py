@@ -63,6 +63,7 @@ from rollouts.plan.hook_checks import (
     ROLLOUT,
     TYPES,
     interval_of,
+    update,
 )
 from rollouts.plan.state import Observed, Pass, dump_status
 from rollouts.plan.steplist import previous_set_weight, set_weight_at
@@ -146,11 +147,6 @@ def finish(p: Pass) -> None:
         entry = _entry(p.st, hook)
         if entry.decision != key and not p.entering:
             _ask(entry, key, p.now)
-
-
-def update(st: RolloutStatus) -> str:
-    """The update a decision belongs to: one pod template with one step list."""
-    return f"{st.current_pod_hash}.{st.current_step_hash}"
 
 
 def _hooks(ro: Rollout) -> list[Webhook]:

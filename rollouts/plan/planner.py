@@ -124,7 +124,7 @@ def _canary(p: Pass) -> None:
         experiments.follow(p)
         runs.follow(p)
     runs.gate_promotion(p)
-    if not p.unstarted:
+    if p.gated is None:  # a holding gate keeps a pause as it is: it ends once the gate opens
         steps.follow_pause_step(p)
     scaling.scale(p)
     selection = routing.select(p)
