@@ -235,6 +235,8 @@ def phase(p: Pass) -> tuple[RolloutPhase, str | None]:
         return RolloutPhase.PAUSED, st.pause_conditions[0].reason
     if restarting(p.ro, st, p.now):
         return RolloutPhase.PROGRESSING, "rollout is restarting"
+    if p.gated and not p.promoted:  # a webhook gate holds (rollouts.plan.hooks): say which, and why
+        return RolloutPhase.PROGRESSING, p.gated
     new = p.view(p.pod_hash)
     updated = st.updated_replicas or 0
     if updated < p.replicas:
