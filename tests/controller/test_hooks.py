@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from rollouts import view
 from rollouts.platform.clock import SteppedClock
+from rollouts.view import render
 from tests.controller.dsl import START, Scenario
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
@@ -244,6 +246,11 @@ def test_a_broken_confirm_promotion_never_promotes(clock: SteppedClock, hooks: H
         assert recorded["ok"] is not True and recorded.get("code") is None
         assert ("cannot connect" if kind == "refused" else "more than 3 redirects") in recorded["error"]
         assert "webhook 'approve' (confirm-promotion)" in scenario.status["message"]
+        shown = render.to_text(render.rollout(view.build(scenario.rollout, scenario.cluster.list("ReplicaSet"), [],
+                                                         now=clock.now())), width=200)
+        [row] = [line for line in shown.splitlines() if "approve  confirm-promotion" in line]
+        assert row.split()[1:4] == ["approve", "confirm-promotion", "error"] and "Webhooks:" in shown
+        assert ("cannot connect" if kind == "refused" else "more than 3 redirects") in row
         if kind == "loop":  # asked every 10 s once past the last step: bounded, 4 requests each (3 redirects)
             assert len(hooks.to("/loop")) % 4 == 0 and len(hooks.to("/loop")) <= 4 * 31
     finally:
