@@ -165,7 +165,7 @@ def _sync_entries(p: Pass, hooks: Sequence[Webhook]) -> None:
     entries = []
     for hook in hooks:
         entry = _entry(p.st, hook)
-        if retried or (entry.decision is not None and not entry.decision.startswith(f"{u}/")):
+        if hook.type != EVENT and (retried or (entry.decision is not None and not entry.decision.startswith(f"{u}/"))):
             entry.decision = entry.failures = None
         entries.append(entry)
     p.st.hooks = entries or None

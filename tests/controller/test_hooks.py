@@ -202,6 +202,7 @@ def test_every_hook_type_in_one_scenario(clock: SteppedClock, hooks: Hooks) -> N
         assert post["phase"] == "Healthy" and post["decision"].endswith("/promoted")
         events = [b["metadata"] for _, b, _ in hooks.to("/events")]
         assert any(m["eventReason"] == "RolloutUpdated" for m in events) and all("timestamp" in m for m in events)
+        assert entry(scenario, "events")["decision"].startswith("event/") and entry(scenario, "events")["ok"] is True
         # a rollback hook that answers 2xx aborts the next update; post-rollout fires once for the abort
         hooks.script("/rb", 200)
         hooks.script("/start", 200)
