@@ -282,3 +282,31 @@ def test_a_gate_held_through_a_restart_is_not_asked_twice(clock: SteppedClock, h
         assert len(hooks.to("/done")) == 1  # post-rollout once per promotion, not again after the restart
     finally:
         scenario.close()
+
+
+def test_a_controller_that_dies_between_the_ask_and_the_call_does_not_ask_again_within_the_interval(
+        clock: SteppedClock, hooks: Hooks) -> None:
+    scenario = scenario_with([webhook("start", "confirm-rollout", f"{hooks.url}/start")], clock)
+    try:
+        scenario.given_healthy()
+        caller = scenario.manager.rollouts.hooks
+        dying = {"left": 1}
+
+        def call_all(calls: Any) -> Any:
+            if dying["left"]:
+                dying["left"] -= 1
+                raise RuntimeError("the controller died after writing the ask")
+            return real(calls)
+
+        real, caller.call_all = caller.call_all, call_all  # type: ignore[method-assign]
+        scenario.when_image(NEW_IMAGE)
+        scenario.run_for(9)
+        assert hooks.to("/start") == [] and entry(scenario, "start")["askedAt"] == "2024-01-01T00:00:00Z"
+        scenario.manager = scenario.new_manager()
+        scenario.run_for(2)
+        asked = hooks.to("/start")
+        assert [int((at - START).total_seconds()) for at, _, _ in asked] == [10]  # one interval after the ask
+        scenario.run_until(lambda: promoted(scenario))
+        assert len(hooks.to("/start")) == 1
+    finally:
+        scenario.close()
