@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rollouts.plan.hook_calls import Answer, Call
 from rollouts.plan.hook_checks import retries_of, timeout_of
-from rollouts.plan.hooks import Answer, Call
 from rollouts.platform.clock import Clock
 
 __all__ = ["HookCaller", "OnCall"]

@@ -53,7 +53,8 @@ from pydantic import ValidationError
 from analysis.model import AnalysisTemplate
 from rollouts.controller.hooks import HookCaller, OnCall
 from rollouts.controller.informer import Cache
-from rollouts.plan import claims, experiment_step, hooks, restarts
+from rollouts.plan import claims, experiment_step, restarts
+from rollouts.plan import hook_calls as hooks
 from rollouts.plan import planner as core
 from rollouts.plan.hook_checks import EVENT, WEBHOOKS
 from rollouts.plan.validation import References, validate_rollout

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from rollouts.controller.hooks import HookCaller
-from rollouts.plan.hooks import Call
+from rollouts.plan.hook_calls import Call
 from rollouts.platform.clock import SteppedClock
 from rollouts.spec.model import Webhook
 from tests.controller.dsl import START

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rollouts.plan import hook_checks, hooks
+from rollouts.plan import hook_calls as hooks
+from rollouts.plan import hook_checks
 from rollouts.plan.planner import Plan
 from rollouts.spec.model import CanaryStrategy, Rollout, Webhook
 from tests.plan.builders import T0, World, replicaset, rollout, seconds, weights
