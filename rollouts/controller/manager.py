@@ -125,7 +125,9 @@ class Manager:
             cluster, clock=clock, recorder=self.recorder, scope=self.scope, cache=self.cache, **retry,
             observe=lambda doc, model, planned: self.metrics.observe_rollout(doc, model, planned.status,
                                                                               planned.outcomes),
-            gone=lambda namespace, name: self.metrics.forget("Rollout", namespace, name))
+            gone=lambda namespace, name: self.metrics.forget("Rollout", namespace, name),
+            on_hook_call=lambda kind, result, seconds, namespace, name: self.metrics.hook_call(
+                kind, result, seconds, namespace=namespace, rollout=name))
         self.experiments = ExperimentReconciler(cluster, clock=clock, recorder=self.recorder, scope=self.scope,
                                                 cache=self.cache, **retry)
         self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder, **retry)

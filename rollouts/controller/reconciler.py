@@ -26,6 +26,10 @@ Rules (the imperative shell around rollouts.plan.planner; DESIGN.md §2):
   planned again, and its events would be duplicates); so is what the pass tells the
   metrics (`observe`: the document, its model, the plan with its promotions and aborts),
   and a Rollout found gone or out of scope is reported (`gone`) so its series go too.
+- Lifecycle webhooks (rollouts.plan.hooks): after the status is written, the hooks it asked
+  and the event hooks are called (rollouts.controller.hooks, bounded), each answer recorded
+  as an Event, and the answers written to status.hooks[] in a second status write; that
+  write's watch event reconciles again, and the plan acts on the answers.
 - Every object this shell writes goes back into the cache at once, so the next pass
   never plans from a version older than its own write. The watch event of its own
   status write does reconcile again; the plan already entered the step it reached, so
@@ -49,9 +53,12 @@ import tenacity
 from pydantic import ValidationError
 
 from analysis.model import AnalysisTemplate
+from rollouts.controller.hooks import HookCaller, OnCall
 from rollouts.controller.informer import Cache
 from rollouts.plan import claims, experiment_step, restarts
+from rollouts.plan import hook_calls as hooks
 from rollouts.plan import planner as core
+from rollouts.plan.hook_checks import EVENT, WEBHOOKS
 from rollouts.plan.validation import References, validate_rollout
 from rollouts.platform import actions as act
 from rollouts.platform import wire
@@ -70,6 +77,7 @@ __all__ = ["INSTANCE_LABEL", "RolloutReconciler", "references"]
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
+HOOK_FIELDS = (WEBHOOKS, "spec.strategy.canary.webhookFailureLimit")
 API_RETRY_WAIT = tenacity.wait_exponential(multiplier=0.05, max=1.0)  # between retries of a transient API fault
 Obj = dict[str, Any]
 
@@ -150,9 +158,11 @@ class RolloutReconciler:
         retry_attempts: int = 4,
         observe: Callable[[Obj, Rollout | None, core.Plan], None] | None = None,
         gone: Callable[[str, str], None] | None = None,
+        on_hook_call: OnCall | None = None,
     ) -> None:
         self.cluster, self.clock, self.recorder, self.scope = cluster, clock, recorder, scope
         self._observe, self._gone = observe, gone
+        self.hooks = HookCaller(clock=clock, on_call=on_hook_call)
         self.cache = cache
         self.reads: Reads = reads if reads is not None else cache if cache is not None else cluster
         self._retry = tenacity.Retrying(
@@ -185,21 +195,25 @@ class RolloutReconciler:
 
     def _pass(self, doc: Obj) -> float | None:
         rollout: Rollout | None = None
+        observed, now = None, self.clock.now()
         try:
             rollout = Rollout.load(doc)
         except ValidationError as err:
             generation = (doc.get("metadata") or {}).get("generation")
-            result = core.invalid(doc.get("status"), unreadable_problems(doc, err), now=self.clock.now(),
+            result = core.invalid(doc.get("status"), unreadable_problems(doc, err), now=now,
                                   generation=generation if isinstance(generation, int) else None)
         else:
-            result = core.plan(self.observe(doc, rollout), self.clock.now())
+            observed = self.observe(doc, rollout)
+            result = core.plan(observed, now)
         events = [a for a in result.actions if isinstance(a, act.Event)]
         for action in result.actions:
             if not isinstance(action, act.Event):
                 self._apply(doc, action)
-        self._write_status(doc, result.status)
+        written = self._write_status(doc, result.status)
         for event in events:
             self.recorder.record(doc, type=event.type, reason=event.reason, message=event.message)
+        if observed is not None and observed.rollout.canary is not None and observed.rollout.canary.webhooks:
+            self._call_hooks(doc, written, observed, result.status, events, now)
         if self._observe is not None:
             try:
                 self._observe(doc, rollout, result)
@@ -210,6 +224,22 @@ class RolloutReconciler:
     def _report_gone(self, namespace: str, name: str) -> None:
         if self._gone is not None:
             self._gone(namespace, name)
+
+    def _call_hooks(self, doc: Obj, written: Obj, observed: core.Observed, status: Obj, events: list[act.Event],
+                    now: Any) -> None:
+        """The webhooks the written status asked (rollouts.plan.hooks.asked) and the event hooks, then
+        their answers written to status.hooks[] (a second status write) and recorded as Events."""
+        calls = hooks.asked(observed, doc.get("status"), status, now)
+        if not any(problem.path.startswith(HOOK_FIELDS) for problem in observed.problems):
+            calls += hooks.event_calls(observed, status, events, now)
+        if not calls:
+            return
+        answers = self.hooks.call_all(calls)
+        for call, answer in answers:
+            if call.hook.type != EVENT:
+                event = hooks.answer_event(call, answer)
+                self.recorder.record(written, type=event.type, reason=event.reason, message=event.message)
+        self._write_status(written, hooks.answered(status, answers))
 
     # ------------------------------------------------------------ observing
 
@@ -365,14 +395,17 @@ class RolloutReconciler:
         if self.cache is not None:
             self.cache.delete({"kind": kind, "metadata": {"name": name, "namespace": namespace}})
 
-    def _write_status(self, doc: Obj, status: Obj) -> None:
+    def _write_status(self, doc: Obj, status: Obj) -> Obj:
+        """Write `status` when it differs; the Rollout as written (or `doc` when nothing was)."""
         old = doc.get("status") or {}
         diff = merge_diff(old, status)
         if not diff:
-            return
+            return doc
         meta = doc.get("metadata") or {}
         patch = {"status": diff, "metadata": {"resourceVersion": meta.get("resourceVersion")}}
-        self._remember(self._call(self.cluster.patch_status, "Rollout", meta.get("name"), meta.get("namespace"), patch))
+        written = self._call(self.cluster.patch_status, "Rollout", meta.get("name"), meta.get("namespace"), patch)
+        self._remember(written)
+        return written if isinstance(written, dict) else {**doc, "status": status}
 
     def _call(self, method: Callable[..., Obj], *args: Any) -> Obj:
         return self._retry(method, *args)

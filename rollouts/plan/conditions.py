@@ -42,6 +42,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rollouts.plan import hook_checks
 from rollouts.plan.replicas import ReplicaSetView, surge_and_unavailable
 from rollouts.plan.restarts import restarting
 from rollouts.plan.state import Pass, dump_status
@@ -124,6 +125,7 @@ def counting(p: Pass) -> bool:
         or (step is not None and step.kind in (StepKind.PAUSE, StepKind.ANALYSIS, StepKind.EXPERIMENT))
         or any(rs.deadline is not None and rs.replicas > 0 for rs in p.others)
         or _promotion_run_going(p)
+        or hook_checks.holding(p.st)  # a webhook gate holds, as a pause does (rollouts.plan.hooks)
     )
 
 
@@ -233,6 +235,8 @@ def phase(p: Pass) -> tuple[RolloutPhase, str | None]:
         return RolloutPhase.PAUSED, st.pause_conditions[0].reason
     if restarting(p.ro, st, p.now):
         return RolloutPhase.PROGRESSING, "rollout is restarting"
+    if p.gated and not p.promoted:  # a webhook gate holds (rollouts.plan.hooks): say which, and why
+        return RolloutPhase.PROGRESSING, p.gated
     new = p.view(p.pod_hash)
     updated = st.updated_replicas or 0
     if updated < p.replicas:

@@ -6,7 +6,9 @@ Rules:
   Rollout already promoted or aborted records nothing, and neither does a restarted controller
   reading that status back. The shell counts a plan's outcomes once its pass succeeded.
 - `AbortCause` is the one list of why an update is aborted: `analysis` (a run or an
-  Experiment failed, errored, or ended without evidence), `gate` (a gate said no: a hook),
+  Experiment failed, errored, or ended without evidence; pre-rollout and rollout webhooks
+  failing past webhookFailureLimit, as they extend the analysis), `gate` (a `rollback` webhook
+  asked for it),
   `deadline` (progressDeadlineAbort), `manual` (`status.abort` set from outside: `rollouts
   abort`, `kubectl argo rollouts abort`).
 - `started` is when the update began: the creationTimestamp of the new ReplicaSet (persisted,

@@ -16,7 +16,8 @@ the round is rollouts.plan.bluegreen.run, the rest is shared):
   progress deadline; pod restarts (`spec.restartAt`, rollouts.plan.restarts); AnalysisRuns
   (Failed/Error -> abort, Inconclusive -> pause, Successful step run -> step done), and
   before them the experiment step's Experiment (rollouts.plan.experiment_step, the same);
-  the promotion gate (the background run must be evidence);
+  the promotion gate (the background run must be evidence); lifecycle webhooks
+  (rollouts.plan.hooks: before the steps, before promotion, post-rollout after the round);
   the pause step; ReplicaSet scale; Service
   selectors and DestinationRule subsets; VirtualService weights; step advance (one
   step); promotion; scale-down of old ReplicaSets after their deadline; runs that are no
@@ -50,7 +51,19 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from rollouts.plan import bluegreen, claims, conditions, restarts, routing, runs, scaling, steps, transitions, written
+from rollouts.plan import (
+    bluegreen,
+    claims,
+    conditions,
+    hooks,
+    restarts,
+    routing,
+    runs,
+    scaling,
+    steps,
+    transitions,
+    written,
+)
 from rollouts.plan import experiment_step as experiments
 from rollouts.plan.outcomes import Outcome
 from rollouts.plan.state import Observed, Pass, Plan
@@ -102,15 +115,19 @@ def _round(observed: Observed, now: datetime, *, entering: bool = False) -> Pass
     restarts.restart(p)
     (bluegreen.run if p.ro.blue_green is not None else _canary)(p)
     conditions.finish(p)
+    hooks.finish(p)  # post-rollout webhooks, once per promotion or abort
     return p
 
 
 def _canary(p: Pass) -> None:
     """The canary's part of a round (blueGreen's is rollouts.plan.bluegreen.run)."""
-    experiments.follow(p)
-    runs.follow(p)
+    hooks.decide(p)  # lifecycle webhooks: gates, rollout/rollback rounds, the failure limit
+    if not p.unstarted:  # confirm-rollout/pre-rollout hold: no step is entered yet
+        experiments.follow(p)
+        runs.follow(p)
     runs.gate_promotion(p)
-    steps.follow_pause_step(p)
+    if p.gated is None:  # a holding gate keeps a pause as it is: it ends once the gate opens
+        steps.follow_pause_step(p)
     scaling.scale(p)
     selection = routing.select(p)
     routing.route(p, selection)
@@ -118,6 +135,7 @@ def _canary(p: Pass) -> None:
     steps.advance(p)
     if p.index != before:  # the last step completed just now: the gate is looked at again before promoting
         runs.gate_promotion(p)
+        hooks.gate_promotion(p)
     steps.promote(p)
     scaling.scale_down_old(p, selection.selected)
     runs.terminate_unwanted(p)

@@ -129,7 +129,7 @@ def _basic_targets(p: Pass) -> tuple[int, int]:
     elif p.promoted or p.st.promote_full or p.index >= len(p.steps):
         weight = p.weight_cap
     else:
-        weight = set_weight_at(p.steps, p.index)
+        weight = min(set_weight_at(p.steps, p.index), p.weight_cap)  # a holding webhook gate (plan.hooks)
     surge, unavailable = surge_and_unavailable(p.ro.canary, p.replicas)
     return basic_canary_counts(replicas=p.replicas, weight=weight, max_surge=surge, max_unavailable=unavailable,
                                new=p.new, stable=p.stable, others=p.others)

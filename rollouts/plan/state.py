@@ -74,6 +74,7 @@ class Pass:
       traffic router or before routing ran.
     - held: why promotion waits for analysis evidence (runs.gate_promotion); None when
       it may go on. Read by routing (weight_cap), scaling, steps.promote, conditions.
+      A holding webhook gate sets it too, with gated/gate_cap/unstarted (rollouts.plan.hooks).
     - outcomes: the promotions and aborts made this round (transitions.abort/promote);
       returned in Plan.outcomes for the shell's counters. Empty until then.
     """
@@ -96,6 +97,9 @@ class Pass:
     at_desired: bool = False
     weight: int | None = None
     held: str | None = None
+    gated: str | None = None  # why a webhook gate holds (rollouts.plan.hooks.decide): halted, no weight rise
+    gate_cap: int | None = None  # the most weight a holding webhook gate allows (hooks.decide)
+    unstarted: bool = False  # confirm-rollout/pre-rollout hold: no step is entered yet (hooks.decide)
     outcomes: list[Outcome] = field(default_factory=list)
 
     @classmethod
@@ -138,7 +142,8 @@ class Pass:
     def weight_cap(self) -> int:
         """The most traffic the canary may get: 100, or the last step's weight while promotion waits
         for analysis evidence (never all traffic onto an unproven canary; 0 with no steps)."""
-        return set_weight_at(self.steps, len(self.steps) - 1) if self.held and self.index >= len(self.steps) else 100
+        cap = set_weight_at(self.steps, len(self.steps) - 1) if self.held and self.index >= len(self.steps) else 100
+        return cap if self.gate_cap is None else min(cap, self.gate_cap)
 
     @property
     def step(self) -> CanaryStep | None:
@@ -155,7 +160,8 @@ class Pass:
     @property
     def halted(self) -> bool:
         """No step may advance and nothing may be promoted."""
-        return self.promoted or self.aborted or bool(self.ro.spec.paused) or bool(self.st.pause_conditions)
+        return (self.promoted or self.aborted or bool(self.ro.spec.paused) or bool(self.st.pause_conditions)
+                or self.gated is not None)
 
     def view(self, pod_hash: str | None) -> ReplicaSetView | None:
         return next((v for v in self.views if pod_hash and v.pod_hash == pod_hash), None)

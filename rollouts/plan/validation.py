@@ -16,6 +16,7 @@ Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
   antiAffinity sets exactly one strategy (preferred weight 1..100); a field Argo runs and
   this controller does not (`BLUE_GREEN_NOT_RUN`) is an ERROR; pre/postPromotionAnalysis
   are checked as analysis steps are (templates exist, args, metrics end on their own).
+  Lifecycle webhooks: rollouts.plan.hook_checks (blueGreen `webhooks` is an ERROR: canary only).
   canaryService != stableService; maxSurge and maxUnavailable not both 0; scaleDownDelaySeconds, dynamicStableScale and
   setCanaryScale only with trafficRouting; Istio host routing needs both Services.
 - Steps: exactly one kind each, but a setCanaryScale goes with any one other kind (Argo
@@ -52,6 +53,7 @@ from analysis import checks as template_checks
 from analysis.checks import duration_problem, runs_indefinitely
 from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
 from rollouts.plan import experiment_checks
+from rollouts.plan.hook_checks import webhook_problems
 from rollouts.plan.template_checks import validate_template
 from rollouts.plan.timing_checks import background_timing_problems
 from rollouts.spec.experiment import Experiment, ExperimentAnalysis
@@ -93,6 +95,8 @@ BLUE_GREEN_NOT_RUN = {
                         f"select preview pods by rollouts-pod-template-hash, {_LEAVE_TO_ARGO}"),
     "maxUnavailable": ("the old ReplicaSet would not be scaled down within maxUnavailable",
                        f"remove it, {_LEAVE_TO_ARGO}"),
+    "webhooks": ("lifecycle webhooks are called for the canary strategy only",
+                 "move them to spec.strategy.canary.webhooks (a canary with steps), or remove them"),
 }
 INT32_MAX = 2**31 - 1
 MANY_REPLICAS = 10_000  # a warning: more pods than any Rollout we know of runs
@@ -320,6 +324,7 @@ def _canary_problems(canary: CanaryStrategy) -> list[Problem]:
             and not 0 <= background.starting_step <= len(steps)):
         found.append(Problem(f"{CANARY}.analysis.startingStep", f"{background.starting_step} is not a step index "
                              f"(there are {len(steps)} steps)", f"use a number from 0 to {len(steps)}"))
+    found.extend(webhook_problems(canary))
     return found
 
 

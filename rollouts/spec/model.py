@@ -193,6 +193,18 @@ class PingPong(ArgoModel):
     pong_service: str
 
 
+class Webhook(ArgoModel):
+    """A lifecycle webhook (our superset, Flagger's model: rollouts.plan.hooks says when each type is called)."""
+
+    name: str
+    type: str
+    url: str
+    timeout: IntOrString | None = None  # the whole call, retries included (default 10s)
+    retries: StrictInt | None = None  # more attempts after a connection error, 429 or 5xx (default 0)
+    interval: IntOrString | None = None  # how often a gate that holds, or a rollout/rollback hook, is asked (10s)
+    metadata: dict[str, str] | None = None
+
+
 class CanaryStrategy(ArgoModel):
     canary_service: str | None = None
     stable_service: str | None = None
@@ -211,6 +223,8 @@ class CanaryStrategy(ArgoModel):
     anti_affinity: AntiAffinity | None = None
     ping_pong: PingPong | None = None
     replica_progress_threshold: dict[str, Any] | None = None
+    webhooks: list[Webhook] | None = None  # our superset (pruned by Argo's own CRDs)
+    webhook_failure_limit: StrictInt | None = None  # failed pre-rollout/rollout checks allowed (default 0)
 
 
 class PodMetadata(ArgoModel):
@@ -237,6 +251,7 @@ class BlueGreenStrategy(ArgoModel):
     active_metadata: PodMetadata | None = None
     preview_metadata: PodMetadata | None = None
     anti_affinity: AntiAffinity | None = None
+    webhooks: list[Webhook] | None = None  # refused (InvalidSpec): lifecycle webhooks run for canary only
 
 
 class RolloutStrategy(ArgoModel):
@@ -334,6 +349,21 @@ class RolloutCondition(ArgoModel):
     last_transition_time: datetime | None = None
 
 
+class HookStatus(ArgoModel):
+    """What a lifecycle webhook was last asked and answered (our superset; rollouts.plan.hooks)."""
+
+    name: str
+    type: str
+    decision: str | None = None  # the decision last asked: "<update>/<point>"; None after a new update
+    asked_at: datetime | None = None
+    answered_at: datetime | None = None  # None while the ask has no answer (or the controller stopped)
+    code: StrictInt | None = None  # the HTTP status of the answer; None: no answer (error)
+    ok: StrictBool | None = None  # a 2xx answer
+    latency_ms: StrictInt | None = None
+    error: str | None = None
+    failures: StrictInt | None = None  # failed checks counted this update (pre-rollout, rollout)
+
+
 class RolloutStatus(ArgoModel):
     phase: RolloutPhase | None = None
     message: str | None = None
@@ -359,6 +389,7 @@ class RolloutStatus(ArgoModel):
     collision_count: StrictInt | None = None
     workload_observed_generation: str | None = None
     blue_green: BlueGreenStatus | None = None
+    hooks: list[HookStatus] | None = None  # our superset: lifecycle webhooks (rollouts.plan.hooks)
     # Written by Argo for features this controller does not run; kept as they are.
     alb: dict[str, Any] | None = None
     albs: list[dict[str, Any]] | None = None

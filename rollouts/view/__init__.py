@@ -39,6 +39,7 @@ from rollouts.view.facts import (
 from rollouts.view.rows import (
     AnalysisRunRow,
     Counts,
+    HookRow,
     ImageRow,
     MetricRow,
     Replicas,
@@ -50,6 +51,7 @@ from rollouts.view.tree import (
     analysis_run_row,
     build,
     change_key,
+    hook_rows,
     metric_row,
     replica_set_row,
     summary_line,
@@ -57,8 +59,8 @@ from rollouts.view.tree import (
 
 __all__ = [
     "HASH_LABEL", "ICONS", "NOT_OBSERVED", "REVISION_ANNOTATION", "UNPAUSING", "AnalysisRunRow", "Counts",
-    "ImageRow", "ListRow", "MetricRow", "ReplicaSetRow", "Replicas", "RevisionRow", "RolloutView", "StepRow",
+    "HookRow", "ImageRow", "ListRow", "MetricRow", "ReplicaSetRow", "Replicas", "RevisionRow", "RolloutView", "StepRow",
     "StepState", "age", "analysis_run_row", "build", "change_key", "current_step_index", "describe_step",
-    "generation_observed", "human_duration", "icon", "list_row", "metric_row", "owned_by", "parse_time",
+    "generation_observed", "hook_rows", "human_duration", "icon", "list_row", "metric_row", "owned_by", "parse_time",
     "replica_set_row", "rollout_phase", "set_weight", "step_rows", "step_text", "steps_of", "summary_line",
 ]

@@ -95,6 +95,22 @@ def steps(view: RolloutView) -> Table | None:
     return grid
 
 
+def hooks(view: RolloutView) -> Table | None:
+    """The lifecycle webhooks: last answer, when asked, latency, the decision, the error."""
+    if not view.hooks:
+        return None
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(7):
+        grid.add_column(no_wrap=True)
+    grid.add_column()
+    for row in view.hooks:
+        style = "green" if row.ok else "yellow" if row.answer in ("waiting", "") else "red"
+        grid.add_row(Text(f"  {row.icon}", style=style), row.name, row.type, Text(row.answer or "-", style=style),
+                     f"{row.asked} ago" if row.asked else "", row.latency, row.point,
+                     Text(row.error[:100], style="dim"))
+    return grid
+
+
 def _prefixes(is_last: bool, parent: str) -> tuple[str, str]:
     """Argo's getPrefixes: this row's prefix and its children's."""
     return (parent + "└──", parent + "   ") if is_last else (parent + "├──", parent + "│  ")
@@ -145,6 +161,9 @@ def rollout(view: RolloutView) -> Group:
     step_list = steps(view)
     if step_list is not None:
         parts += [Text("Steps:"), step_list, Text("")]
+    hook_list = hooks(view)
+    if hook_list is not None:
+        parts += [Text("Webhooks:"), hook_list, Text("")]
     parts.append(tree(view))
     return Group(*parts)
 

@@ -124,6 +124,26 @@ class RevisionRow:
 
 
 @dataclass(frozen=True)
+class HookRow:
+    """One lifecycle webhook's last ask and answer (status.hooks[], rollouts.plan.hooks)."""
+
+    name: str
+    type: str
+    answer: str  # "200", "403", "error", "waiting" (asked, no answer yet), "" (never asked)
+    ok: bool
+    asked: str  # how long ago it was asked ("" never)
+    latency: str  # "12ms", "" without an answer
+    point: str  # the decision's point: "confirm-rollout", "step-2", "round-3", "promoted", ...
+    error: str = ""
+
+    @property
+    def icon(self) -> str:
+        if self.ok:
+            return icon("Successful")
+        return icon("Pending") if self.answer in ("waiting", "") else icon("Failed")
+
+
+@dataclass(frozen=True)
 class RolloutView:
     name: str
     namespace: str
@@ -139,6 +159,7 @@ class RolloutView:
     revisions: tuple[RevisionRow, ...]
     age: str
     aborted: bool
+    hooks: tuple[HookRow, ...] = ()  # lifecycle webhooks (our superset), in spec order
 
     @property
     def icon(self) -> str:

@@ -47,6 +47,7 @@ from rollouts.view.facts import (
 from rollouts.view.rows import (
     AnalysisRunRow,
     Counts,
+    HookRow,
     ImageRow,
     MetricRow,
     Replicas,
@@ -241,7 +242,28 @@ def build(rollout: Obj, replica_sets: Iterable[Obj], analysis_runs: Iterable[Obj
         ),
         age=age(meta_of(rollout), now),
         aborted=status.get("abort") is True,
+        hooks=hook_rows(rollout, now=now),
     )
+
+
+def hook_rows(rollout: Obj, *, now: datetime) -> tuple[HookRow, ...]:
+    """status.hooks[] as rows: what each webhook was last asked, when, and its answer."""
+    rows = []
+    for entry in as_list(status_of(rollout).get("hooks")):
+        if not isinstance(entry, Mapping):
+            continue
+        asked_at, code = parse_time(entry.get("askedAt")), entry.get("code")
+        answered = entry.get("answeredAt") is not None
+        answer = str(code) if isinstance(code, int) and answered else "error" if answered else (
+            "waiting" if asked_at is not None else "")
+        latency = entry.get("latencyMs")
+        ago = "" if asked_at is None else human_duration((now - asked_at).total_seconds())
+        rows.append(HookRow(
+            name=str(entry.get("name", "")), type=str(entry.get("type", "")), answer=answer,
+            ok=entry.get("ok") is True, asked=ago,
+            latency=f"{latency}ms" if isinstance(latency, int) and answered else "",
+            point=str(entry.get("decision") or "").rsplit("/", 1)[-1], error=str(entry.get("error") or "")))
+    return tuple(rows)
 
 
 def change_key(view: RolloutView) -> str:
