@@ -96,8 +96,8 @@ def follow_pause_step(p: Pass) -> None:
 def advance(p: Pass) -> None:
     """Move to the next step when the current one is done (never in an entering round)."""
     step = p.step
-    if p.entering or p.halted or step is None or p.st.promote_full:
-        return
+    if p.entering or p.halted or p.held or step is None or p.st.promote_full:
+        return  # held: an AnalysisRun waits for data (runs.follow), the weight stays
     if step.kind in (StepKind.ANALYSIS, StepKind.EXPERIMENT) and step.set_canary_scale is not None:
         done = p.step_done and p.at_desired  # both parts run (Argo would not wait for the analysis here)
     elif step.kind in (StepKind.PAUSE, StepKind.ANALYSIS, StepKind.EXPERIMENT):
