@@ -3,7 +3,9 @@
 Rules (argo-rollouts.md §1.5, Argo's `CalculateRolloutPhase`, first match wins):
 - InvalidSpec -> Degraded "InvalidSpec: ..."; a condition with reason RolloutAborted or
   ProgressDeadlineExceeded -> Degraded "<reason>: <message>"; `spec.paused` -> Paused
-  "manually paused"; a pause condition -> Paused "<its reason>"; a restart due and not
+  "manually paused"; a step held because an AnalysisRun waits for data (runs.follow), with
+  no pause condition but a pause step's -> Progressing with that reason ("... is waiting
+  for data: metric ..."); a pause condition -> Paused "<its reason>"; a restart due and not
   finished -> Progressing "rollout is restarting" (Argo says so from the moment
   restartAt is set; a restart scheduled for later is not under way, so not here);
   fewer updated replicas than desired -> Progressing "more replicas need to be
@@ -229,6 +231,9 @@ def phase(p: Pass) -> tuple[RolloutPhase, str | None]:
             return RolloutPhase.DEGRADED, f"{cond.reason}: {cond.message}"
     if p.ro.spec.paused:
         return RolloutPhase.PAUSED, "manually paused"
+    if not p.promoted and p.held and p.index < len(p.steps) and all(
+            c.reason == "CanaryPauseStep" for c in st.pause_conditions or []):  # steps.CANARY_PAUSE_STEP
+        return RolloutPhase.PROGRESSING, p.held  # mid-steps only an AnalysisRun waiting for data holds
     if st.pause_conditions:
         return RolloutPhase.PAUSED, st.pause_conditions[0].reason
     if restarting(p.ro, st, p.now):
