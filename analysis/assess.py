@@ -264,7 +264,7 @@ def _record(previous: MetricResult | None, rule: MetricRules, taken: Measurement
     result = previous if previous is not None else _new_result(rule, taken)
     counts = {name: getattr(result, name) or 0 for name in
               ("count", "successful", "failed", "inconclusive", "error", "consecutive_error", "consecutive_success")}
-    if _held(rule, taken):
+    if is_held(rule, taken):
         counts["consecutive_error"] = counts["consecutive_success"] = 0
     elif taken.phase == P.ERROR:
         counts["error"] += 1
@@ -283,7 +283,7 @@ def _record(previous: MetricResult | None, rule: MetricRules, taken: Measurement
     return result
 
 
-def _held(rule: MetricRules, taken: Measurement | None) -> bool:
+def is_held(rule: MetricRules, taken: Measurement | None) -> bool:
     """The measurement waits for data instead of counting (inconclusive.hold)."""
     return rule.hold and taken is not None and taken.phase == P.INCONCLUSIVE
 
@@ -298,14 +298,14 @@ def _waiting(rules: Sequence[MetricRules], results: Mapping[str, MetricResult]) 
     for rule in rules:
         result = results.get(rule.name)
         last = _last(result)
-        if not rule.dry_run and result is not None and not result.phase.completed and last and _held(rule, last):
+        if not rule.dry_run and result is not None and not result.phase.completed and last and is_held(rule, last):
             held.append(f"metric '{rule.name}': {last.message or 'Inconclusive'}")
     return f"waiting for data: {'; '.join(held)}" if held else ""
 
 
 def _starts_waiting(rule: MetricRules, status: AnalysisRunStatus, results: Mapping[str, MetricResult]) -> bool:
     before = next((r for r in status.metric_results or [] if r.name == rule.name), None)
-    return _held(rule, _last(results.get(rule.name))) and not _held(rule, _last(before))
+    return is_held(rule, _last(results.get(rule.name))) and not is_held(rule, _last(before))
 
 
 def _wait_event(rule: MetricRules, result: MetricResult) -> Event:

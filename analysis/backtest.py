@@ -74,8 +74,7 @@ def replay(run: AnalysisRun, providers: Providers, *, start: datetime, end: date
                  for metric in assess.due_metrics(run, now)}
         result = assess.assess(run, now=now, measurements=taken)
         run.status = result.status
-        timeline += [Taken(name, m, rules[name].dry_run, rules[name].hold and m.phase is AnalysisPhase.INCONCLUSIVE)
-                     for name, m in taken.items()]
+        timeline += [Taken(name, m, rules[name].dry_run, assess.is_held(rules[name], m)) for name, m in taken.items()]
         phase = result.status.phase or AnalysisPhase.RUNNING
         if phase.completed:
             return Replay(phase, result.status.message or "", start, end, now, None, tuple(timeline), result.status)
