@@ -107,3 +107,23 @@ def test_without_the_hold_argo_pauses_on_the_inconclusive_run() -> None:
         assert s.clock.now() == START + timedelta(minutes=1) and s.vs_weights == (75, 25)
     finally:
         s.close()
+
+
+def test_waiting_for_data_is_not_a_stall_for_the_progress_deadline() -> None:
+    """progressDeadlineSeconds 60 with progressDeadlineAbort: ten minutes without data must not abort."""
+    s = with_hold(Scenario("istio-canary"), "success-rate", ok="result[0] >= 0.95", bad="result[0] < 0.95")
+    rollout = next(doc for doc in s.docs if doc["kind"] == "Rollout")
+    rollout["spec"] |= {"progressDeadlineSeconds": 60, "progressDeadlineAbort": True}
+    rollout["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 50}]
+    try:
+        s.provider.script("success-rate", [0.99])
+        s.given_healthy()
+        s.provider.script("success-rate", NO_DATA, NO_DATA, NO_DATA, [0.99])
+        s.when_image(NEW_IMAGE).run_until(lambda: len(s.provider.calls) == 3).run_for(120)
+        assert s.vs_weights == (50, 50) and s.phase == "Progressing" and not s.status.get("abort")
+        assert "waiting for data" in s.status["message"]
+        s.run_until(lambda: s.phase in ("Healthy", "Degraded"))
+        assert (s.phase, s.clock.now()) == ("Healthy", START + timedelta(minutes=15))
+        assert not s.events("ProgressDeadlineExceeded")
+    finally:
+        s.close()
