@@ -28,6 +28,16 @@ Rules (argo-rollouts.md §3.4-3.6), everything that decides a phase lives in thi
   never once its effective count is reached. A metric is due AT that time (Argo waits for
   strictly after it, which a stepped clock would never satisfy). requeue_after is the
   earliest of these.
+- Hold on "not enough data" (our extension, opt-in per metric with `inconclusive.hold:
+  true`; Argo manifests never set it, so Argo's counting above stays the default): an
+  Inconclusive measurement of such a metric (a judge's `insufficient data: n=3 <
+  minSamples 20`, or both conditions false) is recorded, resets consecutiveError (the
+  backend answered) and consecutiveSuccess (no evidence in between), and counts toward
+  nothing else: not count, not inconclusive, so it never reaches inconclusiveLimit nor
+  ends the run. The metric is measured again at the next interval and goes on by itself
+  when data arrives. While a judged metric's latest measurement is held the Running run's
+  message says it is waiting for data (`waiting_for_data`, which the Rollout plan reads to
+  hold its weight), and one MetricWaitingForData event marks the start of each wait.
 - A spec that cannot run (no metrics, bad duration or limit, unknown `{{args.x}}`,
   dry-run rule matching nothing) puts the run straight into Error with the reason.
 - Timestamps are stored in whole seconds, as the Kubernetes API keeps them.
@@ -212,7 +222,8 @@ def assess(run: AnalysisRun, *, now: datetime, measurements: Mapping[str, Measur
         previous = results.get(rule.name)
         if taken is not None and (previous is None or not previous.phase.completed):
             results[rule.name] = _record(previous, rule, taken)
-    events: list[Event] = []
+    events: list[Event] = [_wait_event(rule, results[rule.name]) for rule in rules
+                           if rule.name in (measurements or {}) and _starts_waiting(rule, status, results)]
     terminating = _terminating(run, rules, results)
     events += _conclude_metrics(rules, results, terminating=terminating)
     if not terminating and _terminating(run, rules, results):  # a metric just failed: end the run now
@@ -229,6 +240,8 @@ def assess(run: AnalysisRun, *, now: datetime, measurements: Mapping[str, Measur
     )
     if message:
         new.message = message
+    elif phase is P.RUNNING and (waiting := _waiting(rules, results)):
+        new.message = waiting
     if not phase.completed:
         return Assessment(status=new, events=tuple(events), requeue_after=_requeue(rules, results, new, now))
     new.completed_at = _second(now)
@@ -251,7 +264,9 @@ def _record(previous: MetricResult | None, rule: MetricRules, taken: Measurement
     result = previous if previous is not None else _new_result(rule, taken)
     counts = {name: getattr(result, name) or 0 for name in
               ("count", "successful", "failed", "inconclusive", "error", "consecutive_error", "consecutive_success")}
-    if taken.phase == P.ERROR:
+    if is_held(rule, taken):
+        counts["consecutive_error"] = counts["consecutive_success"] = 0
+    elif taken.phase == P.ERROR:
         counts["error"] += 1
         counts["consecutive_error"] += 1
         counts["consecutive_success"] = 0
@@ -266,6 +281,50 @@ def _record(previous: MetricResult | None, rule: MetricRules, taken: Measurement
     if taken.message:
         result.message = taken.message
     return result
+
+
+def is_held(rule: MetricRules, taken: Measurement | None) -> bool:
+    """The measurement waits for data instead of counting (inconclusive.hold)."""
+    return rule.hold and taken is not None and taken.phase == P.INCONCLUSIVE
+
+
+def _last(result: MetricResult | None) -> Measurement | None:
+    return result.measurements[-1] if result is not None and result.measurements else None
+
+
+def _waiting(rules: Sequence[MetricRules], results: Mapping[str, MetricResult]) -> str:
+    """'waiting for data: ...' naming each judged open metric whose latest measurement is held; '' when none."""
+    held = []
+    for rule in rules:
+        result = results.get(rule.name)
+        last = _last(result)
+        if not rule.dry_run and result is not None and not result.phase.completed and last and is_held(rule, last):
+            held.append(f"metric '{rule.name}': {last.message or 'Inconclusive'}")
+    return f"waiting for data: {'; '.join(held)}" if held else ""
+
+
+def _starts_waiting(rule: MetricRules, status: AnalysisRunStatus, results: Mapping[str, MetricResult]) -> bool:
+    before = next((r for r in status.metric_results or [] if r.name == rule.name), None)
+    return is_held(rule, _last(results.get(rule.name))) and not is_held(rule, _last(before))
+
+
+def _wait_event(rule: MetricRules, result: MetricResult) -> Event:
+    return Event(reason="MetricWaitingForData",
+                 message=f"Metric '{rule.name}' is waiting for data: {result.message or 'Inconclusive'}")
+
+
+def waiting_for_data(doc: Mapping[str, object]) -> str | None:
+    """'waiting for data: metric ...' while the Running run `doc` holds on a held measurement
+    (inconclusive.hold), else None. The Rollout plan holds its weight on it."""
+    try:
+        run = AnalysisRun.load(dict(doc))
+        rules = metric_rules(run.spec)
+    except (ValueError, TypeError, SpecError, ArgError):  # pydantic's ValidationError is a ValueError
+        return None
+    status = run.status or AnalysisRunStatus()
+    if status.phase is not None and status.phase.completed:
+        return None
+    return _waiting(rules, {r.name: r for r in status.metric_results or []}) or None
 
 
 def _new_result(rule: MetricRules, taken: Measurement) -> MetricResult:

@@ -13,7 +13,7 @@ Rules:
 - `metric_rules` turns a run spec into numbers: durations in seconds, IntOrString
   fields as ints (after `{{args.*}}` substitution, secrets masked), the effective count
   (count unset/0: 1 without an interval, unbounded with one), the limits with their
-  defaults, the dry-run flag and the retention limit. The rules themselves are
+  defaults, the dry-run flag, the retention limit and the inconclusive hold. The rules themselves are
   analysis.checks' (one checker for lint, the controller and the run); the first error
   is a `SpecError` saying `path: what (fix)`. The analysis core calls it on every
   assessment; `build_run` calls it so a bad template fails when the run is created.
@@ -66,6 +66,7 @@ class MetricRules:
     consecutive_success_limit: int  # 0 = disabled
     dry_run: bool
     retention: int
+    hold: bool = False  # inconclusive.hold: an Inconclusive measurement waits for data (analysis.assess)
 
     @property
     def name(self) -> str:
@@ -244,6 +245,7 @@ def _rules_for(metric: Metric, *, dry_run: bool, retention: int) -> MetricRules:
         consecutive_success_limit=_integer(metric.consecutive_success_limit),
         dry_run=dry_run,
         retention=retention,
+        hold=bool(metric.inconclusive and metric.inconclusive.hold),
     )
 
 

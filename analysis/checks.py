@@ -16,6 +16,8 @@ Rules (Argo's, argo-rollouts.md §3):
 - successCondition / failureCondition parse in the condition language (placeholders
   are replaced by `0` before parsing); `{{args.X}}` must name a declared arg.
 - dryRun / measurementRetention rules must compile and match some metric.
+- `inconclusive.hold: true` (our extension) needs an interval: a held measurement is taken
+  again at the next interval, and without one the run would wait for ever.
 - A provider's settings that can never measure (a web url that is not http(s), a
   jsonPath outside the supported subset, a Prometheus address that is not http(s), a
   timeout of 0 or less) are errors here, from analysis.provider_checks, which the
@@ -147,6 +149,9 @@ def _limit_problems(metric: Metric, path: str) -> list[Problem]:
                          ("consecutiveSuccessLimit", success), ("count", count)):  # fmt: skip
         if value is not None and value < 0:
             found.append(Problem(join(path, alias), f"{value} is negative", "use 0 or more"))
+    if metric.inconclusive is not None and metric.inconclusive.hold and metric.interval is None:
+        found.append(Problem(join(path, "inconclusive.hold"), "holding on an Inconclusive measurement needs an "
+                             "interval to measure again", "add interval, e.g. interval: 1m, or remove the hold"))
     if count is not None and count > 1 and metric.interval is None:
         found.append(Problem(join(path, "interval"), f"count {count} needs an interval between measurements",
                              "add interval, e.g. interval: 1m"))

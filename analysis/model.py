@@ -209,6 +209,17 @@ class MetricProvider(ArgoModel):
 IntOrString = StrictInt | StrictStr
 
 
+class InconclusivePolicy(ArgoModel):
+    """Extension (our CRD superset; Argo's CRDs prune it): what an Inconclusive measurement does.
+
+    `hold: true`: an Inconclusive measurement ("insufficient data: n=3 < minSamples 20", or
+    both conditions false) counts toward nothing and the run waits for the next measurement
+    (analysis.assess). Unset: Argo's behaviour, it counts toward inconclusiveLimit.
+    """
+
+    hold: StrictBool | None = None
+
+
 def int_or_string(value: int | str) -> int | None:
     """The whole number an IntOrString field holds (`3` or `" 3 "`), or None when it holds none
     (an `{{args.x}}` placeholder, text, a bool). The one parser lint, the run and the timing use."""
@@ -232,6 +243,7 @@ class Metric(ArgoModel):
     inconclusive_limit: IntOrString | None = None
     consecutive_error_limit: IntOrString | None = None
     consecutive_success_limit: IntOrString | None = None
+    inconclusive: InconclusivePolicy | None = None  # extension: hold on "not enough data"
     provider: MetricProvider
 
 

@@ -71,6 +71,7 @@ COMMANDS: Mapping[str, str] = {
     "promote": "actions", "abort": "actions", "retry": "actions", "pause": "actions", "resume": "actions",
     "restart": "actions", "set": "actions",
     "analyze": "analyze",
+    "backtest": "backtest",
     "controller": "controller",
     "crds": "crds",
     "demo": "demo",

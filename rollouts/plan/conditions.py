@@ -3,7 +3,9 @@
 Rules (argo-rollouts.md §1.5, Argo's `CalculateRolloutPhase`, first match wins):
 - InvalidSpec -> Degraded "InvalidSpec: ..."; a condition with reason RolloutAborted or
   ProgressDeadlineExceeded -> Degraded "<reason>: <message>"; `spec.paused` -> Paused
-  "manually paused"; a pause condition -> Paused "<its reason>"; a restart due and not
+  "manually paused"; a step held because an AnalysisRun waits for data (runs.follow), with
+  no pause condition but a pause step's -> Progressing with that reason ("... is waiting
+  for data: metric ..."); a pause condition -> Paused "<its reason>"; a restart due and not
   finished -> Progressing "rollout is restarting" (Argo says so from the moment
   restartAt is set; a restart scheduled for later is not under way, so not here);
   fewer updated replicas than desired -> Progressing "more replicas need to be
@@ -17,12 +19,15 @@ Rules (argo-rollouts.md §1.5, Argo's `CalculateRolloutPhase`, first match wins)
   ready, available and HPAReplicas from the active ReplicaSet, and `selector` is its
   selector (the Rollout's plus `rollouts-pod-template-hash`), so an HPA scales on them.
 - Progressing: False/RolloutAborted while aborted; True/NewReplicaSetAvailable when
-  complete; Unknown/RolloutPaused while paused; True/RolloutResumed on leaving a pause;
+  complete; Unknown/RolloutPaused while paused; True/AnalysisWaitingForData while a canary
+  AnalysisRun waits for data; True/RolloutResumed on leaving a pause or that wait (so the
+  deadline starts afresh);
   True/ReplicaSetUpdated (lastUpdateTime = now) whenever progress is made (step moved,
   pods updated/ready/available went up, new ReplicaSet, promotion); False/
   ProgressDeadlineExceeded when no progress for progressDeadlineSeconds (default 600)
   while progressing. The deadline is not counted while paused, during a pause or
-  analysis step (or a blueGreen pre/post-promotion run), while aborted or complete, or
+  analysis step (or a blueGreen pre/post-promotion run), while a canary AnalysisRun waits
+  for data (inconclusive.hold: a hold, not a stall), while aborted or complete, or
   while an old ReplicaSet waits for its scale-down deadline.
 - A condition's lastUpdateTime moves only when its status/reason/message changes (or on
   progress); lastTransitionTime only when its status changes. So a pass that changes
@@ -42,6 +47,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from analysis import assess
 from rollouts.plan import hook_checks
 from rollouts.plan.replicas import ReplicaSetView, surge_and_unavailable
 from rollouts.plan.restarts import restarting
@@ -52,6 +58,7 @@ from rollouts.spec.model import RolloutCondition, RolloutPhase, RolloutStatus, S
 from rollouts.spec.problems import Problem
 
 PROGRESSING, AVAILABLE, COMPLETED = "Progressing", "Available", "Completed"
+WAITING_FOR_DATA = "AnalysisWaitingForData"  # Progressing's reason while a run waits for data (inconclusive.hold)
 PAUSED, HEALTHY, INVALID_SPEC = "Paused", "Healthy", "InvalidSpec"
 DEFAULT_PROGRESS_DEADLINE = 600
 _DEGRADING = ("RolloutAborted", "ProgressDeadlineExceeded")
@@ -124,9 +131,17 @@ def counting(p: Pass) -> bool:
         p.aborted or p.ro.spec.paused or p.st.pause_conditions or complete(p)
         or (step is not None and step.kind in (StepKind.PAUSE, StepKind.ANALYSIS, StepKind.EXPERIMENT))
         or any(rs.deadline is not None and rs.replicas > 0 for rs in p.others)
-        or _promotion_run_going(p)
+        or _promotion_run_going(p) or _waiting_for_data(p)
         or hook_checks.holding(p.st)  # a webhook gate holds, as a pause does (rollouts.plan.hooks)
     )
+
+
+def _waiting_for_data(p: Pass) -> bool:
+    """A canary AnalysisRun the status follows waits for data (inconclusive.hold): a hold, not a stall."""
+    cs = p.st.canary
+    refs = (cs.current_step_analysis_run_status, cs.current_background_analysis_run_status) if cs else ()
+    names = {ref.name for ref in refs if ref is not None}
+    return any(assess.waiting_for_data(doc) for doc in p.runs if (doc.get("metadata") or {}).get("name") in names)
 
 
 def _promotion_run_going(p: Pass) -> bool:
@@ -199,7 +214,9 @@ def _progressing(p: Pass, *, progressed: bool, paused: bool) -> None:
         put(st, now, PROGRESSING, "True", "NewReplicaSetAvailable", f'ReplicaSet "{name}" has successfully progressed.')
     elif paused:
         put(st, now, PROGRESSING, "Unknown", "RolloutPaused", "Rollout is paused")
-    elif before is not None and before.reason == "RolloutPaused":
+    elif _waiting_for_data(p):
+        put(st, now, PROGRESSING, "True", WAITING_FOR_DATA, "Rollout holds: an AnalysisRun is waiting for data")
+    elif before is not None and before.reason in ("RolloutPaused", WAITING_FOR_DATA):
         put(st, now, PROGRESSING, "True", "RolloutResumed", "Rollout is resumed", touch=True)
     elif progressed or before is None:
         put(st, now, PROGRESSING, "True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.', touch=True)
@@ -231,6 +248,9 @@ def phase(p: Pass) -> tuple[RolloutPhase, str | None]:
             return RolloutPhase.DEGRADED, f"{cond.reason}: {cond.message}"
     if p.ro.spec.paused:
         return RolloutPhase.PAUSED, "manually paused"
+    if not p.promoted and p.held and p.index < len(p.steps) and all(
+            c.reason == "CanaryPauseStep" for c in st.pause_conditions or []):  # steps.CANARY_PAUSE_STEP
+        return RolloutPhase.PROGRESSING, p.held  # mid-steps only an AnalysisRun waiting for data holds
     if st.pause_conditions:
         return RolloutPhase.PAUSED, st.pause_conditions[0].reason
     if restarting(p.ro, st, p.now):

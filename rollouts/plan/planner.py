@@ -202,7 +202,8 @@ def _was_aborted(st: RolloutStatus) -> bool:
 def _check_deadline(p: Pass) -> None:
     cond = conditions.get(p.st, conditions.PROGRESSING)
     if (cond is None or cond.last_update_time is None or p.progress or conditions.counts_progressed(p)
-            or cond.reason in ("ProgressDeadlineExceeded", "RolloutAborted", "RolloutPaused")
+            or cond.reason in ("ProgressDeadlineExceeded", "RolloutAborted", "RolloutPaused",
+                               conditions.WAITING_FOR_DATA)
             or not conditions.counting(p)):
         return
     if p.now >= cond.last_update_time + conditions.deadline(p):

@@ -17,7 +17,10 @@ Rules (argo-rollouts.md §3.8):
   update is in progress. Successful step run -> the step is done; Failed/Error (either
   run) -> abort, the message names the run's verdict (metric, values, condition);
   Inconclusive -> pause `InconclusiveAnalysisRun`; resuming it measures again. A
-  Successful step run that is not evidence (`analysis.evidence`: a judged metric with
+  A Running run that waits for data (a metric with `inconclusive.hold`, analysis.assess's
+  `waiting_for_data`) holds the Rollout where it is: its weight stays, the step does not
+  advance and nothing is promoted (`Pass.held`, the phase message says why), until the next
+  measurement has data. A Successful step run that is not evidence (`analysis.evidence`: a judged metric with
   no successful measurement) aborts: it will not measure again.
 - Promotion gate (`gate_promotion`): past the last step, the background run must be
   evidence too; while it is still measuring the promotion waits (phase Progressing,
@@ -48,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis import args as arguments
-from analysis import evidence
+from analysis import assess, evidence
 from analysis.args import ArgError
 from analysis.build import SpecError, build_run
 from analysis.model import AnalysisPhase, AnalysisTemplate, TemplateRef
@@ -241,6 +244,8 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
                                  PauseCondition(reason=INCONCLUSIVE_PAUSE, start_time=p.now)]
         p.st.controller_pause = True
         p.event(NORMAL, "RolloutPaused", f"Rollout is paused ({INCONCLUSIVE_PAUSE})")
+    elif phase is AnalysisPhase.RUNNING and (waiting := assess.waiting_for_data(doc)):
+        p.held = f"{kind} AnalysisRun '{name}' is {waiting}"
     elif phase is AnalysisPhase.SUCCESSFUL and kind == STEP_RUN:
         if (lacking := evidence.missing(doc)) is None:
             p.step_done = True
@@ -270,7 +275,7 @@ def gate_promotion(p: Pass) -> None:
         transitions.abort(p, f"Background analysis ended without evidence: {lacking}",
                           cause=transitions.AbortCause.ANALYSIS)
     else:
-        p.held = f"waiting for background analysis evidence: {lacking}"
+        p.held = p.held or f"waiting for background analysis evidence: {lacking}"
 
 
 def followed(p: Pass) -> set[str]:

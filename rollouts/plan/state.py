@@ -72,8 +72,9 @@ class Pass:
       (scaling.scale); read by routing and steps. False until scaling ran.
     - weight: the canary weight routing set this round (routing.route); None without a
       traffic router or before routing ran.
-    - held: why promotion waits for analysis evidence (runs.gate_promotion); None when
-      it may go on. Read by routing (weight_cap), scaling, steps.promote, conditions.
+    - held: why promotion waits for analysis evidence (runs.gate_promotion), or why the
+      Rollout holds its step because an AnalysisRun waits for data (runs.follow); None when
+      it may go on. Read by routing (weight_cap), scaling, steps.advance, steps.promote, conditions.
       A holding webhook gate sets it too, with gated/gate_cap/unstarted (rollouts.plan.hooks).
     - outcomes: the promotions and aborts made this round (transitions.abort/promote);
       returned in Plan.outcomes for the shell's counters. Empty until then.

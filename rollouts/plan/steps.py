@@ -17,7 +17,9 @@ Rules (Argo Rollouts, argo-rollouts.md §1.3):
 - One plan pass (`follow_pause_step`, `advance`, `promote`, called by rollouts.plan.planner):
   a step is done when its pause ended, its step run or Experiment succeeded, or (setWeight,
   setCanaryScale) its pods are all available and the router carries its weight; done
-  moves `currentStepIndex` by one and emits `RolloutStepCompleted`. Promotion sets
+  moves `currentStepIndex` by one and emits `RolloutStepCompleted`. While an AnalysisRun
+  waits for data (`Pass.held`, runs.follow) no step is done: a pause that ends keeps its
+  condition until the wait is over, then completes. Promotion sets
   `stableRS` once past the last step (or on promote --full) with every pod available.
 - Pure: nothing here reads a clock or the cluster.
 """
@@ -85,6 +87,8 @@ def follow_pause_step(p: Pass) -> None:
     if step is not None and step.pause is not None and not (p.promoted or p.aborted or st.promote_full):
         outcome = pause_step(step, conditions=st.pause_conditions or [],
                              controller_pause=bool(st.controller_pause), now=p.now)
+        if outcome.completed and p.held:  # an AnalysisRun waits for data (runs.follow): the pause ends with the wait
+            outcome = PauseOutcome(list(st.pause_conditions or []), bool(st.controller_pause), False, None)
         st.pause_conditions, st.controller_pause = outcome.conditions, outcome.controller_pause
         p.actions += outcome.events
         p.wake += [outcome.wake_at] if outcome.wake_at else []
@@ -96,8 +100,8 @@ def follow_pause_step(p: Pass) -> None:
 def advance(p: Pass) -> None:
     """Move to the next step when the current one is done (never in an entering round)."""
     step = p.step
-    if p.entering or p.halted or step is None or p.st.promote_full:
-        return
+    if p.entering or p.halted or p.held or step is None or p.st.promote_full:
+        return  # held: an AnalysisRun waits for data (runs.follow), the weight stays
     if step.kind in (StepKind.ANALYSIS, StepKind.EXPERIMENT) and step.set_canary_scale is not None:
         done = p.step_done and p.at_desired  # both parts run (Argo would not wait for the analysis here)
     elif step.kind in (StepKind.PAUSE, StepKind.ANALYSIS, StepKind.EXPERIMENT):
