@@ -15,7 +15,8 @@ Rules (argo-rollouts.md §3.8):
 - The step run is created on entering an analysis step (not while aborted or
   `spec.paused`); the background run once `currentStepIndex >= startingStep` while an
   update is in progress. Successful step run -> the step is done; Failed/Error (either
-  run) -> abort, the message names the run's verdict (metric, values, condition);
+  run) -> abort, the message names the run's verdict (`analysis.explain`: metric, value,
+  condition, counts against the limit, query; the run keeps Argo's own message);
   Inconclusive -> pause `InconclusiveAnalysisRun`; resuming it measures again. A
   Successful step run that is not evidence (`analysis.evidence`: a judged metric with
   no successful measurement) aborts: it will not measure again.
@@ -48,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis import args as arguments
-from analysis import evidence
+from analysis import evidence, explain
 from analysis.args import ArgError
 from analysis.build import SpecError, build_run
 from analysis.model import AnalysisPhase, AnalysisTemplate, TemplateRef
@@ -229,12 +230,13 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
         return RunStatusRef(name=name, status=AnalysisPhase.PENDING.value)
     phase = run_phase(doc)
     message = verdict(doc) if phase.completed and phase is not AnalysisPhase.SUCCESSFUL else None
+    why = (explain.summary(doc) or message) if message is not None else None  # Argo's head, then ours
     if phase.completed and (recorded is None or (recorded.name, recorded.status) != (name, phase.value)):
         p.event(WARNING if phase in BAD_PHASES else NORMAL, f"AnalysisRun{phase.value}",
-                f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {message}" if message else ""))
+                f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {why}" if why else ""))
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
         which = "Step-based" if kind == STEP_RUN else "Background"
-        transitions.abort(p, f"{which} analysis phase {phase.value}: {message}")
+        transitions.abort(p, f"{which} analysis phase {phase.value}: {why}")
     elif phase is AnalysisPhase.INCONCLUSIVE and not resumed and not any(
             c.reason == INCONCLUSIVE_PAUSE for c in p.st.pause_conditions or []):
         p.st.pause_conditions = [*(p.st.pause_conditions or []),
