@@ -53,20 +53,12 @@ from rollouts.platform.cluster import ClusterError, NotFound
 from rollouts.platform.events import EventRecorder, EventType, Recorded
 from rollouts.platform.times import format_time
 
-__all__ = ["Delivery", "Notifier", "parse_target", "secret_forms"]
+__all__ = ["Delivery", "Notifier", "secret_forms"]
 
 log = logging.getLogger(__name__)
 TICK = 0.5  # seconds between the worker's checks of held pauses and reloads
 RETRY_WAIT = tenacity.wait_exponential(multiplier=0.2, max=2.0)
 _RESUMED = frozenset({"RolloutResumed", "RolloutCompleted", "RolloutAborted", "RolloutUpdated", "RolloutRetried"})
-
-
-def parse_target(text: str) -> tuple[str, str]:
-    """`NAMESPACE/NAME` of the notifications ConfigMap (ValueError saying how to write it)."""
-    namespace, sep, name = text.partition("/")
-    if not sep or not namespace or not name or "/" in name:
-        raise ValueError(f"{text!r} is not NAMESPACE/NAME of a ConfigMap, e.g. rollouts/rollouts-notifications")
-    return namespace, name
 
 
 _Pause = tuple[datetime, str | None, tuple[dict[str, str], dict[str, str]]]

@@ -12,6 +12,7 @@ body and `rollouts get rollout`.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import io
@@ -31,7 +32,8 @@ import yaml
 from analysis.args import redact
 from rollouts.cli import connect
 from rollouts.cli import main as cli_main
-from rollouts.controller.notify import Notifier, parse_target, secret_forms
+from rollouts.cli.controller import configmap_target
+from rollouts.controller.notify import Notifier, secret_forms
 from rollouts.memory.cluster import InMemoryCluster
 from rollouts.plan import notify_render
 from rollouts.plan.notify import ConfigError, parse
@@ -410,11 +412,11 @@ def test_the_shell_keeps_the_last_good_config_and_records_why_the_new_one_is_ref
     assert 'data["route.b"].url: is not an http(s) URL (write it as https://host/path)' in event["message"]
 
 
-def test_the_configmap_target_flag_is_namespace_slash_name() -> None:
-    assert parse_target("rollouts/rollouts-notifications") == ("rollouts", "rollouts-notifications")
+def test_the_configmap_flag_is_namespace_slash_name() -> None:
+    assert configmap_target("rollouts/rollouts-notifications") == ("rollouts", "rollouts-notifications")
     for bad in ("rollouts-notifications", "/x", "a/", "a/b/c"):
-        with pytest.raises(ValueError, match="NAMESPACE/NAME"):
-            parse_target(bad)
+        with pytest.raises(argparse.ArgumentTypeError, match="NAMESPACE/NAME"):
+            configmap_target(bad)
 
 
 def test_an_empty_configmap_is_no_routes() -> None:
