@@ -137,6 +137,12 @@ def verdict(doc: Mapping[str, Any]) -> str:
     return f"AnalysisRun phase {phase}"
 
 
+def explained(doc: Mapping[str, Any]) -> str:
+    """The verdict the Rollout tells (abort reason, its AnalysisRun event): Argo's head of the run's
+    message, then analysis.explain's metric, value, condition, counts and query; else `verdict`."""
+    return explain.summary(doc) or verdict(doc)
+
+
 @dataclass(frozen=True)
 class RunRequest:
     kind: str  # STEP_RUN | BACKGROUND_RUN
@@ -230,7 +236,7 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
         return RunStatusRef(name=name, status=AnalysisPhase.PENDING.value)
     phase = run_phase(doc)
     message = verdict(doc) if phase.completed and phase is not AnalysisPhase.SUCCESSFUL else None
-    why = (explain.summary(doc) or message) if message is not None else None  # Argo's head, then ours
+    why = explained(doc) if message is not None else None
     if phase.completed and (recorded is None or (recorded.name, recorded.status) != (name, phase.value)):
         p.event(WARNING if phase in BAD_PHASES else NORMAL, f"AnalysisRun{phase.value}",
                 f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {why}" if why else ""))
