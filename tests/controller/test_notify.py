@@ -141,6 +141,13 @@ def scenario(*extra: dict[str, Any], notifications: bool = True, pause: dict[str
     return s
 
 
+def close(s: Scenario) -> None:
+    """The scenario's watchers, and the notifier's worker thread (a daemon, stopped so none lingers)."""
+    s.close()
+    if s.manager.notifier is not None:
+        s.manager.notifier.stop()
+
+
 def flush(s: Scenario) -> Notifier:
     notifier = s.manager.notifier
     assert notifier is not None and notifier.flush(30), "the notifier did not drain"
@@ -188,7 +195,7 @@ def test_promotion_abort_and_analysis_failure_arrive_rendered_and_routed() -> No
             s.when_image(NEW_IMAGE).run_until(lambda: s.phase == "Degraded")
             flush(s)
         finally:
-            s.close()
+            close(s)
         texts = [b["text"] for b in slack.bodies()]
         assert [t.split(" ")[0] for t in texts] == ["[promoted]", "[analysis-failed]", "[aborted]"]
         section = slack.bodies()[2]["blocks"][0]["text"]["text"]
@@ -211,7 +218,7 @@ def test_a_label_selector_route_receives_when_the_labels_match() -> None:
             promote_once(s)
             flush(s)
         finally:
-            s.close()
+            close(s)
         bodies = labelled.bodies()
         assert [b["trigger"] for b in bodies] == ["promoted", "promoted"]  # revision 1 and 2
         assert bodies[0]["object"]["labels"] == {"team": "a"}
@@ -229,7 +236,7 @@ def fingerprint(s: Scenario) -> tuple[Any, ...]:
 def test_a_refusing_and_a_hanging_endpoint_do_not_change_the_rollouts_passes() -> None:
     plain = promote_once(scenario(notifications=False))
     baseline = fingerprint(plain)
-    plain.close()
+    close(plain)
     with serve("hang") as hanging:
         routes = {"down": {"url": refusing_url(), **FAST}, "hang": {"url": hanging.url, **FAST}}
         s = scenario(configmap(routes, settings={"queueSize": 2}))
@@ -238,7 +245,7 @@ def test_a_refusing_and_a_hanging_endpoint_do_not_change_the_rollouts_passes() -
             assert fingerprint(s) == baseline  # same passes, same times, same events: nothing waited
             notifier = flush(s)
         finally:
-            s.close()
+            close(s)
     assert notifier.sent == 0 and notifier.failed >= 2
     down = [d for d in notifier.deliveries if d.route == "down"]
     assert down and all(d.error and "Connection refused" in d.error and d.attempts == 2 for d in down)
@@ -289,7 +296,7 @@ def test_secrets_from_a_secret_never_reach_logs_events_status_or_bodies(caplog: 
             notifier = flush(s)
             status, events = json.dumps(s.status), json.dumps(s.cluster.list("Event", NS))
         finally:
-            s.close()
+            close(s)
     assert hook.received and hook.received[0].path == f"/services/{TOKEN}"  # the secret URL was used
     assert hook.received[0].headers["Authorization"] == f"Bearer {TOKEN}"
     assert notifier.failed >= 1 and any(d.error for d in notifier.deliveries if d.route == "down")
@@ -326,7 +333,7 @@ def test_a_pause_held_past_held_after_and_a_hook_gate_held_event_notify_gate_hel
                                       message="confirm-promotion answered 403")
             flush(s)
         finally:
-            s.close()
+            close(s)
     held = [b for b in hook.bodies() if b["trigger"] == "gate-held"]
     assert len(held) == 2
     assert held[0]["event"]["message"].startswith("held for 7") and "heldAfter 600s" in held[0]["event"]["message"]
@@ -351,7 +358,7 @@ def test_a_failing_canarys_verdict_explains_itself_everywhere() -> None:
             message = s.status["message"]
             [event] = s.events("RolloutAborted")
         finally:
-            s.close()
+            close(s)
     [body] = hook.bodies("[aborted]")
     for text in (message, event["message"], body["text"], shown):
         assert "success-rate=[0.42]" in text, text  # the metric and the measured value
