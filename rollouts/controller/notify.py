@@ -4,8 +4,9 @@ Rules:
 - `Notifier.offer(obj, recorded)` is an EventRecorder listener: it decides the trigger
   (`rollouts.plan.notify.trigger_of`), snapshots what templates need and appends to a
   bounded queue, holding a lock for a few dict operations only. It never reads the
-  cluster, never waits and never raises into the reconcile. A full queue drops the
-  notice: counted (`dropped`) and logged (the first, then every 100th).
+  cluster, never waits and never raises into the reconcile. A notice no route of the
+  loaded config wants is not queued; a full queue drops the notice: counted (`dropped`)
+  and logged (the first, then every 1000th).
 - One daemon worker thread (started on the first offer, so step mode and threaded mode
   both deliver) reads the ConfigMap given as `NAMESPACE/NAME` and the Secrets it
   references, at most every `settings.reloadSeconds` and whenever `reload()` is called
@@ -132,7 +133,10 @@ class Notifier:
                 self._paused.pop(key, None)
             if trigger is None:
                 return
-            self._enqueue(self._notice(trigger, recorded, meta))
+            notice = self._notice(trigger, recorded, meta)
+            if self._loaded.loaded_at is not None and not notify.routes_for(self._loaded.config, notice):
+                return  # no route wants it: it takes no place in the queue
+            self._enqueue(notice)
             self._ensure_worker()
 
     def _notice(self, trigger: str, recorded: Recorded, meta: dict[str, Any]) -> Notice:
@@ -145,7 +149,7 @@ class Notifier:
         """Under the lock."""
         if len(self._pending) >= self._loaded.config.settings.queue_size:
             self.dropped += 1
-            if self.dropped == 1 or self.dropped % 100 == 0:
+            if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("notification queue full (%d): dropped %s for %s %s/%s (%d dropped so far)",
                             len(self._pending), notice.trigger, notice.kind, notice.namespace, notice.name,
                             self.dropped)

@@ -257,7 +257,7 @@ def test_a_full_queue_drops_and_counts_and_the_reconcile_never_waits() -> None:
     with serve("hang") as hanging:
         cluster = InMemoryCluster()
         clock = SteppedClock(START)
-        cluster.create(configmap({"hang": {"url": hanging.url, "timeout": 5, "retries": 0}},
+        cluster.create(configmap({"hang": {"url": hanging.url, "timeout": 5, "retries": 0, "triggers": ["aborted"]}},
                                  settings={"queueSize": 2}))
         recorder = EventRecorder(cluster, clock=clock)
         notifier = Notifier(cluster, clock=clock, configmap=(NS, CM), recorder=recorder)
@@ -268,11 +268,13 @@ def test_a_full_queue_drops_and_counts_and_the_reconcile_never_waits() -> None:
             assert notifier.flush(10)  # config loaded: queueSize 2
             for index in range(10):
                 recorder.record(rollout, type="Warning", reason="RolloutAborted", message=f"abort {index}")
-            assert len(recorder.recorded) == 10  # every event recorded while the endpoint hangs
+                recorder.record(rollout, reason="RolloutCompleted", message=f"no route wants it {index}")
+            assert len(recorder.recorded) == 20  # every event recorded while the endpoint hangs
             hanging.release.set()
             assert notifier.flush(30)
         finally:
             notifier.stop()
+    # the unrouted notices took no place in the queue: only aborts were sent or dropped
     assert notifier.dropped >= 7 and notifier.sent + notifier.dropped == 10
 
 
