@@ -17,6 +17,9 @@ Rules:
   works from another terminal; `--apply PATH` loads manifests into it first.
 - `--prometheus URL` is the address of prometheus metrics that set none (a metric's own
   `address` always wins), else $ARGO_ROLLOUTS_PROMETHEUS_ADDRESS as in Argo; the flag wins over it.
+- `--notifications-configmap NAMESPACE/NAME` turns on notifications
+  (rollouts.controller.notify): routes, templates and settings from that ConfigMap, read
+  again every `settings.reloadSeconds`; a bad one is logged naming its key.
 - Mistakes are one line and exit 1 (bad address: exit 2), never a traceback: an address
   whose port is taken names the flag; a kubeconfig that does not exist names the file.
 """
@@ -58,6 +61,15 @@ def address(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def configmap_target(text: str) -> tuple[str, str]:
+    """`NAMESPACE/NAME` of the notifications ConfigMap; argparse type."""
+    namespace, sep, name = text.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAMESPACE/NAME of a ConfigMap, e.g. rollouts/rollouts-notifications")
+    return namespace, name
+
+
 def positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers")
@@ -85,6 +97,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines on stderr")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     parser.add_argument("--prometheus", metavar="URL", type=prometheus_url, help=PROMETHEUS_HELP)
+    parser.add_argument("--notifications-configmap", type=configmap_target, metavar="NAMESPACE/NAME",
+                        help="send notifications as this ConfigMap's routes say (README: Notifications); "
+                             "read again every settings.reloadSeconds")
     parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, "
                                                               "else the in-cluster service account)")
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context (default: its current-context)")
@@ -226,6 +241,7 @@ def _run(args: argparse.Namespace) -> int:
             namespace=args.namespace, instance_id=args.instance_id, workers=args.workers,
             analysis_workers=args.analysis_workers,
             leader_election=args.leader_elect, lease_namespace=lease_namespace,
+            notifications=args.notifications_configmap,
         )
         serve = controller_metrics.serve
         metrics_server = _listen("--metrics-addr", args.metrics_addr,

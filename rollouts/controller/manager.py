@@ -33,6 +33,9 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
   `start()` / `run()` / `stop()` use threads (production). Threaded mode also resyncs:
   every `resync_period` wall seconds every known Rollout and AnalysisRun is
   reconciled once more (Argo's 900 s informer resync).
+- `notifications=(namespace, name)` of a ConfigMap subscribes a Notifier
+  (rollouts.controller.notify) to the event recorder: it delivers on its own thread, in
+  both modes, and a slow endpoint never delays a reconcile.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from rollouts.controller.fanin import EventRouter, Scope
 from rollouts.controller.informer import Cache
 from rollouts.controller.leader import LeaderElector, default_identity, lock_name
 from rollouts.controller.metrics import ControllerMetrics
+from rollouts.controller.notify import Notifier
 from rollouts.controller.reconciler import RolloutReconciler
 from rollouts.controller.threads import ThreadedRun
 from rollouts.controller.workqueue import Key, WorkQueue
@@ -104,6 +108,7 @@ class Manager:
         watch_timeout: float = 300.0,
         resync_period: float | None = 900.0,
         retry_wait: tenacity.wait.wait_base | None = None,
+        notifications: tuple[str, str] | None = None,
     ) -> None:
         self.metrics = metrics or ControllerMetrics()
         self.cluster: Cluster = MeteredCluster(cluster, self.metrics)  # every API request and fault is counted
@@ -116,6 +121,10 @@ class Manager:
         self.resync_period = resync_period
         self.identity = identity or default_identity()
         self.recorder = EventRecorder(cluster, clock=clock, metrics=self.metrics, instance=self.identity)
+        self.notifier = Notifier(cluster, clock=clock, configmap=notifications, recorder=self.recorder) \
+            if notifications is not None else None  # rollouts.controller.notify: its own thread, never the reconcile's
+        if self.notifier is not None:
+            self.recorder.subscribe(self.notifier.offer)
         self.queue = WorkQueue(clock, on_add=lambda _: self.metrics.workqueue_adds.labels("rollouts").inc(),
                                on_take=lambda _, waited: self.metrics.workqueue_queue_duration.labels(
                                    "rollouts").observe(waited))
@@ -308,6 +317,8 @@ class Manager:
     def stop(self) -> None:
         """Stop every thread; a graceful stop releases the lease."""
         self.threads.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
 
     def healthy(self) -> bool:
         """False once stopped, or once leadership was lost."""

@@ -342,12 +342,13 @@ def _follow_run(p: Pass, kind: str, analysis: RolloutAnalysis | None, recorded: 
         return RunStatusRef(name=name, status=AnalysisPhase.PENDING.value)
     phase = runs.run_phase(doc)
     message = runs.verdict(doc) if phase.completed and phase is not AnalysisPhase.SUCCESSFUL else None
+    why = runs.explained(doc) if message is not None else None  # analysis.explain after Argo's head
     if phase.completed and (recorded is None or (recorded.name, recorded.status) != (name, phase.value)):
         p.event("Warning" if phase in runs.BAD_PHASES else NORMAL, f"AnalysisRun{phase.value}",
-                f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {message}" if message else ""))
+                f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {why}" if why else ""))
     which = "pre-promotion" if kind == PRE else "post-promotion"
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
-        transitions.abort(p, f"Blue/green {which} analysis phase {phase.value}: {message}",
+        transitions.abort(p, f"Blue/green {which} analysis phase {phase.value}: {why}",
                           cause=transitions.AbortCause.ANALYSIS)
     elif phase is AnalysisPhase.INCONCLUSIVE and not paused_on_it and known is not None:
         p.st.pause_conditions = [*(p.st.pause_conditions or []),

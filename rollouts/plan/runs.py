@@ -15,7 +15,8 @@ Rules (argo-rollouts.md §3.8):
 - The step run is created on entering an analysis step (not while aborted or
   `spec.paused`); the background run once `currentStepIndex >= startingStep` while an
   update is in progress. Successful step run -> the step is done; Failed/Error (either
-  run) -> abort, the message names the run's verdict (metric, values, condition);
+  run) -> abort, the message names the run's verdict (`analysis.explain`: metric, value,
+  condition, counts against the limit, query; the run keeps Argo's own message);
   Inconclusive -> pause `InconclusiveAnalysisRun`; resuming it measures again. A
   A Running run that waits for data (a metric with `inconclusive.hold`, analysis.assess's
   `waiting_for_data`) holds the Rollout where it is: its weight stays, the step does not
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis import args as arguments
-from analysis import assess, evidence
+from analysis import assess, evidence, explain
 from analysis.args import ArgError
 from analysis.build import SpecError, build_run
 from analysis.model import AnalysisPhase, AnalysisTemplate, TemplateRef
@@ -137,6 +138,12 @@ def verdict(doc: Mapping[str, Any]) -> str:
             value = f" (last value {last['value']})" if last.get("value") is not None else ""
             return f'Metric "{result.get("name")}" assessed {phase}{detail}{value}'
     return f"AnalysisRun phase {phase}"
+
+
+def explained(doc: Mapping[str, Any]) -> str:
+    """The verdict the Rollout tells (abort reason, its AnalysisRun event): Argo's head of the run's
+    message, then analysis.explain's metric, value, condition, counts and query; else `verdict`."""
+    return explain.summary(doc) or verdict(doc)
 
 
 @dataclass(frozen=True)
@@ -232,12 +239,13 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
         return RunStatusRef(name=name, status=AnalysisPhase.PENDING.value)
     phase = run_phase(doc)
     message = verdict(doc) if phase.completed and phase is not AnalysisPhase.SUCCESSFUL else None
+    why = explained(doc) if message is not None else None
     if phase.completed and (recorded is None or (recorded.name, recorded.status) != (name, phase.value)):
         p.event(WARNING if phase in BAD_PHASES else NORMAL, f"AnalysisRun{phase.value}",
-                f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {message}" if message else ""))
+                f"{kind} AnalysisRun '{name}' {phase.value}" + (f": {why}" if why else ""))
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
         which = "Step-based" if kind == STEP_RUN else "Background"
-        transitions.abort(p, f"{which} analysis phase {phase.value}: {message}", cause=transitions.AbortCause.ANALYSIS)
+        transitions.abort(p, f"{which} analysis phase {phase.value}: {why}", cause=transitions.AbortCause.ANALYSIS)
     elif phase is AnalysisPhase.INCONCLUSIVE and not resumed and not any(
             c.reason == INCONCLUSIVE_PAUSE for c in p.st.pause_conditions or []):
         p.st.pause_conditions = [*(p.st.pause_conditions or []),

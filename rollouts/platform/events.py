@@ -15,6 +15,9 @@ Rules (client-go's EventRecorder and EventCorrelator, simplified):
   instant (a stepped clock, a restart) do not collide.
 - Every recorded event is also kept in `recorder.recorded` (bounded), which tests and
   the demo read without listing the cluster.
+- Listeners (`subscribe`) are called with (object, Recorded) after each recording,
+  written or not. A listener must return at once (the notifier only enqueues); one
+  that raises is logged and never fails the reconcile.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -55,6 +59,9 @@ class Recorded:
     message: str
 
 
+Listener = Callable[[dict[str, Any], Recorded], None]
+
+
 class EventMetrics(Protocol):
     """Where recordings are counted (controller.metrics.ControllerMetrics fits)."""
 
@@ -81,13 +88,19 @@ class EventRecorder:
         self._seen: OrderedDict[tuple[str, ...], tuple[str, str, int]] = OrderedDict()  # key -> (ns, name, count)
         self._seq = itertools.count(1)
         self.recorded: deque[Recorded] = deque(maxlen=_KEEP)
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener(obj, recorded)` after every recording (it must not block)."""
+        self._listeners.append(listener)
 
     def record(
         self, obj: dict[str, Any], *, type: str = EventType.NORMAL, reason: str, message: str  # noqa: A002
     ) -> None:
         meta = obj.get("metadata") or {}
         kind, namespace, name = obj.get("kind", ""), meta.get("namespace") or "default", meta.get("name", "")
-        self.recorded.append(Recorded(kind, namespace, name, str(type), reason, message))
+        recorded = Recorded(kind, namespace, name, str(type), reason, message)
+        self.recorded.append(recorded)
         if self._metrics is not None:
             self._metrics.rollout_events.labels(namespace, name, str(type), reason).inc()
         log.info("event %s %s/%s/%s %s: %s", type, kind, namespace, name, reason, message)
@@ -96,6 +109,11 @@ class EventRecorder:
             self._write(obj, key)
         except ClusterError as err:
             log.warning("could not record event %s on %s/%s/%s: %s", reason, kind, namespace, name, err)
+        for listener in self._listeners:
+            try:
+                listener(obj, recorded)
+            except Exception:  # a listener's bug never fails the reconcile that recorded
+                log.exception("event listener failed on %s %s/%s/%s", reason, kind, namespace, name)
 
     def _write(self, obj: dict[str, Any], key: tuple[str, ...]) -> None:
         now = format_time(self._clock.now())

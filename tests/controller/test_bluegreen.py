@@ -99,6 +99,9 @@ def test_pre_promotion_failure_aborts_and_active_never_switches(closing: list[Sc
     new = bg.status["currentPodHash"]
     assert bg.status["abort"] is True
     assert "Blue/green pre-promotion analysis phase Failed" in bg.status["message"]
+    # the verdict explains itself (analysis.explain): metric, value, condition, counts, resolved query
+    assert 'preview-success-rate=[0.42] failed "result[0] >= 0.95" (1 failed > failureLimit 0); query: sum(irate(' \
+        in bg.status["message"]
     bg.run_for(120)
     assert bg.active_selectors == [None, first] and bg.status["stableRS"] == first
     assert bg.rs_replicas(new) == 0 and bg.rs_replicas(first) == 2

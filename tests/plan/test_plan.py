@@ -348,8 +348,9 @@ def test_the_background_run_verdict(phase: str, degraded: bool, paused: bool) ->
     assert (world.status["phase"] == "Degraded") is degraded
     assert bool(world.status.get("pauseConditions")) is paused
     if degraded:
-        assert world.status["message"] == ("RolloutAborted: Rollout aborted update to revision 2: Background "
-                                           f"analysis phase {phase}: {FAILED}")
+        assert world.status["message"].startswith("RolloutAborted: Rollout aborted update to revision 2: "
+                                                  f"Background analysis phase {phase}: {FAILED}: success-rate")
+        assert world.status["message"].endswith("; query: rate(web)")  # analysis.explain: ours after Argo's
         assert world.run(f"web-{H2}-2-1")["spec"]["terminate"] is True
     if phase == "Successful":  # a finite background run is not created again for this revision
         world.settle()
