@@ -13,7 +13,8 @@ Rules:
   evidence); Continue (sequential only) while any metric is UNDECIDED; else Pass at or above
   `pass`, Marginal at or above `marginal`, Fail below.
 - The message names the verdict, the score and each metric that moved (by how much, with what
-  confidence) or lacks data; when none moved it says so.
+  confidence) or lacks data (in sequential mode also each one decisively safe); when none moved
+  it says so.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def judge(config: JudgeConfig, judged: Sequence[tuple[JudgeMetric, MetricJudgeme
     else:
         verdict = (Verdict.PASS if score >= thresholds.pass_ else
                    Verdict.MARGINAL if score >= thresholds.marginal else Verdict.FAIL)
-    return Judgement(score, verdict, results, _message(verdict, score, results), mode)
+    return Judgement(score, verdict, results, _message(verdict, score, results, sequential=mode == "sequential"), mode)
 
 
 def _score(config: JudgeConfig, active: Sequence[tuple[JudgeMetric, MetricJudgement]]) -> float:
@@ -98,9 +99,10 @@ def _score(config: JudgeConfig, active: Sequence[tuple[JudgeMetric, MetricJudgem
     return round(total, 2)
 
 
-def _message(verdict: Verdict, score: float, results: Sequence[MetricJudgement]) -> str:
+def _message(verdict: Verdict, score: float, results: Sequence[MetricJudgement], *, sequential: bool) -> str:
     head = f"{verdict} (score {score:g})"
-    notable = [result.message for result in results if result.classification not in (C.PASS, C.UNDECIDED)]
+    quiet = (C.UNDECIDED,) if sequential else (C.PASS, C.UNDECIDED)  # a sequential pass is news: it ends early
+    notable = [result.message for result in results if result.classification not in quiet]
     if verdict is Verdict.CONTINUE:
         notable += [result.message for result in results if result.classification is C.UNDECIDED]
     if not notable:
