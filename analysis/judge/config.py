@@ -28,7 +28,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from analysis.args import PLACEHOLDER
@@ -136,11 +136,19 @@ class JudgeConfig(_Model):
     def _kayenta_classifier(cls, data: Any) -> Any:
         return _lift(data, "classifier")
 
+    @field_validator("lookback", "step")
+    @classmethod
+    def _duration(cls, value: int | str) -> int | str:
+        try:
+            seconds = parse_duration(value)
+        except DurationError as err:
+            raise ValueError(str(err)) from None
+        if seconds <= 0:
+            raise ValueError(f"{value!r} is not a positive duration")
+        return value
+
     @model_validator(mode="after")
     def _checked(self) -> JudgeConfig:
-        for name in ("lookback", "step"):
-            if parse_duration(getattr(self, name)) <= 0:
-                raise ValueError(f"{name} must be a positive duration")
         names = [metric.name for metric in self.metrics]
         if len(set(names)) != len(names):
             raise ValueError(f"metric names must be unique (got {', '.join(names)})")
@@ -176,8 +184,6 @@ def parse(raw: Any) -> JudgeConfig:
         return JudgeConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_problems(err, raw, keep_placeholders=True)) from None
-    except DurationError as err:  # from a validator: a lookback or step that is not a duration
-        raise ConfigError([("lookback/step", str(err), _FIXES["lookback"])]) from None
 
 
 def problems(raw: Any) -> list[tuple[str, str, str]]:
@@ -186,18 +192,20 @@ def problems(raw: Any) -> list[tuple[str, str, str]]:
         JudgeConfig.model_validate(raw)
     except ValidationError as err:
         return _problems(err, raw, keep_placeholders=False)
-    except DurationError as err:
-        if not _holds_placeholder(raw):
-            return [("lookback", f"not a duration: {err}", _FIXES["lookback"])]
     return []
 
 
 def _problems(err: ValidationError, raw: Any, *, keep_placeholders: bool) -> list[tuple[str, str, str]]:
     found = []
-    for error in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    inner = [tuple(error["loc"]) for error in errors]
+    for error in errors:
         loc = [part for part in error["loc"] if not str(part).startswith(("function-", "tagged-union"))]
         if not keep_placeholders and _placeholder_at(raw, loc):
             continue
+        if error["type"] == "too_short" and any(len(other) > len(loc) and list(other[:len(loc)]) == loc
+                                                for other in inner):
+            continue  # a list emptied by its items' own errors: those are the problems
         path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
         field = next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
         message = error["msg"].removeprefix("Value error, ")
@@ -212,23 +220,14 @@ def _problems(err: ValidationError, raw: Any, *, keep_placeholders: bool) -> lis
 
 
 def _placeholder_at(raw: Any, loc: list[Any]) -> bool:
+    """The value the error is about is a string holding a placeholder (a whole block never is)."""
     node = raw
     for part in loc:
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError):
             return False
-    return _holds_placeholder(node)
-
-
-def _holds_placeholder(node: Any) -> bool:
-    if isinstance(node, str):
-        return bool(PLACEHOLDER.search(node))
-    if isinstance(node, dict):
-        return any(_holds_placeholder(value) for value in node.values())
-    if isinstance(node, list):
-        return any(_holds_placeholder(value) for value in node)
-    return False
+    return isinstance(node, str) and bool(PLACEHOLDER.search(node))
 
 
 def _lift(data: Any, *keys: str) -> Any:

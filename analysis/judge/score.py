@@ -2,10 +2,12 @@
 
 Rules:
 - Muted metrics are left out. A critical failure (a critical HIGH or LOW) scores 0: Fail.
-- A group's score is 100 × Σweight(PASS) / Σweight(PASS, HIGH, LOW, NODATA_FAIL), each metric with
-  its `weight` (1 by default) in every group it names; NODATA, ERROR and UNDECIDED are left out of
-  the denominator; a group with nothing countable scores 100. Groups weigh `groupWeights`
-  percent; the groups without a weight share what is left equally. The score is the weighted
+- A group's score is 100 × Σweight(PASS) / Σweight(PASS, HIGH, LOW, NODATA_FAIL, UNDECIDED), each
+  metric with its `weight` (1 by default) in every group it names; NODATA and ERROR are left out of
+  the denominator (Kayenta); a group with nothing countable scores 100. UNDECIDED (sequential) counts
+  as not passed, so `result.score >= 80` never passes a release the sequential test has not
+  cleared. Groups weigh `groupWeights` percent; the groups without a weight share what is left
+  equally. The score is the weighted
   sum, rounded to 2 decimals. NODATA in half or more of the metrics scores 0 (Kayenta).
 - Verdict, in order: Fail on a critical failure, or when metrics were judged and the score is
   below `marginal` with at least one of them HIGH, LOW or NODATA_FAIL (the data there is shows
@@ -27,7 +29,7 @@ from analysis.judge.classify import Classification, MetricJudgement
 from analysis.judge.config import JudgeConfig, JudgeMetric
 
 C = Classification
-_COUNTED = frozenset({C.PASS, C.HIGH, C.LOW, C.NODATA_FAIL})
+_COUNTED = frozenset({C.PASS, C.HIGH, C.LOW, C.NODATA_FAIL, C.UNDECIDED})
 _FAILED = frozenset({C.HIGH, C.LOW, C.NODATA_FAIL})
 
 

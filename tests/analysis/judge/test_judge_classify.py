@@ -147,3 +147,14 @@ def test_config_problems_name_the_field_and_the_fix() -> None:
     assert judge_config.problems({"metrics": [{"name": "m", "canary": "c", "baseline": "b",
                                                "minSamples": "{{args.n}}"}]}) == []
     assert judge_config.problems({"metrics": []})[0][0] == "metrics"
+
+
+def test_problems_of_blocks_holding_placeholders_are_still_found() -> None:
+    metric = {"name": "m", "canary": "q{{args.hash}}", "baseline": "q{{args.hash}}"}
+    found = judge_config.problems({"metrics": [{**metric, "canaryTotal": "t"}, metric], "lookback": "1d",
+                                   "step": "{{args.step}}"})
+    assert [(path, fix) for path, _, fix in found] == [
+        ("metrics[0]", "see README: Statistical judge"), ("lookback", "give a duration such as 30m")]
+    assert "canaryTotal and baselineTotal go together" in found[0][1] and "no 'd'" in found[1][1]
+    duplicated = judge_config.problems({"metrics": [metric, metric]})
+    assert duplicated == [("(config)", "metric names must be unique (got m, m)", "see README: Statistical judge")]

@@ -73,9 +73,9 @@ def null_counts(rng: np.random.Generator, intervals: int, requests: float, share
 
 
 def test_sequential_false_abort_rate_stays_below_alpha_when_peeking_every_interval() -> None:
-    # 2000 unchanged releases, 30 intervals each, judged after every interval (the e-process path
+    # 1500 unchanged releases, 30 intervals each, judged after every interval (the e-process path
     # crossing 1/alpha at any interval is an abort); alpha = 0.05 so the rate is measurable.
-    rng, alpha, trials = np.random.default_rng(20261203), 0.05, 2000
+    rng, alpha, trials = np.random.default_rng(20261203), 0.05, 1500
     aborts = 0
     for _ in range(trials):
         bad, total, other_bad, other_total = null_counts(rng, 30, 2000, 0.2, 0.01)
@@ -116,4 +116,5 @@ def test_sequential_aborts_a_doubling_early_and_passes_a_good_release_early() ->
     good = evaluate(cfg, {"errors": MetricSamples(bad, other_bad, total, other_total)})
     assert good.verdict is Verdict.PASS and "decisively safe" in good.message
     early = evaluate(cfg, {"errors": MetricSamples(bad[:1], other_bad[:1], total[:1], other_total[:1])})
-    assert early.verdict in (Verdict.CONTINUE, Verdict.INCONCLUSIVE)
+    assert (early.verdict, early.score) == (Verdict.CONTINUE, 0.0)  # not cleared yet: `result.score >= 80` fails
+    assert early.message.startswith("Continue (score 0): errors undecided: harm e=")

@@ -69,3 +69,17 @@ def test_higher_confidence_widens_the_interval() -> None:
 def test_all_values_tied_is_a_rank_error() -> None:
     with pytest.raises(ranks.RankError):
         ranks.shift_interval([1.0, 1.0], [1.0, 1.0], 0.98)
+
+
+@pytest.mark.parametrize(("y", "w", "p"), [
+    ([12, 15, 5, 9, 9, 14, 56, 22, 3, 7, 32, 5], 51.5, 0.5966),
+    ([1233, 4356, 987, 39999, 1111, 200000], 0.0, 0.001364),
+])
+def test_tied_samples_match_published_r_output(y: list[float], w: float, p: float) -> None:
+    # R's `wilcox.test(x, y)` on tied data ("Wilcoxon rank sum test with continuity correction"),
+    # output published at https://endmemo.com/r/wilcoxon.php: W = 51.5, p-value = 0.5966 and
+    # W = 0, p-value = 0.001364 (R rounds to 4 significant digits).
+    x = [1, 5, 9, 24, 56, 21, 3, 7, 21, 4]
+    result = ranks.mann_whitney(x, y)
+    assert result.u == w
+    assert result.p_value == pytest.approx(p, rel=5e-4)
