@@ -12,10 +12,12 @@ through sequential testing", KDD 2022):
   and baseline (j), k is Binomial(k + j, θ) with θ = ρ·p/(ρ·p + 1 - p), p the canary's share of the
   bucket's requests and ρ the ratio of canary to baseline rates (the conditional test of Netflix's
   count-data paper). Harm: null ρ <= allowedIncrease (1 by default), alternatives above it.
-  Safety: null ρ >= passBelow, alternatives below it. `decrease` swaps canary and baseline.
+  Safety: null ρ >= passBelow, alternatives below it. `decrease` swaps canary and baseline (its
+  harm boundary is 1/allowedDecrease on the swapped ratio: allowedDecrease 0.8 fails below 0.8×).
 - Values metric (latency per bucket), paired by bucket: a sequential sign test. Harm: null
   P(canary > allowedIncrease·baseline) <= ½; safety: null P(canary >= passBelow·baseline) >= ½
-  (mirrored for `decrease`). Under identical distributions both nulls hold.
+  (mirrored for `decrease`: canary < allowedDecrease·baseline, canary <= baseline/passBelow). Under
+  identical distributions both nulls hold.
 - `either` runs both directions at alpha/2 each. Harm at any bucket is HIGH/LOW (critical on a
   critical metric), whatever the sample count; safety is PASS only with `passEarly`, no harm and at
   least minSamples buckets; otherwise UNDECIDED, or NODATA when the canary has no data at all.
@@ -93,10 +95,11 @@ def judge_metric(metric: JudgeMetric, series: MetricSamples, config: JudgeConfig
     directions = ([Direction.INCREASE, Direction.DECREASE] if metric.direction is Direction.EITHER
                   else [metric.direction])
     alpha = settings.alpha / len(directions)
-    harm_at = metric.effect_size.allowed_increase or 1.0
     harms, safes = [], []
     for direction in directions:
-        harm_ratio = harm_at if direction is Direction.INCREASE else (metric.effect_size.allowed_decrease or 1.0)
+        # the harm boundary as a ratio >= 1 on the bad side: canary > r·baseline, or canary < baseline/r
+        harm_ratio = (metric.effect_size.allowed_increase or 1.0) if direction is Direction.INCREASE else (
+            1.0 / (metric.effect_size.allowed_decrease or 1.0))
         harms.append((direction, _test(metric, series, direction, harm_ratio, harm=True, alpha=alpha)))
         safes.append(_test(metric, series, direction, settings.pass_below, harm=False, alpha=alpha))
     n = _buckets(metric, series)

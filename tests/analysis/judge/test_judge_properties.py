@@ -118,3 +118,15 @@ def test_sequential_aborts_a_doubling_early_and_passes_a_good_release_early() ->
     early = evaluate(cfg, {"errors": MetricSamples(bad[:1], other_bad[:1], total[:1], other_total[:1])})
     assert (early.verdict, early.score) == (Verdict.CONTINUE, 0.0)  # not cleared yet: `result.score >= 80` fails
     assert early.message.startswith("Continue (score 0): errors undecided: harm e=")
+
+
+def test_sequential_decrease_fails_only_beyond_the_allowed_decrease() -> None:
+    rng = np.random.default_rng(5)
+    cfg = judge_config.parse({"mode": "sequential", "minSamples": 3, "metrics": [
+        {"name": "throughput", "canary": "c", "baseline": "b", "direction": "decrease",
+         "effectSize": {"allowedDecrease": 0.8}}]})
+    baseline = rng.normal(100, 2, 20)
+    slightly = evaluate(cfg, {"throughput": MetricSamples((baseline * 0.9).tolist(), baseline.tolist())})
+    halved = evaluate(cfg, {"throughput": MetricSamples((baseline * 0.5).tolist(), baseline.tolist())})
+    assert slightly.verdict is not Verdict.FAIL
+    assert halved.verdict is Verdict.FAIL and halved.metrics[0].classification is Classification.LOW
