@@ -83,10 +83,11 @@ def sign_eprocess(signs: Sequence[bool | None], *, grid: Sequence[float], alpha:
 def _step(log_lr: object, peak: float, crossed: int | None, index: int, alpha: float) -> tuple[float, int | None]:
     import numpy as np
 
-    value = float(np.mean(np.exp(log_lr)))  # type: ignore[call-overload]
-    if crossed is None and value >= 1 / alpha:
+    lr = np.asarray(log_lr)
+    log_e = float(np.logaddexp.reduce(lr) - math.log(len(lr)))  # log of the mixture's mean, without overflow
+    if crossed is None and log_e >= -math.log(alpha):
         crossed = index
-    return max(peak, value), crossed
+    return max(peak, math.exp(min(log_e, 700.0))), crossed
 
 
 def judge_metric(metric: JudgeMetric, series: MetricSamples, config: JudgeConfig) -> MetricJudgement:
