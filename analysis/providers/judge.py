@@ -62,7 +62,7 @@ class JudgeProvider:
             columns = [self._column(query, config.address, config.timeout, start, at, step, grid) for query in queries]
             series[judged.name] = _samples(columns)
         judgement = evaluate(config, series)
-        return Result(value=judgement.document(), metadata={"judge": judgement.message, "verdict": judgement.verdict},
+        return Result(value=judgement.document(), metadata={"verdict": str(judgement.verdict)},
                       note=judgement.message, inconclusive=str(judgement.verdict) == "Inconclusive")
 
     def _column(self, query: str, address: str | None, timeout: int | None, start: datetime, end: datetime,

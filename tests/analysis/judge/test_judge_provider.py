@@ -56,6 +56,7 @@ def test_good_canary_passes(prometheus, providers) -> None:  # type: ignore[no-u
     assert taken.phase is AnalysisPhase.SUCCESSFUL
     assert (value["score"], value["verdict"]) == (100, "Pass")
     assert [m["canaryN"] for m in value["metrics"]] == [21, 21]
+    assert taken.metadata == {"verdict": "Pass"}
     assert taken.message is not None and taken.message.startswith("Pass (score 100): no metric moved (errors, latency)")
 
 
