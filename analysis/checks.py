@@ -47,7 +47,7 @@ from analysis.model import (
 from rollouts.platform.problems import Problem, did_you_mean, join, warning
 
 RUN_PROVIDERS = ("prometheus", "web")  # analysis/providers/registry.py
-SUPPORTED_PLUGINS: frozenset[str] = frozenset()
+SUPPORTED_PLUGINS: frozenset[str] = frozenset({"rollouts/judge"})  # analysis/providers/judge.py
 _ARGO_NOT_RUN = ("job", "kayenta", "datadog", "wavefront", "newRelic", "cloudWatch", "graphite",
                  "influxdb", "skywalking")  # fmt: skip
 
@@ -96,8 +96,9 @@ def _provider_problems(metric: Metric, path: str) -> list[Problem]:
         unknown = [n for n in names if n not in SUPPORTED_PLUGINS]
         if unknown:
             return [Problem(join(where, "plugin"), f"metric plugin {unknown[0]!r} is not supported by this controller",
-                            f"use the {' or '.join(RUN_PROVIDERS)} provider")]
-        return []
+                            f"use the {' or '.join(RUN_PROVIDERS)} provider, or the rollouts/judge plugin")]
+        return [Problem(join(path, found.path), found.message, found.fix)
+                for found in provider_checks.metric_problems(metric)]
     if kind in _ARGO_NOT_RUN:
         return [warning(join(where, kind), f"the {kind} provider is not supported by this controller",
                         f"measurements would end in Error; use {' or '.join(RUN_PROVIDERS)}")]

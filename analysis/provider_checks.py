@@ -16,6 +16,8 @@ Rules:
   which would send the queries unauthenticated, so that is a problem here too). An unset prometheus `address` is not a
   problem here (the controller may have a default); nor is an empty `query` (valid in Argo's
   schema; its measurements end in Error).
+- A `plugin: {"rollouts/judge": {...}}` block must be a judge config that can run
+  (analysis.judge.config: every problem, its path under `provider.plugin.rollouts/judge`).
 - Placeholders: a url or address whose scheme part is still `{{args.*}}` is not checked;
   one with a placeholder elsewhere has only its scheme checked; a jsonPath holding a
   placeholder is not checked. At measure time everything is substituted and checked.
@@ -32,6 +34,7 @@ from urllib.parse import urlsplit
 from analysis import jsonpath
 from analysis.args import PLACEHOLDER
 from analysis.expr import times
+from analysis.judge import config as judge_config
 from analysis.model import (
     DurationError,
     Metric,
@@ -69,7 +72,21 @@ def metric_problems(metric: Metric) -> list[SpecProblem]:
         if prometheus.range_query is not None:
             found += range_query_problems(prometheus.range_query)
         found += authentication_problems(prometheus.authentication)
+    plugin = metric.provider.plugin or {}
+    if judge_config.PLUGIN in plugin:
+        found += judge_problems(plugin[judge_config.PLUGIN])
     return [problem for problem in found if problem is not None]
+
+
+def judge_problems(raw: object) -> list[SpecProblem]:
+    """provider.plugin.rollouts/judge: a judge config that can run (analysis.judge.config)."""
+    where = f"provider.plugin.{judge_config.PLUGIN}"
+    found = [SpecProblem(f"{where}.{path}", message, fix) for path, message, fix in judge_config.problems(raw)]
+    address = raw.get("address") if isinstance(raw, dict) else None
+    problem = prometheus_address_problem(address) if isinstance(address, str) else None
+    if problem is not None:
+        found.append(SpecProblem(f"{where}.address", problem.message, problem.fix))
+    return found
 
 
 def web_url_problem(url: str) -> SpecProblem | None:

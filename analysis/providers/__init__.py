@@ -45,6 +45,8 @@ class Result:
     value: object
     metadata: Mapping[str, str] = field(default_factory=dict)
     text: str | None = None  # measurement.value, when the provider writes it itself
+    note: str | None = None  # measurement.message, when the provider words it itself
+    inconclusive: bool = False  # not enough data to measure: an Inconclusive measurement
 
 
 class ProviderError(Exception):

@@ -1,7 +1,8 @@
 """The providers this controller runs, wired once: `default_providers(...)`.
 
 Rules:
-- Keys are Argo's provider keys: "prometheus" and "web". Anything else a metric names
+- Keys are Argo's provider keys: "prometheus", "web" and "plugin" (only the `rollouts/judge`
+  plugin, analysis.providers.judge, which queries through the same prometheus provider). Anything else a metric names
   (job, plugin, datadog, ...) is `UnsupportedProvider` through `Providers.for_metric`.
 - `prometheus_default` is the address of metrics whose `provider.prometheus.address` is
   unset, and only of those (the CLI's --prometheus, else ARGO_ROLLOUTS_PROMETHEUS_ADDRESS, as
@@ -18,6 +19,7 @@ import requests
 import tenacity
 
 from analysis.providers import DEFAULT_WAIT, Providers
+from analysis.providers.judge import JudgeProvider
 from analysis.providers.prometheus import PrometheusProvider
 from analysis.providers.web import WebProvider
 
@@ -31,4 +33,5 @@ def default_providers(
 ) -> Providers:
     prometheus = PrometheusProvider(address_override=prometheus_address, default_address=prometheus_default,
                                     retry_wait=retry_wait)
-    return Providers({"prometheus": prometheus, "web": WebProvider(session=session, retry_wait=retry_wait)})
+    return Providers({"prometheus": prometheus, "web": WebProvider(session=session, retry_wait=retry_wait),
+                      "plugin": JudgeProvider(prometheus)})
