@@ -235,11 +235,12 @@ class RolloutReconciler:
         if not calls:
             return
         answers = self.hooks.call_all(calls)
+        recorded = hooks.answered(status, answers)
         for call, answer in answers:
             if call.hook.type != EVENT:
-                event = hooks.answer_event(call, answer)
+                event = hooks.answer_event(call, answer, recorded)
                 self.recorder.record(written, type=event.type, reason=event.reason, message=event.message)
-        self._write_status(written, hooks.answered(status, answers))
+        self._write_status(written, recorded)
 
     # ------------------------------------------------------------ observing
 

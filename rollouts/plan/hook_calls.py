@@ -7,8 +7,11 @@ Rules (when a hook is due and what an answer means: rollouts.plan.hooks):
 - `event_calls`: one call per event hook and event of the pass (fire and forget).
 - `answered(status, answers)`: each answer on its hook's entry, only while that entry still asks
   the call's decision (event hooks: always); a failed pre-rollout/rollout check adds one to
-  the entry's `failures`. Success is 200..299.
-- `answer_event`: the Event recording an answer (WebhookAnswered, or WebhookFailed as a Warning).
+  the entry's `failures`; a gate's (confirm-*) refusal sets `heldSince` once per decision,
+  a yes clears it. Success is 200..299.
+- `answer_event(call, answer, status)`: the Event recording an answer, `status` being the one
+  `answered` gave: WebhookAnswered, or as a Warning HookGateHeld for the answer that started a
+  gate's hold (once per decision: notifications' gate-held), else WebhookFailed.
 - `payload`: Flagger's `name`, `namespace`, `phase`, `checksum` (the update) and `metadata`
   (omitted when empty; event hooks add eventMessage, eventType, eventReason and timestamp,
   which the hook's metadata cannot override), plus ours: `type`, `hook`, `decision`,
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rollouts.plan.hook_checks import EVENT, update
+from rollouts.plan.hook_checks import EVENT, GATES, update
 from rollouts.plan.hooks import COUNTED, hooks_of
 from rollouts.plan.state import Observed, Pass, dump_status
 from rollouts.plan.steplist import set_weight_at
@@ -108,16 +111,22 @@ def answered(status: Mapping[str, Any], answers: Sequence[tuple[Call, Answer]]) 
         entry.latency_ms, entry.error = answer.latency_ms, answer.error
         if call.hook.type in COUNTED and not answer.ok:
             entry.failures = (entry.failures or 0) + 1
+        if call.hook.type in GATES:
+            entry.held_since = None if answer.ok else entry.held_since or answer.at
     return dump_status(st)
 
 
-def answer_event(call: Call, answer: Answer) -> Event:
-    """The Event recording one answer (Warning unless 2xx)."""
+def answer_event(call: Call, answer: Answer, status: Mapping[str, Any]) -> Event:
+    """The Event recording one answer (Warning unless 2xx; HookGateHeld when it started a hold)."""
     what = f"answered {answer.code}" if answer.code is not None else f"failed: {answer.error}"
     what += f" ({answer.error})" if answer.code is not None and answer.error and not answer.ok else ""
-    return Event(NORMAL if answer.ok else WARNING, "WebhookAnswered" if answer.ok else "WebhookFailed",
-                 f"webhook {call.hook.name!r} ({call.hook.type}) {what} in {answer.latency_ms} ms "
-                 f"(decision {call.decision})")
+    text = f"webhook {call.hook.name!r} ({call.hook.type}) {what} in {answer.latency_ms} ms (decision {call.decision})"
+    if answer.ok:
+        return Event(NORMAL, "WebhookAnswered", text)
+    entry = next((e for e in RolloutStatus.load(status).hooks or [] if e.name == call.hook.name), None)
+    if call.hook.type in GATES and entry is not None and entry.held_since == answer.at:
+        return Event(WARNING, "HookGateHeld", f"the rollout is held: {text}")
+    return Event(WARNING, "WebhookFailed", text)
 
 
 def payload(observed: Observed, st: RolloutStatus, hook: Webhook, decision: str, now: datetime, *,

@@ -45,6 +45,7 @@ _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 HOLDING = (CONFIRM_ROLLOUT, PRE_ROLLOUT, CONFIRM_TRAFFIC_INCREASE, CONFIRM_PROMOTION, ROLLOUT)
+GATES = (CONFIRM_ROLLOUT, CONFIRM_TRAFFIC_INCREASE, CONFIRM_PROMOTION)  # a no holds; it counts no failure
 
 
 def update(st: RolloutStatus) -> str:

@@ -177,6 +177,8 @@ def _entry(st: RolloutStatus, hook: Webhook) -> HookStatus:
 
 
 def _ask(entry: HookStatus, key: str, now: datetime) -> None:
+    if entry.decision != key:
+        entry.held_since = None  # a new decision: a gate's hold starts again
     entry.decision, entry.asked_at = key, now
     entry.answered_at = entry.code = entry.ok = entry.latency_ms = entry.error = None
 

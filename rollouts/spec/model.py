@@ -362,6 +362,7 @@ class HookStatus(ArgoModel):
     latency_ms: StrictInt | None = None
     error: str | None = None
     failures: StrictInt | None = None  # failed checks counted this update (pre-rollout, rollout)
+    held_since: datetime | None = None  # a gate's first refusal of this decision; None once it said yes
 
 
 class RolloutStatus(ArgoModel):

@@ -182,8 +182,14 @@ def test_every_hook_type_in_one_scenario(clock: SteppedClock, hooks: Hooks) -> N
         # the slow confirm-promotion timed out, was recorded, and was asked again one interval later
         (t1, _, a1), (t2, _, a2) = hooks.to("/approve")[:2]
         assert (a1, a2) == ("slow", "200") and (t2 - t1).total_seconds() == 10
-        failed = [e["message"] for e in scenario.events("WebhookFailed") if "'approve'" in e["message"]]
-        assert failed and "timeout" in failed[0]
+        held = [e["message"] for e in scenario.events("HookGateHeld") if "'approve'" in e["message"]]
+        assert held and "timeout" in held[0] and held[0].startswith("the rollout is held: ")
+        # each gate's first no of a decision is one HookGateHeld (notifications' gate-held); checks that fail
+        # (pre-rollout's 500) are WebhookFailed
+        gates = sorted(m.split("'")[1] for m in (e["message"] for e in scenario.events("HookGateHeld")))
+        assert gates == ["approve", "start", "traffic"]
+        assert any("'smoke'" in e["message"] for e in scenario.events("WebhookFailed"))
+        assert all("heldSince" not in entry(scenario, name) for name in ("approve", "start"))  # a yes ends a hold
         # the pre-rollout failure counted (1 of the limit 1: not over it)
         assert entry(scenario, "smoke")["failures"] == 1
         assert entry(scenario, "done")["code"] == 200 and entry(scenario, "approve")["ok"] is True
