@@ -121,7 +121,8 @@ class Manager:
         self.resync_period = resync_period
         self.identity = identity or default_identity()
         self.recorder = EventRecorder(cluster, clock=clock, metrics=self.metrics, instance=self.identity)
-        self.notifier = Notifier(cluster, clock=clock, configmap=notifications, recorder=self.recorder) \
+        self.notifier = Notifier(cluster, clock=clock, configmap=notifications, recorder=self.recorder,
+                                 on_result=lambda result: self.metrics.notifications.labels(result).inc()) \
             if notifications is not None else None  # rollouts.controller.notify: its own thread, never the reconcile's
         if self.notifier is not None:
             self.recorder.subscribe(self.notifier.offer)

@@ -175,6 +175,10 @@ class ControllerMetrics:
         )
         self.hook_calls = Counter("rollouts_hook_calls", "Lifecycle webhook calls, by hook type and result.",
                                   ["namespace", "rollout", "type", "result"], registry=reg)
+        self.notifications = Counter("rollouts_notifications", "Notifications by result: sent, failed (after "
+                                     "its retries), dropped (the queue was full).", ["result"], registry=reg)
+        for result in ("sent", "failed", "dropped"):
+            self.notifications.labels(result)
         self.hook_duration = Histogram("rollouts_hook_duration_seconds", "Lifecycle webhook latency.", ["type"],
                                        buckets=_HOOK_BUCKETS, registry=reg)
         self._snapshots = _Snapshots(_OWN_FAMILIES)

@@ -41,6 +41,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -104,8 +105,10 @@ class _Loaded:
 
 class Notifier:
     def __init__(self, cluster: Any, *, clock: Clock, configmap: tuple[str, str], recorder: EventRecorder | None = None,
-                 retry_wait: tenacity.wait.wait_base = RETRY_WAIT, tick: float = TICK) -> None:
+                 retry_wait: tenacity.wait.wait_base = RETRY_WAIT, tick: float = TICK,
+                 on_result: Callable[[str], None] | None = None) -> None:
         self._cluster, self._clock, self._recorder = cluster, clock, recorder
+        self._on_result = on_result  # sent | failed | dropped, for the controller's metrics
         self.namespace, self.name = configmap
         self._retry_wait, self._tick = retry_wait, tick
         self._lock = threading.Condition()
@@ -151,6 +154,7 @@ class Notifier:
         """Under the lock."""
         if len(self._pending) >= self._loaded.config.settings.queue_size:
             self.dropped += 1
+            self._count("dropped")
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("notification queue full (%d): dropped %s for %s %s/%s (%d dropped so far)",
                             len(self._pending), notice.trigger, notice.kind, notice.namespace, notice.name,
@@ -347,6 +351,7 @@ class Notifier:
             self._failed(route, notice, delivery)
             return
         self.sent += 1
+        self._count("sent")
         log.info("notification %s for %s %s/%s sent to route %s (HTTP %d)", notice.trigger, notice.kind,
                  notice.namespace, notice.name, route.name, delivery.status)
 
@@ -367,8 +372,16 @@ class Notifier:
                 headers[header.name] = header.value
         return url, headers
 
+    def _count(self, result: str) -> None:
+        if self._on_result is not None:
+            try:
+                self._on_result(result)
+            except Exception:  # the metrics never stop a delivery
+                log.exception("notification result not counted")
+
     def _failed(self, route: Route, notice: Notice, delivery: Delivery) -> None:
         self.failed += 1
+        self._count("failed")
         log.warning("notification %s for %s %s/%s to route %s failed after %d attempt(s): %s", notice.trigger,
                     notice.kind, notice.namespace, notice.name, route.name, delivery.attempts, delivery.error)
 

@@ -33,6 +33,7 @@ from analysis.args import redact
 from rollouts.cli import connect
 from rollouts.cli import main as cli_main
 from rollouts.cli.controller import configmap_target
+from rollouts.controller.metrics import ControllerMetrics
 from rollouts.controller.notify import Notifier, secret_forms
 from rollouts.memory.cluster import InMemoryCluster
 from rollouts.plan import notify_render
@@ -260,7 +261,9 @@ def test_a_full_queue_drops_and_counts_and_the_reconcile_never_waits() -> None:
         cluster.create(configmap({"hang": {"url": hanging.url, "timeout": 5, "retries": 0, "triggers": ["aborted"]}},
                                  settings={"queueSize": 2}))
         recorder = EventRecorder(cluster, clock=clock)
-        notifier = Notifier(cluster, clock=clock, configmap=(NS, CM), recorder=recorder)
+        metrics = ControllerMetrics()
+        notifier = Notifier(cluster, clock=clock, configmap=(NS, CM), recorder=recorder,
+                            on_result=lambda result: metrics.notifications.labels(result).inc())
         recorder.subscribe(notifier.offer)
         rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "r", "namespace": NS}}
         try:
@@ -276,6 +279,9 @@ def test_a_full_queue_drops_and_counts_and_the_reconcile_never_waits() -> None:
             notifier.stop()
     # the unrouted notices took no place in the queue: only aborts were sent or dropped
     assert notifier.dropped >= 7 and notifier.sent + notifier.dropped == 10
+    counted = {result: metrics.registry.get_sample_value("rollouts_notifications_total", {"result": result})
+               for result in ("sent", "failed", "dropped")}  # the controller's /metrics counts them too
+    assert counted == {"sent": notifier.sent, "failed": notifier.failed, "dropped": notifier.dropped}
 
 
 # ---------------------------------------------------------------- secrets
