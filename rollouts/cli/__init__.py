@@ -73,6 +73,7 @@ COMMANDS: Mapping[str, str] = {
     "analyze": "analyze",
     "controller": "controller",
     "crds": "crds",
+    "dashboard": "dashboard",
     "demo": "demo",
     "eval": "eval",
     "get": "get",
