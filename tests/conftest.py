@@ -67,6 +67,7 @@ def control_plane() -> Iterator[ControlPlane]:
 # property runs. `make test` (and CI) runs them; `make check`, the fast developer loop, leaves
 # them out with `-m "not slow"`.
 SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
+        "tests/dashboard/test_browser.py", "tests/dashboard/test_kube_auth.py",  # a real Chromium; the control plane
         "tests/analysis/test_provider_bounds.py", "tests/analysis/test_expr_bounds.py", "tests/k8s/",
         # kubernetes-validate loads the whole OpenAPI schema set per value set (seconds each)
         "tests/chart/test_chart.py::test_every_rendered_object_passes_kubernetes_validate_strict")

@@ -43,7 +43,6 @@ from rollouts.dashboard.auth import COOKIE, Authenticator, Denied, Refusal, User
 from rollouts.dashboard.store import Store
 from rollouts.platform.cluster import Cluster, ClusterError, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from rollouts.platform.commands import ImageError
-from rollouts.view import icon
 
 __all__ = ["Dashboard", "make_app"]
 
@@ -59,6 +58,7 @@ class Broadcast:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event = asyncio.Event()
+        self.closed = False  # set on shutdown: every stream ends, so the server stops gracefully
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -76,6 +76,10 @@ class Broadcast:
     def waiter(self) -> asyncio.Event:
         return self._event
 
+    def close(self) -> None:
+        self.closed = True
+        self.wake()
+
 
 class Dashboard:
     """What the app needs: the store, who may do what, and the Cluster the own user acts with."""
@@ -88,7 +92,7 @@ class Dashboard:
         self.broadcast = Broadcast()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                       autoescape=True, trim_blocks=False, lstrip_blocks=False)
-        self.env.filters["phase_icon"] = icon
+        self.env.filters["phase_icon"] = pages.web_icon
         self.env.filters["clock"] = lambda seconds: datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S")
         self._row = self.env.get_template("_row.html").module.row  # type: ignore[attr-defined]
         self._parts = self.env.get_template("_detail.html").module
@@ -169,8 +173,10 @@ def make_app(dash: Dashboard) -> Starlette:
             shown = {row.id: dash.row_html(row) for row in pages.overview(dash.store, dash.now(), q)}
             while True:
                 waiter = dash.broadcast.waiter()
-                if dash.store.version == version:
+                if dash.store.version == version and not dash.broadcast.closed:
                     await waiter.wait()
+                if dash.broadcast.closed:
+                    return
                 await asyncio.sleep(COALESCE)
                 version, keys = dash.store.changed_since(version)
                 if keys is not None and not keys:
@@ -203,8 +209,10 @@ def make_app(dash: Dashboard) -> Starlette:
             version = dash.store.version
             while True:
                 waiter = dash.broadcast.waiter()
-                if dash.store.version == version:
+                if dash.store.version == version and not dash.broadcast.closed:
                     await waiter.wait()
+                if dash.broadcast.closed:
+                    return
                 await asyncio.sleep(COALESCE)
                 version, keys = dash.store.changed_since(version)
                 if keys is not None and key not in keys:

@@ -25,9 +25,15 @@ from rollouts.dashboard.store import Key, Store
 from rollouts.view import AnalysisRunRow, RolloutView, build, icon
 
 __all__ = ["REDACTED", "ArgRow", "Detail", "EventRow", "OverviewRow", "PodRow", "detail", "dom_id", "overview",
-           "overview_row", "redacted_args"]
+           "overview_row", "redacted_args", "web_icon"]
 
 REDACTED = "REDACTED"
+WEB_ICONS = {"Paused": "‖"}  # the view's "॥" is missing from common web fonts
+
+
+def web_icon(status: str) -> str:
+    """The view's icon of a phase, as a browser can draw it (the name is always written beside it)."""
+    return WEB_ICONS.get(status) or icon(status)
 
 
 def dom_id(namespace: str, name: str) -> str:
@@ -51,11 +57,11 @@ class OverviewRow:
 
     @property
     def icon(self) -> str:
-        return icon(self.phase)
+        return web_icon(self.phase)
 
     @property
     def verdict_icon(self) -> str:
-        return icon(self.verdict_phase)
+        return web_icon(self.verdict_phase)
 
     @property
     def id(self) -> str:
@@ -79,8 +85,7 @@ def _weight(value: int | None) -> str:
 
 def overview_row(view: RolloutView) -> OverviewRow:
     run = _latest_run(view)
-    verdict = "-" if run is None else f"{run.phase}: {run.message}" if run.message else \
-        f"{run.phase} {run.counts.text}".strip()
+    verdict = "-" if run is None else run.message or run.counts.text
     return OverviewRow(
         namespace=view.namespace, name=view.name, strategy=view.strategy, phase=view.status, message=view.message,
         step=view.step or "-", set_weight=_weight(view.set_weight), actual_weight=_weight(view.actual_weight),

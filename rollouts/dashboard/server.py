@@ -86,7 +86,8 @@ class Served:
             time.sleep(0.02)
 
     def close(self) -> None:
-        self.server.should_exit = True  # open streams end within timeout_graceful_shutdown
+        self.dash.broadcast.close()  # open streams end, so the server stops gracefully
+        self.server.should_exit = True
         self._thread.join(timeout=3)
         if self._thread.is_alive():
             self.server.force_exit = True

@@ -19,7 +19,7 @@ def test_the_overview_lists_each_rollout_with_phase_step_weights_images_and_verd
     row = html[html.index('id="ro--shop--checkout"'):]
     row = row[:row.index("</tr>")]
     assert 'href="/rollouts/shop/checkout"' in row
-    assert "॥</span> Paused" in row, "the phase is an icon and its name, not a colour alone"
+    assert "‖</span> Paused" in row, "the phase is an icon and its name, not a colour alone"
     assert "<td>1/5</td>" in row and "<td>20 / 20</td>" in row
     assert "shop/checkout:1.5.0 (canary)" in row and "shop/checkout:1.4.0 (stable)" in row
     assert "Running" in row, "the newest revision's latest run is the verdict"

@@ -30,7 +30,8 @@
     el.replaceChildren();
     const opts = {
       width: width(el), height: 220, series: series,
-      scales: { x: { time: true } },
+      // one point (or several at one moment) still gets a readable minute around it
+      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) } },
       axes: [{ stroke: css("--muted"), grid: { stroke: css("--line") } }, { stroke: css("--muted"), grid: { stroke: css("--line") } }],
     };
     const chart = new uPlot(opts, data, el);
