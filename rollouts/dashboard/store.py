@@ -79,6 +79,9 @@ class Store:
         self._changes: deque[tuple[int, Key]] = deque(maxlen=CHANGES_KEPT)
         self._history: dict[Key, deque[WeightPoint]] = {}
         self._listeners: list[Callable[[], None]] = []
+        # (kind, namespace, owner kind, owner name) -> names: a Rollout's ReplicaSets and runs, a
+        # ReplicaSet's Pods, an object's Events, found without scanning the namespace
+        self._children: dict[tuple[str, str, str, str], set[str]] = {}
         self._synced: set[str] = set()
         self._streams: dict[str, WatchStream] = {}
         self._stop = threading.Event()
@@ -151,12 +154,18 @@ class Store:
         for obj in objects:
             obj.setdefault("kind", kind)
         self.cache.replace_kind(kind, objects)
+        with self._lock:
+            for index in [k for k in self._children if k[0] == kind]:
+                del self._children[index]
+        for obj in objects:
+            self._index(kind, "ADDED", obj)
         keys = {key for obj in objects if (key := self._rollout_of(kind, obj)) is not None}
         with self._lock:
             self._version += 1
             self._changes.extend((self._version, key) for key in keys)
-        for key in keys:
-            self._record_weight(key)
+        if kind == "Rollout":  # a point per Rollout at first sight (its ReplicaSets' later events add more)
+            for key in keys:
+                self._record_weight(key)
         self._synced.add(kind)
         self.errors.pop(kind, None)
         self._notify()
@@ -169,6 +178,7 @@ class Store:
         obj = dict(obj)
         obj.setdefault("kind", kind)
         self.cache.apply(event_type, obj)
+        self._index(kind, event_type, obj)
         key = self._rollout_of(kind, obj)
         with self._lock:
             self._version += 1
@@ -179,6 +189,43 @@ class Store:
         if key is not None and event_type != "DELETED":
             self._record_weight(key)
         self._notify()
+
+    def _parent(self, kind: str, obj: Obj) -> tuple[str, str] | None:
+        """(owner kind, owner name) this object is indexed under, if any."""
+        if kind in ("ReplicaSet", "AnalysisRun"):
+            owner = _owner(obj, "Rollout")
+            return ("Rollout", owner) if owner else None
+        if kind == "Pod":
+            owner = _owner(obj, "ReplicaSet")
+            return ("ReplicaSet", owner) if owner else None
+        if kind == "Event":
+            involved = _section(obj, "involvedObject")
+            return (str(involved.get("kind")), str(involved.get("name"))) if involved.get("name") else None
+        return None
+
+    def _index(self, kind: str, event_type: str, obj: Obj) -> None:
+        parent = self._parent(kind, obj)
+        if parent is None:
+            return
+        meta = _meta(obj)
+        index = (kind, str(meta.get("namespace") or "default"), *parent)
+        with self._lock:
+            names = self._children.setdefault(index, set())
+            if event_type == "DELETED":
+                names.discard(str(meta.get("name")))
+            else:
+                names.add(str(meta.get("name")))
+
+    def _children_of(self, kind: str, namespace: str, owner_kind: str, owner: str) -> list[Obj]:
+        with self._lock:
+            names = sorted(self._children.get((kind, namespace, owner_kind, owner), ()))
+        found = []
+        for name in names:
+            try:
+                found.append(self.cache.get(kind, name, namespace))
+            except ClusterError:
+                continue
+        return found
 
     def _rollout_of(self, kind: str, obj: Obj) -> Key | None:
         meta = _meta(obj)
@@ -266,7 +313,7 @@ class Store:
 
     def _owned(self, kind: str, namespace: str, name: str) -> list[Obj]:
         rollout = self.rollout(namespace, name) or {"metadata": {"name": name, "namespace": namespace}}
-        return [obj for obj in self.cache.list(kind, namespace) if owned_by(obj, rollout)]
+        return [obj for obj in self._children_of(kind, namespace, "Rollout", name) if owned_by(obj, rollout)]
 
     def replica_sets(self, namespace: str, name: str) -> list[Obj]:
         return self._owned("ReplicaSet", namespace, name)
@@ -275,19 +322,13 @@ class Store:
         return self._owned("AnalysisRun", namespace, name)
 
     def pods(self, namespace: str, name: str) -> list[Obj]:
-        names = {str(_meta(rs).get("name")) for rs in self.replica_sets(namespace, name)}
-        return sorted((pod for pod in self.cache.list("Pod", namespace) if _owner(pod, "ReplicaSet") in names),
-                      key=lambda p: str(_meta(p).get("name")))
+        return [pod for rs in self.replica_sets(namespace, name)
+                for pod in self._children_of("Pod", namespace, "ReplicaSet", str(_meta(rs).get("name")))]
 
     def events(self, namespace: str, name: str) -> list[Obj]:
-        runs = {str(_meta(run).get("name")) for run in self.analysis_runs(namespace, name)}
-
-        def about(event: Obj) -> bool:
-            involved = _section(event, "involvedObject")
-            return (involved.get("kind"), involved.get("name")) == ("Rollout", name) or \
-                (involved.get("kind") == "AnalysisRun" and involved.get("name") in runs)
-
-        found = [event for event in self.cache.list("Event", namespace) if about(event)]
+        found = self._children_of("Event", namespace, "Rollout", name)
+        for run in self.analysis_runs(namespace, name):
+            found += self._children_of("Event", namespace, "AnalysisRun", str(_meta(run).get("name")))
         return sorted(found, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime")
                                                or _meta(e).get("creationTimestamp") or ""))
 
