@@ -22,8 +22,7 @@ DEFAULT_ADDR = "127.0.0.1:3100"
 
 def run(args: argparse.Namespace) -> int:
     from rollouts.dashboard.auth import is_loopback
-    from rollouts.dashboard.server import Options, build, parse_addr
-    from rollouts.dashboard.server import run as serve_forever
+    from rollouts.dashboard.server import Options, Served, build, parse_addr
 
     try:
         host, port = parse_addr(args.addr)
@@ -36,13 +35,20 @@ def run(args: argparse.Namespace) -> int:
         options = Options(host=host, port=port, namespace=namespace, read_only=args.read_only,
                           proxy_header=args.auth_proxy_header, proxy_groups_header=args.auth_proxy_groups_header)
         dash = build(cluster, options)
+        try:
+            served = Served(dash, host, port)
+        except OSError as err:
+            dash.store.close()
+            raise CommandError(f"--addr {args.addr}: cannot listen there ({err.strerror}); pick another port") from None
         where = "every namespace" if namespace is None else f'namespace "{namespace}"'
         proxy = f" or {args.auth_proxy_header}" if args.auth_proxy_header else ""
         auth = "no login on loopback" if is_loopback(host) else f"a Kubernetes bearer token (TokenReview){proxy}"
-        shown = "127.0.0.1" if host == "0.0.0.0" else host
-        print(f"rollouts dashboard: http://{shown}:{port}/  ({where} of {target.describe()}; {auth}"
+        print(f"rollouts dashboard: {served.url}/  ({where} of {target.describe()}; {auth}"
               f"{'; read-only' if args.read_only else ''}); Ctrl-C stops it", flush=True)
-        serve_forever(dash, host, port)
+        try:
+            served.wait()
+        finally:
+            served.close()
     return 0
 
 

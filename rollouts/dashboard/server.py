@@ -8,7 +8,7 @@ Rules:
 - Bound to a loopback address, requests without credentials are the own user; anywhere
   else they are 401 (rollouts.dashboard.auth).
 - `Served` runs uvicorn in a daemon thread (the demo, the tests, the benchmark) and stops it,
-  and the store, on `close()`; `run` serves in the foreground until interrupted.
+  and the store, on `close()`; `wait` keeps the foreground until interrupted.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rollouts.dashboard.store import Store
 from rollouts.platform.clock import Clock
 from rollouts.platform.cluster import Cluster
 
-__all__ = ["Options", "Served", "build", "parse_addr", "run", "serve"]
+__all__ = ["Options", "Served", "build", "parse_addr", "serve"]
 
 DEFAULT_ADDR = "127.0.0.1:3100"
 
@@ -85,6 +85,11 @@ class Served:
         while not self.server.started and self._thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.02)
 
+    def wait(self) -> None:
+        """Until the server stops (Ctrl-C in the foreground raises KeyboardInterrupt here)."""
+        while self._thread.is_alive():
+            self._thread.join(0.5)
+
     def close(self) -> None:
         self.dash.broadcast.close()  # open streams end, so the server stops gracefully
         self.server.should_exit = True
@@ -104,11 +109,3 @@ class Served:
 
 def serve(cluster: Cluster, options: Options, **kwargs: object) -> Served:
     return Served(build(cluster, options, **kwargs), options.host, options.port)  # type: ignore[arg-type]
-
-
-def run(dash: Dashboard, host: str, port: int) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C)."""
-    try:
-        uvicorn.Server(_config(dash, host, port)).run()
-    finally:
-        dash.store.close()
