@@ -145,6 +145,13 @@ def _message(dash: Dashboard, message: str, *, ok: bool, status: int) -> str:
     return dash.env.get_template("_message.html").render(message=message, ok=ok, status=status)
 
 
+def _since(dash: Dashboard, request: Request) -> int:
+    """The store version a stream starts after: `?since=` (what the page was rendered from), else now."""
+    now = dash.store.version
+    text = request.query_params.get("since", "")
+    return min(int(text), now) if text.isdigit() else now
+
+
 def _user(dash: Dashboard, request: Request) -> User | Refusal:
     return dash.auth.authenticate(request.headers, request.cookies)
 
@@ -162,15 +169,19 @@ def make_app(dash: Dashboard) -> Starlette:
 
     async def overview(request: Request, user: User) -> Response:
         q = request.query_params.get("q", "")
+        version = dash.store.version  # before the rows: a change while rendering is sent by the stream
         rows = pages.overview(dash.store, dash.now(), q)
-        return dash.render("overview.html", user, rows=rows, q=q)
+        return dash.render("overview.html", user, rows=rows, q=q, version=version)
 
     async def overview_stream(request: Request, user: User) -> Response:
-        q = request.query_params.get("q", "")
+        q, since = request.query_params.get("q", ""), _since(dash, request)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
-            version = dash.store.version
+            version = since
             shown = {row.id: dash.row_html(row) for row in pages.overview(dash.store, dash.now(), q)}
+            _, missed = dash.store.changed_since(since)  # changed between the page and this stream: send again
+            for row_id in list(shown) if missed is None else [pages.dom_id(*key) for key in missed]:
+                shown[row_id] = ""
             while True:
                 waiter = dash.broadcast.waiter()
                 if dash.store.version == version and not dash.broadcast.closed:
@@ -196,17 +207,18 @@ def make_app(dash: Dashboard) -> Starlette:
         return detail
 
     async def detail_page(request: Request, user: User) -> Response:
+        version = dash.store.version
         detail = _detail_or_404(request, user)
         if isinstance(detail, Response):
             return detail
-        return dash.render("detail.html", user, d=detail, actions=list(ACTIONS.values()))
+        return dash.render("detail.html", user, d=detail, actions=list(ACTIONS.values()), version=version)
 
     async def detail_stream(request: Request, user: User) -> Response:
         namespace, name = request.path_params["namespace"], request.path_params["name"]
-        key = (namespace, name)
+        key, since = (namespace, name), _since(dash, request)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
-            version = dash.store.version
+            version = since
             while True:
                 waiter = dash.broadcast.waiter()
                 if dash.store.version == version and not dash.broadcast.closed:

@@ -85,3 +85,24 @@ def test_the_detail_stream_sends_the_new_phase_and_chart_data(
         assert weight["set"][0] == 20 and weight["set"][-1] == 0, "the weight over time: 20, then 0 once aborted"
     finally:
         stream.close()
+
+
+def stream_url(page: str) -> str:
+    start = page.index('data-stream="') + len('data-stream="')
+    return page[start:page.index('"', start)].replace("&amp;", "&")
+
+
+def test_a_change_between_the_page_and_its_stream_is_still_sent(cluster: InMemoryCluster, shop: Shop,
+                                                                served: Serve) -> None:
+    shop.seed("paused")
+    dash = served(cluster)
+    overview = stream_url(http().get(dash.url + "/", timeout=10).text)
+    detail = stream_url(http().get(dash.url + "/rollouts/shop/checkout", timeout=10).text)
+    assert overview.startswith("/stream?since=") and "/stream?since=" in detail
+    cluster.patch_status("Rollout", "checkout", NS, {"status": {"phase": "Degraded"}})
+    for url, event in ((overview, "rows"), (detail, "detail")):
+        stream = Sse(dash.url + url)
+        try:
+            assert "Degraded" in str(stream.next_event(event)), url
+        finally:
+            stream.close()
