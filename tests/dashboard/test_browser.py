@@ -6,7 +6,7 @@ The story: a good release paused at its first step is promoted with the page's b
 becomes Healthy; a bad release fails its analysis and the open page turns Degraded without
 a reload, its chart showing the failing measurement under the threshold; the Abort button
 aborts a third release; a read-only dashboard shows no action and answers 403.
-Screenshots go to build/screenshots/ (reproduce: `.venv/bin/python -m pytest
+Screenshots go to build/screenshots/ (overview, failing-canary, failing-metric, read-only; reproduce: `.venv/bin/python -m pytest
 tests/dashboard/test_browser.py`).
 """
 
@@ -110,6 +110,7 @@ def test_the_dashboard_follows_a_good_and_a_bad_release_in_a_real_browser(browse
         assert verdict == 'result [0.8] did not satisfy successCondition "result[0] >= 0.95"'
         assert "✖ Degraded" in page.inner_text("#phase")
         page.screenshot(path=str(SHOTS / "failing-canary.png"), full_page=True)
+        page.locator("figure.metric[data-phase='Failed']").screenshot(path=str(SHOTS / "failing-metric.png"))
 
         # the Abort button aborts a release that is paused
         scenario.provider.script("success-rate", HEALTHY)

@@ -28,10 +28,13 @@
     if (!el) return;
     if (charts[id]) { charts[id].destroy(); delete charts[id]; }
     el.replaceChildren();
+    // one point (or several within a minute) still gets a readable minute on each side
+    const xs = data[0].filter((x) => x !== null);
+    const lo = Math.min(...xs), hi = Math.max(...xs);
+    const x = xs.length && hi - lo < 60 ? { time: true, range: [lo - 60, hi + 60] } : { time: true };
     const opts = {
       width: width(el), height: 220, series: series,
-      // one point (or several at one moment) still gets a readable minute around it
-      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) } },
+      scales: { x: x },
       axes: [{ stroke: css("--muted"), grid: { stroke: css("--line") } }, { stroke: css("--muted"), grid: { stroke: css("--line") } }],
     };
     const chart = new uPlot(opts, data, el);
@@ -50,10 +53,15 @@
       const series = [{}, { label: "value", stroke: css("--run"), width: 2, points: { show: true, size: 6 } },
         { label: "failing", stroke: css("--bad"), width: 0, paths: () => null,
           points: { show: true, size: 12, fill: css("--bad"), stroke: css("--bad") } }];
-      const rows = [m.x, m.values, m.failing];
+      let rows = [m.x, m.values, m.failing];
       if (m.threshold) {
         series.push({ label: "threshold: " + m.condition, stroke: css("--warn"), dash: [8, 4], width: 2, points: { show: false } });
         rows.push(m.threshold);
+        if (m.x.length && m.x[m.x.length - 1] - m.x[0] < 60) {
+          // within a minute: the threshold still spans the chart (a line needs two ends)
+          const t = m.threshold[0], lo = m.x[0] - 60, hi = m.x[m.x.length - 1] + 60;
+          rows = [[lo, ...m.x, hi], [null, ...m.values, null], [null, ...m.failing, null], [t, ...m.threshold, t]];
+        }
       }
       draw(m.id, series, rows, m.threshold ? m.threshold[0] : null);
     }
