@@ -6,8 +6,8 @@ The story: a good release paused at its first step is promoted with the page's b
 becomes Healthy; a bad release fails its analysis and the open page turns Degraded without
 a reload, its chart showing the failing measurement under the threshold; the Abort button
 aborts a third release; a read-only dashboard shows no action and answers 403.
-Screenshots go to build/screenshots/ (overview, failing-canary, failing-metric, read-only; reproduce: `.venv/bin/python -m pytest
-tests/dashboard/test_browser.py`).
+Screenshots go to build/screenshots/ (overview, failing-canary, failing-metric, read-only);
+reproduce them with `.venv/bin/python -m pytest tests/dashboard/test_browser.py`.
 """
 
 from __future__ import annotations
