@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-blue-green demo-k8s test-k8s test check static deps prometheus helm clean
+.PHONY: demo demo-blue-green demo-k8s test-k8s test check static deps prometheus chromium helm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -qq -e '.[test]'
 	touch $(STAMP)
 
-deps: $(STAMP) prometheus helm
+deps: $(STAMP) prometheus chromium helm
 
 # helm v3.17.3 for the chart tests, cached outside the checkout (tools/helm.sh says where).
 helm:
@@ -23,6 +23,13 @@ prometheus:
 	@command -v prometheus >/dev/null 2>&1 || { \
 	  echo "installing Debian's prometheus"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# Debian's headless Chromium for the dashboard's browser tests (Playwright drives it; never
+# `playwright install`), only when it is not installed already.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Debian's chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
 
 demo: deps
 	$(BIN)/rollouts demo

@@ -74,6 +74,7 @@ COMMANDS: Mapping[str, str] = {
     "backtest": "backtest",
     "controller": "controller",
     "crds": "crds",
+    "dashboard": "dashboard",
     "demo": "demo",
     "eval": "eval",
     "get": "get",

@@ -1,22 +1,8 @@
 """`promote`, `abort`, `retry`, `pause`, `resume`, `restart`, `set image`: thin clients that
 patch the Rollout exactly as `kubectl argo rollouts` does; the controller does the work.
 
-What each sends (merge patches; `status` ones through the status subresource):
-- promote:      spec.paused=false if paused; then the first of: an inconclusive step run
-                paused by the controller → status {pauseConditions: null,
-                controllerPause: false, currentStepIndex: i+1}; any pause condition →
-                status {pauseConditions: null}; else (mid analysis/setWeight) → status
-                {pauseConditions: null, currentStepIndex: i+1} (capped at len(steps)).
-- promote --full: status {promoteFull: true} unless already fully promoted.
-- abort:        status {abort: true} (the controller sets abortedAt, weight 0, Degraded).
-- retry:        status {abort: false}, exactly Argo's patch (abortedAt is left for the
-                controller, which replays from step 0 with new AnalysisRuns).
-- pause:        spec {paused: true};  resume: spec {paused: false} + status
-                {pauseConditions: null} (only the parts that are set).
-- restart:      spec {restartAt: now (+ --in)} in RFC 3339 UTC.
-- set image:    the pod template's container image (init, regular and ephemeral; `*` for
-                all), written with replace + resourceVersion and retried on 409 like Argo;
-                a Rollout with workloadRef gets its Deployment updated instead.
+What each sends is written once, in rollouts.platform.commands (the dashboard sends the same);
+this module parses the arguments, maps the port's errors to one line and prints the outcome.
 """
 
 from __future__ import annotations
@@ -26,56 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 from rollouts.cli import CommandError, connect
-from rollouts.platform.cluster import Cluster, Conflict
-from rollouts.platform.times import format_time
+from rollouts.platform import commands
+from rollouts.platform.cluster import Cluster
+from rollouts.platform.commands import ABORT_PATCH, PAUSE_PATCH, RETRY_PATCH, promote_patches, resume_patches
 
-SET_IMAGE_ATTEMPTS = 5
-CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-
-
-def _steps(rollout: dict[str, Any]) -> list[Any]:
-    canary = ((rollout.get("spec") or {}).get("strategy") or {}).get("canary")
-    return list((canary or {}).get("steps") or []) if isinstance(canary, dict) else []
+__all__ = ["ABORT_PATCH", "RETRY_PATCH", "parse_assignments", "promote_patches", "register", "set_images"]
 
 
-def _next_index(rollout: dict[str, Any]) -> int | None:
-    """Argo's GetCurrentCanaryStep index + 1, capped at len(steps); None without steps."""
-    steps = _steps(rollout)
-    if not steps:
-        return None
-    raw = (rollout.get("status") or {}).get("currentStepIndex")
-    index = raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else 0
-    return index + 1 if index < len(steps) else index
-
-
-def promote_patches(rollout: dict[str, Any], *, full: bool) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(spec patch, status patch) that `promote` sends for `rollout` (Argo's getPatches)."""
-    status = rollout.get("status") or {}
-    if full:
-        if status.get("currentPodHash") != status.get("stableRS"):
-            return None, {"status": {"promoteFull": True}}
-        return None, None
-    spec_patch = {"spec": {"paused": False}} if (rollout.get("spec") or {}).get("paused") else None
-    step_run = ((status.get("canary") or {}).get("currentStepAnalysisRunStatus") or {})
-    pauses = status.get("pauseConditions") or []
-    index = _next_index(rollout)
-    if step_run.get("status") == "Inconclusive" and pauses and status.get("controllerPause"):
-        if index is None:
-            return spec_patch, None
-        return spec_patch, {"status": {"pauseConditions": None, "controllerPause": False, "currentStepIndex": index}}
-    if pauses:
-        return spec_patch, {"status": {"pauseConditions": None}}
-    if index is not None:
-        return spec_patch, {"status": {"pauseConditions": None, "currentStepIndex": index}}
-    return spec_patch, None
-
-
-def _apply(cluster: Cluster, name: str, namespace: str,
-           spec_patch: dict[str, Any] | None, status_patch: dict[str, Any] | None) -> None:
-    if status_patch is not None:
-        cluster.patch_status("Rollout", name, namespace, status_patch)
-    if spec_patch is not None:
-        cluster.patch("Rollout", name, namespace, spec_patch)
+_apply = commands.send
 
 
 @connect.with_cluster
@@ -105,21 +49,16 @@ def _for_each(verb: str, spec: dict[str, Any] | None,
     return command
 
 
-ABORT_PATCH = {"status": {"abort": True}}
-RETRY_PATCH = {"status": {"abort": False}}  # Argo's `retry rollout`, byte for byte
 run_abort = _for_each("aborted", None, ABORT_PATCH)
 run_retry = _for_each("retried", None, RETRY_PATCH)
-run_pause = _for_each("paused", {"spec": {"paused": True}}, None)
+run_pause = _for_each("paused", PAUSE_PATCH, None)
 
 
 @connect.with_cluster
 def run_resume(args: argparse.Namespace, cluster: Cluster, target: connect.Target) -> int:
     for name in args.names:
         with connect.errors(target, name=name):
-            rollout = cluster.get("Rollout", name, target.namespace)
-            spec = {"spec": {"paused": False}} if (rollout.get("spec") or {}).get("paused") else None
-            pauses = (rollout.get("status") or {}).get("pauseConditions")
-            _apply(cluster, name, target.namespace, spec, {"status": {"pauseConditions": None}} if pauses else None)
+            _apply(cluster, name, target.namespace, *resume_patches(cluster.get("Rollout", name, target.namespace)))
         print(f"rollout '{name}' resumed")
     return 0
 
@@ -134,8 +73,7 @@ def run_restart(args: argparse.Namespace, cluster: Cluster, target: connect.Targ
         raise CommandError(f"--in: {err}", 2) from None
     moment = connect.runtime().clock.now() + timedelta(seconds=delay)
     with connect.errors(target, name=args.name):
-        cluster.patch("Rollout", args.name, target.namespace,
-                      {"spec": {"restartAt": format_time(moment)}})
+        commands.restart(cluster, args.name, target.namespace, at=moment)
     print(f"rollout '{args.name}' restarts in {args.in_ or '0s'}")
     return 0
 
@@ -154,36 +92,11 @@ def parse_assignments(items: list[str]) -> list[tuple[str, str]]:
 
 
 def set_images(obj: dict[str, Any], assignments: list[tuple[str, str]], *, what: str) -> bool:
-    """Set the images in obj's pod template in place; True when something changed."""
-    pod_spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    containers = [c for field in CONTAINER_LISTS for c in pod_spec.get(field) or [] if isinstance(c, dict)]
-    changed = False
-    for container, image in assignments:
-        matched = [c for c in containers if container in ("*", c.get("name"))]
-        if not matched:
-            have = ", ".join(f'"{c.get("name")}"' for c in containers) or "none"
-            raise CommandError(f'{what} has no container named "{container}" (containers: {have}); '
-                               "use one of those names, or '*' for all")
-        for ctr in matched:
-            changed |= ctr.get("image") != image
-            ctr["image"] = image
-    return changed
-
-
-def _set_image_once(cluster: Cluster, name: str, namespace: str, assignments: list[tuple[str, str]]) -> str:
-    rollout = cluster.get("Rollout", name, namespace)
-    ref = (rollout.get("spec") or {}).get("workloadRef")
-    if isinstance(ref, dict) and ref.get("name"):
-        if ref.get("kind") != "Deployment":
-            raise CommandError(f'rollout "{name}" refers to a {ref.get("kind")} "{ref.get("name")}"; '
-                               "only a Deployment's image can be set: edit it directly")
-        deployment = cluster.get("Deployment", str(ref["name"]), namespace)
-        if set_images(deployment, assignments, what=f'deployment "{ref["name"]}" (workloadRef of rollout "{name}")'):
-            cluster.replace(deployment)
-        return f'deployment "{ref["name"]}"'
-    if set_images(rollout, assignments, what=f'rollout "{name}"'):
-        cluster.replace(rollout)
-    return f'rollout "{name}"'
+    """commands.set_images, its ImageError as a CommandError."""
+    try:
+        return commands.set_images(obj, assignments, what=what)
+    except commands.ImageError as err:
+        raise CommandError(str(err)) from None
 
 
 def run_set_image(args: argparse.Namespace) -> int:
@@ -193,14 +106,11 @@ def run_set_image(args: argparse.Namespace) -> int:
         raise CommandError("usage: rollouts set image NAME CONTAINER=IMAGE  (or --file MANIFEST CONTAINER=IMAGE)", 2)
     name, assignments = args.args[0], parse_assignments(args.args[1:])
     with connect.session(args) as (cluster, target), connect.errors(target, name=name):
-        for attempt in range(SET_IMAGE_ATTEMPTS):
-            try:
-                what = _set_image_once(cluster, name, target.namespace, assignments)
-                break
-            except Conflict:
-                if attempt == SET_IMAGE_ATTEMPTS - 1:
-                    raise
-    print(f"{what} image updated")
+        try:
+            outcome = commands.set_image(cluster, name, target.namespace, assignments)
+        except commands.ImageError as err:
+            raise CommandError(str(err)) from None
+    print(outcome)
     return 0
 
 

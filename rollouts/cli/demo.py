@@ -14,6 +14,9 @@ Rules:
   and exit 1.
 - `--kube`: the same demo on a real control plane (rollouts.demo.kube) instead of the
   embedded API; the screen, the summary and the exit code are the same.
+- The web dashboard (rollouts.dashboard) is served on the demo's cluster once it is up, on
+  127.0.0.1:3100 (or a free port when that is taken; `--dashboard-port`, 0 = free, `-1` = off),
+  and its URL is printed beside the second-terminal hint.
 - Controller logs go to a bounded in-memory buffer, never onto the screen; when the demo
   fails, the last warnings are printed with the message.
 """
@@ -45,9 +48,41 @@ WIDTH = 120
 HEADER_WIDTH = 58
 
 
-def second_terminal(kubeconfig: str) -> list[str]:
-    return [f"export KUBECONFIG={kubeconfig}",
-            "rollouts get rollout demo --watch   ·   rollouts promote demo   ·   rollouts abort demo"]
+def second_terminal(kubeconfig: str, dashboard: str = "") -> list[str]:
+    lines = [f"export KUBECONFIG={kubeconfig}",
+             "rollouts get rollout demo --watch   ·   rollouts promote demo   ·   rollouts abort demo"]
+    return [*lines, f"dashboard: {dashboard}"] if dashboard else lines
+
+
+class WithDashboard:
+    """An observer that serves the web dashboard on the demo's cluster once it started (its URL
+    goes into the inner observer's `dashboard`, which the second-terminal hint prints); `close()` stops it."""
+
+    def __init__(self, inner: Any, port: int) -> None:
+        self.inner, self.port = inner, port
+        self.served: Any = None
+
+    def started(self, endpoints: dict[str, str], kubeconfig: str) -> None:
+        from rollouts.dashboard.server import Options, Served, build  # lazily: only the demo pays for it
+        from rollouts.kube.cluster import KubeCluster
+
+        dash = build(KubeCluster(kubeconfig=kubeconfig, request_timeout=15), Options(port=self.port))
+        try:
+            self.served = Served(dash, "127.0.0.1", self.port)
+        except OSError:  # the port is taken (another dashboard): a free one
+            self.served = Served(dash, "127.0.0.1", 0)
+        self.inner.dashboard = self.served.url + "/"
+        self.inner.started(endpoints, kubeconfig)
+
+    def frame(self, frame: Any) -> None:
+        self.inner.frame(frame)
+
+    def release_done(self, record: ReleaseRecord) -> None:
+        self.inner.release_done(record)
+
+    def close(self) -> None:
+        if self.served is not None:
+            self.served.close()
 
 
 class RecentLogs(logging.Handler):
@@ -136,6 +171,7 @@ class LiveScreen:
         self.console = console
         self.live = Live(console=console, auto_refresh=False, redirect_stdout=False, transient=False)
         self.kubeconfig = ""
+        self.dashboard = ""
         self.last: Any = None
 
     def __enter__(self) -> LiveScreen:
@@ -184,6 +220,8 @@ class LiveScreen:
         hint.append(" " * 18 + "rollouts get rollout demo --watch   ·   rollouts promote demo   ·   "
                     "rollouts abort demo",
                     style="cyan")
+        if self.dashboard:
+            hint.append("\n" + " " * 18 + f"dashboard: {self.dashboard}", style="cyan")
         return hint
 
 
@@ -195,12 +233,13 @@ class LinePrinter:
         self.last = ""
         self.stage = ""
         self.apps: dict[str, tuple[str, int]] = {}
+        self.dashboard = ""
 
     def started(self, endpoints: dict[str, str], kubeconfig: str) -> None:
         print("rollouts demo: cluster API at " + endpoints.get("api", "?") + ", Prometheus at "
               + endpoints.get("prometheus", "?"), file=self.out, flush=True)
         print("  from a second terminal:", file=self.out, flush=True)
-        for line in second_terminal(kubeconfig):
+        for line in second_terminal(kubeconfig, self.dashboard):
             print(f"    {line}", file=self.out, flush=True)
 
     def frame(self, frame: Any) -> None:
@@ -242,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, logs: RecentLogs) -> int:
     from rollouts.demo.bluegreen_run import BlueGreenDemo
-    from rollouts.demo.run import Demo, DemoError, Options, run_demo
+    from rollouts.demo.run import Demo, DemoError, Options
 
     if args.kube and args.api_port:
         raise CommandError("--api-port is for the embedded API; with --kube the control plane picks free ports", 2)
@@ -255,13 +294,26 @@ def _run(args: argparse.Namespace, logs: RecentLogs) -> int:
     try:
         if tty:
             with LiveScreen(console) as screen:
-                summary = run_demo(options, screen, kind)
+                summary = _observed(options, screen, kind, args.dashboard_port)
         else:
-            summary = run_demo(options, LinePrinter(sys.stderr if args.json else sys.stdout), kind)
+            summary = _observed(options, LinePrinter(sys.stderr if args.json else sys.stdout), kind,
+                                args.dashboard_port)
     except DemoError as err:
         raise CommandError(_with_logs(str(err), logs)) from None
     show(summary, json_output=args.json, console=console, tty=tty)
     return 0 if summary.ok else 1
+
+
+def _observed(options: Any, observer: Any, kind: Any, dashboard_port: int) -> Summary:
+    from rollouts.demo.run import run_demo
+
+    if dashboard_port < 0:
+        return run_demo(options, observer, kind)
+    with_dashboard = WithDashboard(observer, dashboard_port)
+    try:
+        return run_demo(options, with_dashboard, kind)
+    finally:
+        with_dashboard.close()
 
 
 def _with_logs(message: str, logs: RecentLogs) -> str:
@@ -317,4 +369,7 @@ def register(subparsers: Any) -> None:
                         help="run on a real control plane (kube-apiserver, the ReplicaSet controller and garbage "
                              "collector of Kubernetes 1.20.2, tools/k8s/build.sh) instead of the in-memory API")
     parser.add_argument("--rate", type=_rate, default=40.0, metavar="RPS", help="requests per second (default 40)")
+    parser.add_argument("--dashboard-port", type=int, default=3100, metavar="PORT",
+                        help="serve the web dashboard on 127.0.0.1:PORT (default 3100, a free one if taken; "
+                             "0: a free one; -1: no dashboard)")
     parser.set_defaults(func=run)
