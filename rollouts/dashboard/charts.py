@@ -5,10 +5,10 @@ Rules:
 - A measurement is plotted when its value reads as one number: a JSON number, a one-item
   list of numbers (`[0.87]`, Prometheus' vector), or `true`/`false` (1/0). Other values
   are listed in the table under the chart, never guessed at.
-- The threshold is the first number a condition compares `result` against
-  (`result[0] >= 0.95` → 0.95, `>=`), from the successCondition, else the failureCondition;
-  the chart draws it as a line and its label is the condition itself, so nothing is lost
-  when a condition is more than one comparison.
+- The threshold is the condition's single threshold as analysis.expr.thresholds reads it
+  from the parse tree (`result[0] >= 0.95` → 0.95, `>=`; guards such as `len(result) > 0 &&`
+  looked through), from the successCondition, else the failureCondition; a condition with
+  no single threshold draws no line. The chart's label is the condition itself.
 - A point is failing when its measurement phase is Failed or Error; those points are a
   series of their own (marked, not only coloured), and the verdict message is the run's
   (or the metric's) message.
@@ -18,18 +18,16 @@ Rules:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.expr.thresholds import threshold
 from rollouts.dashboard.store import WeightPoint
 from rollouts.platform.times import parse_time
 
 __all__ = ["MetricChart", "Point", "metric_charts", "number_of", "threshold_of", "weight_series"]
 
-_COMPARISON = re.compile(r"(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
-_REVERSED = re.compile(r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(>=|<=|==|!=|>|<)\s*result")
 FAILING = frozenset({"Failed", "Error"})
 
 
@@ -51,15 +49,10 @@ def number_of(value: Any) -> float | None:
 
 
 def threshold_of(condition: str) -> tuple[str, float] | None:
-    """(operator, number) of the first comparison of `result` in `condition`, or None."""
-    found = _COMPARISON.search(condition or "")
-    if found:
-        return found.group(1), float(found.group(2))
-    found = _REVERSED.search(condition or "")
-    if found:
-        flipped = {">=": "<=", "<=": ">=", ">": "<", "<": ">"}.get(found.group(2), found.group(2))
-        return flipped, float(found.group(1))
-    return None
+    """(operator, number) of the condition's single threshold (analysis.expr.thresholds, the rule
+    the controller's threshold metric uses too), or None."""
+    found = threshold(condition)
+    return (found.op, found.value) if found is not None else None
 
 
 @dataclass(frozen=True)

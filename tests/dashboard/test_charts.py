@@ -18,13 +18,14 @@ from tests.cli.conftest import NOW, NS, Shop
 @pytest.mark.parametrize(("condition", "expected"), [
     ("result[0] >= 0.95", (">=", 0.95)),
     ("result < 300", ("<", 300.0)),
-    ("len(result) > 0 && max(result) < 1e3", (">", 0.0)),
+    ("len(result) > 0 && max(result) < 1e3", ("<", 1000.0)),  # the guard looked through
+    ("result[0] > 0.9 && result[1] > 0.8", None),  # two thresholds: no line rather than a wrong one
     ("0.95 <= result[0]", (">=", 0.95)),
     ("result.data.ok == true", None),
     ("", None),
 ])
-def test_the_threshold_is_the_first_number_result_is_compared_with(condition: str,
-                                                                   expected: tuple[str, float] | None) -> None:
+def test_the_threshold_is_the_conditions_single_threshold(condition: str,
+                                                         expected: tuple[str, float] | None) -> None:
     assert threshold_of(condition) == expected
 
 
