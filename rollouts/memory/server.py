@@ -11,6 +11,8 @@ Rules (the REST semantics, Status bodies and Content-Type handling are in rollou
   short watch ends on `timeoutSeconds`, so a client must resume from the last event it
   read; `allowWatchBookmarks` is accepted and changes nothing. `timeoutSeconds` is whole
   seconds (else 400, as the real server parses it).
+- A client that goes away mid-answer (BrokenPipe, ConnectionReset) is not an error: nothing is
+  answered and nothing printed; other handler failures are logged, never printed to stderr.
 - `close()` drops every open connection (a watcher sees its stream break, as when a real
   server goes away) and joins every thread it started.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +42,14 @@ log = logging.getLogger(__name__)
 DEFAULT_WATCH_SECONDS = 1800.0
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is not an error; anything else is logged, never printed to stderr."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        log.exception("request from %s failed", client_address)
+
+
 class ApiServer:
     """A running embedded API server; `url` is its address. Close it (or use `with`)."""
 
@@ -48,7 +59,7 @@ class ApiServer:
         self._connections: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._streams: set[WatchStream] = set()
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd = _Server((host, port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.api = self  # type: ignore[attr-defined]
         bound_host, bound_port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
@@ -165,6 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(err.code, status_body(err.code, err.reason, str(err), err.details))
         except ClusterError as err:
             self._send(err.code, status_body(err.code, err.reason, str(err)))
+        except ConnectionError:  # the client went away (a demo or test stopping): no one to answer
+            self.close_connection = True
         except Exception as err:  # a bug or a failing Cluster: answer like the API server, log it
             log.exception("%s %s failed", method, self.path)
             self._send(500, status_body(500, "InternalError", f"an error on the server has prevented the request "

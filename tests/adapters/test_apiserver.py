@@ -284,3 +284,19 @@ def test_a_custom_resource_update_must_carry_a_resource_version(http: requests.S
     plain = http.put(url(server, f"{CONFIGMAPS}/c"), json={"kind": "ConfigMap", "metadata": {"name": "c"},
                                                            "data": {"a": "1"}})
     assert plain.status_code == 200 and plain.json()["data"] == {"a": "1"}  # built-in kinds allow it
+
+
+def test_a_client_that_goes_away_prints_nothing_and_other_failures_are_logged(
+        server: ApiServer, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    httpd = server._httpd  # the socketserver's error hook: what runs when a handler raises
+    try:
+        raise BrokenPipeError(32, "Broken pipe")  # a demo stopping while its dashboard still watches
+    except BrokenPipeError:
+        httpd.handle_error(None, ("127.0.0.1", 1))
+    try:
+        raise RuntimeError("a bug")
+    except RuntimeError:
+        httpd.handle_error(None, ("127.0.0.1", 2))
+    assert capsys.readouterr().err == ""  # socketserver's default prints a traceback to stderr
+    assert [r.getMessage() for r in caplog.records if r.name == "rollouts.memory.server"] == [
+        "request from ('127.0.0.1', 2) failed"]
