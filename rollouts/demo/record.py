@@ -135,12 +135,29 @@ def _metric_names(run: Mapping[str, Any]) -> set[str]:
 
 def judge_message(run: Mapping[str, Any] | None) -> str | None:
     """The judgement of the run's last measurement, from its value (`{score, verdict, metrics}`): the
-    verdict, the score and each metric that is not undecided (what moved, by how much, how decisively)."""
+    verdict, the score and each metric that is not undecided (what moved, how decisively); in
+    sequential mode also the false-abort bound, alpha from the run's judge config."""
     results = ((run or {}).get("status") or {}).get("metricResults") or []
     values = [str(m["value"]) for r in results for m in r.get("measurements") or [] if m.get("value")]
     try:
         judged = json.loads(values[-1])
         notes = [str(m["message"]) for m in judged["metrics"] if m.get("classification") != "Undecided"]
-        return f"{judged['verdict']} (score {judged['score']:g}): " + "; ".join(notes or ["nothing decisive"])
+        text = f"{judged['verdict']} (score {judged['score']:g}): " + "; ".join(notes or ["nothing decisive"])
     except (IndexError, ValueError, KeyError, TypeError):
         return None
+    alpha = _sequential_alpha(run or {})
+    if judged.get("mode") == "sequential" and alpha is not None:
+        text += (f" [anytime-valid at alpha {alpha:g}: a canary no worse than stable is aborted with probability "
+                 f"at most {alpha:.0%}, however often it is checked]")
+    return text
+
+
+def _sequential_alpha(run: Mapping[str, Any]) -> float | None:
+    for metric in (run.get("spec") or {}).get("metrics") or []:
+        judge = (((metric or {}).get("provider") or {}).get("plugin") or {}).get("rollouts/judge")
+        if isinstance(judge, dict):
+            try:
+                return float((judge.get("sequential") or {}).get("alpha", 0.01))
+            except (TypeError, ValueError):
+                return None
+    return None
