@@ -80,5 +80,5 @@ def test_the_short_demo_runs_from_the_installed_wheel(installed: Path, tmp_path:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     summary = json.loads(run(installed / "rollouts", "demo", "--short", "--json", cwd=tmp_path, env=env, timeout=300))
     assert summary["ok"] is True
-    assert [(r["image"], r["outcome"]) for r in summary["releases"]] == [("demo:v2", "Promoted"),
-                                                                        ("demo:v3", "Aborted")], summary
+    assert [(r["image"], r["outcome"]) for r in summary["releases"]] == [
+        ("demo:v2", "Promoted"), ("demo:v3", "Aborted"), ("demo:v4", "Aborted")], summary

@@ -353,10 +353,11 @@ def _port(text: str) -> int:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "demo", help="Run a whole canary on this machine: v2 promoted, v3 aborted by analysis",
+        "demo", help="Run a whole canary on this machine: v2 promoted, v3 aborted by analysis, v4 by the judge",
         description="Start an in-memory cluster, real app processes, a traffic generator, Debian's Prometheus and "
-                    "the controller; release demo:v2 (promoted) then demo:v3 (aborted by analysis); print a summary. "
-                    "Exit 0 when both outcomes are as expected.",
+                    "the controller; release demo:v2 (promoted), demo:v3 (aborted by analysis), then demo:v4, a subtle "
+                    "regression the threshold template passes, aborted by the statistical judge; print a summary. "
+                    "Exit 0 when every outcome is as expected.",
     )
     parser.add_argument("--json", action="store_true", help="print only the summary, as JSON (no live view)")
     parser.add_argument("--short", "--fast", action="store_true", help="shorter pauses and intervals (for CI)")

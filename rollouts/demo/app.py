@@ -3,7 +3,9 @@
 Rules:
 - Behaviour comes from the image tag, as a release's behaviour comes from its
   build: `demo:v1` and `demo:v2` are healthy; `demo:v3` answers 15% of requests
-  with 500 and is slower. Any other tag is healthy. Errors are deterministic
+  with 500 and is slower; `demo:v4` is the subtle regression: 2.5% of requests
+  answer 500 (a success rate of 97.5%, above the threshold template's 95%), no
+  slower. Any other tag is healthy. Errors are deterministic
   (request i fails when floor(i*rate) grows), so a demo run is repeatable.
 - `GET /` answers 200 or 500 with a small JSON body naming the version.
 - `GET /metrics` is the destination sidecar's view in Prometheus text format:
@@ -40,6 +42,7 @@ PROFILES = {
     "v1": Profile(error_rate=0.0, latency_ms=2),
     "v2": Profile(error_rate=0.0, latency_ms=2),
     "v3": Profile(error_rate=0.15, latency_ms=30),
+    "v4": Profile(error_rate=0.025, latency_ms=2),
 }
 HEALTHY = Profile(error_rate=0.0, latency_ms=2)
 

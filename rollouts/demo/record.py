@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -111,9 +112,10 @@ def healthy(rollout: Mapping[str, Any]) -> bool:
     return status.get("phase") == "Healthy" and bool(status.get("stableRS")) and observed
 
 
-def run_for(runs: list[dict[str, Any]], pod_hash: str) -> dict[str, Any] | None:
-    """The newest AnalysisRun measuring the ReplicaSet with `pod_hash`."""
-    mine = [r for r in runs if ((r.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL) == pod_hash]
+def run_for(runs: list[dict[str, Any]], pod_hash: str, *, metric: str | None = None) -> dict[str, Any] | None:
+    """The newest AnalysisRun measuring the ReplicaSet with `pod_hash` (and holding `metric`, when given)."""
+    mine = [r for r in runs if ((r.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL) == pod_hash
+            and (metric is None or metric in _metric_names(r))]
     return mine[-1] if mine else None
 
 
@@ -125,3 +127,37 @@ def measurements(run: Mapping[str, Any] | None) -> tuple[str, ...]:
     """Every measured value of the run, as stored (`[0.85]`), metric by metric."""
     results = ((run or {}).get("status") or {}).get("metricResults") or []
     return tuple(str(m["value"]) for r in results for m in r.get("measurements") or [] if m.get("value") is not None)
+
+
+def _metric_names(run: Mapping[str, Any]) -> set[str]:
+    return {str(m.get("name")) for m in ((run.get("spec") or {}).get("metrics") or []) if isinstance(m, dict)}
+
+
+def judge_message(run: Mapping[str, Any] | None) -> str | None:
+    """The judgement of the run's last measurement, from its value (`{score, verdict, metrics}`): the
+    verdict, the score and each metric that is not undecided (what moved, how decisively); in
+    sequential mode also the false-abort bound, alpha from the run's judge config."""
+    results = ((run or {}).get("status") or {}).get("metricResults") or []
+    values = [str(m["value"]) for r in results for m in r.get("measurements") or [] if m.get("value")]
+    try:
+        judged = json.loads(values[-1])
+        notes = [str(m["message"]) for m in judged["metrics"] if m.get("classification") != "Undecided"]
+        text = f"{judged['verdict']} (score {judged['score']:g}): " + "; ".join(notes or ["nothing decisive"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+    alpha = _sequential_alpha(run or {})
+    if judged.get("mode") == "sequential" and alpha is not None:
+        text += (f" [anytime-valid at alpha {alpha:g}: a canary no worse than stable is aborted with probability "
+                 f"at most {alpha:.0%}, however often it is checked]")
+    return text
+
+
+def _sequential_alpha(run: Mapping[str, Any]) -> float | None:
+    for metric in (run.get("spec") or {}).get("metrics") or []:
+        judge = (((metric or {}).get("provider") or {}).get("plugin") or {}).get("rollouts/judge")
+        if isinstance(judge, dict):
+            try:
+                return float((judge.get("sequential") or {}).get("alpha", 0.01))
+            except (TypeError, ValueError):
+                return None
+    return None

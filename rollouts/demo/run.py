@@ -17,6 +17,9 @@ Rules:
   watch drained each tick, so no weight is missed), the AnalysisRun and its
   measurements, and the canary's requests from the generator's own counts. The
   summary is computed from it (rollouts.demo.summary).
+- A release the judge decides (rollouts.demo.judge) gets the judge as an analysis step
+  and, once over, the threshold template replayed on its window (analysis.backtest
+  against the demo's Prometheus) and the stable's requests meanwhile, for the summary.
 - The observer sees a `Frame` about four times a second; it draws, the demo decides.
 - Everything started is stopped in reverse order, on success, failure, Ctrl-C and
   SIGTERM (the caller turns SIGTERM into KeyboardInterrupt); neither interrupts the
@@ -47,6 +50,7 @@ import requests
 
 from analysis.providers.registry import default_providers
 from rollouts.controller.manager import Manager
+from rollouts.demo import judge as judging
 from rollouts.demo import kube as demo_kube
 from rollouts.demo import lifetime, signals
 from rollouts.demo import record as rec
@@ -127,6 +131,8 @@ class Demo:
         self.observer = observer
         self.scenario = scenarios.build(scenarios.SHORT if options.short else scenarios.FULL,
                                         namespace=options.namespace)
+        self.judge_template = judging.judge_template(self.scenario.timing, namespace=options.namespace) \
+            if any(r.judge for r in self.releases) else None
         self.cluster: Cluster = InMemoryCluster()  # replaced when started: served, or the real one (--kube)
         self.endpoints: dict[str, str] = {}
         self.kubeconfig = ""
@@ -222,7 +228,7 @@ class Demo:
     # ---------------------------------------------------------------- what differs by strategy
 
     def _objects(self) -> list[dict[str, Any]]:
-        return self.scenario.objects
+        return ([] if self.judge_template is None else [self.judge_template]) + self.scenario.objects
 
     def _app_service(self) -> str:
         return self.scenario.service_name
@@ -285,8 +291,10 @@ class Demo:
         self.weights.restart()
         rollout = self._rollout()
         old_stable = str((rollout.get("status") or {}).get("stableRS", ""))
-        self.cluster.patch("Rollout", scenarios.ROLLOUT_NAME, self.options.namespace,
-                           scenarios.with_image(rollout, release.image))
+        old_hash = str((rollout.get("status") or {}).get("currentPodHash", ""))  # aborted before: not this release
+        patch = judging.judge_patch(rollout, release.image, service_name=self.scenario.service_name) \
+            if release.judge else scenarios.with_image(rollout, release.image)
+        self.cluster.patch("Rollout", scenarios.ROLLOUT_NAME, self.options.namespace, patch)
         deadline = time.monotonic() + self.scenario.timing.release_timeout
         while True:
             self._tick()
@@ -294,29 +302,43 @@ class Demo:
             status = rollout.get("status") or {}
             pod_hash = str(status.get("currentPodHash", ""))
             promoted = pod_hash != old_stable and rec.healthy(rollout) and status.get("stableRS") == pod_hash
-            aborted = status.get("abort") is True and self.weights.weights[-1] == 0
+            aborted = status.get("abort") is True and self.weights.weights[-1] == 0 and pod_hash != old_hash
             if promoted or aborted or time.monotonic() > deadline:
                 break
         self.weights.drain()  # the promotion's last weights are written before its status
-        run = self._analysis_run(pod_hash)
-        canary = f"{scenarios.ROLLOUT_NAME}-{pod_hash}"
+        run = self._analysis_run(pod_hash, metric="judge" if release.judge else None)
+        canary, stable = f"{scenarios.ROLLOUT_NAME}-{pod_hash}", f"{scenarios.ROLLOUT_NAME}-{old_stable}"
+        ended = _now()
+        judged: dict[str, Any] = {} if not release.judge else {
+            "judge": rec.judge_message(run), "threshold": self._threshold(pod_hash, started, ended),
+            "baseline_requests": rec.delta(self._sent().get(stable, {}), before.get(stable, {}))}
         record = ReleaseRecord(
-            image=release.image, expected=Outcome(release.expected), started=started, ended=_now(),
+            image=release.image, expected=Outcome(release.expected), started=started, ended=ended,
             phase=str(status.get("phase", "")), message=str(status.get("message", "")),
             aborted=status.get("abort") is True, promoted=promoted, weights=tuple(self.weights.weights),
             canary=canary, analysis_run=None if run is None else run["metadata"]["name"],
             analysis_phase=rec.run_phase(run), measurements=rec.measurements(run),
-            requests=rec.delta(self._sent().get(canary, {}), before.get(canary, {})),
+            requests=rec.delta(self._sent().get(canary, {}), before.get(canary, {})), **judged,
         )
         self.observer.release_done(record)
         self._hold(1.5 if not self.options.short else 0.3, f"{release.image}: {outcome(record)}")
         return record
 
-    def _analysis_run(self, pod_hash: str) -> dict[str, Any] | None:
+    def _threshold(self, pod_hash: str, start: datetime, end: datetime) -> str:
+        """What the threshold template says, replayed on the release's window for its canary."""
+        try:
+            replayed = judging.threshold_replay(self.scenario.template, prometheus=self.endpoints["prometheus"],
+                                                service_name=self.scenario.service_name, canary_hash=pod_hash,
+                                                start=start, end=end)
+        except ValueError as err:  # a spec or arg the replay refuses: shown, never a crash
+            return f"threshold template: could not be replayed: {err}"
+        return replayed.text()
+
+    def _analysis_run(self, pod_hash: str, *, metric: str | None = None) -> dict[str, Any] | None:
         """The release's AnalysisRun, once it is over (a promotion terminates it a moment later)."""
         deadline = time.monotonic() + 5.0
         while True:
-            run = rec.run_for(self.cluster.list("AnalysisRun", self.options.namespace), pod_hash)
+            run = rec.run_for(self.cluster.list("AnalysisRun", self.options.namespace), pod_hash, metric=metric)
             if run is None or rec.run_phase(run) not in rec.RUNNING_PHASES or time.monotonic() > deadline:
                 return run
             self._tick()

@@ -6,8 +6,9 @@ Rules:
   a demo on one machine needs it; each adjustment is listed in `adjust()`. A missing or
   changed example is a `ScenarioError` naming the file and what was expected.
 - The Rollout is named `demo` and starts at `demo:v1` (the initial deploy, promoted at
-  once). The releases are `demo:v2` (healthy: expected Promoted) then `demo:v3` (15%
-  errors: expected Aborted by analysis).
+  once). The releases are `demo:v2` (healthy: expected Promoted), `demo:v3` (15%
+  errors: expected Aborted by analysis), then `demo:v4` (2.5% errors, which the threshold
+  template passes: expected Aborted by the statistical judge, rollouts.demo.judge).
 - The analysis measures the canary alone: the source-side success rate of requests to
   the canary's ReplicaSet (`destination_workload` ends with the latest pod-template
   hash, an arg the Rollout resolves), so v2 reads 1.0 and v3 about 0.85 at any weight.
@@ -61,11 +62,14 @@ class Release:
     image: str
     expected: str  # "Promoted" or "Aborted"
     why: str
+    judge: bool = False  # the judge decides (rollouts.demo.judge): an analysis step running judge-sequential
 
 
 RELEASES = (
     Release("demo:v2", "Promoted", "healthy build: the analysis passes and every step runs"),
     Release("demo:v3", "Aborted", "15% of requests fail: the analysis fails and traffic returns to stable"),
+    Release("demo:v4", "Aborted", "2.5% of requests fail (97.5% ok passes the 95% threshold): the judge compares "
+            "canary with stable and aborts", judge=True),
 )
 
 

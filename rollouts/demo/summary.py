@@ -13,6 +13,10 @@ Rules:
 - Success rates: the analysis values are the AnalysisRun's measurements (Prometheus'
   answers to the template's query, as Argo stores them: `[0.85]`); the traffic rate is
   the share of non-5xx among the canary's requests counted by the traffic generator.
+- A release the judge decided (rollouts.demo.judge) also carries the judge's message (its
+  last measurement's: which metric moved, by how much, with what confidence), the stable's
+  requests over the same time, and the threshold template's replay on the same history;
+  the table shows them under the grid, side by side.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ class ReleaseRecord:
     analysis_phase: str | None = None
     measurements: tuple[str, ...] = ()  # measurement values as stored in the AnalysisRun
     requests: Mapping[str, int] = field(default_factory=dict)  # canary requests by response code
+    judge: str | None = None  # the judge's message, when the judge decided this release
+    threshold: str | None = None  # what the threshold template says replayed on the same history
+    baseline_requests: Mapping[str, int] = field(default_factory=dict)  # the stable's requests meanwhile
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,10 @@ class ReleaseSummary:
     analysis_values: tuple[float, ...]
     requests: int
     errors: int
+    judge: str | None = None
+    threshold: str | None = None
+    baseline_requests: int = 0
+    baseline_errors: int = 0
 
     @property
     def as_expected(self) -> bool:
@@ -81,6 +92,11 @@ class ReleaseSummary:
     def success_rate(self) -> float | None:
         """Share of the canary's requests that were not 5xx (None without requests)."""
         return None if self.requests == 0 else (self.requests - self.errors) / self.requests
+
+    @property
+    def baseline_success_rate(self) -> float | None:
+        return None if self.baseline_requests == 0 else (self.baseline_requests - self.baseline_errors) / \
+            self.baseline_requests
 
     @property
     def weight_text(self) -> str:
@@ -153,6 +169,10 @@ def release_summary(record: ReleaseRecord) -> ReleaseSummary:
         analysis_values=values,
         requests=sum(record.requests.values()),
         errors=_errors(record.requests),
+        judge=record.judge,
+        threshold=record.threshold,
+        baseline_requests=sum(record.baseline_requests.values()),
+        baseline_errors=_errors(record.baseline_requests),
     )
 
 
@@ -196,7 +216,12 @@ def to_json(summary: Summary) -> dict[str, Any]:
                     "min": _number(min(r.analysis_values, default=None)),
                     "last": _number(r.analysis_values[-1] if r.analysis_values else None),
                 },
-            }
+            } | ({} if r.judge is None else {"judge": {
+                "message": r.judge,
+                "threshold_template": r.threshold,
+                "stable_traffic": {"requests": r.baseline_requests, "errors": r.baseline_errors,
+                                   "success_rate": _number(r.baseline_success_rate)},
+            }})
             for r in summary.releases
         ],
         "endpoints": dict(summary.endpoints),
@@ -209,6 +234,8 @@ def _rate(value: float | None) -> str:
 
 
 def _analysis_text(r: ReleaseSummary) -> str:
+    if r.judge is not None:
+        return f"{r.analysis_phase or '-'}: the judge (below)"
     if not r.analysis_values:
         return f"{r.analysis_phase or '-'} (no values)"
     if len(set(r.analysis_values)) == 1:
@@ -231,6 +258,7 @@ def table(summary: Summary) -> RenderableType:
             verdict.append(f" (expected {r.expected})", style="red")
         traffic = f"{_rate(r.success_rate)} ok of {r.requests}"
         grid.add_row(r.image, verdict, f"{r.duration_seconds:.0f}s", r.weight_text, _analysis_text(r), traffic)
+    notes = [note for r in summary.releases for note in judged_lines(r)]
     if summary.ok:
         done = ", ".join(f"{r.image} {r.outcome}" for r in summary.releases)
         line = Text(f"✔ as expected: {done} (demo took {summary.duration_seconds:.0f}s)", style="bold green")
@@ -238,4 +266,14 @@ def table(summary: Summary) -> RenderableType:
         wrong = ", ".join(f"{r.image} {r.outcome} (expected {r.expected}: {r.message or r.phase})"
                           for r in summary.releases if not r.as_expected) or "no release ran"
         line = Text(f"✖ not as expected: {wrong}", style="bold red")
-    return Group(grid, line)
+    return Group(grid, *notes, line)
+
+
+def judged_lines(r: ReleaseSummary) -> list[Text]:
+    """Under the grid, for a release the judge decided: its message, the traffic, the threshold's replay."""
+    if r.judge is None:
+        return []
+    canary, stable = (None if ok is None else 1 - ok for ok in (r.success_rate, r.baseline_success_rate))
+    traffic = f"   canary {_rate(canary)} errors of {r.requests}, stable {_rate(stable)} of {r.baseline_requests}"
+    return [Text(f"{r.image} judge: {r.judge}", style="bold"), Text(traffic),
+            Text(f"   {r.threshold or 'threshold template: not replayed'}", style="yellow")]

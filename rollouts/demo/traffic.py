@@ -9,7 +9,9 @@ Rules:
 - Each request is recorded as the source sidecar would report it:
   `istio_requests_total{reporter="source",destination_service,destination_workload,
   response_code}` and `istio_request_duration_milliseconds`; a connection error is
-  recorded as response_code 503 (Envoy's "no healthy upstream").
+  recorded as response_code 503 (Envoy's "no healthy upstream"). A workload's
+  `response_code="500"` counter exists (at 0) from its first request, so a query for
+  its 5xx reads 0 before the first error, and `increase()` counts that first error.
 - `Backend` and `SmoothWeighted` are pure; `TrafficGenerator` is the shell that
   does HTTP, sleeps and serves /metrics.
 """
@@ -115,6 +117,8 @@ class TrafficGenerator:
             code = "503"
         elapsed_ms = (time.perf_counter() - started) * 1000
         values = ("source", self._service, backend.workload, code)
+        if backend.workload not in self.sent:
+            self._requests.labels("source", self._service, backend.workload, "500")  # 0 until the first error
         self._requests.labels(*values).inc()
         self._duration.labels(*values).observe(elapsed_ms)
         by_code = self.sent.setdefault(backend.workload, {})

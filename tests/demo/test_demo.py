@@ -3,6 +3,7 @@ its summary, its failure messages and its cleanup."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -20,13 +21,13 @@ import pytest
 import yaml
 
 from rollouts.cli import main
-from rollouts.demo import scenario
+from rollouts.demo import judge, scenario
 from rollouts.demo.summary import Outcome, ReleaseRecord, measurement_value, summarize, table, to_json
 from rollouts.view.render import to_text
 from tests.conftest import require_prometheus
 
 ROLLOUTS = [sys.executable, "-m", "rollouts"]
-DEMO_TIMEOUT = 150
+DEMO_TIMEOUT = 200
 
 
 def accepts(url: str) -> bool:
@@ -81,11 +82,12 @@ def demo_process() -> Iterator[subprocess.Popen[str]]:
 
 # --- end to end ------------------------------------------------------------------------------
 
-def test_short_demo_promotes_v2_aborts_v3_and_leaves_nothing_running(demo_process: subprocess.Popen[str]) -> None:
+def test_short_demo_promotes_v2_aborts_v3_and_v4_and_leaves_nothing_running(
+        demo_process: subprocess.Popen[str]) -> None:
     stderr = Lines(demo_process.stderr)
     # a second terminal reaches the demo's cluster while it runs
     kubeconfig = stderr.wait_for(r"export KUBECONFIG=(\S+)").group(1)
-    stderr.wait_for(r"== release 1/2: demo:v2")
+    stderr.wait_for(r"== release 1/3: demo:v2")
     second = subprocess.run([*ROLLOUTS, "get", "rollout", "demo", "--kubeconfig", kubeconfig],
                             capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr
@@ -97,7 +99,7 @@ def test_short_demo_promotes_v2_aborts_v3_and_leaves_nothing_running(demo_proces
     demo_process.wait(timeout=DEMO_TIMEOUT)
     assert demo_process.returncode == 0, stderr.text()[-3000:]
     summary = json.loads(out)
-    v2, v3 = summary["releases"]
+    v2, v3, v4 = summary["releases"]
     assert summary["ok"] is True
     assert (v2["image"], v2["outcome"], v3["image"], v3["outcome"]) == ("demo:v2", "Promoted", "demo:v3", "Aborted")
     assert v2["weights"][:3] == [0, 20, 50] and v2["final_canary_weight"] == 0
@@ -105,6 +107,14 @@ def test_short_demo_promotes_v2_aborts_v3_and_leaves_nothing_running(demo_proces
     assert v2["success_rate"] >= 0.95 and v2["analysis"]["min"] >= 0.95 and v2["analysis"]["phase"] == "Successful"
     assert v3["success_rate"] < 0.95 and v3["analysis"]["min"] < 0.95 and v3["analysis"]["phase"] == "Failed"
     assert v3["traffic"]["errors"] > 0 and v2["traffic"]["errors"] == 0
+    # the subtle regression: the threshold would pass it, the judge (canary against stable) aborts it
+    assert (v4["image"], v4["outcome"], v4["analysis"]["phase"]) == ("demo:v4", "Aborted", "Failed")
+    assert v4["final_canary_weight"] == 0 and 0.95 <= v4["success_rate"] < 1 and v4["traffic"]["errors"] > 0
+    judged = v4["judge"]
+    assert judged["message"].startswith("Fail (score 0): errors rose decisively"), judged
+    assert "measurements passed" in judged["threshold_template"]
+    assert judged["threshold_template"].endswith("would have promoted")
+    assert judged["stable_traffic"]["errors"] == 0 and judged["stable_traffic"]["requests"] > 0
     # every process and server the demo started is gone, and so is its temp dir
     endpoints = summary["endpoints"]
     assert {"api", "prometheus", "traffic"} <= set(endpoints) and sum(k.startswith("app") for k in endpoints) >= 3
@@ -193,6 +203,36 @@ def test_scenario_is_the_example_with_short_intervals_and_lints_clean(tmp_path: 
     assert main(["lint", str(tmp_path)]) == 0, capsys.readouterr().out
 
 
+def test_judge_release_runs_the_judge_example_adjusted_and_lints_clean(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    built = scenario.build(scenario.SHORT)
+    template = judge.judge_template(scenario.SHORT)
+    metric = template["spec"]["metrics"][0]
+    assert template["metadata"]["name"] == "judge-sequential" and metric["interval"] == "2s"
+    config = metric["provider"]["plugin"]["rollouts/judge"]
+    assert "address" not in config and (config["mode"], config["step"]) == ("sequential", "5s")
+    errors = config["metrics"][0]
+    assert 'destination_workload=~".+-{{args.stable-hash}}"' in errors["baselineTotal"] and "[5s]" in errors["canary"]
+    patch = judge.judge_patch(built.rollout, "demo:v4", service_name=built.service_name)
+    steps = patch["spec"]["strategy"]["canary"]["steps"]
+    assert steps[:3] == built.rollout["spec"]["strategy"]["canary"]["steps"][:3]
+    assert steps[3]["analysis"]["templates"] == [{"templateName": "judge-sequential"}]
+    rollout = copy.deepcopy(built.rollout)
+    rollout["spec"]["strategy"]["canary"]["steps"] = steps
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump_all([template, *built.objects[:-1], rollout]))
+    assert main(["lint", str(tmp_path)]) == 0, capsys.readouterr().out
+
+
+def test_threshold_replay_text_says_what_the_threshold_would_have_done() -> None:
+    passed = judge.ThresholdReplay("Running", 3, 0, ("[0.975]", "[0.97]", "[0.98]"))
+    assert passed.would_promote and passed.text() == (
+        "threshold template (success rate >= 95%, replayed on the same history): 3 of 3 measurements passed, "
+        "lowest 97.0%: would have promoted")
+    failed = judge.ThresholdReplay("Failed", 2, 2, ("[0.8]", "[0.85]"))
+    assert not failed.would_promote and "Failed, 0 of 2 measurements passed, lowest 80.0%: would have aborted" in \
+        failed.text()
+
+
 def test_scenario_names_a_missing_example(tmp_path: Path) -> None:
     with pytest.raises(scenario.ScenarioError, match=r"rollout.yaml, which cannot be read"):
         scenario.build(directory=tmp_path)
@@ -247,6 +287,24 @@ def test_summary_is_not_ok_when_an_outcome_differs() -> None:
     text = to_text(table(summary), width=200)
     assert "not as expected: demo:v3 Unfinished (expected Aborted: CanaryPauseStep)" in text
     assert not summarize([], duration_seconds=0, endpoints={}, kubeconfig="").ok
+
+
+def test_summary_shows_the_judge_and_the_threshold_side_by_side() -> None:
+    v4 = record("demo:v4", Outcome.ABORTED, phase="Degraded", aborted=True, promoted=False, weights=(0, 20, 50, 0),
+                analysis_phase="Failed", measurements=('{"score": 0}',), requests={"200": 390, "500": 10},
+                judge="Fail (score 0): errors rose decisively at bucket 7", threshold="threshold template: would have "
+                "promoted", baseline_requests={"200": 500})
+    summary = summarize([v4], duration_seconds=40, endpoints={}, kubeconfig="")
+    data = to_json(summary)["releases"][0]
+    assert data["judge"] == {"message": "Fail (score 0): errors rose decisively at bucket 7",
+                             "threshold_template": "threshold template: would have promoted",
+                             "stable_traffic": {"requests": 500, "errors": 0, "success_rate": 1.0}}
+    text = to_text(table(summary), width=200)
+    assert "Failed: the judge (below)" in text
+    assert "demo:v4 judge: Fail (score 0): errors rose decisively at bucket 7" in text
+    assert "canary 2.5% errors of 400, stable 0.0% of 500" in text and "threshold template: would have promoted" in text
+    assert "judge" not in to_json(summarize([record("demo:v2", Outcome.PROMOTED)], duration_seconds=1, endpoints={},
+                                            kubeconfig=""))["releases"][0]
 
 
 @pytest.mark.parametrize(("stored", "value"), [("[0.8529]", 0.8529), ("1", 1.0), ("[]", None), ("[0.5,0.7]", 0.5),

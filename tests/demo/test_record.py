@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -69,3 +70,30 @@ def test_run_for_and_measurements() -> None:
     assert record.measurements(found) == ("[0.8]", "[0.7]") and record.run_phase(found) == "Failed"
     assert record.run_for(runs, "ccc") is None and record.measurements(None) == () and record.run_phase(None) is None
     assert record.delta({"200": 5, "500": 1}, {"200": 2, "500": 1}) == {"200": 3}
+
+
+def judge_run(hash_: str, *, mode: str = "sequential", value: str | None = None) -> dict[str, Any]:
+    judged = {"score": 0.0, "verdict": "Fail", "mode": mode, "metrics": [
+        {"name": "errors", "classification": "High", "message": "errors rose decisively at bucket 7: harm e=167"},
+        {"name": "latency-p99", "classification": "Undecided", "message": "latency-p99 undecided"}]}
+    return {"metadata": {"name": f"run-{hash_}", "labels": {record.HASH_LABEL: hash_}},
+            "spec": {"metrics": [{"name": "judge", "provider": {"plugin": {"rollouts/judge": {
+                "mode": mode, "sequential": {"alpha": 0.01}}}}}]},
+            "status": {"phase": "Failed", "metricResults": [{"name": "judge", "measurements": [
+                {"value": value if value is not None else json.dumps(judged), "message": "... result {...}"}]}]}}
+
+
+def test_the_judge_run_is_found_by_its_metric_and_its_message_read_off_its_value() -> None:
+    background = {"metadata": {"name": "bg", "labels": {record.HASH_LABEL: "abc"}},
+                  "spec": {"metrics": [{"name": "success-rate"}]}}
+    judged = judge_run("abc")
+    assert record.run_for([judged, background], "abc") is background  # the newest
+    assert record.run_for([judged, background], "abc", metric="judge") is judged
+    assert record.run_for([judged, background], "other", metric="judge") is None
+    assert record.judge_message(judged) == (
+        "Fail (score 0): errors rose decisively at bucket 7: harm e=167 [anytime-valid at alpha 0.01: a canary no "
+        "worse than stable is aborted with probability at most 1%, however often it is checked]")
+    assert record.judge_message(judge_run("abc", mode="fixed")) == "Fail (score 0): errors rose decisively at " \
+        "bucket 7: harm e=167"
+    assert record.judge_message(judge_run("abc", value="[0.97]")) is None
+    assert record.judge_message(None) is None

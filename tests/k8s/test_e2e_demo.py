@@ -1,4 +1,4 @@
-"""`rollouts demo --kube --short`: the demo on a real control plane: v2 promoted, v3 aborted.
+"""`rollouts demo --kube --short`: the demo on a real control plane: v2 promoted, v3 aborted, v4 aborted by the judge.
 
 While it runs, its kubeconfig (printed for a second terminal) reaches the real API server,
 where the real ReplicaSet controller made the Pods the app processes stand for. When it
@@ -43,7 +43,7 @@ def _run(demo: subprocess.Popen[str], log: Path) -> None:
     try:
         found = eventually(lambda: re.search(r"export KUBECONFIG=(\S+)", log.read_text()), timeout=120)
         assert found, log.read_text()[-3000:]
-        assert eventually(lambda: "== release 1/2: demo:v2" in log.read_text(), timeout=120), log.read_text()[-3000:]
+        assert eventually(lambda: "== release 1/3: demo:v2" in log.read_text(), timeout=120), log.read_text()[-3000:]
         with KubeCluster(kubeconfig=found.group(1), request_timeout=10) as cluster:
             pods = [p for p in cluster.list("Pod", "default") if not p["metadata"].get("deletionTimestamp")]
             owners = {p["metadata"]["ownerReferences"][0]["kind"] for p in pods}
@@ -60,11 +60,15 @@ def _run(demo: subprocess.Popen[str], log: Path) -> None:
                 demo.wait()
     assert demo.returncode == 0, log.read_text()[-3000:]
     summary = json.loads(out)
-    v2, v3 = summary["releases"]
+    v2, v3, v4 = summary["releases"]
     assert (v2["image"], v2["outcome"], v3["image"], v3["outcome"]) == ("demo:v2", "Promoted", "demo:v3", "Aborted")
     assert v2["weights"][:3] == [0, 20, 50] and v2["final_canary_weight"] == 0
     assert v3["weights"][:2] == [0, 20] and v3["final_canary_weight"] == 0
     assert v2["analysis"]["phase"] == "Successful" and v3["analysis"]["phase"] == "Failed"
+    # the subtle regression, aborted by the judge (its template kept by the real API server's CRD schema)
+    assert (v4["image"], v4["outcome"], v4["analysis"]["phase"]) == ("demo:v4", "Aborted", "Failed")
+    assert v4["judge"]["message"].startswith("Fail (score 0): errors rose decisively")
+    assert v4["judge"]["threshold_template"].endswith("would have promoted")
     assert summary["endpoints"]["api"].startswith("https://127.0.0.1:")
     assert not answers(summary["endpoints"]["api"])  # the control plane it started is stopped
     assert "Traceback" not in log.read_text()
