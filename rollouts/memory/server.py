@@ -14,7 +14,9 @@ Rules (the REST semantics, Status bodies and Content-Type handling are in rollou
 - A client that goes away mid-answer (BrokenPipe, ConnectionReset) is not an error: nothing is
   answered and nothing printed; other handler failures are logged, never printed to stderr.
 - `close()` drops every open connection (a watcher sees its stream break, as when a real
-  server goes away) and joins every thread it started.
+  server goes away) and joins every thread it started. A watch that a kept-alive connection
+  starts while it runs (a client reconnecting at once, as the dashboard's watches do) is
+  closed at once rather than left waiting for changes, so close() never hangs on it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class ApiServer:
         self._connections: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._streams: set[WatchStream] = set()
+        self._closing = False
         self._httpd = _Server((host, port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.api = self  # type: ignore[attr-defined]
@@ -86,6 +89,7 @@ class ApiServer:
             return
         self._httpd.shutdown()
         with self._lock:
+            self._closing = True  # a watch a kept-alive connection starts from now on is closed at once (_track)
             streams, connections = list(self._streams), list(self._connections)
         for stream in streams:
             stream.close()
@@ -113,7 +117,16 @@ class ApiServer:
 
     def _track(self, item: Any, collection: set[Any], add: bool) -> None:
         with self._lock:
-            (collection.add if add else collection.discard)(item)
+            late = add and self._closing
+            if not late:
+                (collection.add if add else collection.discard)(item)
+        if late and collection is self._streams:
+            item.close()  # started after close() took its list: it would wait for changes forever
+        elif late:
+            try:
+                item.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def serve(cluster: Cluster, host: str = "127.0.0.1", port: int = 0) -> ApiServer:

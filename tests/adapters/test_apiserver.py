@@ -300,3 +300,12 @@ def test_a_client_that_goes_away_prints_nothing_and_other_failures_are_logged(
     assert capsys.readouterr().err == ""  # socketserver's default prints a traceback to stderr
     assert [r.getMessage() for r in caplog.records if r.name == "rollouts.memory.server"] == [
         "request from ('127.0.0.1', 2) failed"]
+
+
+def test_a_watch_started_while_the_server_closes_is_closed_at_once(server: ApiServer) -> None:
+    # a kept-alive connection can start a watch after close() took its list of streams (the
+    # dashboard reconnects at once): that stream must end, or close() waits on its thread forever
+    server.close()
+    stream = server.cluster.watch("Rollout", "default", timeout=None)
+    server._track(stream, server._streams, True)
+    assert list(stream) == [] and not server._streams
