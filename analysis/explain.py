@@ -10,7 +10,10 @@ Rules:
   against the limit and the resolved query:
   `success-rate=0.87 failed "result[0] >= 0.95" (2 failed > failureLimit 1); query: sum(...)`.
   A failureCondition that matched reads `met failureCondition "..."`; an Error reads
-  `error: <last message>`. Several metrics' clauses are joined by ` | `.
+  `error: <last message>`. A value longer than VALUE_MAX characters (a judge's whole result
+  document) is cut, and the deciding measurement's message, when it has one (the judge's:
+  which metrics moved, by how much, with what confidence), follows as `measured: ...`.
+  Several metrics' clauses are joined by ` | `.
 - The query is the metric's own with the run's args substituted (`build.metric_rules`):
   a secret arg stands as `*****`, never its value (the value is read only when measuring,
   and never reaches status). Long queries are cut at QUERY_MAX characters.
@@ -32,9 +35,10 @@ from analysis.args import ArgError
 from analysis.build import MetricRules, SpecError, metric_rules
 from analysis.model import AnalysisPhase, AnalysisRun, Measurement, Metric, MetricResult
 
-__all__ = ["QUERY_MAX", "explain", "metric_clause", "query_of", "summary"]
+__all__ = ["QUERY_MAX", "VALUE_MAX", "explain", "metric_clause", "query_of", "summary"]
 
 QUERY_MAX = 300
+VALUE_MAX = 120
 P = AnalysisPhase
 
 
@@ -75,11 +79,18 @@ def summary(doc: Mapping[str, Any]) -> str | None:
 def metric_clause(rule: MetricRules, result: MetricResult) -> str:
     """`name=value verdict "condition" (counts > limit); query: q` for one completed metric."""
     last = result.measurements[-1] if result.measurements else None
-    value = f"={last.value}" if last is not None and last.value is not None else ""
+    value = f"={_cut(str(last.value), VALUE_MAX)}" if last is not None and last.value is not None else ""
     head = f"{rule.name}{value} {_verdict(rule.metric, result, last.phase if last else None, last)}"
     counts = _counts(rule, result)
     query = query_of(rule.metric)
-    return head + (f" ({counts})" if counts else "") + (f"; query: {query}" if query else "")
+    long = last is not None and last.value is not None and len(str(last.value)) > VALUE_MAX
+    said = last.message if long and last is not None and last.message and last.phase != P.ERROR else None
+    return (head + (f" ({counts})" if counts else "") + (f"; measured: {said}" if said else "")
+            + (f"; query: {query}" if query else ""))
+
+
+def _cut(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _verdict(metric: Metric, result: MetricResult, last: AnalysisPhase | None,

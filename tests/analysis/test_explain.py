@@ -6,6 +6,7 @@ explanation is tested on the status the controller writes, not on a hand-written
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -134,3 +135,17 @@ def test_the_summary_keeps_argos_head_and_puts_ours_in_place_of_the_measurement_
         'Metric "success-rate" assessed Failed due to failed (1) > failureLimit (0): '
         f'success-rate=[0.91] failed "result[0] >= 0.95" (1 failed > failureLimit 0); query: {RESOLVED}')
     assert explain.summary(run_doc(rate(), args=SERVICE)) is None
+
+
+def test_a_long_value_is_cut_and_the_measurement_message_says_what_it_found() -> None:
+    document = {"score": 0, "verdict": "Fail", "metrics": [{"name": f"m{i}", "shift": 0.5} for i in range(20)]}
+    judge = {"name": "judge", "successCondition": "result.score >= 80", "provider": {"prometheus": {"query": "j"}}}
+    done = run_doc(judge)
+    done["status"] = {"phase": "Failed", "metricResults": [{"name": "judge", "phase": "Failed", "count": 1, "failed": 1,
+                      "measurements": [{"phase": "Failed", "value": json.dumps(document),
+                                        "message": "errors rose: shift +0.09 (98% CI)"}]}]}
+    clause = explain.explain(done)
+    assert clause is not None
+    value = clause.split(" failed ")[0].removeprefix("judge=")
+    assert len(value) == explain.VALUE_MAX and value.endswith("...")  # not the whole document
+    assert clause.endswith('(1 failed > failureLimit 0); measured: errors rose: shift +0.09 (98% CI); query: j')
