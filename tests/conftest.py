@@ -68,6 +68,7 @@ def control_plane() -> Iterator[ControlPlane]:
 # them out with `-m "not slow"`.
 SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
         "tests/faults/test_fault_classes.py",  # 19 two-Rollout stories against real local backends (~45 s)
+        "tests/faults/test_hostile.py",  # 83 hostile manifests beside healthy Rollouts, and a baseline (~15 s)
         "tests/analysis/test_provider_bounds.py", "tests/analysis/test_expr_bounds.py", "tests/k8s/",
         "tests/controller/test_metrics_prometheus.py",  # a real Prometheus scraping a release story
         # kubernetes-validate loads the whole OpenAPI schema set per value set (seconds each)
