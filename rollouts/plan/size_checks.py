@@ -31,8 +31,9 @@ _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 def size_problems(rollout: Rollout, analysis_blocks: list[tuple[str, Any]]) -> list[Problem]:
     """Problems of `rollout`; `analysis_blocks` are (path, RolloutAnalysis) of its analysis and analysis steps."""
     found = _annotations("metadata.annotations", rollout.metadata.annotations)
-    template = rollout.spec.template if isinstance(rollout.spec.template, Mapping) else {}
-    meta = template.get("metadata") if isinstance(template.get("metadata"), Mapping) else {}
+    template: Mapping[str, Any] = rollout.spec.template if isinstance(rollout.spec.template, Mapping) else {}
+    found_meta = template.get("metadata")
+    meta: Mapping[str, Any] = found_meta if isinstance(found_meta, Mapping) else {}
     found += _annotations("spec.template.metadata.annotations", meta.get("annotations"))
     labels = meta.get("labels")
     for key, value in (labels.items() if isinstance(labels, Mapping) else ()):
