@@ -22,6 +22,7 @@ class -> outcome (one row per test, `OUTCOME|class|...`).
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -34,7 +35,7 @@ import pytest
 
 from rollouts.controller.manager import WATCH_RETRY
 from rollouts.platform.cluster import Conflict, Unavailable
-from tests.faults.backends import Reply
+from tests.faults.backends import Reply, Request
 from tests.faults.bench import HEALTHY, HORIZON, SECRET, VICTIM, Bench, Setup, encodings, metric, prometheus, web
 
 ATTEMPTS = 3  # the providers' attempts per measurement (analysis.providers.ATTEMPTS)
@@ -124,7 +125,15 @@ def redirect_to_itself(path: str) -> Reply:
     return Reply(302, "", headers=(("Location", path),))
 
 
-def answering(path: str, reply: Reply) -> Callable[[Bench], None]:
+def echoing(status: int) -> Callable[[Request], Reply]:
+    """A backend that refuses and echoes the Authorization it got, JSON-escaped, in its error body."""
+    def reply(request: Request) -> Reply:
+        return Reply(status, json.dumps({"status": "error", "errorType": "unauthorized",
+                                         "error": f"rejected {request.headers.get('Authorization')}"}))
+    return reply
+
+
+def answering(path: str, reply: Reply | Callable[[Request], Reply]) -> Callable[[Bench], None]:
     def arrange(bench: Bench) -> None:
         bench.backend.answer(path, reply)
     return arrange
@@ -213,8 +222,8 @@ FAULTS: dict[str, FaultClass] = {
         "aborted", lambda b: errored(b, "1s", path="/slow-prom")),
     "prometheus 5xx": FaultClass(
         lambda: Setup(victim_metric=lambda u: metric(prometheus(f"{u}/prom-5xx"), condition="result[0] >= 0.95"),
-                      arrange=answering("/prom-5xx", Reply(503, '{"status":"error","error":"overloaded"}'))),
-        "aborted", lambda b: errored(b, "503", "failed after 3 attempts", path="/prom-5xx")),
+                      arrange=answering("/prom-5xx", echoing(503))),
+        "aborted", lambda b: errored(b, "503", "failed after 3 attempts", "rejected Bearer *****", path="/prom-5xx")),
     "prometheus answers an HTML page": FaultClass(
         lambda: Setup(victim_metric=lambda u: metric(prometheus(f"{u}/prom-html"), condition="result[0] >= 0.95"),
                       arrange=answering("/prom-html", Reply(200, "<html><body>502 Bad Gateway</body></html>",
