@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-blue-green demo-k8s test-k8s test check static deps prometheus chromium helm clean
+.PHONY: demo demo-blue-green demo-k8s test-k8s test check static deps prometheus chromium helm clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ check: deps static
 # Everything, as CI runs it: static checks and the whole suite, the demo and process tests included.
 test: deps static
 	$(BIN)/python -m pytest
+
+# The fuzzers alone, with no per-test timeout: `ROLLOUTS_FUZZ_EXAMPLES=1000000 make fuzz` draws a
+# million inputs over them (tests/fuzz/budget.py; hours on one core); unset, the defaults of `make test`.
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest tests/fuzz -q --timeout=0
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -69,6 +69,8 @@ def control_plane() -> Iterator[ControlPlane]:
 SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
         "tests/dashboard/test_browser.py", "tests/dashboard/test_kube_auth.py",  # a real Chromium; the control plane
         "tests/dashboard/test_command.py::test_the_command_prints_its_url",  # a process importing the client
+        "tests/faults/test_fault_classes.py",  # 19 two-Rollout stories against real local backends (~45 s)
+        "tests/faults/test_hostile.py",  # 83 hostile manifests beside healthy Rollouts, and a baseline (~15 s)
         "tests/analysis/test_provider_bounds.py", "tests/analysis/test_expr_bounds.py", "tests/k8s/",
         "tests/controller/test_metrics_prometheus.py",  # a real Prometheus scraping a release story
         # kubernetes-validate loads the whole OpenAPI schema set per value set (seconds each)

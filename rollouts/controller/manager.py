@@ -29,7 +29,10 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
   the process's work (a new term starts in a new process, as in Argo).
 - Two ways to run: `step()` / `run_until()` / `run_for()` process everything due *now*
   and then advance a SteppedClock to the next due time (deterministic tests, the demo,
-  benchmarks; the cluster's watch must honour `timeout=0`, as InMemoryCluster does);
+  benchmarks; the cluster's watch must honour `timeout=0`, as InMemoryCluster does). As in
+  threaded mode, a relist after `Gone` is followed at once by the fresh watch's events (the
+  step goes on), and a watch that failed is polled again WATCH_RETRY seconds later (the
+  clock never jumps past it to the next due key);
   `start()` / `run()` / `stop()` use threads (production). Threaded mode also resyncs:
   every `resync_period` wall seconds every known Rollout and AnalysisRun is
   reconciled once more (Argo's 900 s informer resync).
@@ -75,6 +78,7 @@ WATCHED = ("Rollout", "ReplicaSet", "AnalysisRun", "VirtualService", "Destinatio
            "Service", "AnalysisTemplate", "ClusterAnalysisTemplate", "Experiment")
 MAX_RECONCILES_PER_STEP = 1_000_000
 POLL_EVERY = 20  # step mode: take in watch events at least every this many reconciles
+WATCH_RETRY = 1.0  # step mode: seconds before a failed watch is polled again (threaded mode waits as long)
 
 
 def _whole_microseconds(seconds: float) -> float:
@@ -151,6 +155,7 @@ class Manager:
         self.router = EventRouter(cache=self.cache, metrics=self.metrics, scope=self.scope)
         self.watched: tuple[str, ...] = WATCHED
         self._cursors: dict[str, str | None] = dict.fromkeys(WATCHED)
+        self._watch_failed = False
         self.leading = not leader_election
         self.threads = ThreadedRun(self)
         self.reconciles = 0
@@ -226,6 +231,8 @@ class Manager:
         """Seconds from now until something is due (a queued key or a lease renewal)."""
         due = self.queue.next_due()
         waits = [] if due is None else [max(due - self.clock.monotonic(), 0.0)]
+        if self._watch_failed:
+            waits.append(WATCH_RETRY)
         if self.elector is not None:
             waits.append(self.elector.retry_period)
         return min(waits) if waits else None
@@ -283,9 +290,11 @@ class Manager:
     def _poll_watches(self) -> int:
         """Drain every watch without blocking; returns the number of events taken in."""
         seen = 0
+        self._watch_failed = False
         for kind in WATCHED:
+            cursor = self._cursors[kind]
             try:
-                stream = self.cluster.watch(kind, self.scope.namespace, resource_version=self._cursors[kind], timeout=0)
+                stream = self.cluster.watch(kind, self.scope.namespace, resource_version=cursor, timeout=0)
                 for event in stream:
                     seen += 1
                     for key in self.route(kind, event.type, event.object):
@@ -293,7 +302,9 @@ class Manager:
                 self._cursors[kind] = stream.resource_version
             except Gone:
                 self.relist(kind)
+                seen += cursor is not None  # the fresh watch's events come in the next poll of this step
             except ClusterError as err:
+                self._watch_failed = True
                 log.warning("watch %s: %s", kind, err)
         return seen
 

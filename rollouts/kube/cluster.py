@@ -10,7 +10,8 @@ Rules:
   gets the kind's (the port defaults it; the real server fails custom resources without).
 - Errors are typed: 404 NotFound; 409 AlreadyExists or Conflict by the Status reason;
   410 Gone; 401/403 Forbidden; 400/415/422 Invalid; 429, 5xx and connection failures
-  Unavailable. Retrying is the shells' job (tenacity), not this module's.
+  Unavailable (keeping the answer's code, 503 when there was none). Retrying is the
+  shells' job (tenacity), not this module's.
 - `watch` lists first when given no resourceVersion (ADDED for each object, then watches
   from the list's resourceVersion), asks for bookmarks, reconnects on its own until
   `timeout`, and keeps `.resource_version` at the resume point. A 410 (an ERROR event or
@@ -83,7 +84,9 @@ def _error(status: int, body: Any, fallback: str) -> ClusterError:
     if status in (400, 415, 422):
         return Invalid(message)
     if status == 429 or status >= 500 or status == 0:
-        return Unavailable(message)
+        unavailable = Unavailable(message)
+        unavailable.code = status or Unavailable.code  # the request metric counts the answer's own code
+        return unavailable
     error = ClusterError(message)
     error.code = status
     return error

@@ -37,7 +37,8 @@ Rules (Argo's `pkg/apis/rollouts/validation`, argo-rollouts.md §1-2):
   carry the canary and stable destinations; DestinationRule subsets must exist.
   A background metric that cannot fail before the steps end is a WARNING
   (`rollouts.plan.timing_checks`).
-- Unknown fields: see `rollouts.spec.problems.field_problems`.
+- Unknown fields: see `rollouts.spec.problems.field_problems`. Sizes and metadata the API
+  refuses (annotations, label values, huge args): `rollouts.plan.size_checks`.
 - Pure: no file, network or cluster I/O; never raises for bad input.
 Size: over 300 lines because Argo's validation of a Rollout, field group by field group,
   in the order Argo checks them.
@@ -54,6 +55,7 @@ from analysis.checks import duration_problem, runs_indefinitely
 from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
 from rollouts.plan import experiment_checks
 from rollouts.plan.hook_checks import webhook_problems
+from rollouts.plan.size_checks import size_problems
 from rollouts.plan.template_checks import validate_template
 from rollouts.plan.timing_checks import background_timing_problems
 from rollouts.spec.experiment import Experiment, ExperimentAnalysis
@@ -145,6 +147,8 @@ def validate_rollout(rollout: Rollout, refs: References | None = None) -> list[P
         found.extend(_analysis_ref_problems(_analysis_blocks(strategy.canary), refs))
         found.extend(_experiment_step_problems(strategy.canary, refs))
         found.extend(_background_timing(strategy.canary, refs))
+    found.extend(size_problems(rollout, [(path, block) for path, block, _ in (
+        _analysis_blocks(strategy.canary) if strategy.canary is not None else [])]))
     return found
 
 

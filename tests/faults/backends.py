@@ -4,7 +4,7 @@
 decides how requests whose path starts with `prefix` are answered: a `Reply` (status,
 body, content type, and an optional delay before answering). A delayed answer waits on
 an Event, so `close()` releases it at once. Every request is kept in `seen`
-(method, path with query, headers).
+(method, path with query, headers, body).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]
+    body: str = ""
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Reply:
     body: str = ""
     content_type: str = "application/json"
     delay: float = 0.0  # seconds before the answer is sent (a hung backend)
+    headers: tuple[tuple[str, str], ...] = ()  # more headers (a redirect's Location)
 
 
 Answer = Reply | Callable[[Request], Reply]
@@ -75,9 +77,8 @@ class Backend:
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
-        if length:
-            handler.rfile.read(length)
-        request = Request(handler.command, handler.path, dict(handler.headers))
+        body = handler.rfile.read(length).decode("utf-8", "replace") if length else ""
+        request = Request(handler.command, handler.path, dict(handler.headers), body)
         with self._lock:
             self.seen.append(request)
             found = next((a for p, a in self._answers if request.path.startswith(p)), Reply(404, '{"error":"no"}'))
@@ -89,6 +90,8 @@ class Backend:
             handler.send_response(reply.status)
             handler.send_header("Content-Type", reply.content_type)
             handler.send_header("Content-Length", str(len(data)))
+            for name, value in reply.headers:
+                handler.send_header(name, value)
             handler.end_headers()
             handler.wfile.write(data)
         except OSError:

@@ -7,7 +7,9 @@ raises on every matching call; `faults` lists every one raised. Watch
 streams are wrapped so a `Gone` raised while iterating is counted too (`gone`).
 `expire_watches(kind, n)` makes the next n watches of `kind` that resume from a
 resourceVersion `Gone`, as an API server whose watch cache moved on; `drop_watches(kind,
-n)` cuts the next n streams of `kind` when first read. Every write's answer
+n)` cuts the next n streams of `kind` when first read; `slow_down(seconds, name_prefix)` makes
+every call on an object whose name starts with the prefix wait first (a slow API server;
+counted in `slowed`). Every write's answer
 is kept in `written` (verb, kind, name, object), so a test can see each state the
 controller wrote without watching (which tiny histories would expire).
 """
@@ -15,6 +17,7 @@ controller wrote without watching (which tiny histories would expire).
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from typing import Any
 
@@ -36,6 +39,8 @@ class FaultyCluster:
         self.faults: list[tuple[str, str, str, str]] = []
         self.gone: Counter[str] = Counter()
         self.written: list[tuple[str, str, str, Obj]] = []
+        self._slow: tuple[float, str] | None = None
+        self.slowed = 0
 
     # ------------------------------------------------------------ arranging faults
 
@@ -58,7 +63,16 @@ class FaultyCluster:
         with self._lock:
             self._drop[kind] += count
 
+    def slow_down(self, seconds: float, *, name_prefix: str) -> None:
+        with self._lock:
+            self._slow = (seconds, name_prefix)
+
     def _enter(self, verb: str, kind: str, name: str) -> None:
+        slow = self._slow
+        if slow is not None and name and name.startswith(slow[1]):
+            with self._lock:
+                self.slowed += 1
+            time.sleep(slow[0])
         with self._lock:
             self.calls[(verb, kind, name)] += 1
             for key in ((verb, kind, name), (verb, kind, None)):

@@ -32,6 +32,7 @@ from analysis.model import Metric
 from analysis.providers import ProviderError, Result
 from analysis.providers.prometheus import PrometheusProvider
 from analysis.providers.web import WebProvider
+from tests.fuzz.budget import examples
 
 AT = datetime(2024, 1, 1, tzinfo=UTC)
 GOOD, BAD, ANY = "good", "bad", "any"
@@ -255,21 +256,21 @@ def prometheus_garbage(draw: st.DrawFn) -> Canned:
 
 
 @counted
-@fuzz(1100)
+@fuzz(examples(1100))
 @given(web_answers())
 def test_web_answers(answer: Canned) -> None:
     check(run(WEB, WEB_METRIC, answer), answer, prometheus=False)
 
 
 @counted
-@fuzz(1200)
+@fuzz(examples(1200))
 @given(prometheus_answers())
 def test_prometheus_answers_of_every_shape(answer: Canned) -> None:
     check(run(PROM, PROM_METRIC, answer), answer, prometheus=True)
 
 
 @counted
-@fuzz(800)
+@fuzz(examples(800))
 @given(prometheus_garbage())
 def test_prometheus_garbage(answer: Canned) -> None:
     result = run(PROM, PROM_METRIC, answer)
@@ -277,7 +278,7 @@ def test_prometheus_garbage(answer: Canned) -> None:
 
 
 @counted
-@fuzz(1000)
+@fuzz(examples(1000))
 @given(st.sampled_from([WEB, PROM]), st.integers(20, 8000), st.sampled_from([b"[", b'{"a":', b'[{"v":']))
 def test_deep_nesting_is_a_provider_error_at_any_depth(provider: WebProvider | PrometheusProvider, levels: int,
                                                      opener: bytes) -> None:
@@ -289,7 +290,7 @@ def test_deep_nesting_is_a_provider_error_at_any_depth(provider: WebProvider | P
 
 
 @counted
-@fuzz(6)
+@fuzz(examples(6))
 @given(st.sampled_from([WEB, PROM]), st.sampled_from([1 << 16, 1 << 20, (1 << 20) + 1, 3 << 19]),
        st.sampled_from([b'{"status":"success","data":{"resultType":"vector","result":[', b"[", b"x"]))
 def test_memory_stays_bounded(provider: WebProvider | PrometheusProvider, size: int, prefix: bytes) -> None:

@@ -1,0 +1,30 @@
+"""The fuzz budget's opt-in (tests/fuzz/budget.py): the defaults add up, and a run of N shares N out."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.fuzz import budget
+
+HERE = Path(__file__).parent
+
+
+def defaults() -> list[int]:
+    return [int(n) for path in sorted(HERE.glob("test_fuzz_*.py"))
+            for n in re.findall(r"examples\((\d+)\)", path.read_text())]
+
+
+def test_the_default_total_is_the_sum_of_every_property_default() -> None:
+    assert len(defaults()) == 9
+    assert sum(defaults()) == budget.DEFAULT_TOTAL
+
+
+def test_a_million_is_shared_out_in_proportion(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [budget.examples(n) for n in defaults()] == defaults()
+    monkeypatch.setenv(budget.ENV, "1000000")
+    shared = [budget.examples(n) for n in defaults()]
+    assert abs(sum(shared) - 1_000_000) <= len(shared)
+    assert all(s >= n for s, n in zip(shared, defaults(), strict=True))
