@@ -41,7 +41,8 @@ def test_a_replicaset_or_run_of_another_shards_rollout_makes_no_key() -> None:
     assert a.route("Rollout", "ADDED", rollout("mine", "team-0", instance="a")) == [Key("Rollout", "team-0", "mine")]
     assert a.route("Rollout", "ADDED", rollout("theirs", "team-0", instance="b")) == []
     assert a.route("Rollout", "ADDED", rollout("nobodys", "team-0")) == []
-    assert a.route("ReplicaSet", "MODIFIED", owned("ReplicaSet", "mine-1", "mine")) == [Key("Rollout", "team-0", "mine")]
+    mine = [Key("Rollout", "team-0", "mine")]
+    assert a.route("ReplicaSet", "MODIFIED", owned("ReplicaSet", "mine-1", "mine")) == mine
     assert a.route("ReplicaSet", "MODIFIED", owned("ReplicaSet", "theirs-1", "theirs")) == []
     assert a.route("ReplicaSet", "MODIFIED", owned("ReplicaSet", "nobodys-1", "nobodys")) == []
     run = owned("AnalysisRun", "theirs-run", "theirs")
