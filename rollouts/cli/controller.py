@@ -25,6 +25,8 @@ Rules:
 - `--notifications-configmap NAMESPACE/NAME` turns on notifications
   (rollouts.controller.notify): routes, templates and settings from that ConfigMap, read
   again every `settings.reloadSeconds`; a bad one is logged naming its key.
+- SIGTERM or Ctrl-C stops cleanly (exit 0) from the first moment, even while the servers
+  start or the cluster is reached: the handlers are installed before anything else.
 - Mistakes are one line and exit 1 (bad address: exit 2), never a traceback: an address
   whose port is taken names the flag; a kubeconfig that does not exist names the file.
 """
@@ -268,6 +270,7 @@ def _run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     with ExitStack() as stack:
+        stack.enter_context(_signals_stop(stop))  # first: a SIGTERM while starting up is a clean stop, not a kill
         if args.local:
             cluster: Any = _local_cluster(stack, args.apply)
             lease_namespace = args.namespace or "default"
@@ -294,17 +297,16 @@ def _run(args: argparse.Namespace) -> int:
                                     lambda a: serve(manager.metrics, a, healthy=manager.healthy))
             stack.callback(health_server.close)
             log.info("health on http://%s:%d/healthz", args.health_addr[0], health_server.port)
-        with _signals_stop(stop):
-            log.info("controller starting: namespace=%s instance-id=%s workers=%d leader-election=%s identity=%s",
-                     args.namespace or "(all)", args.instance_id or "(none)", args.workers,
-                     f"lease {manager.elector.namespace}/{manager.elector.name}" if manager.elector else "off",
-                     manager.identity)
-            manager.start()
-            try:
-                while not stop.wait(0.5) and manager.healthy():
-                    pass
-            finally:
-                manager.stop()
+        log.info("controller starting: namespace=%s instance-id=%s workers=%d leader-election=%s identity=%s",
+                 args.namespace or "(all)", args.instance_id or "(none)", args.workers,
+                 f"lease {manager.elector.namespace}/{manager.elector.name}" if manager.elector else "off",
+                 manager.identity)
+        manager.start()
+        try:
+            while not stop.wait(0.5) and manager.healthy():
+                pass
+        finally:
+            manager.stop()
         if not stop.is_set():
             raise CommandError("stopped: lost leadership (another replica holds the lease); restart to rejoin")
         log.info("controller stopped")
