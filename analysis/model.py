@@ -35,6 +35,7 @@ class ArgoModel(BaseModel):
         populate_by_name=True,
         extra="allow",
         validate_assignment=False,
+        defer_build=True,  # a model's validator is built on its first use: `rollouts lint` of a Rollout builds no other
     )
 
     @classmethod

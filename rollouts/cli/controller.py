@@ -4,9 +4,14 @@ Rules:
 - Against the cluster of `--kubeconfig`/`--context` (or the in-cluster service account);
   `--namespace` limits the watches (default: all namespaces); `--instance-id` shards
   objects with Argo's instance-id label; `--workers` reconcile in parallel.
-- Leader election is on by default (one Lease per instance id, in `--namespace`, else
-  $POD_NAMESPACE, else the context's namespace). Losing the lease stops the process with
+- Leader election is on by default: one Lease per shard (`rollouts-controller-lock`, plus
+  `-<instance-id>` and `-ns-<namespace>`: README "Sharding"), in `--namespace`, else
+  $POD_NAMESPACE, else the context's namespace. Losing the lease stops the process with
   exit 1, so the pod restarts and a new term starts from status alone (Argo does this).
+  `--leader-election-lease-duration`, `-renew-deadline` and `-retry-period` (Argo's flags:
+  `15s`, `10s`, `2s`) must be in that order of size, else exit 2 naming them. The start
+  line logs the shard, its Lease and this replica's identity (the `reportingInstance` of
+  every event it writes).
 - `--metrics-addr` serves `/metrics` (and `/healthz`), `--health-addr` serves `/healthz`
   (and `/metrics`); `:8090` means every interface, port 0 a free port. The bound
   addresses are logged, so `127.0.0.1:0` is usable in tests.
@@ -20,6 +25,8 @@ Rules:
 - `--notifications-configmap NAMESPACE/NAME` turns on notifications
   (rollouts.controller.notify): routes, templates and settings from that ConfigMap, read
   again every `settings.reloadSeconds`; a bad one is logged naming its key.
+- SIGTERM or Ctrl-C stops cleanly (exit 0) from the first moment, even while the servers
+  start or the cluster is reached: the handlers are installed before anything else.
 - Mistakes are one line and exit 1 (bad address: exit 2), never a traceback: an address
   whose port is taken names the flag; a kubeconfig that does not exist names the file.
 """
@@ -70,6 +77,23 @@ def configmap_target(text: str) -> tuple[str, str]:
     return namespace, name
 
 
+def seconds(text: str) -> float:
+    """A duration: `15s`, `500ms`, `1m` or plain seconds; argparse type."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0}
+    number, unit = text, "s"
+    for suffix in ("ms", "s", "m"):
+        if text.endswith(suffix):
+            number, unit = text[: -len(suffix)], suffix
+            break
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use e.g. 15s, 500ms or 1m")
+    return value
+
+
 def positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers")
@@ -94,6 +118,13 @@ def register(subparsers: Any) -> None:
                         help=f"serve /healthz here (default {DEFAULT_HEALTH_ADDR})")
     parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
                         help="hold a Lease so only one replica reconciles (default: on)")
+    election = parser.add_argument_group("leader election (client-go's, as Argo configures it)")
+    election.add_argument("--leader-election-lease-duration", type=seconds, default=15.0, metavar="DURATION",
+                          help="a standby takes over this long after the leader's last renewal (default 15s)")
+    election.add_argument("--leader-election-renew-deadline", type=seconds, default=10.0, metavar="DURATION",
+                          help="the leader stops when it could not renew for this long (default 10s)")
+    election.add_argument("--leader-election-retry-period", type=seconds, default=2.0, metavar="DURATION",
+                          help="how often to renew or try to acquire (default 2s)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines on stderr")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     parser.add_argument("--prometheus", metavar="URL", type=prometheus_url, help=PROMETHEUS_HELP)
@@ -209,12 +240,24 @@ def _signals_stop(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, previous)
 
 
+def lease_timing(args: argparse.Namespace) -> Any:
+    from rollouts.controller.leader import LeaseTiming
+
+    try:
+        return LeaseTiming(args.leader_election_lease_duration, args.leader_election_renew_deadline,
+                           args.leader_election_retry_period)
+    except ValueError as err:
+        raise CommandError(f"--leader-election-lease-duration, --leader-election-renew-deadline, "
+                           f"--leader-election-retry-period: {err}", 2) from None
+
+
 # --- the command -----------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> int:
     if args.apply and not args.local:
         raise CommandError("--apply works only with --local (use kubectl apply for a real cluster)", 2)
     args.prometheus = prometheus_default(args.prometheus, os.environ)  # a bad $ARGO_ROLLOUTS_... exits 2 here
+    args.lease_timing = lease_timing(args)
     with configured_logging(args.log_format, args.log_level):
         return _run(args)
 
@@ -227,6 +270,7 @@ def _run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     with ExitStack() as stack:
+        stack.enter_context(_signals_stop(stop))  # first: a SIGTERM while starting up is a clean stop, not a kill
         if args.local:
             cluster: Any = _local_cluster(stack, args.apply)
             lease_namespace = args.namespace or "default"
@@ -240,7 +284,7 @@ def _run(args: argparse.Namespace) -> int:
             cluster, default_providers(prometheus_default=args.prometheus), clock=SystemClock(),
             namespace=args.namespace, instance_id=args.instance_id, workers=args.workers,
             analysis_workers=args.analysis_workers,
-            leader_election=args.leader_elect, lease_namespace=lease_namespace,
+            leader_election=args.leader_elect, lease_namespace=lease_namespace, lease_timing=args.lease_timing,
             notifications=args.notifications_configmap,
         )
         serve = controller_metrics.serve
@@ -253,16 +297,16 @@ def _run(args: argparse.Namespace) -> int:
                                     lambda a: serve(manager.metrics, a, healthy=manager.healthy))
             stack.callback(health_server.close)
             log.info("health on http://%s:%d/healthz", args.health_addr[0], health_server.port)
-        with _signals_stop(stop):
-            log.info("controller starting: namespace=%s instance-id=%s workers=%d leader-election=%s",
-                     args.namespace or "(all)", args.instance_id or "(none)", args.workers,
-                     "on" if args.leader_elect else "off")
-            manager.start()
-            try:
-                while not stop.wait(0.5) and manager.healthy():
-                    pass
-            finally:
-                manager.stop()
+        log.info("controller starting: namespace=%s instance-id=%s workers=%d leader-election=%s identity=%s",
+                 args.namespace or "(all)", args.instance_id or "(none)", args.workers,
+                 f"lease {manager.elector.namespace}/{manager.elector.name}" if manager.elector else "off",
+                 manager.identity)
+        manager.start()
+        try:
+            while not stop.wait(0.5) and manager.healthy():
+                pass
+        finally:
+            manager.stop()
         if not stop.is_set():
             raise CommandError("stopped: lost leadership (another replica holds the lease); restart to rejoin")
         log.info("controller stopped")

@@ -4,7 +4,9 @@ Rules (sample-controller's `handleObject`, Argo's VirtualService index):
 - Every event first updates the cache (rollouts.controller.informer), so a reconcile triggered
   by an event always reads at least that version.
 - A Rollout enqueues itself (when in scope); a ReplicaSet or AnalysisRun enqueues the
-  Rollout or Experiment named by its controller ownerReference; an Experiment enqueues
+  Rollout or Experiment named by its controller ownerReference (not when the cache holds
+  that owner out of scope: another shard's, whose leader alone handles it; only Rollouts in
+  scope are indexed by their VirtualService and DestinationRule); an Experiment enqueues
   itself (in scope) and its Rollout; an AnalysisRun in scope also enqueues
   itself for the analysis controller; a VirtualService or DestinationRule enqueues every
   Rollout that references it (`name` or `name.namespace`), from an index kept up to date
@@ -33,6 +35,7 @@ from rollouts.controller.metrics import ControllerMetrics
 from rollouts.controller.reconciler import references
 from rollouts.controller.workqueue import Key
 from rollouts.platform import wire
+from rollouts.platform.cluster import NotFound
 from rollouts.platform.labels import INSTANCE_LABEL
 
 __all__ = ["EventRouter", "Scope"]
@@ -62,7 +65,7 @@ class EventRouter:
         deleted = event_type == "DELETED"
         if kind == "Rollout":
             key = Key("Rollout", namespace, name)
-            self._index(key, [] if deleted else references(obj))
+            self._index(key, [] if deleted or not self.scope.admits(obj) else references(obj))
             if deleted:
                 self.metrics.forget("Rollout", namespace, name)
                 return [key]
@@ -76,7 +79,8 @@ class EventRouter:
         owners = [Key(str(wire.text(ref, "kind")), namespace, ref["name"])
                   for ref in wire.items(obj, "metadata", "ownerReferences")
                   if wire.text(ref, "kind") in ("Rollout", "Experiment") and wire.text(ref, "name")
-                  and ref.get("controller", True)]
+                  and ref.get("controller", True) and self._owner_in_scope(str(wire.text(ref, "kind")),
+                                                                           namespace, ref["name"])]
         if kind == "Experiment":  # itself (in scope), and the Rollout whose step created it
             keep = deleted or self.scope.admits(obj)
             return [*([Key("Experiment", namespace, name)] if keep else []), *owners]
@@ -93,6 +97,13 @@ class EventRouter:
             return []
         with self._lock:
             return sorted(self._refs.get((kind, namespace, name), ()))
+
+    def _owner_in_scope(self, kind: str, namespace: str, name: str) -> bool:
+        """An owner another shard handles is no key of ours (unknown to the cache: let its reconcile look)."""
+        try:
+            return self.scope.admits(self.cache.get(kind, name, namespace))
+        except NotFound:
+            return True
 
     def _index(self, key: Key, refs: Iterable[tuple[str, str, str]]) -> None:
         with self._lock:

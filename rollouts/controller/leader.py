@@ -1,10 +1,16 @@
 """Leader election with a `coordination.k8s.io/v1` Lease, through the Cluster port.
 
 Rules (client-go's leaderelection, as Argo Rollouts configures it):
-- One Lease per controller instance: `rollouts-controller-lock`, or
-  `rollouts-controller-lock-<instance-id>` with `--instance-id`, in the
-  controller's namespace. Its spec carries `holderIdentity`, `leaseDurationSeconds`
-  (15), `acquireTime`, `renewTime` and `leaseTransitions`.
+- One Lease per shard (`lock_name`): `rollouts-controller-lock`, plus `-<instance-id>`
+  with `--instance-id` and `-ns-<namespace>` with `--namespace`, so N controllers that
+  split a cluster by instance id or by namespace each elect their own leader, even when
+  every Lease lives in one namespace. A shard that is not a valid Lease name (Argo's
+  label allows `_` and capitals) is lowered, its odd characters become `-`, and a short
+  hash of the original keeps two such shards apart. Its spec carries `holderIdentity`,
+  `leaseDurationSeconds` (15), `acquireTime`, `renewTime` and `leaseTransitions`.
+- `LeaseTiming` holds client-go's three durations and their order (lease duration >
+  renew deadline > retry period): a standby takes over a killed leader's shard within
+  one lease duration (plus a retry period) of its last renewal.
 - A replica may take the lease when it does not exist, when its holder is empty
   (released), or when it has expired. Expiry is judged on *this replica's* clock:
   the lease is expired when its record has not changed for `leaseDurationSeconds`
@@ -23,11 +29,14 @@ Rules (client-go's leaderelection, as Argo Rollouts configures it):
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import socket
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,15 +44,42 @@ from rollouts.platform.clock import Clock, to_utc
 from rollouts.platform.cluster import AlreadyExists, Cluster, ClusterError, Conflict, NotFound
 from rollouts.platform.times import format_micro_time
 
-__all__ = ["LOCK_NAME", "LeaderElector", "default_identity", "lock_name"]
+__all__ = ["LOCK_NAME", "LeaderElector", "LeaseTiming", "default_identity", "lock_name"]
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "rollouts-controller-lock"
 
 
-def lock_name(instance_id: str | None = None) -> str:
-    return f"{LOCK_NAME}-{instance_id}" if instance_id else LOCK_NAME
+_NAME_PART = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+
+
+def _name_part(text: str) -> str:
+    """`text` as part of a Lease name (a DNS subdomain): as it is when valid, else lowered and hashed."""
+    if _NAME_PART.fullmatch(text):
+        return text
+    cleaned = re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-.") or "shard"
+    return f"{cleaned}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def lock_name(instance_id: str | None = None, namespace: str | None = None) -> str:
+    """The Lease of one shard: `rollouts-controller-lock[-<instance-id>][-ns-<namespace>]`."""
+    shard = [*([_name_part(instance_id)] if instance_id else []), *([f"ns-{namespace}"] if namespace else [])]
+    return "-".join([LOCK_NAME, *shard])
+
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    """client-go's leader election durations, in seconds (Argo's defaults: 15, 10, 2)."""
+
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.lease_duration > self.renew_deadline > self.retry_period > 0:
+            raise ValueError(f"leader election needs lease duration ({self.lease_duration:g}s) > renew deadline "
+                             f"({self.renew_deadline:g}s) > retry period ({self.retry_period:g}s) > 0")
 
 
 def default_identity() -> str:

@@ -25,7 +25,8 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
 - Threaded mode has two worker pools: `workers` take Rollout and Experiment keys, `analysis_workers`
   (default: as many) take AnalysisRun keys, so a measurement waiting on a slow backend
   (bounded by its timeout) never holds up a Rollout's reconcile.
-- With leader election only the replica holding the Lease reconciles; losing it stops
+- With leader election only the replica holding the Lease reconciles (one Lease per shard:
+  rollouts.controller.leader.lock_name of the instance id and namespace); losing it stops
   the process's work (a new term starts in a new process, as in Argo).
 - Two ways to run: `step()` / `run_until()` / `run_for()` process everything due *now*
   and then advance a SteppedClock to the next due time (deterministic tests, the demo,
@@ -57,7 +58,7 @@ from rollouts.controller.clientset import MeteredCluster
 from rollouts.controller.experiments import ExperimentReconciler
 from rollouts.controller.fanin import EventRouter, Scope
 from rollouts.controller.informer import Cache
-from rollouts.controller.leader import LeaderElector, default_identity, lock_name
+from rollouts.controller.leader import LeaderElector, LeaseTiming, default_identity, lock_name
 from rollouts.controller.metrics import ControllerMetrics
 from rollouts.controller.notify import Notifier
 from rollouts.controller.reconciler import RolloutReconciler
@@ -108,6 +109,7 @@ class Manager:
         leader_election: bool = True,
         identity: str | None = None,
         lease_namespace: str | None = None,
+        lease_timing: LeaseTiming | None = None,
         metrics: ControllerMetrics | None = None,
         watch_timeout: float = 300.0,
         resync_period: float | None = 900.0,
@@ -147,8 +149,8 @@ class Manager:
         self.analysis: Reconciler = AnalysisController(cluster, providers, clock=clock, events=self.recorder, **retry)
         self.elector = (
             LeaderElector(
-                cluster, identity=self.identity, name=lock_name(instance_id),
-                namespace=lease_namespace or namespace or "default",
+                cluster, identity=self.identity, name=lock_name(instance_id, namespace),
+                namespace=lease_namespace or namespace or "default", **vars(lease_timing or LeaseTiming()),
             )
             if leader_election else None
         )

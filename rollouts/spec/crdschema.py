@@ -9,16 +9,25 @@ Rules:
   fieldValidation=Strict); the default is the API server's lenient mode.
 - Null values are pruned first (`manifests.drop_nulls`), as the API server does.
 - `problems(doc)` checks a document against the schema generated from our models
-  (`crdgen`, in memory) and turns each error into a `Problem` with the wire path,
-  a plain message and a fix; `validate(crd, doc)` returns raw `path: message` lines
-  for tests that check files in crds/.
+  (`crdgen`) and turns each error into a `Problem` with the wire path, a plain message
+  and a fix; `validate(crd, doc)` returns raw `path: message` lines for tests that check
+  files in crds/.
+- The generated schema of each kind (after `k8sify`, through JSON) is cached on disk
+  (`$ROLLOUTS_CACHE_DIR`, else `$XDG_CACHE_HOME/rollouts`, else `~/.cache/rollouts`),
+  keyed by the package version and a hash of every source file of the models
+  (`rollouts/spec`, `analysis`): a `rollouts lint` need not regenerate the CRD, and any
+  change to a model is a new key. A cache that cannot be read or written is skipped.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
@@ -90,9 +99,58 @@ def validate(crd: Mapping[str, Any], doc: Mapping[str, Any], *, strict: bool = F
     return sorted(f"{_path(e) or '<root>'}: {e.message}" for e in validator.iter_errors(drop_nulls(doc)))
 
 
+def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    if env.get("ROLLOUTS_CACHE_DIR"):
+        return Path(env["ROLLOUTS_CACHE_DIR"])
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rollouts"
+
+
+@functools.cache
+def models_key() -> str:
+    """The package version and a hash of every source file the generated schemas come from."""
+    from rollouts import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    spec = Path(__file__).resolve().parent
+    for root in (spec, spec.parent / "platform", _analysis_root()):
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _analysis_root() -> Path:
+    import analysis
+
+    return Path(analysis.__file__).resolve().parent
+
+
+def generated_schema(kind: str) -> dict[str, Any]:
+    """The validation schema of one of our kinds, as `problems` uses it: from the cache when it is there."""
+    path = cache_dir() / f"schema-{kind}-{models_key()}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if isinstance(cached, dict):
+            return cached
+    except (OSError, ValueError):
+        pass
+    version = crdgen.crd(crdgen.KIND_BY_NAME[kind])["spec"]["versions"]
+    served = next(v for v in version if v["name"] == crdgen.VERSION)
+    text = json.dumps(k8sify(served["schema"]["openAPIV3Schema"], strict=False, root=True))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(text)
+        temporary.replace(path)  # atomic: a concurrent lint reads the old file or the whole new one
+    except OSError:
+        pass
+    result: dict[str, Any] = json.loads(text)  # the same JSON either way: a cache hit validates alike
+    return result
+
+
 @functools.cache
 def _our_validator(kind: str) -> OAS30Validator:
-    return _validator(crdgen.crd(crdgen.KIND_BY_NAME[kind]), f"{crdgen.GROUP}/{crdgen.VERSION}", strict=False)
+    return OAS30Validator(generated_schema(kind))
 
 
 def _describe(value: Any) -> str:
