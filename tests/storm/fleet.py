@@ -101,8 +101,9 @@ STEPS: dict[str, list[dict[str, Any]]] = {
 
 
 def allowed_weights(shape: str) -> set[int]:
-    """The canary weights the steps allow (0 at rest and on abort, 100 never set by a step here)."""
-    return {0} | {int(step["setWeight"]) for step in STEPS.get(shape, []) if "setWeight" in step}
+    """The canary weights the steps allow: theirs, 0 (at rest, on abort) and 100 (past the last
+    step until the new pods are the stable, as Argo sends them all the traffic)."""
+    return {0, 100} | {int(step["setWeight"]) for step in STEPS.get(shape, []) if "setWeight" in step}
 
 
 def _service(name: str, namespace: str, app: str) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class Zygote:
     def close(self) -> None:
         self._in.close()
         self.popen.wait(WAIT_SECONDS)
+        self._out.close()
 
 
 @dataclass
@@ -336,4 +337,31 @@ def _outcome(ro: dict[str, Any], images: dict[Any, str], image: str) -> tuple[st
     if st.get("phase") == "Healthy" and st.get("stableRS") == current:
         return "promoted", current
     return None, current
+
+
+def figures(storm: Storm, history: Any, report: Any, where: str, seed: int) -> list[str]:
+    """The lines a storm prints: kills, rounds, versions recorded, the invariant summary."""
+    outcomes = Counter(r.outcome for r in storm.rounds)
+    return [f"kill storm (seed {seed}, {where}): {storm.tally.line()}",
+            f"rounds: {len(storm.rounds)} ({outcomes['promoted']} promoted, {outcomes['aborted']} aborted, "
+            f"{outcomes[None]} unfinished); versions recorded: {history.count()}",
+            f"invariants: {report.summary()}"]
+
+
+def assert_survived(storm: Storm, report: Any, kills: int, unsettled: list[str]) -> None:
+    """What every storm must show: the kills done, every round at rest with the outcome its
+    verdict calls for, no process dying by itself, no invariant broken, and the storm having
+    exercised what it is for (both verdicts, kills in pauses and mid-measurement)."""
+    tails = "\n".join(f"--- {s.namespace}\n" + "\n".join(s.log.read_text(errors="replace").splitlines()[-15:])
+                      for s in storm.shards if s.log.exists())
+    assert storm.tally.kills >= kills, (storm.tally.line(), tails)
+    assert not unsettled, (unsettled, tails)
+    assert not storm.unfinished(), storm.unfinished()
+    assert not storm.mismatches(), storm.mismatches()
+    assert not storm.tally.unexpected_exits, (storm.tally.unexpected_exits, tails)
+    assert not report.violations, "\n".join(report.violations[:30])
+    outcomes = Counter(r.outcome for r in storm.rounds)
+    assert outcomes["promoted"] > len(storm.rounds) // 3 and outcomes["aborted"] > 0, outcomes
+    assert storm.tally.during["in a pause"] > 0 and storm.tally.during["measuring"] > 0, storm.tally.line()
+    assert report.looked_at["step moves"] > 0 and report.looked_at["promotions with evidence"] > 0, report.summary()
 

@@ -21,7 +21,7 @@ from rollouts.memory.cluster import InMemoryCluster
 from rollouts.memory.server import serve
 from tests.storm import fleet, invariants
 from tests.storm.history import History
-from tests.storm.storm import Shard, Storm
+from tests.storm.storm import Shard, Storm, assert_survived, figures
 
 KILLS = int(os.environ.get("ROLLOUTS_STORM_KILLS", "200"))
 SEED = int(os.environ.get("ROLLOUTS_STORM_SEED", "14"))
@@ -49,30 +49,12 @@ def test_controllers_killed_at_random_moments_never_promote_a_bad_canary_nor_ski
             unsettled = storm.run(KILLS, give_up=KILLS * 2.0 + 180,
                                   settle=lambda: _settled(cluster, namespaces))
         report = invariants.check(history, cluster, namespaces, storm.promoted())
-        outcomes = {o: sum(1 for r in storm.rounds if r.outcome == o) for o in ("promoted", "aborted", None)}
         with capsys.disabled():  # the figures the closing note reports, shown without -s
-            print(f"\nkill storm (seed {SEED}, embedded API): {storm.tally.line()}")
-            print(f"rounds: {len(storm.rounds)} ({outcomes['promoted']} promoted, {outcomes['aborted']} aborted, "
-                  f"{outcomes[None]} unfinished); versions recorded: {history.count()}")
-            print(f"invariants: {report.summary()}")
-        assert storm.tally.kills >= KILLS, (storm.tally.line(), _tail(shards))
-        assert not unsettled, (unsettled, _tail(shards))
-        assert not storm.unfinished(), storm.unfinished()
-        assert not storm.mismatches(), storm.mismatches()
-        assert not storm.tally.unexpected_exits, (storm.tally.unexpected_exits, _tail(shards))
-        assert not report.violations, report.violations[:20]
-        # the storm did what it is for: both verdicts, every shape, kills in pauses and measurements
-        assert outcomes["promoted"] > len(namespaces) * len(fleet.SHAPES) and outcomes["aborted"] > 0, outcomes
-        assert storm.tally.during["in a pause"] > 0 and storm.tally.during["measuring"] > 0, storm.tally.line()
-        assert report.looked_at["step moves"] > 0 and report.looked_at["promotions with evidence"] > 0
+            print("\n" + "\n".join(figures(storm, history, report, "embedded API over HTTP", SEED)))
+        assert_survived(storm, report, KILLS, unsettled)
 
 
 def _settled(cluster: InMemoryCluster, namespaces: list[str]) -> list[str]:
     report = invariants.Report()
     invariants.at_rest(cluster, namespaces, report)
     return report.violations
-
-
-def _tail(shards: list[Shard], lines: int = 15) -> str:
-    return "\n".join(f"--- {s.namespace}\n" + "\n".join(s.log.read_text(errors="replace").splitlines()[-lines:])
-                     for s in shards if s.log.exists())
