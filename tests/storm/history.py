@@ -6,7 +6,9 @@ Rules:
   version in delivery order, each version once (by resourceVersion). A watch that ends
   resumes from the last version it delivered, so nothing is missed or repeated.
 - A resume that the server refuses (410 Gone: history was compacted past it) is a gap:
-  the history can no longer prove anything, and `gaps` says so; the storm fails on it.
+  the history can no longer prove anything, and `gaps` says so; the storm fails on it. A
+  410 before the first event (the real server's watch cache not caught up with the list)
+  misses nothing: the watch lists again.
 """
 
 from __future__ import annotations
@@ -77,8 +79,10 @@ class History:
                 version = stream.resource_version or version
                 stream.close()
             except Gone:
-                self.gaps.append(f"{kind}: the watch could not resume at resourceVersion {version} (410 Gone)")
+                if version is not None:  # before the first event there is nothing to miss: list again
+                    self.gaps.append(f"{kind}: the watch could not resume at resourceVersion {version} (410 Gone)")
                 version = None
+                self._stop.wait(0.2)
             except ClusterError:
                 self._stop.wait(0.2)
 
