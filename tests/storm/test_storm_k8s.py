@@ -26,6 +26,7 @@ KILLS = int(os.environ.get("ROLLOUTS_STORM_K8S_KILLS", "20"))
 SEED = int(os.environ.get("ROLLOUTS_STORM_SEED", "14"))
 
 
+@pytest.mark.timeout(KILLS * 6 + 300)
 def test_a_controller_killed_at_random_moments_on_the_real_control_plane_keeps_every_invariant(
         control_plane: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with namespace(control_plane, "storm-k8s") as ns, installed(control_plane, tmp_path, "storm-k8s", ns) as docs, \
