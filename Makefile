@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-blue-green demo-k8s test-k8s test check static deps prometheus chromium helm clean fuzz
+.PHONY: demo demo-blue-green demo-k8s test-k8s test-storm test check static deps prometheus chromium helm clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ demo-k8s: deps
 test-k8s: deps
 	bash tools/k8s/build.sh >/dev/null
 	$(BIN)/python -m pytest tests/k8s -q
+
+# The long kill storm (tests/storm, README: Proven under kills): 1,000 SIGKILLs of controller
+# processes by default; ROLLOUTS_STORM_KILLS and ROLLOUTS_STORM_SEED override (`make test` runs 200).
+test-storm: deps
+	ROLLOUTS_STORM_KILLS=$${ROLLOUTS_STORM_KILLS:-1000} $(BIN)/python -m pytest tests/storm/test_storm.py -q -p no:cacheprovider
 
 # Types, lint and the import contracts (also part of every test run).
 static: $(STAMP)

@@ -75,6 +75,7 @@ SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
         "tests/controller/test_metrics_prometheus.py",  # a real Prometheus scraping a release story
         "tests/shards/test_shards_embedded.py",  # six controller processes splitting 900 Rollouts
         "tests/shards/test_shards_control_plane.py",  # the real control plane
+        "tests/storm/",  # kill storms: controller processes SIGKILLed hundreds of times
         # kubernetes-validate loads the whole OpenAPI schema set per value set (seconds each)
         "tests/chart/test_chart.py::test_every_rendered_object_passes_kubernetes_validate_strict")
 

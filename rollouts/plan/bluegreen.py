@@ -327,9 +327,10 @@ def _follow_run(p: Pass, kind: str, analysis: RolloutAnalysis | None, recorded: 
     base = f"{runs.run_base_name(str(p.ro.metadata.name), p.pod_hash, p.revision, None)}-{suffix}"
     known = recorded.name if recorded else None
     paused_on_it = any(c.reason == INCONCLUSIVE_PAUSE for c in p.st.pause_conditions or [])
-    if recorded is not None and recorded.status == AnalysisPhase.INCONCLUSIVE and not paused_on_it:
+    again = recorded is not None and recorded.status == AnalysisPhase.INCONCLUSIVE and not paused_on_it
+    if again:
         known = None  # a human resumed the inconclusive pause: measure again
-    doc, name = runs.pick_run(p.runs, base=base, recorded=known)
+    doc, name = runs.pick_run(p.runs, base=base, recorded=known, again=again)
     if doc is None:
         request = runs.RunRequest(kind, name, analysis, None, p.pod_hash, p.st.stable_rs, p.revision)
         try:

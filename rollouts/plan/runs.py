@@ -5,8 +5,10 @@ Rules (argo-rollouts.md §3.8):
   `<rollout>-<podhash>-<revision>-<stepIndex>` (step), with `.1`, `.2`... when a new run
   is needed under the same name (after an inconclusive pause is resumed, after a retry).
   A run recorded in status is the run; else the newest same-name run that is not
-  terminated and not Failed/Error/Inconclusive is adopted (its create went through but
-  the status write was lost); else the next free name is created. Labels:
+  terminated is adopted whatever its phase (its create went through but the status write
+  was lost, e.g. the controller was killed: a Failed verdict stands, it is not measured
+  again); only a resumed inconclusive run (`again`) skips Failed/Error/Inconclusive ones;
+  else the next free name is created. Labels:
   `rollouts-pod-template-hash`, `rollout-type` (Step|Background), `step-index`, the
   Rollout's selector labels, and the Rollout's own
   `argo-rollouts.argoproj.io/controller-instance-id` when it has one (as Argo copies
@@ -118,11 +120,12 @@ def pick_named(docs: Sequence[Mapping[str, Any]], *, base: str, sep: str, record
     return None, f"{base}{sep}{max(_suffix(n, base, sep) or 0 for n in family) + 1}"
 
 
-def pick_run(runs: Sequence[Mapping[str, Any]], *, base: str,
-             recorded: str | None) -> tuple[Mapping[str, Any] | None, str]:
-    """(the run to follow, or None) and the name to create when it is None."""
+def pick_run(runs: Sequence[Mapping[str, Any]], *, base: str, recorded: str | None,
+             again: bool = False) -> tuple[Mapping[str, Any] | None, str]:
+    """(the run to follow, or None) and the name to create when it is None; `again`: a human
+    resumed an inconclusive run, so a finished bad one is not adopted."""
     return pick_named(runs, base=base, sep=".", recorded=recorded,
-                      live=lambda r: not is_terminated(r) and run_phase(r) not in BAD_PHASES)
+                      live=lambda r: not is_terminated(r) and not (again and run_phase(r) in BAD_PHASES))
 
 
 def verdict(doc: Mapping[str, Any]) -> str:
@@ -224,9 +227,10 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
             resumed: bool) -> RunStatusRef:
     base = run_base_name(str(p.ro.metadata.name), p.pod_hash, p.revision, step_index)
     known = recorded.name if recorded else None
-    if recorded and resumed and recorded.status == AnalysisPhase.INCONCLUSIVE:
+    again = bool(recorded and resumed and recorded.status == AnalysisPhase.INCONCLUSIVE)
+    if again:
         known = None  # a human resumed the inconclusive pause: measure again
-    doc, name = pick_run(p.runs, base=base, recorded=known)
+    doc, name = pick_run(p.runs, base=base, recorded=known, again=again)
     if doc is None:
         request = RunRequest(kind, name, analysis, step_index, p.pod_hash, p.st.stable_rs, p.revision)
         try:

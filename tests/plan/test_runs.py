@@ -28,15 +28,32 @@ BASE = "web-abc-2-1"
     ([analysis_run(BASE, phase="Running")], None, BASE, BASE),  # created, status write lost: adopted
     ([analysis_run(BASE)], None, BASE, BASE),  # no status yet counts as live
     ([analysis_run(BASE, phase="Successful")], None, BASE, BASE),
-    ([analysis_run(BASE, phase="Inconclusive")], None, None, f"{BASE}.1"),
+    # a lost status write (a killed controller) never buys a second measurement: the verdict stands
+    ([analysis_run(BASE, phase="Failed")], None, BASE, BASE),
+    ([analysis_run(BASE, phase="Error")], None, BASE, BASE),
+    ([analysis_run(BASE, phase="Inconclusive")], None, BASE, BASE),
     ([analysis_run(BASE, phase="Running", terminate=True)], None, None, f"{BASE}.1"),
-    ([analysis_run(BASE, phase="Failed"), analysis_run(f"{BASE}.1", phase="Failed")], None, None, f"{BASE}.2"),
+    ([analysis_run(BASE, phase="Failed"), analysis_run(f"{BASE}.1", phase="Failed")], None, f"{BASE}.1", f"{BASE}.1"),
+    ([analysis_run(BASE, phase="Failed", terminate=True), analysis_run(f"{BASE}.1", phase="Failed",
+                                                                      terminate=True)], None, None, f"{BASE}.2"),
     ([analysis_run(BASE, phase="Failed"), analysis_run(f"{BASE}.1", phase="Running")], None, f"{BASE}.1", f"{BASE}.1"),
     ([analysis_run("web-abc-2-10", phase="Running")], None, None, BASE),  # step 10 is another family
     ([analysis_run(BASE, phase="Running")], "web-abc-2-0", BASE, BASE),  # a recorded run of another step
 ])  # fmt: skip
 def test_pick_run(existing: list[dict[str, Any]], recorded: str | None, follow: str | None, create: str) -> None:
     doc, name = runs.pick_run(existing, base=BASE, recorded=recorded)
+    assert (doc["metadata"]["name"] if doc else None) == follow
+    assert name == create
+
+
+@pytest.mark.parametrize(("existing", "follow", "create"), [
+    ([analysis_run(BASE, phase="Inconclusive")], None, f"{BASE}.1"),
+    ([analysis_run(BASE, phase="Failed"), analysis_run(f"{BASE}.1", phase="Failed")], None, f"{BASE}.2"),
+    ([analysis_run(BASE, phase="Inconclusive"), analysis_run(f"{BASE}.1", phase="Running")], f"{BASE}.1", f"{BASE}.1"),
+])  # fmt: skip
+def test_pick_run_again_after_a_resumed_inconclusive_run_skips_finished_bad_ones(
+        existing: list[dict[str, Any]], follow: str | None, create: str) -> None:
+    doc, name = runs.pick_run(existing, base=BASE, recorded=None, again=True)
     assert (doc["metadata"]["name"] if doc else None) == follow
     assert name == create
 
