@@ -69,6 +69,7 @@ def control_plane() -> Iterator[ControlPlane]:
 SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
         "tests/analysis/test_provider_bounds.py", "tests/analysis/test_expr_bounds.py", "tests/k8s/",
         "tests/controller/test_metrics_prometheus.py",  # a real Prometheus scraping a release story
+        "tests/benchmarks/",  # bench_scale at 1,000 Rollouts and a simulated day (about 30 s)
         # kubernetes-validate loads the whole OpenAPI schema set per value set (seconds each)
         "tests/chart/test_chart.py::test_every_rendered_object_passes_kubernetes_validate_strict")
 
