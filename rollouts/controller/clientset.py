@@ -7,10 +7,11 @@ Rules (Argo's instrumented clientset, argo-rollouts.md §8):
   (409, 410, 503, ...) for a ClusterError, which is raised on unchanged. So an API fault
   the shells retried away (a 409 read again, a 5xx retried by tenacity) is still data.
 - `verb` is the port's method name (get, list, create, patch, patch_status, replace,
-  delete, watch); `name` is empty for list and watch, and for Events (each has a new name). A
+  delete, watch); `name` is empty for list, watch and delete, and for Events (each has a new name). A
   watch is counted when it is opened, and again if its stream raises (a 410 Gone mid-stream).
-- Bounded: an object the controller deletes loses its series (ControllerMetrics.forget_requests),
-  and so does a Rollout or AnalysisRun found gone (ControllerMetrics.forget).
+- Bounded: an object the controller deletes loses its named series (ControllerMetrics.forget_requests;
+  the delete itself stays counted, by kind), and so does a Rollout or AnalysisRun found gone
+  (ControllerMetrics.forget).
 - Nothing is decided here and nothing is retried.
 """
 
@@ -69,7 +70,7 @@ class MeteredCluster:
                            lambda: self.inner.replace(obj))
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
-        self._count("delete", kind, namespace, name, lambda: self.inner.delete(kind, name, namespace))
+        self._count("delete", kind, namespace, "", lambda: self.inner.delete(kind, name, namespace))
         self._metrics.forget_requests(kind, namespace or "", name)  # gone: its series go (its name never returns)
 
     def watch(self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None,

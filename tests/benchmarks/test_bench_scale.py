@@ -33,6 +33,7 @@ def bench() -> ModuleType:
     return module
 
 
+@pytest.mark.timeout(1200)  # about 30 s of CPU; the wall time of a loaded 2-core machine is many times that
 def test_memory_per_rollout_at_1000_is_under_100_kib_and_the_sync_writes_nothing(bench: ModuleType) -> None:
     fleet = bench.replicated(1000)
     mem = bench.memory(fleet)
@@ -68,6 +69,7 @@ def test_a_wave_aborts_every_failing_canary_at_the_instant_of_its_failed_measure
         assert bench.canary_weight(fleet.cluster.get("VirtualService", f"{name}-vsvc", "default"), name) == 0
 
 
+@pytest.mark.timeout(1200)
 def test_a_simulated_day_keeps_status_bounded_and_memory_growth_slowing(bench: ModuleType) -> None:
     day = bench.day(10, hours=5, updates_per_hour=6, history=100)
     assert day["updates"] == 5 * 6

@@ -45,10 +45,10 @@ def test_events_are_counted_without_their_names_and_a_deleted_object_loses_its_s
     assert names_in(metrics, "controller_clientset_k8s_request") == {"", "r-1"}
     cluster.delete("AnalysisRun", "r-1", "default")
     assert names_in(metrics, "controller_clientset_k8s_request") == {""}
-    total = sum(sample.value for metric in metrics.registry.collect()
-                if metric.name == "controller_clientset_k8s_request" for sample in metric.samples
-                if sample.name.endswith("_total"))
-    assert total == 50  # the 50 Event creates, in one series
+    counted = {(sample.labels["kind"], sample.labels["verb"]): sample.value for metric in metrics.registry.collect()
+               if metric.name == "controller_clientset_k8s_request" for sample in metric.samples
+               if sample.name.endswith("_total")}
+    assert counted == {("Event", "create"): 50, ("AnalysisRun", "delete"): 1}  # the delete stays counted, by kind
 
 
 def test_a_run_reconciled_after_it_is_gone_keeps_no_reconcile_series() -> None:
