@@ -76,6 +76,7 @@ SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
         "tests/shards/test_shards_embedded.py",  # six controller processes splitting 900 Rollouts
         "tests/shards/test_shards_control_plane.py",  # the real control plane
         "tests/storm/",  # kill storms: controller processes SIGKILLed hundreds of times
+        "tests/benchmarks/",  # bench_scale at 1,000 Rollouts and a simulated day (about 30 s)
         # kubernetes-validate loads the whole OpenAPI schema set per value set (seconds each)
         "tests/chart/test_chart.py::test_every_rendered_object_passes_kubernetes_validate_strict")
 

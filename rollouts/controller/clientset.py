@@ -7,8 +7,11 @@ Rules (Argo's instrumented clientset, argo-rollouts.md §8):
   (409, 410, 503, ...) for a ClusterError, which is raised on unchanged. So an API fault
   the shells retried away (a 409 read again, a 5xx retried by tenacity) is still data.
 - `verb` is the port's method name (get, list, create, patch, patch_status, replace,
-  delete, watch); `name` is empty for list and watch. A watch is counted when it is
-  opened, and again if its stream raises (a 410 Gone mid-stream).
+  delete, watch); `name` is empty for list, watch and delete, and for Events (each has a new name). A
+  watch is counted when it is opened, and again if its stream raises (a 410 Gone mid-stream).
+- Bounded: an object the controller deletes loses its named series (ControllerMetrics.forget_requests;
+  the delete itself stays counted, by kind), and so does a Rollout or AnalysisRun found gone
+  (ControllerMetrics.forget).
 - Nothing is decided here and nothing is retried.
 """
 
@@ -28,16 +31,16 @@ T = TypeVar("T")
 class MeteredCluster:
     def __init__(self, inner: Cluster, metrics: ControllerMetrics) -> None:
         self.inner = inner
-        self._counter = metrics.k8s_requests
+        self._metrics = metrics
 
     def _count(self, verb: str, kind: str, namespace: str | None, name: str, call: Callable[[], T],
                *, ok: str = "200") -> T:
         try:
             result = call()
         except ClusterError as err:
-            self._counter.labels(kind, namespace or "", name, verb, str(err.code)).inc()
+            self._metrics.count_request(kind, namespace or "", name, verb, str(err.code))
             raise
-        self._counter.labels(kind, namespace or "", name, verb, ok).inc()
+        self._metrics.count_request(kind, namespace or "", name, verb, ok)
         return result
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj:
@@ -67,7 +70,8 @@ class MeteredCluster:
                            lambda: self.inner.replace(obj))
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
-        self._count("delete", kind, namespace, name, lambda: self.inner.delete(kind, name, namespace))
+        self._count("delete", kind, namespace, "", lambda: self.inner.delete(kind, name, namespace))
+        self._metrics.forget_requests(kind, namespace or "", name)  # gone: its series go (its name never returns)
 
     def watch(self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None,
               resource_version: str | None = None, timeout: float | None = None) -> WatchStream:
@@ -91,7 +95,7 @@ class _MeteredStream:
         try:
             return next(self._inner)
         except ClusterError as err:
-            self._owner._counter.labels(self._kind, self._namespace or "", "", "watch", str(err.code)).inc()
+            self._owner._metrics.count_request(self._kind, self._namespace or "", "", "watch", str(err.code))
             raise
 
     def close(self) -> None:

@@ -107,6 +107,10 @@ class Cache:
             bucket = self._objects.get((kind, ns), {})
             return [bucket[name] for name in sorted(names or ())]
 
+    def holds(self, kind: str, namespace: str | None, name: str) -> bool:
+        with self._lock:
+            return name in self._objects.get((kind, self._namespace(kind, namespace)), {})
+
     def __len__(self) -> int:
         with self._lock:
             return sum(len(bucket) for bucket in self._objects.values())

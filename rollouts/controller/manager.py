@@ -16,8 +16,9 @@ Rules (sample-controller's loop, Argo's wiring, argo-rollouts.md §8):
 - Every API request goes through rollouts.controller.clientset.MeteredCluster: counted by verb and
   status code, so a fault the shells retried away is still recorded.
 - The metrics follow what the shells already hold (rollouts.controller.metrics): each
-  successful Rollout pass reports its plan (`observe_rollout`), a Rollout found gone is
-  forgotten, and a relist forgets the Rollouts and AnalysisRuns it no longer has.
+  successful Rollout pass reports its plan (`observe_rollout`), a Rollout or AnalysisRun
+  reconciled after it left the cache is forgotten (its reconcile series too), and a relist
+  forgets the Rollouts and AnalysisRuns it no longer has.
 - A key that raises is logged, counted (`*_reconcile_error`), recorded as a Warning
   event on a Rollout and requeued with the queue's backoff; it never stops the
   others. Success forgets the backoff and requeues at the reconciler's
@@ -198,6 +199,8 @@ class Manager:
                 self.queue.add_after(key, requeue)
         finally:
             histogram.labels(key.namespace, key.name).observe(time.perf_counter() - started)
+            if key.kind in ("Rollout", "AnalysisRun") and not self.cache.holds(key.kind, key.namespace, key.name):
+                self.metrics.forget(key.kind, key.namespace, key.name)  # gone: no series may outlive it
             self.queue.done(key)
             self.reconciles += 1
             self.metrics.workqueue_depth.labels("rollouts").set(len(self.queue))

@@ -187,7 +187,25 @@ class ControllerMetrics:
         self._newest: dict[tuple[str, str], dict[str, _Newest]] = {}  # (ns, rollout) -> run kind -> newest run
         self._labelled: dict[tuple[str, str], set[tuple[str, tuple[str, ...]]]] = {}  # counters by Rollout
         self._started: set[tuple[str, str]] = set()  # Rollouts whose counters exist (at 0 or more)
+        self._requests: dict[tuple[str, str, str], set[tuple[str, str]]] = {}  # object -> (verb, code) counted
         self._lock = threading.RLock()
+
+    def count_request(self, kind: str, namespace: str, name: str, verb: str, code: str) -> None:
+        """One API request (rollouts.controller.clientset). An Event is counted without its name: every
+        Event has a new one, so a series per name would grow without limit (issue 14: flat memory)."""
+        name = "" if kind == "Event" else name
+        with self._lock:
+            self._requests.setdefault((kind, namespace, name), set()).add((verb, code))
+        self.k8s_requests.labels(kind, namespace, name, verb, code).inc()
+
+    def forget_requests(self, kind: str, namespace: str, name: str) -> None:
+        """Drop the request series of an object that is gone (a deleted run or ReplicaSet has a new name
+        after it: its series would otherwise stay for good)."""
+        if not name:
+            return
+        with self._lock:
+            for verb, code in self._requests.pop((kind, namespace, name), ()):
+                self.k8s_requests.remove(kind, namespace, name, verb, code)
 
     # The info gauges keep exactly one series per object: the old phase is removed.
 
@@ -207,6 +225,14 @@ class ControllerMetrics:
             if labels is not None:
                 gauge.remove(*labels)
             self._snapshots.drop((kind, namespace, name))
+            self.forget_requests(kind, namespace, name)
+            reconcile, errors = ((self.rollout_reconcile, self.rollout_reconcile_error) if kind == "Rollout"
+                                 else (self.analysis_run_reconcile, self.analysis_run_reconcile_error))
+            for per_object in (reconcile, errors):
+                try:
+                    per_object.remove(namespace, name)
+                except KeyError:  # never reconciled by this process, or never failed
+                    pass
             if kind != "Rollout":
                 return
             self._snapshots.drop(("Analysis", namespace, name))

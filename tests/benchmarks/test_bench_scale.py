@@ -1,0 +1,81 @@
+"""benchmarks/bench_scale.py at small sizes: the bounds that do not depend on the machine's speed.
+
+What is proven (issue 14 item 5): a Manager that lists and reconciles 1,000 settled Rollouts
+(each with two ReplicaSets, two Services, a VirtualService and two finished AnalysisRuns) holds
+under 100 KiB per Rollout above an empty Manager, and its sync writes nothing; once everything
+finished, an hour of controller time and a quiet threaded window make no reconcile, no
+measurement and no write; in a wave, every failing canary is aborted and its weight 0 is written
+at the same controller instant as the failed measurement; over simulated hours with a steady
+update stream the AnalysisRun status stays bounded by measurement retention and the traced
+memory's hourly growth slows (histories filling up) instead of staying steady (a leak).
+Counts and bytes only; no wall-clock assertion.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scale.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_scale", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_scale"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(1200)  # about 30 s of CPU; the wall time of a loaded 2-core machine is many times that
+def test_memory_per_rollout_at_1000_is_under_100_kib_and_the_sync_writes_nothing(bench: ModuleType) -> None:
+    fleet = bench.replicated(1000)
+    mem = bench.memory(fleet)
+    assert mem["sync_writes"] == 0  # every clone is settled: the controller finds nothing to do
+    assert mem["cache_objects"] == 1000 * 8 + 2  # Rollout, 2 RS, 2 Services, VS, 2 runs each; 2 templates
+    assert 0 < mem["per_rollout"] <= bench.TARGET_PER_ROLLOUT
+    assert mem["held_bytes"] > mem["baseline_bytes"]
+
+
+def test_finished_runs_cost_nothing_when_idle(bench: ModuleType) -> None:
+    fleet = bench.replicated(30)
+    manager = bench.synced(fleet)
+    assert manager.reconciles == 30 + 60  # each Rollout and each finished run reconciled once by the sync
+    idle = bench.idle_stepped(fleet, manager, seconds=6 * 3600.0)
+    assert (idle["reconciles"], idle["measurements"], idle["writes"]) == (0, 0, 0)
+    threaded = bench.idle_threaded(fleet, window=1.0)
+    assert (threaded["reconciles"], threaded["measurements"], threaded["writes"]) == (0, 0, 0)
+
+
+def test_a_wave_aborts_every_failing_canary_at_the_instant_of_its_failed_measurement(bench: ModuleType) -> None:
+    fleet = bench.replicated(40)
+    manager = bench.synced(fleet, timed=True)
+    wave = bench.wave(fleet, manager, 20, fail_every=5)
+    assert wave["failing"] == 4 and wave["aborted"]  # the aborted ones are exactly the failing ones
+    assert wave["abort_lags"] == 4
+    assert wave["worst_lag_clock"] == 0.0  # weight 0 is written before the controller's clock moves on
+    assert wave["rollout_reconciles"] == len(fleet.reconcile_times) > 20
+    healthy = [name for name in fleet.names[:20] if name not in fleet.names[:20:5]]
+    for name in healthy:
+        status = fleet.cluster.get("Rollout", name, "default")["status"]
+        assert status["phase"] == "Healthy" and not status.get("abort")
+    for name in fleet.names[:20:5]:
+        assert bench.canary_weight(fleet.cluster.get("VirtualService", f"{name}-vsvc", "default"), name) == 0
+
+
+@pytest.mark.timeout(1200)
+def test_a_simulated_day_keeps_status_bounded_and_memory_growth_slowing(bench: ModuleType) -> None:
+    day = bench.day(10, hours=5, updates_per_hour=6, history=100)
+    assert day["updates"] == 5 * 6
+    sizes = day["status_sizes"]
+    assert 0 < max(sizes) < 8 * 1024  # a background run measures every minute; retention keeps 10
+    assert max(sizes[len(sizes) // 2:]) <= max(sizes[:len(sizes) // 2])  # the second half never grows past the first
+    assert max(day["runs"]) <= 10 * 4  # successful and unsuccessful run history limits (2 each)
+    steps = [later - earlier for earlier, later in zip(day["samples"], day["samples"][1:], strict=False)]
+    assert steps[-1] < steps[0] / 2  # what is still filling (run and watch histories) slows; a leak would not
