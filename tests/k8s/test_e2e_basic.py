@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rollouts.cli.actions import promote_patches
+from rollouts.controller.leader import lock_name
 from rollouts.kube.cluster import KubeCluster
 from rollouts.kube.controlplane import ControlPlane
 from tests.k8s.e2e import (
@@ -78,5 +79,5 @@ def test_basic_canary_replica_counts_follow_the_steps_with_real_pods(control_pla
         replica_sets = {rs["metadata"]["labels"]["rollouts-pod-template-hash"]: rs["spec"]["replicas"]
                         for rs in cluster.list("ReplicaSet", ns)}
         assert replica_sets == {stable: 0, canary: 4}
-        assert cluster.get("Lease", "rollouts-controller-lock", ns)["spec"]["holderIdentity"]
+        assert cluster.get("Lease", lock_name(namespace=ns), ns)  # a namespace shard's Lease["spec"]["holderIdentity"]
         assert not controller.forbidden(), controller.forbidden()

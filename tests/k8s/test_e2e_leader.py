@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from rollouts.controller.leader import lock_name
 from rollouts.kube.cluster import KubeCluster
 from rollouts.kube.controlplane import ControlPlane
 from rollouts.platform.cluster import NotFound
@@ -38,7 +39,6 @@ from tests.k8s.e2e import (
 NAME = "leader"
 COUNT = 8
 STEPS = [{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "web-slow"}]}}, {"pause": {"duration": "1s"}}]
-LEASE = "rollouts-controller-lock"
 
 
 def identity(controller: Controller) -> str | None:
@@ -52,7 +52,7 @@ def identity(controller: Controller) -> str | None:
 
 def holder(cluster: KubeCluster, ns: str) -> str:
     try:
-        return str(cluster.get("Lease", LEASE, ns)["spec"].get("holderIdentity") or "")
+        return str(cluster.get("Lease", lock_name(namespace=ns), ns)["spec"].get("holderIdentity") or "")
     except NotFound:  # not created yet
         return ""
 
@@ -97,7 +97,7 @@ def test_leader_election_only_the_leader_writes_and_a_killed_leader_is_taken_ove
             old = identity(leader)
             leader.kill()  # SIGKILL: no release of the Lease, the follower must wait it out
 
-            duration = int(cluster.get("Lease", LEASE, ns)["spec"].get("leaseDurationSeconds") or 15)
+            duration = int(cluster.get("Lease", lock_name(namespace=ns), ns)["spec"].get("leaseDurationSeconds") or 15)
             took_over = eventually(lambda: holder(cluster, ns) not in ("", old), timeout=duration + 10)
             assert took_over, follower.tail()
             assert holder(cluster, ns) == identity(follower)
