@@ -66,8 +66,11 @@ check: deps static
 	$(BIN)/python -m pytest -m "not slow" -n 4
 
 # Everything, as CI runs it: static checks and the whole suite, the demo and process tests included.
+# The fast tests first, four workers as in `check`; then the slow proofs (kill storms, shards, the
+# real control plane, the demo) one at a time, as each of them times its own processes.
 test: deps static
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow" -n 4
+	$(BIN)/python -m pytest -m slow
 
 # The fuzzers alone, with no per-test timeout: `ROLLOUTS_FUZZ_EXAMPLES=1000000 make fuzz` draws a
 # million inputs over them (tests/fuzz/budget.py; hours on one core); unset, the defaults of `make test`.
