@@ -27,6 +27,7 @@ import tenacity
 from pydantic import ValidationError
 
 from analysis.model import AnalysisTemplate
+from rollouts.controller.passes import API_RETRY_WAIT, Admits, Reads, replanned
 from rollouts.plan.experiment import ExperimentObserved, ExperimentPlan, plan_experiment
 from rollouts.platform import actions as act
 from rollouts.platform import wire
@@ -41,22 +42,8 @@ __all__ = ["ExperimentReconciler"]
 
 log = logging.getLogger(__name__)
 
-CONFLICT_RETRIES = 3
 INVALID_REQUEUE = 20.0
-API_RETRY_WAIT = tenacity.wait_exponential(multiplier=0.05, max=1.0)
 Obj = dict[str, Any]
-
-
-class Reads(Protocol):
-    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj: ...
-
-    def list(
-        self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None
-    ) -> list[Obj]: ...
-
-
-class Admits(Protocol):
-    def admits(self, obj: Obj) -> bool: ...
 
 
 class Cache(Reads, Protocol):
@@ -76,21 +63,13 @@ class ExperimentReconciler:
         )
 
     def reconcile(self, namespace: str, name: str) -> float | None:
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                doc = self.reads.get("Experiment", name, namespace)
-            except NotFound:
-                return None
-            if not self.scope.admits(doc):
-                return None
-            try:
-                return self._pass(doc)
-            except Conflict as err:
-                if attempt == CONFLICT_RETRIES - 1:
-                    raise
-                log.info("Experiment %s/%s: %s; reading again and planning again", namespace, name, err)
-                self._remember(self._retry(self.cluster.get, "Experiment", name, namespace))
-        return None  # pragma: no cover - the loop returns or raises
+        return replanned("Experiment", namespace, name, reads=self.reads, scope=self.scope, run=self._pass,
+                         refresh=self._refresh)
+
+    def _refresh(self, doc: Obj, err: Conflict) -> None:
+        """After a 409, read the Experiment again from the API."""
+        namespace, name = wire.name_of(doc)
+        self._remember(self._retry(self.cluster.get, "Experiment", name, namespace))
 
     def _pass(self, doc: Obj) -> float | None:
         try:

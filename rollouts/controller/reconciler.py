@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import tenacity
 from pydantic import ValidationError
@@ -55,6 +55,7 @@ from pydantic import ValidationError
 from analysis.model import AnalysisTemplate
 from rollouts.controller.hooks import HookCaller, OnCall
 from rollouts.controller.informer import Cache
+from rollouts.controller.passes import API_RETRY_WAIT, Admits, Reads, replanned
 from rollouts.plan import claims, experiment_step, restarts
 from rollouts.plan import hook_calls as hooks
 from rollouts.plan import planner as core
@@ -76,22 +77,8 @@ __all__ = ["INSTANCE_LABEL", "RolloutReconciler", "references"]
 
 log = logging.getLogger(__name__)
 
-CONFLICT_RETRIES = 3
 HOOK_FIELDS = (WEBHOOKS, "spec.strategy.canary.webhookFailureLimit")
-API_RETRY_WAIT = tenacity.wait_exponential(multiplier=0.05, max=1.0)  # between retries of a transient API fault
 Obj = dict[str, Any]
-
-
-class Reads(Protocol):
-    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj: ...
-
-    def list(
-        self, kind: str, namespace: str | None = None, *, label_selector: dict[str, str] | None = None
-    ) -> list[Obj]: ...
-
-
-class Admits(Protocol):
-    def admits(self, obj: Obj) -> bool: ...
 
 
 def references(doc: Obj) -> list[tuple[str, str, str]]:
@@ -175,23 +162,8 @@ class RolloutReconciler:
     # ------------------------------------------------------------ the pass
 
     def reconcile(self, namespace: str, name: str) -> float | None:
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                doc = self.reads.get("Rollout", name, namespace)
-            except NotFound:
-                self._report_gone(namespace, name)
-                return None
-            if not self.scope.admits(doc):
-                self._report_gone(namespace, name)
-                return None
-            try:
-                return self._pass(doc)
-            except Conflict as err:
-                if attempt == CONFLICT_RETRIES - 1:
-                    raise
-                log.info("Rollout %s/%s: %s; reading again and planning again", namespace, name, err)
-                self._refresh(doc, err)
-        return None  # pragma: no cover - the loop returns or raises
+        return replanned("Rollout", namespace, name, reads=self.reads, scope=self.scope, run=self._pass,
+                         refresh=self._refresh, gone=self._report_gone)
 
     def _pass(self, doc: Obj) -> float | None:
         rollout: Rollout | None = None
