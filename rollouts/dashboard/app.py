@@ -40,7 +40,7 @@ from starlette.staticfiles import StaticFiles
 from rollouts.dashboard import pages
 from rollouts.dashboard.actions import ACTIONS, FormError
 from rollouts.dashboard.auth import COOKIE, Authenticator, Denied, Refusal, User
-from rollouts.dashboard.store import Store
+from rollouts.dashboard.store import Key, Store
 from rollouts.platform.cluster import Cluster, ClusterError, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from rollouts.platform.commands import ImageError
 
@@ -152,6 +152,23 @@ def _since(dash: Dashboard, request: Request) -> int:
     return min(int(text), now) if text.isdigit() else now
 
 
+async def _changes(dash: Dashboard, since: int) -> AsyncIterator[set[Key] | None]:
+    """The Rollouts changed after store version `since`, a batch at a time (None: more than the
+    store's change log names): each batch waits for a change, then COALESCE more, so a burst of
+    watch events is one update; the stream ends when the dashboard closes."""
+    version = since
+    while True:
+        waiter = dash.broadcast.waiter()
+        if dash.store.version == version and not dash.broadcast.closed:
+            await waiter.wait()
+        if dash.broadcast.closed:
+            return
+        await asyncio.sleep(COALESCE)
+        version, keys = dash.store.changed_since(version)
+        if keys is None or keys:
+            yield keys
+
+
 def _user(dash: Dashboard, request: Request) -> User | Refusal:
     return dash.auth.authenticate(request.headers, request.cookies)
 
@@ -177,21 +194,11 @@ def make_app(dash: Dashboard) -> Starlette:
         q, since = request.query_params.get("q", ""), _since(dash, request)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
-            version = since
             shown = {row.id: dash.row_html(row) for row in pages.overview(dash.store, dash.now(), q)}
             _, missed = dash.store.changed_since(since)  # changed between the page and this stream: send again
             for row_id in list(shown) if missed is None else [pages.dom_id(*key) for key in missed]:
                 shown[row_id] = ""
-            while True:
-                waiter = dash.broadcast.waiter()
-                if dash.store.version == version and not dash.broadcast.closed:
-                    await waiter.wait()
-                if dash.broadcast.closed:
-                    return
-                await asyncio.sleep(COALESCE)
-                version, keys = dash.store.changed_since(version)
-                if keys is not None and not keys:
-                    continue
+            async for keys in _changes(dash, since):
                 update = overview_update(dash, shown, pages.overview(dash.store, dash.now(), q, keys), keys)
                 if update["upsert"] or update["remove"]:
                     yield ServerSentEvent(json.dumps(update), event="rows")
@@ -218,15 +225,7 @@ def make_app(dash: Dashboard) -> Starlette:
         key, since = (namespace, name), _since(dash, request)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
-            version = since
-            while True:
-                waiter = dash.broadcast.waiter()
-                if dash.store.version == version and not dash.broadcast.closed:
-                    await waiter.wait()
-                if dash.broadcast.closed:
-                    return
-                await asyncio.sleep(COALESCE)
-                version, keys = dash.store.changed_since(version)
+            async for keys in _changes(dash, since):
                 if keys is not None and key not in keys:
                     continue
                 detail = pages.detail(dash.store, namespace, name, dash.now())
