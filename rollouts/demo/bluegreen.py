@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rollouts.demo.scenario import FIRST_IMAGE, ROLLOUT_NAME, Release, ScenarioError, load_kind
+from rollouts.demo.scenario import FIRST_IMAGE, ROLLOUT_NAME, Release, ScenarioError, load_kind, query
 
 EXAMPLE_DIR = Path(str(resources.files("rollouts") / "examples" / "blue-green"))
 HASH_ARG = "preview-hash"
@@ -94,14 +94,6 @@ def _load(name: str, kind: str, directory: Path) -> list[dict[str, Any]]:
     return load_kind(name, kind, directory, demo="the blue-green demo", example="blue-green")
 
 
-def query(window: str) -> str:
-    """Success rate of the preview ReplicaSet's smoke-test requests, from the source side."""
-    selector = (f'reporter="source",destination_service=~"{{{{args.{SERVICE_ARG}}}}}",'
-                f'destination_workload=~".+-{{{{args.{HASH_ARG}}}}}"')
-    return (f'sum(rate(istio_requests_total{{{selector},response_code!~"5.*"}}[{window}])) /\n'
-            f'sum(rate(istio_requests_total{{{selector}}}[{window}]))\n')
-
-
 def adjust(*, rollout: dict[str, Any], template: dict[str, Any], timing: Timing, namespace: str) -> None:
     """The demo's changes to the example, in place."""
     for doc in (rollout, template):
@@ -123,7 +115,7 @@ def adjust(*, rollout: dict[str, Any], template: dict[str, Any], timing: Timing,
     if metric.get("successCondition") != "result[0] >= 0.95":
         raise ScenarioError("the preview-smoke example's successCondition changed; the demo expects result[0] >= 0.95")
     metric.update(interval=timing.interval, initialDelay=timing.initial_delay, count=timing.count)
-    metric["provider"]["prometheus"]["query"] = query(timing.window)
+    metric["provider"]["prometheus"]["query"] = query(timing.window, HASH_ARG)
 
 
 def build(timing: Timing = FULL, *, namespace: str = "default", directory: Path = EXAMPLE_DIR) -> Scenario:

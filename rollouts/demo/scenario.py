@@ -121,10 +121,11 @@ def load_kind(name: str, kind: str, directory: Path, *, demo: str = "the demo",
     return found
 
 
-def query(window: str) -> str:
-    """Success rate of the canary's ReplicaSet, from the source side (the traffic generator)."""
+def query(window: str, hash_arg: str = HASH_ARG) -> str:
+    """Success rate of the requests to the ReplicaSet whose pod-template hash is the arg `hash_arg`
+    (the canary's; the blue-green demo's preview), from the source side (the traffic generator)."""
     selector = ('reporter="source",destination_service=~"{{args.service-name}}",'
-                f'destination_workload=~".+-{{{{args.{HASH_ARG}}}}}"')
+                f'destination_workload=~".+-{{{{args.{hash_arg}}}}}"')
     return (f'sum(rate(istio_requests_total{{{selector},response_code!~"5.*"}}[{window}])) /\n'
             f'sum(rate(istio_requests_total{{{selector}}}[{window}]))\n')
 
