@@ -16,7 +16,6 @@ Rules:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rollouts.demo.bluegreen_record import BlueGreenRecord, Scale, Selectors, scaled_down_version
-from rollouts.demo.summary import ReleaseSummary, Summary, release_summary
+from rollouts.demo.summary import ReleaseSummary, Summary, json_number, rate_text, release_summary, server_errors
 
 
 @dataclass(frozen=True)
@@ -89,10 +88,6 @@ def _dedup(values: Iterable[str | None]) -> tuple[str | None, ...]:
     return tuple(kept)
 
 
-def _errors(requests: Mapping[str, int]) -> int:
-    return sum(n for code, n in requests.items() if code.startswith("5"))
-
-
 def release_summary_bg(record: BlueGreenRecord) -> BlueGreenSummary:
     base = release_summary(record)
     fields = {name: getattr(base, name) for name in ReleaseSummary.__dataclass_fields__}
@@ -101,9 +96,9 @@ def release_summary_bg(record: BlueGreenRecord) -> BlueGreenSummary:
         new_hash=record.new_hash, old_hash=record.old_hash, selectors=record.selectors,
         analysis_succeeded_version=record.analysis_succeeded_version,
         old_scales=record.old_scales, new_scales=record.new_scales,
-        production_to_new=sum(record.production.values()), production_errors_from_new=_errors(record.production),
+        production_to_new=sum(record.production.values()), production_errors_from_new=server_errors(record.production),
         production_total=record.production_total,
-        smoke_requests=sum(record.smoke.values()), smoke_errors=_errors(record.smoke),
+        smoke_requests=sum(record.smoke.values()), smoke_errors=server_errors(record.smoke),
     )
 
 
@@ -114,12 +109,6 @@ def summarize(records: Sequence[BlueGreenRecord], *, duration_seconds: float, en
 
 
 # ---------------------------------------------------------------- output
-
-
-def _number(value: float | None) -> float | None:
-    if value is None or math.isnan(value) or math.isinf(value):
-        return None
-    return round(value, 4)
 
 
 def _release_json(r: BlueGreenSummary) -> dict[str, Any]:
@@ -143,15 +132,15 @@ def _release_json(r: BlueGreenSummary) -> dict[str, Any]:
         "analysis": {
             "run": r.analysis_run,
             "phase": r.analysis_phase,
-            "values": [_number(v) for v in r.analysis_values],
-            "min": _number(min(r.analysis_values, default=None)),
-            "last": _number(r.analysis_values[-1] if r.analysis_values else None),
+            "values": [json_number(v) for v in r.analysis_values],
+            "min": json_number(min(r.analysis_values, default=None)),
+            "last": json_number(r.analysis_values[-1] if r.analysis_values else None),
             "succeeded_version": r.analysis_succeeded_version,
         },
         "production": {"requests": r.production_total, "requests_to_new": r.production_to_new,
                        "errors_from_new": r.production_errors_from_new},
         "smoke": {"requests": r.smoke_requests, "errors": r.smoke_errors,
-                  "success_rate": _number(r.smoke_success_rate)},
+                  "success_rate": json_number(r.smoke_success_rate)},
         "old_replicaset": {"hash": r.old_hash, "scale_down_deadline": r.old_deadline,
                            "scaled_down_version": r.old_scaled_down_version,
                            "replicas": [{"version": s.version, "replicas": s.replicas} for s in r.old_scales]},
@@ -179,14 +168,10 @@ def hash_text(history: Sequence[str | None], new_hash: str) -> str:
     return " → ".join("-" if h is None else f"{h}(new)" if h == new_hash else h for h in history) or "-"
 
 
-def _rate(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value * 100:.1f}%"
-
-
 def _analysis_text(r: BlueGreenSummary) -> str:
     if not r.analysis_values:
         return f"{r.analysis_phase or '-'} (no values)"
-    values = ", ".join(_rate(v) for v in r.analysis_values[-4:])
+    values = ", ".join(rate_text(v) for v in r.analysis_values[-4:])
     more = "…, " if len(r.analysis_values) > 4 else ""
     return f"{r.analysis_phase}: {more}{values}"
 

@@ -149,7 +149,8 @@ def measurement_value(value: str) -> float | None:
         return None
 
 
-def _errors(requests: Mapping[str, int]) -> int:
+def server_errors(requests: Mapping[str, int]) -> int:
+    """The 5xx answers among requests counted by status code."""
     return sum(n for code, n in requests.items() if code.startswith("5"))
 
 
@@ -168,11 +169,11 @@ def release_summary(record: ReleaseRecord) -> ReleaseSummary:
         analysis_phase=record.analysis_phase,
         analysis_values=values,
         requests=sum(record.requests.values()),
-        errors=_errors(record.requests),
+        errors=server_errors(record.requests),
         judge=record.judge,
         threshold=record.threshold,
         baseline_requests=sum(record.baseline_requests.values()),
-        baseline_errors=_errors(record.baseline_requests),
+        baseline_errors=server_errors(record.baseline_requests),
     )
 
 
@@ -184,7 +185,8 @@ def summarize(records: Sequence[ReleaseRecord], *, duration_seconds: float, endp
 # ---------------------------------------------------------------- output
 
 
-def _number(value: float | None) -> float | None:
+def json_number(value: float | None) -> float | None:
+    """A figure for the JSON summary: rounded, and null for a missing, NaN or infinite one."""
     if value is None or math.isnan(value) or math.isinf(value):
         return None
     return round(value, 4)
@@ -207,20 +209,20 @@ def to_json(summary: Summary) -> dict[str, Any]:
                 "weights": list(r.weights),
                 "weight_history": r.weight_text,
                 "final_canary_weight": r.final_weight,
-                "success_rate": _number(r.success_rate),
-                "traffic": {"requests": r.requests, "errors": r.errors, "success_rate": _number(r.success_rate)},
+                "success_rate": json_number(r.success_rate),
+                "traffic": {"requests": r.requests, "errors": r.errors, "success_rate": json_number(r.success_rate)},
                 "analysis": {
                     "run": r.analysis_run,
                     "phase": r.analysis_phase,
-                    "values": [_number(v) for v in r.analysis_values],
-                    "min": _number(min(r.analysis_values, default=None)),
-                    "last": _number(r.analysis_values[-1] if r.analysis_values else None),
+                    "values": [json_number(v) for v in r.analysis_values],
+                    "min": json_number(min(r.analysis_values, default=None)),
+                    "last": json_number(r.analysis_values[-1] if r.analysis_values else None),
                 },
             } | ({} if r.judge is None else {"judge": {
                 "message": r.judge,
                 "threshold_template": r.threshold,
                 "stable_traffic": {"requests": r.baseline_requests, "errors": r.baseline_errors,
-                                   "success_rate": _number(r.baseline_success_rate)},
+                                   "success_rate": json_number(r.baseline_success_rate)},
             }})
             for r in summary.releases
         ],
@@ -229,7 +231,8 @@ def to_json(summary: Summary) -> dict[str, Any]:
     }
 
 
-def _rate(value: float | None) -> str:
+def rate_text(value: float | None) -> str:
+    """A success rate for the table: `99.5%`, or `-` for none."""
     return "-" if value is None or math.isnan(value) else f"{value * 100:.1f}%"
 
 
@@ -239,8 +242,8 @@ def _analysis_text(r: ReleaseSummary) -> str:
     if not r.analysis_values:
         return f"{r.analysis_phase or '-'} (no values)"
     if len(set(r.analysis_values)) == 1:
-        return f"{r.analysis_phase}: {_rate(r.analysis_values[0])} × {len(r.analysis_values)}"
-    values = ", ".join(_rate(v) for v in r.analysis_values[-4:])
+        return f"{r.analysis_phase}: {rate_text(r.analysis_values[0])} × {len(r.analysis_values)}"
+    values = ", ".join(rate_text(v) for v in r.analysis_values[-4:])
     more = "…, " if len(r.analysis_values) > 4 else ""
     return f"{r.analysis_phase}: {more}{values}"
 
@@ -256,7 +259,7 @@ def table(summary: Summary) -> RenderableType:
         verdict = Text(f"{mark} {r.outcome}", style=style)
         if not r.as_expected:
             verdict.append(f" (expected {r.expected})", style="red")
-        traffic = f"{_rate(r.success_rate)} ok of {r.requests}"
+        traffic = f"{rate_text(r.success_rate)} ok of {r.requests}"
         grid.add_row(r.image, verdict, f"{r.duration_seconds:.0f}s", r.weight_text, _analysis_text(r), traffic)
     notes = [note for r in summary.releases for note in judged_lines(r)]
     if summary.ok:
@@ -274,6 +277,7 @@ def judged_lines(r: ReleaseSummary) -> list[Text]:
     if r.judge is None:
         return []
     canary, stable = (None if ok is None else 1 - ok for ok in (r.success_rate, r.baseline_success_rate))
-    traffic = f"   canary {_rate(canary)} errors of {r.requests}, stable {_rate(stable)} of {r.baseline_requests}"
+    traffic = (f"   canary {rate_text(canary)} errors of {r.requests}, "
+               f"stable {rate_text(stable)} of {r.baseline_requests}")
     return [Text(f"{r.image} judge: {r.judge}", style="bold"), Text(traffic),
             Text(f"   {r.threshold or 'threshold template: not replayed'}", style="yellow")]
