@@ -21,6 +21,7 @@ from analysis.providers.registry import default_providers
 from rollouts.controller.manager import Manager
 from rollouts.platform.kinds import KINDS
 from tests.controller.dsl import Follower, Scenario
+from tests.faults.faulty import FaultyCluster
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
 
@@ -70,6 +71,16 @@ class FaultScenario(Scenario):
 
     def measurements(self, metric: str) -> list[dict[str, Any]]:
         return [m for r in self.metric_results() if r["name"] == metric for m in r.get("measurements") or []]
+
+
+def through_faults() -> tuple[FaultScenario, FaultyCluster]:
+    """istio-canary whose controller reaches the cluster through a FaultyCluster (arrange the
+    faults on it), its success-rate metric scripted healthy (0.99)."""
+    scenario = FaultScenario()
+    faulty = FaultyCluster(scenario.cluster)
+    scenario.manager = scenario.new_manager(cluster=faulty)
+    scenario.provider.script("success-rate", [0.99])
+    return scenario, faulty
 
 
 def template(name: str, metrics: list[dict[str, Any]], *, args: list[dict[str, Any]] | None = None,

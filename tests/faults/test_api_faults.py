@@ -32,7 +32,7 @@ from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Conflict, Unavailable
 from tests.controller.dsl import START, ScriptedProvider, load_example, route_weights
 from tests.faults.faulty import FaultyCluster
-from tests.faults.harness import NEW_IMAGE, FaultScenario, wait_for
+from tests.faults.harness import NEW_IMAGE, FaultScenario, through_faults, wait_for
 
 ROLLOUT = "rollout-example"
 Arrange = Callable[[FaultyCluster], None]
@@ -49,10 +49,7 @@ class Outcome:
 
 def story(arrange: Arrange | None = None) -> tuple[Outcome, FaultScenario, FaultyCluster]:
     """istio-canary: deployed, then a new image, to the end; `arrange` injects faults after the first deploy."""
-    scenario = FaultScenario()
-    faulty = FaultyCluster(scenario.cluster)
-    scenario.manager = scenario.new_manager(cluster=faulty)
-    scenario.provider.script("success-rate", [0.99])
+    scenario, faulty = through_faults()
     try:
         scenario.given_healthy()
         if arrange is not None:
@@ -129,10 +126,7 @@ def test_a_persistent_5xx_is_retried_with_bounded_backoff_never_in_a_hot_loop() 
     def arrange(faulty: FaultyCluster) -> None:
         faulty.fail("patch_status", "Rollout", ROLLOUT, [Unavailable("apiserver down")] * 10_000)
 
-    scenario = FaultScenario()
-    faulty = FaultyCluster(scenario.cluster)
-    scenario.manager = scenario.new_manager(cluster=faulty)
-    scenario.provider.script("success-rate", [0.99])
+    scenario, faulty = through_faults()
     try:
         scenario.given_healthy()
         healthy = scenario.status

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.faulty import FaultyCluster
-from tests.faults.harness import NEW_IMAGE, FaultScenario
+from tests.faults.harness import NEW_IMAGE, FaultScenario, through_faults
 
 Spec = dict[str, Any]
 
@@ -70,10 +69,7 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", list(MISTAKES))
 def test_a_mistake_is_invalid_spec_with_path_and_fix_and_shifts_no_traffic(mistake: str) -> None:
     case = MISTAKES[mistake]
-    scenario = FaultScenario()
-    faulty = FaultyCluster(scenario.cluster)
-    scenario.manager = scenario.new_manager(cluster=faulty)
-    scenario.provider.script("success-rate", [0.99])
+    scenario, faulty = through_faults()
     cluster = scenario.cluster
     try:
         scenario.given_healthy()

@@ -30,7 +30,7 @@ from rollouts.platform.cluster import Invalid
 from tests.controller.dsl import route_weights
 from tests.faults.bench import renamed
 from tests.faults.faulty import FaultyCluster
-from tests.faults.harness import NEW_IMAGE, FaultScenario
+from tests.faults.harness import NEW_IMAGE, FaultScenario, through_faults
 
 Doc = dict[str, Any]
 Edit = Callable[[Doc, Doc], None]  # (rollout, template) -> None, in place
@@ -215,10 +215,7 @@ HEALTHY = ("rollout-example", "healthy-b")
 
 
 def build(cases: dict[str, Hostile]) -> tuple[FaultScenario, FaultyCluster, dict[str, tuple[Doc, Doc]]]:
-    scenario = FaultScenario()
-    faulty = FaultyCluster(scenario.cluster)
-    scenario.manager = scenario.new_manager(cluster=faulty)
-    scenario.provider.script("success-rate", [0.99])
+    scenario, faulty = through_faults()
     scenario.provider.script("check", [0.99])
     scenario.provider.script("empty", [])
     base_template = next(doc for doc in scenario.docs if doc["kind"] == "AnalysisTemplate")

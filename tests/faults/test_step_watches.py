@@ -14,14 +14,11 @@ from datetime import timedelta
 
 from rollouts.platform.cluster import Unavailable
 from tests.faults.faulty import FaultyCluster
-from tests.faults.harness import NEW_IMAGE, FaultScenario
+from tests.faults.harness import NEW_IMAGE, through_faults
 
 
 def first_canary_at(arrange: str, times: int = 0) -> tuple[timedelta, FaultyCluster]:
-    scenario = FaultScenario()
-    faulty = FaultyCluster(scenario.cluster)
-    scenario.manager = scenario.new_manager(cluster=faulty)
-    scenario.provider.script("success-rate", [0.99])
+    scenario, faulty = through_faults()
     try:
         scenario.given_healthy()
         updated = scenario.clock.now()
