@@ -29,3 +29,10 @@ def test_a_million_is_shared_out_in_proportion(monkeypatch: pytest.MonkeyPatch) 
     shared = [budget.examples(n) for n in defaults()]
     assert abs(sum(shared) - 1_000_000) <= len(shared)
     assert all(s >= n for s, n in zip(shared, defaults(), strict=True))
+
+
+def test_a_property_timeout_is_off_in_the_opt_in_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(budget.ENV, raising=False)
+    assert budget.timeout(120) == 120
+    monkeypatch.setenv(budget.ENV, "1000000")
+    assert budget.timeout(120) == 0  # pytest-timeout: 0 is no timeout (a marker outranks --timeout=0)

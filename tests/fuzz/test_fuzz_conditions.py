@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis.expr import ExprError, MeasurementPhase, Verdict, compile_expr, evaluate_condition
-from tests.fuzz.budget import examples
+from tests.fuzz.budget import examples, timeout
 
 INT64 = 2**63
 MEMORY_LIMIT = 100 * 2**20
@@ -270,28 +270,28 @@ def bounded(text: str, result: object) -> None:
     assert peak < MEMORY_LIMIT, (text, peak)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(timeout(120))
 @settings(FAST, max_examples=examples(3100))
 @given(CONDITIONS, SMALL_RESULTS)
 def test_grammar_conditions_raise_only_expr_errors(text: str, result: Any) -> None:
     evaluate(text, result)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(timeout(120))
 @settings(FAST, max_examples=examples(1500))
 @given(st.one_of(RANDOM_TEXT, MUTATED), SMALL_RESULTS)
 def test_random_text_raises_only_expr_errors(text: str, result: Any) -> None:
     evaluate(text, result)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(timeout(120))
 @settings(FAST, max_examples=examples(1000))
 @given(CONDITIONS, st.one_of(CONDITIONS, st.none()), SMALL_RESULTS)
 def test_the_verdict_never_raises(success: str, failure: str | None, result: Any) -> None:
     verdict_of(success, failure, result)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(timeout(240))
 @settings(FAST, max_examples=examples(500))
 @given(CONDITIONS, HOSTILE_RESULTS)
 def test_hostile_results_stay_bounded(text: str, result: Any) -> None:
