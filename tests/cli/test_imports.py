@@ -103,12 +103,14 @@ def test_rollouts_lint_of_a_file_imports_no_other_commands_libraries(tmp_path: P
     assert imported.isdisjoint(OTHER_COMMANDS_LIBRARIES)
 
 
-def test_rollouts_get_rollout_imports_the_client_and_the_view_only(tmp_path: Path, shop: Shop,
-                                                                   kubeconfig: Path) -> None:
-    """The kubernetes client and rich it needs; no model, no plan, no provider, no metrics."""
+def test_rollouts_get_rollout_imports_the_light_reader_and_the_view_only(tmp_path: Path, shop: Shop,
+                                                                        kubeconfig: Path) -> None:
+    """The light reader (http.client) and rich; not the kubernetes client, no model, no plan, no provider."""
     shop.seed("paused")
     modules = modules_after(tmp_path, "get", "rollout", "checkout", "--kubeconfig", str(kubeconfig))
-    assert {"rollouts.kube.cluster", "rollouts.view.render"} <= modules  # the probe saw it run
+    assert {"rollouts.kube.light", "rollouts.view.render"} <= modules  # the probe saw it run
+    assert "rollouts.kube.cluster" not in modules
+    assert {name.split(".")[0] for name in modules}.isdisjoint({"kubernetes", "urllib3", "requests"})
     ours = {name for name in modules if name.startswith(("analysis", "rollouts.spec", "rollouts.plan",
                                                          "rollouts.controller", "rollouts.demo"))}
     assert ours == set()
