@@ -101,6 +101,8 @@ def test_rollouts_lint_of_a_file_imports_no_other_commands_libraries(tmp_path: P
     imported = imported_by(tmp_path, "lint", str(EXAMPLE))
     assert "pydantic" in imported  # the probe saw the command run
     assert imported.isdisjoint(OTHER_COMMANDS_LIBRARIES)
+    # the CRD schema is checked by rollouts.spec.structural, not jsonschema (and pydantic_settings with it)
+    assert imported.isdisjoint({"jsonschema", "openapi_schema_validator", "referencing", "pydantic_settings"})
 
 
 def test_rollouts_get_rollout_imports_the_light_reader_and_the_view_only(tmp_path: Path, shop: Shop,
