@@ -12,7 +12,7 @@ Rules:
   Swap it with `use_runtime(...)`; commands read it once per call, never cache it.
 - Only rollouts.kube.cluster imports `kubernetes`; it is imported here lazily, so `--help` and
   `set image --file` do not pay for it. A command that only reads and does not watch says so
-  with the parser default `reads_only=True` (`get rollout`): it gets rollouts.kube.light's
+  with the parser default `reads_only=True` (`get rollout`, `list rollouts`): it gets rollouts.kube.light's
   http.client reader when the kubeconfig needs nothing that reader lacks, else KubeCluster.
 """
 
