@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 from analysis import jsonpath
 from analysis.args import PLACEHOLDER
 from analysis.expr import times
-from analysis.judge import config as judge_config
 from analysis.model import (
     DurationError,
     Metric,
@@ -61,6 +60,9 @@ class SpecProblem:
         return f"{self.message}; {self.fix}"
 
 
+JUDGE_PLUGIN = "rollouts/judge"  # analysis.judge.config.PLUGIN (tests/cli/test_imports.py checks they agree)
+
+
 def metric_problems(metric: Metric) -> list[SpecProblem]:
     """Every problem of `metric`'s prometheus or web settings (other providers: none)."""
     found: list[SpecProblem | None] = []
@@ -73,14 +75,16 @@ def metric_problems(metric: Metric) -> list[SpecProblem]:
             found += range_query_problems(prometheus.range_query)
         found += authentication_problems(prometheus.authentication)
     plugin = metric.provider.plugin or {}
-    if judge_config.PLUGIN in plugin:
-        found += judge_problems(plugin[judge_config.PLUGIN])
+    if JUDGE_PLUGIN in plugin:
+        found += judge_problems(plugin[JUDGE_PLUGIN])
     return [problem for problem in found if problem is not None]
 
 
 def judge_problems(raw: object) -> list[SpecProblem]:
     """provider.plugin.rollouts/judge: a judge config that can run (analysis.judge.config)."""
-    where = f"provider.plugin.{judge_config.PLUGIN}"
+    from analysis.judge import config as judge_config  # lazily: its pydantic models cost lint ~10% otherwise
+
+    where = f"provider.plugin.{JUDGE_PLUGIN}"
     found = [SpecProblem(f"{where}.{path}", message, fix) for path, message, fix in judge_config.problems(raw)]
     address = raw.get("address") if isinstance(raw, dict) else None
     problem = prometheus_address_problem(address) if isinstance(address, str) else None

@@ -11,7 +11,9 @@ Rules:
   is attached, and `make_cluster` (a factory; None means KubeCluster from the kubeconfig).
   Swap it with `use_runtime(...)`; commands read it once per call, never cache it.
 - Only rollouts.kube.cluster imports `kubernetes`; it is imported here lazily, so `--help` and
-  `set image --file` do not pay for it.
+  `set image --file` do not pay for it. A command that only reads and does not watch says so
+  with the parser default `reads_only=True` (`get rollout`, `list rollouts`): it gets rollouts.kube.light's
+  http.client reader when the kubeconfig needs nothing that reader lacks, else KubeCluster.
 """
 
 from __future__ import annotations
@@ -165,9 +167,15 @@ def connect(args: argparse.Namespace) -> tuple[Cluster, Target]:
                         getattr(args, "namespace", None) or "default", "in-process")
         return _runtime.make_cluster(target), target
     target = resolve(args)
-    from rollouts.kube.cluster import KubeCluster  # lazily: the kubernetes client is slow to import
-
     try:
+        if target.kubeconfig is not None and getattr(args, "reads_only", False) and not getattr(args, "watch", False):
+            from rollouts.kube.light import light_cluster
+
+            light = light_cluster(target.kubeconfig, target.context, request_timeout=REQUEST_TIMEOUT)
+            if light is not None:
+                return light, target
+        from rollouts.kube.cluster import KubeCluster  # lazily: the kubernetes client is slow to import
+
         cluster = KubeCluster(kubeconfig=target.kubeconfig, context=target.context, request_timeout=REQUEST_TIMEOUT)
     except ClusterError as err:
         raise CommandError(str(err)) from None

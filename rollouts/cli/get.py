@@ -162,4 +162,4 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--timeout-seconds", type=int, metavar="N", help=argparse.SUPPRESS)
     parser.add_argument("--no-color", action="store_true", help="do not colorize output")
     connect.add_flags(parser)
-    parser.set_defaults(func=run_get)
+    parser.set_defaults(func=run_get, reads_only=True)  # without --watch: the light reader (connect)

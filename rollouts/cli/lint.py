@@ -11,33 +11,43 @@ Per document: YAML syntax, then the object's identity (mapping, apiVersion, kind
 name), then the schema of our CRDs (`rollouts.spec.crdschema`), then the semantic checks
 of `rollouts.plan.validation` with every AnalysisTemplate, VirtualService,
 DestinationRule and Service found in the given files as references.
+
+Start-up: a kind's model module is imported only when a file holds that kind (`model_of`),
+so a file of Rollouts does not build the Experiment models (benchmarks/bench_cli.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from analysis.model import AnalysisRun, AnalysisTemplate, ArgoModel
+from analysis.model import API_VERSION, AnalysisRun, AnalysisTemplate, ArgoModel
 from rollouts.cli import CommandError
 from rollouts.plan import validation
-from rollouts.spec import crdgen, crdschema, manifests
-from rollouts.spec.experiment import Experiment
+from rollouts.spec import crdschema, manifests
 from rollouts.spec.model import Rollout
 from rollouts.spec.problems import Problem, did_you_mean, from_validation_error, warning
 
-ARGO_KINDS: Mapping[str, type[ArgoModel]] = {
-    "Rollout": Rollout,
-    "AnalysisTemplate": AnalysisTemplate,
-    "ClusterAnalysisTemplate": AnalysisTemplate,
-    "AnalysisRun": AnalysisRun,
-    "Experiment": Experiment,
+ARGO_KINDS: Mapping[str, str] = {  # kind -> "module:Model", imported when a file holds the kind
+    "Rollout": "rollouts.spec.model:Rollout",
+    "AnalysisTemplate": "analysis.model:AnalysisTemplate",
+    "ClusterAnalysisTemplate": "analysis.model:AnalysisTemplate",
+    "AnalysisRun": "analysis.model:AnalysisRun",
+    "Experiment": "rollouts.spec.experiment:Experiment",
 }
-ARGO_API = f"{crdgen.GROUP}/{crdgen.VERSION}"
+ARGO_API = API_VERSION  # = rollouts.spec.crdgen's GROUP/VERSION (crdgen imports every model)
+ARGO_GROUP = ARGO_API.rsplit("/", 1)[0]
+
+
+def model_of(kind: str) -> type[ArgoModel]:
+    module, name = ARGO_KINDS[kind].split(":")
+    model: type[ArgoModel] = getattr(importlib.import_module(module), name)
+    return model
 _ARGO_OTHER_KINDS: tuple[str, ...] = ()  # kinds Argo serves and this controller does not run (none now)
 _REFERENCED = {  # kind -> apiVersion group it must come from
     "VirtualService": "networking.istio.io",
@@ -84,11 +94,11 @@ def _identity_problems(data: Any) -> list[Problem]:
     group = api.rsplit("/", 1)[0] if "/" in api else ""
     if kind in ARGO_KINDS and api != ARGO_API:
         return [Problem("apiVersion", f"{api!r} is not served for {kind}", f"use apiVersion: {ARGO_API}")]
-    if group == crdgen.GROUP and kind not in ARGO_KINDS:
+    if group == ARGO_GROUP and kind not in ARGO_KINDS:
         if kind in _ARGO_OTHER_KINDS:
             return [warning("kind", f"{kind} is not supported by this controller", "let Argo Rollouts run it")]
         guess = did_you_mean(kind, ARGO_KINDS)
-        return [Problem("kind", f"unknown kind {kind!r} in {crdgen.GROUP}",
+        return [Problem("kind", f"unknown kind {kind!r} in {ARGO_GROUP}",
                         f"did you mean {guess}?" if guess else f"use one of {', '.join(ARGO_KINDS)}")]
     return []
 
@@ -108,7 +118,7 @@ def _parse(doc: manifests.Document) -> _Parsed:
     if problems:
         return _Parsed(doc, None, problems)
     try:
-        return _Parsed(doc, ARGO_KINDS[doc.data["kind"]].load(manifests.drop_nulls(doc.data)), [])
+        return _Parsed(doc, model_of(doc.data["kind"]).load(manifests.drop_nulls(doc.data)), [])
     except ValidationError as err:
         return _Parsed(doc, None, from_validation_error(err))
 
@@ -158,8 +168,8 @@ def lint(loaded: manifests.Loaded) -> list[Finding]:
             problems.extend(validation.validate_template(item.model))
         elif isinstance(item.model, AnalysisRun):
             problems.extend(validation.validate_analysis_run(item.model))
-        elif isinstance(item.model, Experiment):
-            problems.extend(validation.validate_experiment(item.model, refs))
+        elif item.model is not None and item.doc.data["kind"] == "Experiment":
+            problems.extend(validation.validate_experiment(item.model, refs))  # type: ignore[arg-type]
         findings.extend(Finding(item.doc.file, _subject(item.doc), p) for p in problems)
     order = {name: i for i, name in enumerate(loaded.files)}
     return sorted(findings, key=lambda f: order.get(f.file, len(order)))

@@ -37,4 +37,4 @@ def register(subparsers: Any) -> None:
     rollouts = kinds.add_parser("rollouts", aliases=["rollout", "ro"], help="List rollouts with their step and weight")
     rollouts.add_argument("-A", "--all-namespaces", action="store_true", help="list rollouts in every namespace")
     connect.add_flags(rollouts)
-    rollouts.set_defaults(func=run_list)
+    rollouts.set_defaults(func=run_list, reads_only=True)  # the light reader (connect)

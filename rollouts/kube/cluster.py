@@ -40,14 +40,10 @@ from kubernetes import client, config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
+from rollouts.kube.errors import api_error as _error
 from rollouts.platform.cluster import (
-    AlreadyExists,
     ClusterError,
-    Conflict,
-    Forbidden,
-    Gone,
     Invalid,
-    NotFound,
     Obj,
     Patch,
     Unavailable,
@@ -63,33 +59,6 @@ __all__ = ["KubeCluster"]
 
 _CONTENT_TYPES = {"merge": "application/merge-patch+json", "json": "application/json-patch+json"}
 WATCH_CHUNK_SECONDS = 300
-
-
-def _error(status: int, body: Any, fallback: str) -> ClusterError:
-    """The port's error for an API answer `status` with a Status `body` (bytes or str)."""
-    try:
-        parsed = json.loads(body) if body else {}
-    except ValueError:
-        parsed = {}
-    parsed = parsed if isinstance(parsed, dict) else {}
-    message = str(parsed.get("message") or fallback or f"HTTP {status}").strip()
-    if status == 404:
-        return NotFound(message)
-    if status == 409:
-        return AlreadyExists(message) if parsed.get("reason") == "AlreadyExists" else Conflict(message)
-    if status == 410:
-        return Gone(message)
-    if status in (401, 403):
-        return Forbidden(message)
-    if status in (400, 415, 422):
-        return Invalid(message)
-    if status == 429 or status >= 500 or status == 0:
-        unavailable = Unavailable(message)
-        unavailable.code = status or Unavailable.code  # the request metric counts the answer's own code
-        return unavailable
-    error = ClusterError(message)
-    error.code = status
-    return error
 
 
 def load_api_client(kubeconfig: str | Path | None = None, context: str | None = None) -> client.ApiClient:

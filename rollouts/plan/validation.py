@@ -48,17 +48,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis import checks as template_checks
 from analysis.checks import duration_problem, runs_indefinitely
 from analysis.model import AnalysisRun, AnalysisTemplate, TemplateRef
-from rollouts.plan import experiment_checks
 from rollouts.plan.hook_checks import webhook_problems
 from rollouts.plan.size_checks import size_problems
 from rollouts.plan.template_checks import validate_template
 from rollouts.plan.timing_checks import background_timing_problems
-from rollouts.spec.experiment import Experiment, ExperimentAnalysis
 from rollouts.spec.model import (
     AntiAffinity,
     BlueGreenStrategy,
@@ -80,6 +78,9 @@ from rollouts.spec.problems import (
     warning,
 )  # fmt: skip
 from rollouts.traffic.checks import traffic_problems
+
+if TYPE_CHECKING:  # at run time imported where used: the Experiment models only for files that hold them
+    from rollouts.spec.experiment import Experiment, ExperimentAnalysis
 
 __all__ = [
     "ARGO_ONLY_FIELDS", "Problem", "References", "Severity", "errors",
@@ -154,6 +155,8 @@ def validate_rollout(rollout: Rollout, refs: References | None = None) -> list[P
 
 def validate_experiment(ex: Experiment, refs: References | None = None) -> list[Problem]:
     """Every problem of an Experiment object (rollouts.plan.experiment_checks; unknown fields as a Rollout's)."""
+    from rollouts.plan import experiment_checks  # lazily: lint of a file without Experiments skips their models
+
     refs = refs or References()
 
     def pool(analysis: ExperimentAnalysis) -> tuple[str, Mapping[str, AnalysisTemplate] | None]:
@@ -473,9 +476,14 @@ def _experiment_step_problems(canary: CanaryStrategy, refs: References) -> list[
     def pool(analysis: ExperimentAnalysis) -> tuple[str, Mapping[str, AnalysisTemplate] | None]:
         return _lookup(TemplateRef(template_name=analysis.template_name, cluster_scope=analysis.cluster_scope), refs)
 
-    return [problem for index, step in enumerate(canary.steps or [])
-            if step.experiment is not None and step.kind is StepKind.EXPERIMENT
-            for problem in experiment_checks.step_problems(step.experiment, f"{CANARY}.steps[{index}].experiment",
+    steps = [(index, step.experiment) for index, step in enumerate(canary.steps or [])
+             if step.experiment is not None and step.kind is StepKind.EXPERIMENT]
+    if not steps:
+        return []
+    from rollouts.plan import experiment_checks  # lazily: only a Rollout with experiment steps needs their models
+
+    return [problem for index, experiment in steps
+            for problem in experiment_checks.step_problems(experiment, f"{CANARY}.steps[{index}].experiment",
                                                            pool=pool)]
 
 

@@ -9,9 +9,10 @@ Rules:
   fieldValidation=Strict); the default is the API server's lenient mode.
 - Null values are pruned first (`manifests.drop_nulls`), as the API server does.
 - `problems(doc)` checks a document against the schema generated from our models
-  (`crdgen`) and turns each error into a `Problem` with the wire path, a plain message
-  and a fix; `validate(crd, doc)` returns raw `path: message` lines for tests that check
-  files in crds/.
+  (`crdgen`) with `rollouts.spec.structural` (no jsonschema: what lint and the controller
+  run at start-up) and turns each error into a `Problem` with the wire path, a plain
+  message and a fix; `validate(crd, doc)` returns raw `path: message` lines from
+  openapi_schema_validator (imported only then) for tests that check files in crds/.
 - The generated schema of each kind (after `k8sify`, through JSON) is cached on disk
   (`$ROLLOUTS_CACHE_DIR`, else `$XDG_CACHE_HOME/rollouts`, else `~/.cache/rollouts`),
   keyed by the package version and a hash of every source file of the models
@@ -28,14 +29,15 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema.exceptions import ValidationError
-from openapi_schema_validator import OAS30Validator
-
-from rollouts.spec import crdgen
+from rollouts.spec import structural
 from rollouts.spec.manifests import drop_nulls
 from rollouts.spec.problems import Problem, did_you_mean, join
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from openapi_schema_validator import OAS30Validator
 
 _TYPE_TEXT = {
     "integer": ("an integer", "write a whole number such as 20, without quotes"),
@@ -79,6 +81,8 @@ def k8sify(schema: Mapping[str, Any], *, strict: bool = False, root: bool = Fals
 
 
 def _validator(crd: Mapping[str, Any], api_version: str, *, strict: bool) -> OAS30Validator:
+    from openapi_schema_validator import OAS30Validator  # lazily: only tests of crds/ files need jsonschema
+
     version = api_version.rsplit("/", 1)[-1]
     served = next((v for v in crd["spec"]["versions"] if v["name"] == version), None)
     if served is None:
@@ -86,9 +90,9 @@ def _validator(crd: Mapping[str, Any], api_version: str, *, strict: bool) -> OAS
     return OAS30Validator(k8sify(served["schema"]["openAPIV3Schema"], strict=strict, root=True))
 
 
-def _path(error: ValidationError) -> str:
+def _path(error: ValidationError | structural.SchemaError) -> str:
     path = ""
-    for part in error.absolute_path:
+    for part in error.path if isinstance(error, structural.SchemaError) else error.absolute_path:
         path = join(path, part)
     return path
 
@@ -134,6 +138,8 @@ def generated_schema(kind: str) -> dict[str, Any]:
             return cached
     except (OSError, ValueError):
         pass
+    from rollouts.spec import crdgen  # lazily: a cache hit needs no model schema generation
+
     version = crdgen.crd(crdgen.KIND_BY_NAME[kind])["spec"]["versions"]
     served = next(v for v in version if v["name"] == crdgen.VERSION)
     text = json.dumps(k8sify(served["schema"]["openAPIV3Schema"], strict=False, root=True))
@@ -149,8 +155,9 @@ def generated_schema(kind: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _our_validator(kind: str) -> OAS30Validator:
-    return OAS30Validator(generated_schema(kind))
+def _our_validator(kind: str) -> dict[str, Any]:
+    """The schema `problems` checks documents of `kind` against (read once per process)."""
+    return generated_schema(kind)
 
 
 def _describe(value: Any) -> str:
@@ -165,7 +172,7 @@ def _describe(value: Any) -> str:
     return "a list" if isinstance(value, list) else "a mapping"
 
 
-def _problems_of(error: ValidationError) -> list[Problem]:
+def _problems_of(error: structural.SchemaError) -> list[Problem]:
     path = _path(error)
     if error.validator == "required":
         have = error.instance if isinstance(error.instance, Mapping) else {}
@@ -185,12 +192,12 @@ def _problems_of(error: ValidationError) -> list[Problem]:
     return [Problem(path, error.message, "see the schema in crds/")]
 
 
-def _order(error: ValidationError) -> list[tuple[bool, Any]]:
-    return [(isinstance(part, str), part) for part in error.absolute_path]
+def _order(error: structural.SchemaError) -> list[tuple[bool, Any]]:
+    return [(isinstance(part, str), part) for part in error.path]
 
 
 def problems(doc: Mapping[str, Any]) -> list[Problem]:
     """Schema problems of one of our kinds (Rollout, AnalysisTemplate, ...), in path order."""
-    validator = _our_validator(str(doc.get("kind")))
-    errors = sorted(validator.iter_errors(drop_nulls(doc)), key=_order)
+    schema = _our_validator(str(doc.get("kind")))
+    errors = sorted(structural.iter_errors(schema, drop_nulls(doc)), key=_order)
     return [problem for error in errors for problem in _problems_of(error)]

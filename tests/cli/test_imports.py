@@ -101,14 +101,35 @@ def test_rollouts_lint_of_a_file_imports_no_other_commands_libraries(tmp_path: P
     imported = imported_by(tmp_path, "lint", str(EXAMPLE))
     assert "pydantic" in imported  # the probe saw the command run
     assert imported.isdisjoint(OTHER_COMMANDS_LIBRARIES)
+    # the CRD schema is checked by rollouts.spec.structural, not jsonschema (and pydantic_settings with it)
+    assert imported.isdisjoint({"jsonschema", "openapi_schema_validator", "referencing", "pydantic_settings"})
 
 
-def test_rollouts_get_rollout_imports_the_client_and_the_view_only(tmp_path: Path, shop: Shop,
-                                                                   kubeconfig: Path) -> None:
-    """The kubernetes client and rich it needs; no model, no plan, no provider, no metrics."""
+def test_rollouts_lint_imports_the_models_of_the_kinds_the_file_holds_only(tmp_path: Path) -> None:
+    """A Rollout file builds neither the Experiment models nor the judge's config (nor the CRD generator,
+    once the schema cache is warm: the first run may fill it)."""
+    modules_after(tmp_path, "lint", str(EXAMPLE))
+    modules = modules_after(tmp_path, "lint", str(EXAMPLE))
+    assert "rollouts.spec.model" in modules  # the probe saw it run
+    assert modules.isdisjoint({"rollouts.spec.experiment", "rollouts.plan.experiment_checks", "analysis.judge.config",
+                               "rollouts.spec.crdgen"})
+
+
+def test_the_judge_plugin_name_lint_looks_for_is_the_judges() -> None:
+    from analysis import provider_checks
+    from analysis.judge import config
+
+    assert provider_checks.JUDGE_PLUGIN == config.PLUGIN
+
+
+def test_rollouts_get_rollout_imports_the_light_reader_and_the_view_only(tmp_path: Path, shop: Shop,
+                                                                        kubeconfig: Path) -> None:
+    """The light reader (http.client) and rich; not the kubernetes client, no model, no plan, no provider."""
     shop.seed("paused")
     modules = modules_after(tmp_path, "get", "rollout", "checkout", "--kubeconfig", str(kubeconfig))
-    assert {"rollouts.kube.cluster", "rollouts.view.render"} <= modules  # the probe saw it run
+    assert {"rollouts.kube.light", "rollouts.view.render"} <= modules  # the probe saw it run
+    assert "rollouts.kube.cluster" not in modules
+    assert {name.split(".")[0] for name in modules}.isdisjoint({"kubernetes", "urllib3", "requests"})
     ours = {name for name in modules if name.startswith(("analysis", "rollouts.spec", "rollouts.plan",
                                                          "rollouts.controller", "rollouts.demo"))}
     assert ours == set()
