@@ -8,7 +8,11 @@ Rules (sample-controller's `handleObject`, Argo's VirtualService index):
   that owner out of scope: another shard's, whose leader alone handles it; only Rollouts in
   scope are indexed by their VirtualService and DestinationRule); an Experiment enqueues
   itself (in scope) and its Rollout; an AnalysisRun in scope also enqueues
-  itself for the analysis controller; a VirtualService or DestinationRule enqueues every
+  itself for the analysis controller unless it has finished (its phase never changes
+  again and its reconcile would only read it: a restarted controller's analysis workers
+  go straight to the runs still measuring instead of reading every finished one first,
+  oldest first, which under restarts left a new run unmeasured; found by the kill storm);
+  a VirtualService or DestinationRule enqueues every
   Rollout that references it (`name` or `name.namespace`), from an index kept up to date
   by the Rollout events. Other kinds only feed the cache.
 - Scope: without an instance id only objects without the label
@@ -30,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from analysis.model import AnalysisPhase
 from rollouts.controller.informer import Cache
 from rollouts.controller.metrics import ControllerMetrics
 from rollouts.controller.reconciler import references
@@ -89,7 +94,7 @@ class EventRouter:
                 self.metrics.forget("AnalysisRun", namespace, name)
             elif self.scope.admits(obj):
                 self.metrics.observe_analysis_run(obj)
-                return [Key("AnalysisRun", namespace, name), *owners]
+                return [*([] if _finished(obj) else [Key("AnalysisRun", namespace, name)]), *owners]
             return owners
         if kind == "ReplicaSet":
             return owners
@@ -114,3 +119,9 @@ class EventRouter:
                 self._ref_of[key] = new
             for ref in new:
                 self._refs.setdefault(ref, set()).add(key)
+
+
+def _finished(run: dict[str, Any]) -> bool:
+    """The run's phase is a completed one (analysis.assess: a completed phase never changes)."""
+    phase = wire.text(run, "status", "phase")
+    return phase is not None and phase in AnalysisPhase._value2member_map_ and AnalysisPhase(phase).completed

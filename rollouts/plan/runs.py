@@ -30,7 +30,10 @@ Rules (argo-rollouts.md §3.8):
   the message says for what); a background run that ended without evidence aborts.
   `promote --full` (a human's decision) skips the gate, as it skips analysis.
 - A run no longer wanted is terminated (`spec.terminate: true`) while it is still going:
-  on promotion, promote-full, a skipped step, a new revision. On abort every run of the
+  on promotion, promote-full, a skipped step, a new revision. A run the next round adopts
+  is wanted (`adoptable`): the live run of the analysis step this round moved to, and the
+  background run, of this revision, that the status does not name yet (a controller killed
+  after creating it, before the status write: terminated, the step would run twice). On abort every run of the
   aborted revision is terminated, finished ones too, so `retry` measures afresh.
 - History (argo-rollouts.md §3.6): completed runs beyond the Rollout's
   `spec.analysis.successfulRunHistoryLimit` (Successful ones, default 5) and
@@ -298,8 +301,32 @@ def followed(p: Pass) -> set[str]:
     return {ref.name for ref in refs if ref}
 
 
+def adoptable(p: Pass) -> set[str]:
+    """The live runs the canary's next round adopts where this round leaves it (its step move
+    included): the run of the analysis step reached and the background run, of this revision,
+    when the status does not name one of its family. A controller killed between its create
+    and the status write naming the run leaves exactly that; found by the kill storm."""
+    cs = p.st.canary
+    if p.aborted or p.promoted or p.st.promote_full or cs is None:
+        return set()
+    name, found = str(p.ro.metadata.name), set()
+    background, step = p.canary.analysis, p.step
+    families = []
+    if background and background.templates and p.index >= (background.starting_step or 0):
+        families.append((run_base_name(name, p.pod_hash, p.revision, None), cs.current_background_analysis_run_status))
+    if step is not None and step.analysis is not None and not p.ro.spec.paused:
+        families.append((run_base_name(name, p.pod_hash, p.revision, p.index), cs.current_step_analysis_run_status))
+    for base, ref in families:
+        if ref is not None and _suffix(ref.name, base, ".") is not None:
+            continue  # the status names the run: followed() has it
+        doc, _ = pick_run(p.runs, base=base, recorded=None)
+        if doc is not None:
+            found.add(str(doc["metadata"]["name"]))
+    return found
+
+
 def terminate_unwanted(p: Pass) -> None:
-    wanted = followed(p) if not p.aborted and not p.promoted else set()
+    wanted = followed(p) | adoptable(p) if not p.aborted and not p.promoted else set()
     for doc in p.runs:
         if is_terminated(doc):
             continue
