@@ -272,10 +272,12 @@ def _follow(p: Pass, kind: str, analysis: RolloutAnalysis, step_index: int | Non
 
 def gate_promotion(p: Pass) -> None:
     """Past the last step, the background run must be evidence before promotion (analysis.evidence):
-    hold while it is still measuring, abort when it ended without evidence. promote --full skips it."""
+    hold while it is still measuring, abort when it ended without evidence. promote --full skips it.
+    The entering round holds too: it routes past the steps, and without the hold its weight cap
+    would be 100 (all traffic to an unproven canary for one pass; found by the kill storm)."""
     cs = p.st.canary
     background = p.canary.analysis
-    if (p.halted or p.entering or p.st.promote_full or p.index < len(p.steps) or cs is None
+    if (p.halted or p.st.promote_full or p.index < len(p.steps) or cs is None
             or not (background and background.templates)):
         return
     ref = cs.current_background_analysis_run_status

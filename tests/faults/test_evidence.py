@@ -137,6 +137,7 @@ def test_a_background_run_without_a_verdict_holds_promotion_at_the_last_weight(c
     assert scenario.phase == "Progressing"
     assert scenario.status["message"].startswith("waiting for background analysis evidence: ")
     assert scenario.vs_weights == (50, 50)
+    assert scenario.weights.canary_weights == [0, 50]  # never all traffic, not even for the pass that ended the steps
     never_promoted(scenario)
     # and when the run finally ends in Error, the canary is aborted (the progress deadline may fire first)
     scenario.run_until(lambda: bool(scenario.status.get("abort")), max_seconds=4 * 3600)

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from rollouts.plan import runs
 from rollouts.plan.planner import invalid, plan
+from rollouts.plan.state import Pass
 from rollouts.platform.actions import (
     CreateAnalysisRun,
     CreateReplicaSet,
@@ -326,6 +328,24 @@ def test_background_analysis_starts_at_its_starting_step_and_ends_at_promotion()
     world.settle()
     assert world.status["stableRS"] == H2 and world.status["phase"] == "Healthy"
     assert world.run(f"web-{H2}-2")["spec"]["terminate"] is True
+
+
+def test_the_round_that_enters_past_the_steps_holds_an_unproven_canary_at_the_last_weight() -> None:
+    # Given background analysis without evidence yet, past the last step (held at its weight, 50)
+    world = analysis_world(background=True)
+    for name in (f"web-{H2}-2", f"web-{H2}-2-1"):
+        world.finish_run(name, "Running")
+    world.finish_run(f"web-{H2}-2-1", "Successful")
+    world.auto_ready = True
+    world.settle()
+    assert world.status["currentStepIndex"] == 3 and world.status["stableRS"] != H2
+    # When a plan's second round enters what lies past the steps (the last step completed in the
+    # first, e.g. again after a status write lost to a kill), the gate holds there too
+    entering = Pass.start(world.observed(), world.now, entering=True)
+    runs.gate_promotion(entering)
+    # Then the canary may get no more than the last step's weight: never all traffic, unproven
+    assert entering.held is not None and entering.held.startswith("waiting for background analysis evidence")
+    assert entering.weight_cap == 50
 
 
 def test_background_analysis_is_not_started_before_its_starting_step() -> None:
