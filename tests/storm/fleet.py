@@ -10,12 +10,17 @@ Rules:
   `fieldRef`), and `Verdicts` answers `{"ok": false}` for a bad image, so the verdict
   belongs to the revision and not to the moment it is measured. `pauses` has no analysis,
   so it is only ever given good images.
+- Every analysis takes a `token` arg from the namespace's Secret (`storm-creds`, valueFrom
+  secretKeyRef) and sends it as `Authorization: Bearer`; `Verdicts` answers 401 to any other, so
+  a token lost on the way fails the good revisions. `SECRET` must appear in nothing the storm
+  produced (tests/storm/test_storm.py greps for it in every encoding).
 - Durations are seconds (pauses 1-2 s, measurements every 1 s, scale-down delays 1 s), so a storm of a few
   minutes takes every Rollout through many revisions.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +29,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 SHAPES = ("steps", "background", "pauses", "bluegreen")
+SECRET = 'st0rm/t0k+n "q" \\ 7'  # raw, percent-encoded, JSON-escaped, repr and base64 all differ
+SECRET_NAME = "storm-creds"
 ANALYZED = ("steps", "background", "bluegreen")
 STEP_COUNT = 2  # measurements of the analysis step and of the pre-promotion run
 
@@ -33,6 +40,7 @@ class Verdicts:
     """A real HTTP server: `GET /verdict?image=IMAGE` answers `{"ok": <not a bad image>}`."""
 
     requests: int = 0
+    refused: int = 0  # requests without the Secret's token
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
 
     @property
@@ -46,6 +54,12 @@ class Verdicts:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 verdicts.requests += 1
+                if self.headers.get("Authorization") != f"Bearer {SECRET}":
+                    verdicts.refused += 1
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 image = (parse_qs(urlsplit(self.path).query).get("image") or [""])[0]
                 body = json.dumps({"ok": bool(image) and not is_bad(image)}).encode()
                 self.send_response(200)
@@ -81,15 +95,18 @@ def is_bad(image_name: str) -> bool:
 def template(name: str, namespace: str, url: str, *, count: int | None) -> dict[str, Any]:
     metric: dict[str, Any] = {"name": "verdict", "interval": "1s", "successCondition": "result == true",
                               "failureLimit": 0,
-                              "provider": {"web": {"url": url + "?image={{args.image}}", "jsonPath": "{$.ok}"}}}
+                              "provider": {"web": {"url": url + "?image={{args.image}}", "jsonPath": "{$.ok}",
+                                                   "headers": [{"key": "Authorization",
+                                                                "value": "Bearer {{args.token}}"}]}}}
     if count is not None:
         metric["count"] = count
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"args": [{"name": "image"}], "metrics": [metric]}}
+            "spec": {"args": [{"name": "image"}, {"name": "token"}], "metrics": [metric]}}
 
 
-IMAGE_ARG = [{"name": "image", "valueFrom": {"fieldRef": {"fieldPath": "spec.template.spec.containers[0].image"}}}]
+IMAGE_ARG = [{"name": "image", "valueFrom": {"fieldRef": {"fieldPath": "spec.template.spec.containers[0].image"}}},
+             {"name": "token", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": "token"}}}]
 
 STEPS: dict[str, list[dict[str, Any]]] = {
     "steps": [{"setWeight": 20}, {"pause": {"duration": "1s"}}, {"setWeight": 50},
@@ -165,7 +182,9 @@ def rollout_objects(name: str, namespace: str, url: str) -> list[dict[str, Any]]
 def fleet(namespace: str, url: str, per_shape: int) -> tuple[list[str], list[dict[str, Any]]]:
     """Names and objects of `per_shape` Rollouts of every shape in `namespace` (one template per name)."""
     names = [f"{shape}-{i}" for shape in SHAPES for i in range(per_shape)]
-    objects: dict[tuple[str, str], dict[str, Any]] = {}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET_NAME, "namespace": namespace},
+              "data": {"token": base64.b64encode(SECRET.encode()).decode()}}
+    objects: dict[tuple[str, str], dict[str, Any]] = {("Secret", SECRET_NAME): secret}
     for name in names:
         for obj in rollout_objects(name, namespace, url):
             objects[(obj["kind"], obj["metadata"]["name"])] = obj

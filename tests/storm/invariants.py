@@ -11,8 +11,8 @@ them all and counts what it looked at, so a run that checked nothing cannot pass
 - pauses: while one pause holds (same pod hash, step and reason, no abort between), its
   `startTime` never moves, and a pause that ended is not entered again at the same step;
 - weights: every VirtualService version gives the canary a weight the steps allow (or 100
-  past the last step, before the stable switches, as Argo does; 100 to a bad revision is a
-  finding, see FINDINGS), and
+  past the last step, before the stable switches, as Argo does, for a canary with its
+  evidence: never to a bad revision, whose analysis never succeeds), and
   the route's weights add up to 100;
 - runs: at most one AnalysisRun per (pod hash, kind, step) that measured anything (one
   terminated before its first measurement may be replaced), never more measurements than
@@ -34,11 +34,9 @@ from tests.storm import fleet
 from tests.storm.history import History
 
 TERMINAL = {"Successful", "Failed", "Error", "Inconclusive"}
-# FINDINGS: printed in the summary, not failed on, until the product settles them:
-# - weight 100 to a bad revision past the last step: Argo sends all traffic to the canary once the
-#   steps are done; here the promotion gate then waits for the background run's evidence, but a
-#   bad canary whose background run was never measured (the processes killed before it could)
-#   holds 100% of the traffic meanwhile. Promotion never happens (checked above).
+# FINDINGS: printed in the summary, not failed on, until the product settles them (none open now;
+# weight 100 to a bad revision, once one, is a violation since the promotion gate holds the
+# round that enters past the last step too).
 Obj = dict[str, Any]
 
 
@@ -176,7 +174,7 @@ def weights(history: History, report: Report) -> None:
                           if int(ro["metadata"]["resourceVersion"]) < version]
                 current = _status(before[-1]).get("currentPodHash") if before else None
                 if fleet.is_bad(images.get((namespace, str(current)), "")):
-                    report.findings.append(f"VirtualService {namespace}/{name}: all the traffic to the bad "
+                    report.violations.append(f"VirtualService {namespace}/{name}: all the traffic to the bad "
                                              f"revision {images[(namespace, str(current))]}")
             if canary not in allowed or total != 100:
                 report.violations.append(f"VirtualService {namespace}/{name}: canary weight {canary} (of {total}) "
