@@ -34,7 +34,8 @@ Rules (argo-rollouts.md §3.8):
   is wanted (`adoptable`): the live run of the analysis step this round moved to, and the
   background run, of this revision, that the status does not name yet (a controller killed
   after creating it, before the status write: terminated, the step would run twice). On abort every run of the
-  aborted revision is terminated, finished ones too, so `retry` measures afresh.
+  aborted revision is terminated, finished ones too once the abort is in the observed status (so a lost
+  status write leaves the verdict to be adopted again, not measured twice), so `retry` measures afresh.
 - History (argo-rollouts.md §3.6): completed runs beyond the Rollout's
   `spec.analysis.successfulRunHistoryLimit` (Successful ones, default 5) and
   `unsuccessfulRunHistoryLimit` (Failed, Error, Inconclusive, default 5) are deleted,
@@ -333,7 +334,10 @@ def terminate_unwanted(p: Pass) -> None:
         if is_terminated(doc):
             continue
         labels = (doc.get("metadata") or {}).get("labels") or {}
-        aborted_here = p.aborted and labels.get(HASH_LABEL) == p.pod_hash  # so that a retry measures again
+        # so that a retry measures again; a finished run only once the abort is on record (status
+        # observed): were the abort's status write lost, that run's verdict is adopted and aborts again
+        aborted_here = (p.aborted and labels.get(HASH_LABEL) == p.pod_hash
+                        and (bool(p.old.abort) or not run_phase(doc).completed))
         if aborted_here or (not run_phase(doc).completed and doc["metadata"]["name"] not in wanted):
             p.actions.append(TerminateAnalysisRun(str(doc["metadata"]["name"])))
 

@@ -275,12 +275,32 @@ def test_the_step_run_verdict(phase: str, index: int, phase_after: str, message_
     if phase in ("Failed", "Error"):
         assert world.status["abort"] is True and world.status["abortedAt"] == "2024-05-01T12:00:00Z"
         assert weights(world.vs) == {"web-stable": 100, "web-canary": 0}  # at once, in the same pass
-        assert world.run(f"web-{H2}-2-1")["spec"]["terminate"] is True
+        assert not world.run(f"web-{H2}-2-1")["spec"].get("terminate")  # not before the abort is on record...
+        world.step()
+        assert world.run(f"web-{H2}-2-1")["spec"]["terminate"] is True  # ...then, so that a retry measures again
         world.settle()
         assert world.status["canary"]["currentStepAnalysisRunStatus"]["status"] == phase  # kept for display
     if phase == "Inconclusive":
         assert world.status["pauseConditions"][0]["reason"] == "InconclusiveAnalysisRun"
         assert weights(world.vs)["web-canary"] == 25
+
+
+def test_an_abort_whose_status_write_was_lost_is_made_again_from_the_same_verdict() -> None:
+    # Given a step run that failed before any status named it (its creator killed first), and the
+    # pass that adopts its verdict and aborts on it (weight 0 at once)...
+    world = analysis_world()
+    world.finish_run(f"web-{H2}-2-1", "Failed", FAILED)
+    world.status["canary"].pop("currentStepAnalysisRunStatus")
+    before = copy.deepcopy(world.status)
+    world.step()
+    assert world.status["abort"] is True and weights(world.vs)["web-canary"] == 0
+    # ...when that pass's status write was lost (its controller killed after the VirtualService write)
+    world.rollout["status"] = before
+    world.settle()
+    # Then the next controller aborts again on the same verdict: the step is measured once, not twice
+    assert world.status["abort"] is True and world.status["message"].startswith("RolloutAborted")
+    assert [r["metadata"]["name"] for r in world.analysis_runs] == [f"web-{H2}-2-1"]
+    assert weights(world.vs)["web-canary"] == 0
 
 
 def test_resuming_an_inconclusive_pause_measures_again() -> None:
