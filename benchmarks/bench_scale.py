@@ -488,11 +488,13 @@ def expire_events(cluster: InMemoryCluster, older_than: datetime) -> None:
 
 
 def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_every: int = 10,
-        history: int = 1000) -> dict[str, Any]:
+        history: int = 1000, frames: int = 1, on_hour: Callable[[int], None] | None = None) -> dict[str, Any]:
     """`hours` simulated hours at N Rollouts with a steady update stream; traced memory per hour.
 
     The in-memory cluster's watch history (`history` events per kind, the API server's side) fills
-    in the first hours; the first quarter of the samples is left out of the slope as warm-up."""
+    in the first hours; the first quarter of the samples is left out of the slope as warm-up.
+    `frames` (traceback depth) and `on_hour(hour)` (called after each hour's sample, tracing on)
+    are for finding what grows: take tracemalloc snapshots there."""
     f = replicated(n, pause="10m", history=history)
     manager = synced(f)
     per_hour = updates_per_hour if updates_per_hour is not None else max(1, n // 24)
@@ -504,8 +506,8 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     resident: list[int] = []
     reconciles = manager.reconciles
     gc.collect()
-    tracemalloc.start(1)
-    for _hour in range(hours):
+    tracemalloc.start(frames)
+    for hour in range(hours):
         for _tick in range(ticks):
             names = [f.names[(cursor + i) % n] for i in range(per_tick)]
             cursor += per_tick
@@ -519,6 +521,8 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
         gc.collect()
         samples.append(tracemalloc.get_traced_memory()[0])
         resident.append(rss())
+        if on_hour is not None:
+            on_hour(hour)
     tracemalloc.stop()
     warm = samples[len(samples) // 4:]  # the first hours fill the run histories and the event window
     slope = least_squares_slope(warm)
