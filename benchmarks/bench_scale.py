@@ -488,11 +488,13 @@ def expire_events(cluster: InMemoryCluster, older_than: datetime) -> None:
 
 
 def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_every: int = 10,
-        history: int = 1000) -> dict[str, Any]:
+        history: int = 1000, frames: int = 1, on_hour: Callable[[int], None] | None = None) -> dict[str, Any]:
     """`hours` simulated hours at N Rollouts with a steady update stream; traced memory per hour.
 
     The in-memory cluster's watch history (`history` events per kind, the API server's side) fills
-    in the first hours; the first quarter of the samples is left out of the slope as warm-up."""
+    in the first hours; the first quarter of the samples is left out of the slope as warm-up.
+    `frames` (traceback depth) and `on_hour(hour)` (called after each hour's sample, tracing on)
+    are for finding what grows: take tracemalloc snapshots there."""
     f = replicated(n, pause="10m", history=history)
     manager = synced(f)
     per_hour = updates_per_hour if updates_per_hour is not None else max(1, n // 24)
@@ -504,8 +506,8 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     resident: list[int] = []
     reconciles = manager.reconciles
     gc.collect()
-    tracemalloc.start(1)
-    for _hour in range(hours):
+    tracemalloc.start(frames)
+    for hour in range(hours):
         for _tick in range(ticks):
             names = [f.names[(cursor + i) % n] for i in range(per_tick)]
             cursor += per_tick
@@ -519,6 +521,8 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
         gc.collect()
         samples.append(tracemalloc.get_traced_memory()[0])
         resident.append(rss())
+        if on_hour is not None:
+            on_hour(hour)
     tracemalloc.stop()
     warm = samples[len(samples) // 4:]  # the first hours fill the run histories and the event window
     slope = least_squares_slope(warm)
@@ -546,9 +550,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--updates-per-hour", type=int, default=20, help="the day's update stream")
     parser.add_argument("--idle-window", type=float, default=10.0)
+    parser.add_argument("--skip", default="", help="parts of the --rollouts fleet to leave out, comma-separated: "
+                        "memory,idle (e.g. a wave-only run: --also 0 --skip memory,idle --day-rollouts 0)")
     parser.add_argument("--quick", action="store_true", help="1,000 Rollouts, a wave of 100, 200 for 6 hours")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    skip = {part for part in args.skip.split(",") if part}
+    if skip - {"memory", "idle"}:
+        parser.error(f"--skip: unknown parts {sorted(skip - {'memory', 'idle'})} (memory, idle)")
     if args.quick:
         args.rollouts, args.also, args.wave, args.day_rollouts, args.hours = 1000, 0, 100, 200, 6
         args.updates_per_hour = 12
@@ -558,20 +567,15 @@ def main(argv: list[str]) -> None:
         t = time.perf_counter()
         f = replicated(n)
         print(f"N = {n}: fleet built and settled in {time.perf_counter() - t:.0f} s", flush=True)
-        mem = memory(f, profile=8)
-        report_memory(mem)
-        out[f"memory_{n}"] = mem
+        if n != args.rollouts or "memory" not in skip:
+            mem = memory(f, profile=8)
+            report_memory(mem)
+            out[f"memory_{n}"] = mem
         if n != args.rollouts:
             continue
         manager = synced(f, timed=True)
-        out["idle_stepped"] = idle = idle_stepped(f, manager)
-        print(f"  idle, {idle['seconds'] / 3600:.0f} h of controller time (step mode): "
-              f"{idle['reconciles']} reconciles, {idle['measurements']} measurements, {idle['writes']} writes, "
-              f"{idle['cpu']:.3f} s CPU")
-        out["idle_threaded"] = idle = idle_threaded(f, window=args.idle_window)
-        print(f"  idle, {idle['window']:.1f} s wall (threaded, {idle['threads']} threads; synced in "
-              f"{idle['sync_wall']:.0f} s): {idle['reconciles']} reconciles, {idle['measurements']} measurements, "
-              f"{idle['writes']} writes, CPU {idle['cpu_per_second'] * 100:.2f}% of one core")
+        if "idle" not in skip:
+            idle_parts(f, manager, out, window=args.idle_window)
         out["wave"] = w = wave(f, manager, min(args.wave, n))
         print(f"  wave of {w['size']} updates ({w['failing']} failing, all aborted: {w['aborted']}): "
               f"{w['rollout_reconciles']} Rollout reconciles, p50 {w['p50'] * 1e3:.1f} ms, p99 {w['p99'] * 1e3:.1f} ms "
@@ -596,6 +600,17 @@ def main(argv: list[str]) -> None:
     print(f"(total {time.perf_counter() - started:.0f} s)")
     if args.json:
         print(json.dumps(out, default=str))
+
+
+def idle_parts(f: Fleet, manager: Manager, out: dict[str, Any], *, window: float) -> None:
+    out["idle_stepped"] = idle = idle_stepped(f, manager)
+    print(f"  idle, {idle['seconds'] / 3600:.0f} h of controller time (step mode): "
+          f"{idle['reconciles']} reconciles, {idle['measurements']} measurements, {idle['writes']} writes, "
+          f"{idle['cpu']:.3f} s CPU")
+    out["idle_threaded"] = idle = idle_threaded(f, window=window)
+    print(f"  idle, {idle['window']:.1f} s wall (threaded, {idle['threads']} threads; synced in "
+          f"{idle['sync_wall']:.0f} s): {idle['reconciles']} reconciles, {idle['measurements']} measurements, "
+          f"{idle['writes']} writes, CPU {idle['cpu_per_second'] * 100:.2f}% of one core")
 
 
 def report_memory(mem: dict[str, Any]) -> None:

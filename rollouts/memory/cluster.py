@@ -17,6 +17,10 @@ Rules and invariants (on top of the port's, see rollouts.platform.cluster):
   through `_commit` like any other write (watch events included). `settle(now)` lets
   delayed readiness happen on a stepped clock, with no threads. Pods are indexed by
   owner uid, so a ReplicaSet finds its own without a scan.
+- A delete removes, transitively, the objects left with no live owner (the garbage
+  collector's background cascade). Every object is indexed by the uids its ownerReferences
+  name, and live uids are kept in a set, so a delete looks only at the deleted object's
+  dependents, never at the whole store (10,000 Rollouts hold over 100,000 objects).
 Size: over 300 lines because the in-memory API server's storage rules (resourceVersion,
   status apart, generation, finalizer-free delete) share one lock and one commit path.
 """
@@ -31,7 +35,7 @@ from typing import Any
 
 from rollouts.memory import apirules, pruning
 from rollouts.memory.watchlog import ChangeLog, LogStream
-from rollouts.memory.workloads import Dependents, ReplicaSets, Workloads, controller_of
+from rollouts.memory.workloads import Dependents, ReplicaSets, Workloads, controller_of, owner_uids
 from rollouts.platform.cluster import (
     CONFLICT_MESSAGE,
     AlreadyExists,
@@ -69,6 +73,8 @@ class InMemoryCluster:
         self._objects: dict[tuple[str, str, str], Obj] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
         self._dependents = Dependents()  # the workloads' pods by owner uid
+        self._owned = Dependents()  # every object by the uids its ownerReferences name
+        self._uids: set[str] = set()  # the uids of the stored objects
         self._prune = prune
         self.workloads: Workloads | None = None
         if workloads is True:
@@ -277,8 +283,11 @@ class InMemoryCluster:
     ) -> Obj:
         if deleted:
             del self._objects[key]
+            self._uids.discard(new["metadata"].get("uid"))
         else:
             self._objects[key] = new
+            self._uids.add(new["metadata"].get("uid"))
+        self._owned.moved(key, old, None if deleted else new)
         if self.workloads is not None and info.kind == self.workloads.dependent:
             self._dependents.moved(key, old, None if deleted else new)
         self._log.record(info.kind, "DELETED" if deleted else "ADDED" if old is None else "MODIFIED", old, new)
@@ -293,11 +302,10 @@ class InMemoryCluster:
     def _collect_garbage(self, deleted: set[str]) -> None:
         """Delete the dependents of `deleted` uids that have no owner left, transitively."""
         while deleted:
-            uids = {obj["metadata"]["uid"] for obj in self._objects.values()}
             orphans = []
-            for obj in self._objects.values():
-                owners = {r.get("uid") for r in obj["metadata"].get("ownerReferences") or () if isinstance(r, dict)}
-                if owners & deleted and not owners & uids:
+            for key in sorted({key for uid in deleted for key in self._owned.keys(uid)}):
+                obj = self._objects.get(key)
+                if obj is not None and not any(uid in self._uids for uid in owner_uids(obj)):
                     orphans.append(obj)
             for obj in orphans:
                 self._remove(kind_info(obj["kind"]), obj)

@@ -131,13 +131,13 @@ class Dependents:
 
     def moved(self, key: Key, old: Obj | None, new: Obj | None) -> None:
         """Take in a write of the dependent at `key` (new None: deleted)."""
-        for uid in _owner_uids(old):
+        for uid in owner_uids(old):
             keys = self._keys.get(uid)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
                     del self._keys[uid]
-        for uid in _owner_uids(new):
+        for uid in owner_uids(new):
             self._keys.setdefault(uid, set()).add(key)
 
 
@@ -149,7 +149,8 @@ def controller_of(obj: Obj | None, kinds: frozenset[str]) -> tuple[str, str, str
     return None
 
 
-def _owner_uids(obj: Obj | None) -> list[str]:
+def owner_uids(obj: Obj | None) -> list[str]:
+    """The uids that `obj`'s ownerReferences name."""
     refs = ((obj or {}).get("metadata") or {}).get("ownerReferences") or ()
     return [str(ref["uid"]) for ref in refs if isinstance(ref, dict) and ref.get("uid")]
 
