@@ -57,7 +57,7 @@ from analysis.controller import AnalysisController
 from analysis.providers import Providers
 from rollouts.controller.clientset import MeteredCluster
 from rollouts.controller.experiments import ExperimentReconciler
-from rollouts.controller.fanin import EventRouter, Scope
+from rollouts.controller.fanin import EventRouter, Scope, urgent
 from rollouts.controller.informer import Cache
 from rollouts.controller.leader import LeaderElector, LeaseTiming, default_identity, lock_name
 from rollouts.controller.metrics import ControllerMetrics
@@ -302,8 +302,9 @@ class Manager:
                 stream = self.cluster.watch(kind, self.scope.namespace, resource_version=cursor, timeout=0)
                 for event in stream:
                     seen += 1
+                    first = urgent(kind, event.object)
                     for key in self.route(kind, event.type, event.object):
-                        self.queue.add(key)
+                        self.queue.add(key, first=first and key.kind != "AnalysisRun")
                 self._cursors[kind] = stream.resource_version
             except Gone:
                 self.relist(kind)

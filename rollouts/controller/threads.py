@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from rollouts.controller.fanin import Scope
+from rollouts.controller.fanin import Scope, urgent
 from rollouts.controller.informer import Cache
 from rollouts.controller.leader import LeaderElector
 from rollouts.controller.metrics import ControllerMetrics
@@ -208,8 +208,9 @@ class ThreadedRun:
                     self._streams.discard(stream)
 
     def _route(self, kind: str, event_type: str, obj: Any) -> None:
+        first = isinstance(obj, dict) and urgent(kind, obj)
         for key in self.m.route(kind, event_type, obj):  # never raises: Manager.route skips what it cannot route
-            self.m.queue.add(key)
+            self.m.queue.add(key, first=first and key.kind != "AnalysisRun")
 
     def _relist_quietly(self, kind: str) -> None:
         try:

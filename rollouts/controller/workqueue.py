@@ -17,6 +17,9 @@ Rules (client-go's rate-limiting delaying queue, sample-controller's use of it):
 - Keys wait in one lane per kind, in the order they were added; `get(kinds=...)` takes
   the oldest key of those kinds, so workers can be dedicated to a kind (a Rollout worker
   never waits behind a slow measurement); without `kinds`, the oldest key of any kind.
+- `add(key, first=True)` puts the key ahead of every queued key (a Rollout whose analysis
+  just failed: its abort must not wait behind a wave of updates); a key already queued moves
+  to the front, a key processing goes to the front when it is done.
 - After `shutdown()`, `get` returns None at once and adds are ignored.
 - `on_take(key, seconds)` is told how long a key waited queued (due) before it was taken
   (client-go's `workqueue_queue_duration_seconds`).
@@ -73,6 +76,7 @@ class WorkQueue:
         self._heap: list[tuple[float, int, Key]] = []
         self._seq = itertools.count()
         self._failures: dict[Key, int] = {}
+        self._first: set[Key] = set()  # to be queued ahead of the others when next queued
         self._shutting_down = False
         subscribe = getattr(clock, "on_advance", None)
         if callable(subscribe):
@@ -80,8 +84,13 @@ class WorkQueue:
 
     # ------------------------------------------------------------ adding
 
-    def add(self, key: Key) -> None:
+    def add(self, key: Key, *, first: bool = False) -> None:
         with self._cond:
+            if first and key in self._dirty and key not in self._processing:
+                self._move_first_locked(key)
+                return
+            if first:
+                self._first.add(key)
             self._add_locked(key)
 
     def add_after(self, key: Key, seconds: float) -> None:
@@ -197,9 +206,23 @@ class WorkQueue:
             self._enqueue_locked(key)
 
     def _enqueue_locked(self, key: Key) -> None:
-        self._lanes.setdefault(key.kind, deque()).append((next(self._seq), key))
+        lane = self._lanes.setdefault(key.kind, deque())
+        if key in self._first:
+            self._first.discard(key)
+            lane.appendleft((-next(self._seq), key))  # ahead of every lane's head, too
+        else:
+            lane.append((next(self._seq), key))
         self._queued_at.setdefault(key, self._clock.monotonic())
         self._cond.notify_all()  # workers wait for different kinds
+
+    def _move_first_locked(self, key: Key) -> None:
+        lane = self._lanes[key.kind]
+        for entry in lane:
+            if entry[1] == key:
+                lane.remove(entry)
+                break
+        lane.appendleft((-next(self._seq), key))
+        self._cond.notify_all()
 
     def _take_locked(self, kinds: frozenset[str] | None) -> Key | None:
         """The oldest queued key among `kinds` (every kind when None)."""

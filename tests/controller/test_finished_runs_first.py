@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from analysis.providers import Providers
+from rollouts.controller.fanin import urgent
 from rollouts.controller.manager import Manager
 from rollouts.memory.cluster import InMemoryCluster
 from rollouts.platform.clock import SteppedClock
@@ -72,3 +73,12 @@ def test_a_restarted_controller_measures_the_live_run_without_reading_a_finished
     assert [name for name in counting.reads if name != "live"] == [], "nor after: a finished run costs nothing"
     assert all((cluster.get("AnalysisRun", f"finished-{i}", "default")["status"]["completedAt"]
                 == "2024-01-01T00:00:01Z") for i in range(FINISHED)), "finished runs untouched"
+
+
+def test_a_failed_or_errored_run_makes_its_rollout_urgent_and_nothing_else_does() -> None:
+    run = {"kind": "AnalysisRun", "metadata": {"name": "r", "namespace": "ns"}}
+    assert [urgent("AnalysisRun", {**run, "status": {"phase": phase}})
+            for phase in ("Failed", "Error", "Running", "Successful", "Inconclusive", "")] == [
+        True, True, False, False, False, False]
+    assert not urgent("AnalysisRun", run)
+    assert not urgent("Rollout", {"metadata": {"name": "r"}, "status": {"phase": "Failed"}})

@@ -182,3 +182,28 @@ def test_a_worker_waiting_for_its_kind_is_woken_by_an_add_of_that_kind(queue: Wo
     queue.add(A)
     worker.join(timeout=30)
     assert got == [A]
+
+
+def test_a_key_added_first_goes_ahead_of_a_queued_wave(queue: WorkQueue) -> None:
+    wave = [Key("Rollout", "default", f"w{i}") for i in range(5)]
+    for key in wave:
+        queue.add(key)
+    failing = Key("Rollout", "default", "failing")
+    queue.add(failing, first=True)  # new to the queue
+    queue.add(wave[3], first=True)  # already queued: moves to the front, still handed out once
+    taken = drain(queue)
+    assert taken[:2] == [wave[3], failing] and sorted(taken[2:]) == sorted(k for k in wave if k != wave[3])
+    assert len(taken) == len(set(taken)) == 6
+
+
+def test_a_key_added_first_while_processing_goes_first_when_done(queue: WorkQueue) -> None:
+    c = Key("Rollout", "default", "c")
+    queue.add(A)
+    assert queue.pop_ready() == A
+    queue.add(B)
+    queue.add(c)
+    queue.add(A, first=True)
+    assert queue.pop_ready() == B, "never hand out a key that is being processed"
+    queue.done(A)
+    assert queue.pop_ready() == A  # ahead of c, queued before it
+    assert queue.pop_ready() == c
