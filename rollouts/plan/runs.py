@@ -337,9 +337,15 @@ def terminate_unwanted(p: Pass) -> None:
         # so that a retry measures again; a finished run only once the abort is on record (status
         # observed): were the abort's status write lost, that run's verdict is adopted and aborts again
         aborted_here = (p.aborted and labels.get(HASH_LABEL) == p.pod_hash
-                        and (bool(p.old.abort) or not run_phase(doc).completed))
+                        and (_abort_on_record(p) or not run_phase(doc).completed))
         if aborted_here or (not run_phase(doc).completed and doc["metadata"]["name"] not in wanted):
             p.actions.append(TerminateAnalysisRun(str(doc["metadata"]["name"])))
+
+
+def _abort_on_record(p: Pass) -> bool:
+    """The observed status holds this revision's abort (not an earlier revision's, still there when
+    this pass moved to a new one and aborted it at once)."""
+    return bool(p.old.abort) and p.old.current_pod_hash == p.pod_hash
 
 
 def collect(p: Pass) -> None:

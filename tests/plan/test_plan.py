@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rollouts.plan import runs
+from rollouts.plan import runs, transitions
 from rollouts.plan.planner import invalid, plan
 from rollouts.plan.state import Pass
 from rollouts.platform.actions import (
@@ -301,6 +301,22 @@ def test_an_abort_whose_status_write_was_lost_is_made_again_from_the_same_verdic
     assert world.status["abort"] is True and world.status["message"].startswith("RolloutAborted")
     assert [r["metadata"]["name"] for r in world.analysis_runs] == [f"web-{H2}-2-1"]
     assert weights(world.vs)["web-canary"] == 0
+
+
+@pytest.mark.parametrize(("on_record", "terminated"), [(H1, False), (H2, True)])
+def test_a_finished_run_is_terminated_only_once_its_own_revisions_abort_is_on_record(on_record: str,
+                                                                                     terminated: bool) -> None:
+    # Given revision 2's step run Failed, and an observed status whose abort is revision 1's (a
+    # pass that moves to revision 2 and aborts it at once) or revision 2's own
+    world = analysis_world()
+    world.finish_run(f"web-{H2}-2-1", "Failed", FAILED)
+    world.set_status(abort=True, currentPodHash=on_record)
+    p = Pass.start(world.observed(), world.now)
+    transitions.abort(p, "Step-based analysis phase Failed", cause=transitions.AbortCause.ANALYSIS)
+    runs.terminate_unwanted(p)
+    # Then the Failed run is terminated (so a retry measures afresh) only on its own abort's record:
+    # else a lost status write would leave the next controller a terminated verdict, measured twice
+    assert (TerminateAnalysisRun(f"web-{H2}-2-1") in p.actions) is terminated
 
 
 def test_resuming_an_inconclusive_pause_measures_again() -> None:
