@@ -20,10 +20,13 @@ controller Manager with its real watches, cache, queue and reconcilers (step mod
   Rollout reconcile p50/p99 (wall) during the wave against a no-op reconcile of a settled Rollout
   (same run), and the worst lag from the write of a failed measurement to the write of canary
   weight 0 to the VirtualService (wall, and controller time);
-- a simulated day at `--day-rollouts`: a steady stream of updates (one in ten failing), traced
-  memory at every simulated hour with its least-squares slope per hour, and the largest
-  AnalysisRun status (JSON bytes) seen (bounded by measurement retention). Events older than an
-  hour are deleted every hour, as kube-apiserver's default --event-ttl does.
+- a simulated day at `--day-rollouts`: a steady stream of updates (one in ten failing), at every
+  simulated hour the whole process's traced memory (the API server and the controller together)
+  and what the controller alone holds (`held`: objects and getsizeof bytes reachable from each
+  Manager structure without entering the API server's side; `held_counts`: entries per index),
+  each with its least-squares slope per hour, and the largest AnalysisRun status (JSON bytes)
+  seen (bounded by measurement retention). Events older than an hour are deleted every hour, as
+  kube-apiserver's default --event-ttl does.
 
 Nothing here asserts a time; tests/benchmarks/test_bench_scale.py runs small sizes and asserts
 the figures that do not depend on the machine's speed.
@@ -40,6 +43,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -487,14 +491,64 @@ def expire_events(cluster: InMemoryCluster, older_than: datetime) -> None:
             cluster.delete("Event", event["metadata"]["name"], "default")
 
 
-def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_every: int = 10,
-        history: int = 1000, frames: int = 1, on_hour: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """`hours` simulated hours at N Rollouts with a steady update stream; traced memory per hour.
+# What the controller holds, structure by structure: an object reached from two is counted under the first.
+STRUCTURES = ("cache", "queue", "metrics", "router", "recorder", "notifier", "analysis", "experiments", "rollouts")
+CODE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
+        types.WrapperDescriptorType, types.CodeType, types.FrameType, types.GeneratorType)
 
-    The in-memory cluster's watch history (`history` events per kind, the API server's side) fills
-    in the first hours; the first quarter of the samples is left out of the slope as warm-up.
-    `frames` (traceback depth) and `on_hour(hour)` (called after each hour's sample, tracing on)
-    are for finding what grows: take tracemalloc snapshots there."""
+
+def held(manager: Manager, *, outside: tuple[Any, ...]) -> dict[str, tuple[int, int]]:
+    """What the controller alone holds: per Manager structure (STRUCTURES, then "rest": the Manager
+    itself and whatever else it reaches), (objects, bytes by sys.getsizeof) reachable from it.
+
+    The walk (gc.get_referents) does not enter the API server's side: the `outside` objects (the
+    cluster the Manager was given, the metric backend, the clock) and any object of a class defined
+    in rollouts.memory (the store, its watch log and history). A watch event's object the
+    controller keeps (its cache) is the controller's, so it is counted; a clone the API server keeps
+    in its history is not. Code (modules, classes, functions, frames) is not walked: its size does
+    not depend on the fleet or the hour. Flat counts hour by hour are the no-leak proof; bytes are
+    getsizeof's (the object headers and containers, not the allocator's pages)."""
+    seen = {id(obj) for obj in outside}
+    out: dict[str, tuple[int, int]] = {}
+    for name in (*STRUCTURES, "rest"):
+        root = manager if name == "rest" else getattr(manager, name)
+        count = size = 0
+        stack: list[Any] = [root]
+        while stack:
+            obj = stack.pop()
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, CODE) or type(obj).__module__.startswith("rollouts.memory"):
+                continue
+            count += 1
+            size += sys.getsizeof(obj)
+            stack.extend(gc.get_referents(obj))
+        out[name] = (count, size)
+    return out
+
+
+def held_counts(manager: Manager) -> dict[str, int]:
+    """Entries per index the controller keeps (cheap, exact): what a leak would make grow."""
+    metrics, router, cache = manager.metrics, manager.router, manager.cache
+    return {"cached objects": len(cache), "label index": len(cache._labels), "queue": len(manager.queue),
+            "metric samples": sum(len(family.samples) for family in metrics.registry.collect()),
+            "request series": sum(len(v) for v in metrics._requests.values()),
+            "router refs": len(router._refs) + len(router._ref_of)}
+
+
+def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_every: int = 10,
+        history: int = 1000, frames: int = 1, on_hour: Callable[[int], None] | None = None,
+        progress: bool = False) -> dict[str, Any]:
+    """`hours` simulated hours at N Rollouts with a steady update stream; memory per hour.
+
+    Two figures per hour: the whole process's traced memory (tracemalloc: the API server and the
+    controller together), and what the controller alone holds (`held`: objects and bytes per
+    Manager structure, plus `held_counts`). The in-memory cluster's watch history (`history`
+    events per kind, the API server's side) fills in the first hours; the first quarter of the
+    samples is left out of the slopes as warm-up. `frames` (traceback depth) and `on_hour(hour)`
+    (called after each hour's sample, tracing on) are for finding what grows: take tracemalloc
+    snapshots there. `progress` prints each hour's figures as it ends."""
     f = replicated(n, pause="10m", history=history)
     manager = synced(f)
     per_hour = updates_per_hour if updates_per_hour is not None else max(1, n // 24)
@@ -504,6 +558,9 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     sizes: list[int] = []
     runs: list[int] = []
     resident: list[int] = []
+    controller: list[dict[str, tuple[int, int]]] = []
+    counts: list[dict[str, int]] = []
+    outside = (f.recorder, f.cluster, f.backend, f.clock)
     reconciles = manager.reconciles
     gc.collect()
     tracemalloc.start(frames)
@@ -521,15 +578,31 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
         gc.collect()
         samples.append(tracemalloc.get_traced_memory()[0])
         resident.append(rss())
+        controller.append(held(manager, outside=outside))
+        counts.append(held_counts(manager))
+        if progress:
+            mine = controller[-1]
+            print(f"  hour {hour + 1}: traced {samples[-1] / KIB / KIB:.2f} MiB, controller holds "
+                  f"{sum(c for c, _ in mine.values())} objects, {sum(b for _, b in mine.values()) / KIB / KIB:.2f} MiB "
+                  f"({', '.join(f'{k} {v}' for k, v in counts[-1].items())}); KiB by structure: "
+                  f"{', '.join(f'{k} {b / KIB:.0f}' for k, (_, b) in mine.items())}", flush=True)
         if on_hour is not None:
             on_hour(hour)
     tracemalloc.stop()
-    warm = samples[len(samples) // 4:]  # the first hours fill the run histories and the event window
+    start = len(samples) // 4  # the first hours fill the run histories and the event window
+    warm = samples[start:]
     slope = least_squares_slope(warm)
     noise = statistics.pstdev(warm) if len(warm) > 1 else 0.0
+    held_bytes = [sum(b for _, b in hour.values()) for hour in controller]
+    held_objects = [sum(c for c, _ in hour.values()) for hour in controller]
     return {"n": n, "hours": hours, "updates": cursor, "samples": samples, "slope_per_hour": slope, "noise": noise,
             "max_status_bytes": max(sizes, default=0), "status_sizes": sizes, "runs": runs, "rss": resident,
-            "reconciles": manager.reconciles - reconciles}
+            "reconciles": manager.reconciles - reconciles,
+            "held": controller, "held_counts": counts, "held_bytes": held_bytes, "held_objects": held_objects,
+            "held_slope_per_hour": least_squares_slope(held_bytes[start:]),
+            "held_objects_slope_per_hour": least_squares_slope(held_objects[start:]),
+            "held_slopes": {name: least_squares_slope([hour[name][1] for hour in controller[start:]])
+                            for name in controller[0]} if controller else {}}
 
 
 def least_squares_slope(values: list[int]) -> float:
@@ -588,13 +661,23 @@ def main(argv: list[str]) -> None:
         del f, manager
         gc.collect()
     if args.day_rollouts:
-        out["day"] = d = day(args.day_rollouts, hours=args.hours, updates_per_hour=args.updates_per_hour)
+        out["day"] = d = day(args.day_rollouts, hours=args.hours, updates_per_hour=args.updates_per_hour,
+                             progress=True)
         first = d["samples"][0]
         print(f"day at {d['n']} Rollouts, {d['hours']} h, {d['updates']} updates, {d['reconciles']} reconciles:")
         print(f"  traced memory per hour (MiB): {' '.join(f'{s / KIB / KIB:.1f}' for s in d['samples'])}")
         print(f"  growth after warm-up: {d['slope_per_hour'] / KIB:+.1f} KiB per hour (noise ±{d['noise'] / KIB:.0f} "
               f"KiB; {d['slope_per_hour'] / max(first, 1) * 100:+.3f}% of the total per hour)")
         print(f"  process RSS per hour (MiB): {' '.join(f'{s / KIB / KIB:.0f}' for s in d['rss'])}")
+        print(f"  the controller alone holds per hour (MiB, getsizeof): "
+              f"{' '.join(f'{s / KIB / KIB:.2f}' for s in d['held_bytes'])}")
+        print(f"    objects per hour: {' '.join(str(c) for c in d['held_objects'])}")
+        print(f"    growth after warm-up: {d['held_slope_per_hour'] / KIB:+.1f} KiB, "
+              f"{d['held_objects_slope_per_hour']:+.0f} objects per hour; by structure (KiB per hour): "
+              f"{', '.join(f'{k} {v / KIB:+.1f}' for k, v in d['held_slopes'].items())}")
+        first_counts, last_counts = d["held_counts"][0], d["held_counts"][-1]
+        print(f"    entries, first hour -> last: "
+              f"{', '.join(f'{k} {first_counts[k]} -> {last_counts[k]}' for k in first_counts)}")
         print(f"  AnalysisRun status: max {d['max_status_bytes']} bytes; runs in the cluster per hour: "
               f"{min(d['runs'])}..{max(d['runs'])}")
     print(f"(total {time.perf_counter() - started:.0f} s)")

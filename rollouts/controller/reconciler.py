@@ -157,7 +157,8 @@ class RolloutReconciler:
             stop=tenacity.stop_after_attempt(retry_attempts), reraise=True,
         )
         self._templates: dict[tuple[str, str, str], AnalysisTemplate] = {}  # (uid, rv, kind) -> model
-        self._validated: dict[tuple[Any, ...], list[Any]] = {}
+        # (namespace, name) -> (key, problems): the last validation of each Rollout only, dropped when it is gone
+        self._validated: dict[tuple[str, str], tuple[tuple[Any, ...], list[Any]]] = {}
 
     # ------------------------------------------------------------ the pass
 
@@ -194,6 +195,7 @@ class RolloutReconciler:
         return result.requeue_after
 
     def _report_gone(self, namespace: str, name: str) -> None:
+        self._validated.pop((namespace, name), None)
         if self._gone is not None:
             self._gone(namespace, name)
 
@@ -268,7 +270,8 @@ class RolloutReconciler:
 
     def _problems(self, doc: Obj, rollout: Rollout, refs: References, inputs: list[Any]) -> list[Any]:
         """validate_rollout, remembered per (Rollout generation, versions of what it references): specs
-        and the objects they name rarely change."""
+        and the objects they name rarely change. One remembered answer per Rollout (a new generation
+        or version replaces it), so what is held stays bounded by the Rollouts, not by the updates."""
         meta = doc.get("metadata") or {}
         if meta.get("generation") is None:
             return validate_rollout(rollout, refs)
@@ -279,13 +282,13 @@ class RolloutReconciler:
                           for t in inputs)
         pools = tuple(sorted(refs.virtual_services or ())) + tuple(sorted(refs.destination_rules or ())) + tuple(
             sorted(refs.services or ()))
-        key = (meta.get("uid"), meta.get("generation"), meta.get("name"), tuple(versions), pools)
-        found = self._validated.get(key)
-        if found is None:
-            found = validate_rollout(rollout, refs)
-            if len(self._validated) > 10_000:
-                self._validated.clear()
-            self._validated[key] = found
+        key = (meta.get("uid"), meta.get("generation"), tuple(versions), pools)
+        slot = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        remembered = self._validated.get(slot)
+        if remembered is not None and remembered[0] == key:
+            return remembered[1]
+        found = validate_rollout(rollout, refs)
+        self._validated[slot] = (key, found)
         return found
 
     def _templates_of(self, rollout: Rollout, namespace: str) -> list[AnalysisTemplate]:
