@@ -95,7 +95,7 @@ class EventRouter:
                 self.metrics.forget("AnalysisRun", namespace, name)
             elif self.scope.admits(obj):
                 self.metrics.observe_analysis_run(obj)
-                return [*([] if _finished(obj) else [Key("AnalysisRun", namespace, name)]), *owners]
+                return [*([] if finished_run(obj) else [Key("AnalysisRun", namespace, name)]), *owners]
             return owners
         if kind == "ReplicaSet":
             return owners
@@ -128,7 +128,7 @@ def urgent(kind: str, obj: dict[str, Any]) -> bool:
     return kind == "AnalysisRun" and wire.text(obj, "status", "phase") in ("Failed", "Error")
 
 
-def _finished(run: dict[str, Any]) -> bool:
+def finished_run(run: dict[str, Any]) -> bool:
     """The run's phase is a completed one (analysis.assess: a completed phase never changes)."""
     phase = wire.text(run, "status", "phase")
     return phase is not None and phase in AnalysisPhase._value2member_map_ and AnalysisPhase(phase).completed

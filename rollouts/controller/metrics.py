@@ -23,7 +23,8 @@ What the controller explains about itself (the README's metrics table lists ever
   `analysis_run_metric_phase{namespace,name,metric,type,dry_run,phase}` (1 for the current
   phase, 0 for the others, as Argo) follow the run's watch events (rollouts.controller.fanin:
   `observe_analysis_run`); runs are few per Rollout (the run history limits), and a deleted
-  run's series go with it.
+  run's series go with it, its `rollout_events` series too (events are recorded on runs, and
+  every run has a new name: kept, they would grow with every update).
 - Ours, labelled by Rollout and metric name, never by run name (so a Rollout has a bounded
   set whatever its number of updates): `rollouts_analysis_metric_value{namespace,rollout,
   analysis,metric}`, the last measured value of each metric of the newest run of each kind

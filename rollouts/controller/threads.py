@@ -7,7 +7,8 @@ Rules:
 - Starting work: every watched kind is listed into the cache first ("caches synced"),
   then one watch thread per kind feeds the router and the queue, `workers` threads take
   Rollout keys and `analysis_workers` threads AnalysisRun keys, and a resync thread
-  enqueues every known Rollout and AnalysisRun every `resync_period` wall seconds.
+  enqueues every known Rollout and AnalysisRun (but finished runs: nothing is left to do for
+  them) every `resync_period` wall seconds.
 - A watch that ends resumes from its resourceVersion; `Gone` relists; API faults are
   retried after a pause. An event whose object cannot be routed is logged, counted
   (`controller_watch_event_errors_total`) and skipped: bad data never ends a watch or
@@ -25,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from rollouts.controller.fanin import Scope, urgent
+from rollouts.controller.fanin import Scope, finished_run, urgent
 from rollouts.controller.informer import Cache
 from rollouts.controller.leader import LeaderElector
 from rollouts.controller.metrics import ControllerMetrics
@@ -134,11 +135,8 @@ class ThreadedRun:
         """Every `period` (wall) seconds, reconcile every known Rollout and AnalysisRun once more
         (Argo's informer resync): a missed event can delay a reconcile, never lose it."""
         while not self._stop.wait(period):
-            for kind in ("Rollout", "AnalysisRun", "Experiment"):
-                for obj in self.m.cache.list(kind, self.m.scope.namespace):
-                    if self.m.scope.admits(obj):
-                        meta = obj.get("metadata") or {}
-                        self.m.queue.add(Key(kind, meta.get("namespace") or "default", str(meta.get("name"))))
+            for key in resync_keys(self.m.cache, self.m.scope):
+                self.m.queue.add(key)
 
     def _lost(self) -> None:
         self.m.leading = False
@@ -218,3 +216,15 @@ class ThreadedRun:
         except ClusterError as err:
             log.warning("relist %s: %s", kind, err)
             self._stop.wait(1.0)
+
+
+def resync_keys(cache: Cache, scope: Scope) -> list[Key]:
+    """What a resync queues: every Rollout, Experiment and live AnalysisRun in scope (a finished
+    run has nothing left to do)."""
+    keys = []
+    for kind in ("Rollout", "AnalysisRun", "Experiment"):
+        for obj in cache.list(kind, scope.namespace):
+            if scope.admits(obj) and not (kind == "AnalysisRun" and finished_run(obj)):
+                meta = obj.get("metadata") or {}
+                keys.append(Key(kind, meta.get("namespace") or "default", str(meta.get("name"))))
+    return keys

@@ -16,8 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from analysis.providers import Providers
-from rollouts.controller.fanin import urgent
+from rollouts.controller.fanin import Scope, urgent
+from rollouts.controller.informer import Cache
 from rollouts.controller.manager import Manager
+from rollouts.controller.threads import resync_keys
 from rollouts.memory.cluster import InMemoryCluster
 from rollouts.platform.clock import SteppedClock
 from tests.controller.dsl import START, ScriptedProvider
@@ -82,3 +84,14 @@ def test_a_failed_or_errored_run_makes_its_rollout_urgent_and_nothing_else_does(
         True, True, False, False, False, False]
     assert not urgent("AnalysisRun", run)
     assert not urgent("Rollout", {"metadata": {"name": "r"}, "status": {"phase": "Failed"}})
+
+
+def test_a_resync_queues_every_rollout_and_live_run_but_no_finished_run() -> None:
+    cache = Cache()
+    for kind, name, phase in [("Rollout", "web", "Healthy"), ("AnalysisRun", "web-1", "Successful"),
+                              ("AnalysisRun", "web-2", "Failed"), ("AnalysisRun", "web-3", "Running"),
+                              ("AnalysisRun", "web-4", "")]:
+        cache.update({"kind": kind, "metadata": {"name": name, "namespace": "ns", "resourceVersion": "1"},
+                      "status": {"phase": phase}})
+    keys = resync_keys(cache, Scope())
+    assert sorted(str(k) for k in keys) == ["AnalysisRun/ns/web-3", "AnalysisRun/ns/web-4", "Rollout/ns/web"]
