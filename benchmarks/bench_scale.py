@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.model import Metric
 from analysis.providers import Providers, Result
+from rollouts.controller.fanin import finished_run
 from rollouts.controller.manager import Manager
 from rollouts.memory.cluster import InMemoryCluster
 from rollouts.plan.replicas import pod_template_hash
@@ -413,7 +414,8 @@ def idle_stepped(f: Fleet, manager: Manager, *, seconds: float = 3600.0) -> dict
 def idle_threaded(f: Fleet, *, window: float = 5.0, sync_limit: float = 1800.0) -> dict[str, Any]:
     """A threaded Manager on the real clock: sync, then a quiet wall window (CPU seconds per second)."""
     manager = f.manager(clock=SystemClock(), workers=2, analysis_workers=2)
-    expected = len(manager.cluster.list("Rollout", None)) + len(manager.cluster.list("AnalysisRun", None))
+    expected = len(manager.cluster.list("Rollout", None)) + sum(  # a finished run is never queued (fanin)
+        not finished_run(run) for run in manager.cluster.list("AnalysisRun", None))
     started = time.perf_counter()
     manager.start()
     try:
