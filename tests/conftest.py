@@ -1,5 +1,5 @@
-"""Shared fixtures: a real Prometheus with deterministic history and the real Kubernetes
-control plane (both session-scoped, both started only for the tests that ask for them).
+"""Shared fixtures: a real Prometheus with deterministic history, the real Kubernetes control
+plane and the installed wheel (all session-scoped, made only for the tests that ask for them).
 
 A missing `prometheus` binary fails the tests that need it, with the install hint: the
 suite never skips a real component.
@@ -11,12 +11,14 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from rollouts.demo.prometheus import INSTALL_HINT, PrometheusServer
 from rollouts.kube.controlplane import ControlPlane
 from tests.fixtures import istio_history
+from tests.fixtures import wheel as wheels
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,18 @@ def control_plane() -> Iterator[ControlPlane]:
     yield from running()
 
 
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from the checkout (tests/fixtures/wheel.py)."""
+    return wheels.build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel and its runtime dependencies: its bin/."""
+    return wheels.install(wheel, tmp_path_factory.mktemp("venv"))
+
+
 # The long proofs: real processes (the real control plane among them) and the full fuzz and
 # property runs. `make test` (and CI) runs them; `make check`, the fast developer loop, leaves
 # them out with `-m "not slow"`.
@@ -81,9 +95,23 @@ SLOW = ("tests/demo/", "tests/fuzz/", "tests/faults/test_promotion_property.py",
         "tests/chart/test_chart.py::test_every_rendered_object_passes_kubernetes_validate_strict")
 
 
+def xdist_group(item: pytest.Item, where: str) -> str:
+    """The worker group of a slow test under `make test`'s `-n 2 --dist loadgroup`: every test on the
+    real control plane in one group (one etcd and kube-apiserver for the run), the installed wheel's
+    tests in one (one build), else one group per file (its module fixtures made once)."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if "control_plane" in fixtures or "[real" in item.nodeid:  # tests/adapters' "real" backend asks for it late
+        return "control-plane"
+    if fixtures & {"wheel", "installed"}:
+        return "wheel"
+    return where
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = config.rootpath
     for item in items:
         where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
         if where.startswith(SLOW) or item.nodeid.startswith(SLOW):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item, where)))

@@ -1,5 +1,8 @@
 """`rollouts demo`: the short demo end to end (real processes, real Prometheus), its manifests,
-its summary, its failure messages and its cleanup."""
+its summary, its failure messages and its cleanup.
+
+The end-to-end demo runs the command of the installed wheel (tests/conftest.py's `installed`)
+from a directory outside the checkout: it proves the packaged demo as well as the demo."""
 
 from __future__ import annotations
 
@@ -70,10 +73,12 @@ class Lines:
 
 
 @pytest.fixture
-def demo_process() -> Iterator[subprocess.Popen[str]]:
+def demo_process(installed: Path, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """`rollouts demo --short --json` of the installed wheel, outside the checkout."""
     require_prometheus()
-    process = subprocess.Popen([*ROLLOUTS, "demo", "--short", "--json"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    process = subprocess.Popen([str(installed / "rollouts"), "demo", "--short", "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     yield process
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
