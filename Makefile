@@ -67,10 +67,11 @@ check: deps static
 
 # Everything, as CI runs it: static checks and the whole suite, the demo and process tests included.
 # The fast tests first, four workers as in `check`; then the slow proofs (kill storms, shards, the
-# real control plane, the demo) one at a time, as each of them times its own processes.
+# real control plane, the demo) on two workers, a group at a time (tests/conftest.py's xdist_group:
+# the real control plane's tests share one worker and one control plane, the rest go file by file).
 test: deps static
 	$(BIN)/python -m pytest -m "not slow" -n 4
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow -n 2 --dist loadgroup
 
 # The fuzzers alone, with no per-test timeout: `ROLLOUTS_FUZZ_EXAMPLES=1000000 make fuzz` draws a
 # million inputs over them (tests/fuzz/budget.py; hours on one core); unset, the defaults of `make test`.

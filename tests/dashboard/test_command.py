@@ -14,6 +14,7 @@ from rollouts.memory.cluster import InMemoryCluster
 from rollouts.memory.server import serve
 from tests.cli.conftest import Shop
 from tests.dashboard.conftest import http
+from tests.fixtures.children import communicate_or_dump, dumps_stacks, interruptible
 
 
 def test_the_command_prints_its_url_serves_the_cluster_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -21,8 +22,8 @@ def test_the_command_prints_its_url_serves_the_cluster_and_stops_on_ctrl_c(tmp_p
     Shop(cluster).seed("paused")
     with serve(cluster) as api:
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", namespace="shop")
-        child = subprocess.Popen([sys.executable, "-m", "rollouts", "dashboard", "--kubeconfig", str(kubeconfig),
-                                  "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        child = subprocess.Popen(interruptible("dashboard", "--kubeconfig", str(kubeconfig), "--addr", "127.0.0.1:0"),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dumps_stacks())
         try:
             line = child.stdout.readline() if child.stdout else ""
             found = re.match(r"rollouts dashboard: (http://127\.0\.0\.1:\d+)/  \(every namespace of ", line)
@@ -31,7 +32,8 @@ def test_the_command_prints_its_url_serves_the_cluster_and_stops_on_ctrl_c(tmp_p
             assert page.status_code == 200 and 'data-phase="Paused"' in page.text
         finally:
             child.send_signal(signal.SIGINT)
-            assert child.wait(timeout=30) in (0, 130), child.stderr.read() if child.stderr else ""
+            _, err = communicate_or_dump(child, timeout=30)  # reads the pipes: a chatty child cannot block on them
+            assert child.returncode in (0, 130), err
 
 
 def test_a_bad_addr_is_a_usage_error(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rollouts.kube.cluster import KubeCluster
 from rollouts.kube.controlplane import ControlPlane
+from tests.fixtures.children import communicate_or_dump, dumps_stacks, interruptible
 from tests.k8s.e2e import (
     ROOT,
     admin,
@@ -52,9 +53,10 @@ def test_cli_commands_on_the_real_api_server_with_their_exit_codes(control_plane
                                   check=False)
 
         create_all(cluster, ns, [rollout(NAME, STEPS, replicas=2)])
-        watcher = subprocess.Popen([sys.executable, "-m", "rollouts", "get", "rollout", NAME, "--watch",
-                                    "--kubeconfig", str(kubeconfig), "-n", ns], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT)
+        watcher = subprocess.Popen(interruptible("get", "rollout", NAME, "--watch", "--kubeconfig", str(kubeconfig),
+                                                 "-n", ns), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
+                                   env=dumps_stacks())
         try:
             done = cli("status", NAME, "--timeout", "60s")
             assert done.returncode == 0 and "Healthy" in done.stdout, (done, controller.tail())
@@ -93,7 +95,7 @@ def test_cli_commands_on_the_real_api_server_with_their_exit_codes(control_plane
             assert "no-such-rollout" in missing.stderr
         finally:
             watcher.send_signal(signal.SIGINT)
-            out, err = watcher.communicate(timeout=30)
+            out, err = communicate_or_dump(watcher, timeout=30)
         assert watcher.returncode == 0, (watcher.returncode, err)
         frames = out.splitlines()
         assert len(frames) >= 4, out  # a line per change, no terminal codes
