@@ -1,19 +1,21 @@
 """A real local HTTP(S) server for tests: serves one handler function and records every request.
 
 Rules:
-- `HttpServer(handle)` listens on 127.0.0.1 at a free port once entered (`with`), in a daemon
-  thread; `url` is its base URL (`http://` or, with `tls=` an ssl server context, `https://`).
-  Leaving it shuts the server down, closes the socket and joins the thread.
+- `HttpServer(handle)` listens on 127.0.0.1 at a free port once entered (`with`, or `start()`),
+  in a daemon thread; `url` is its base URL (`http://` or, with `tls=` an ssl server context,
+  `https://`). Leaving it (or `close()`) shuts the server down, closes the socket and joins the thread.
 - Every request (any method) is counted in `served` and recorded in `requests` as a `Request`
   (method, path with its query, headers, body, the client certificate over TLS) before `handle`
   sees it (`record=False` keeps only the count, for a long run); `handle`
-  returns a `Response`, which is sent with its Content-Length. A handler that raises answers
+  returns a `Response`, which is sent with its Content-Length (to a client still there: one that
+  gave up waiting on a slow handler is no error). A handler that raises answers
   500 and the error is kept in `errors`, so a test can assert there was none.
 - Nothing is logged: a test reads what it needs from `requests`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import threading
@@ -75,6 +77,12 @@ class HttpServer:
         return f"{'https' if self._tls else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> Self:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         if self._tls is not None:
@@ -84,7 +92,7 @@ class HttpServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         assert self._server is not None and self._thread is not None
         self._server.shutdown()
         self._server.server_close()
@@ -113,12 +121,13 @@ class HttpServer:
                 peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
                 response = server._answer(Request(self.command, self.path, dict(self.headers),
                                                   self.rfile.read(length) if length else b"", peer))
-                self.send_response(response.status)
-                for name, value in response.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(response.body)))
-                self.end_headers()
-                self.wfile.write(response.body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up waiting
+                    self.send_response(response.status)
+                    for name, value in response.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(response.body)))
+                    self.end_headers()
+                    self.wfile.write(response.body)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
