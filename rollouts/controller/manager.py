@@ -173,6 +173,14 @@ class Manager:
             log.exception("watch %s: could not route a %s event; skipped", kind, event_type)
             return []
 
+    def take_in(self, kind: str, event_type: str, obj: Any) -> None:
+        """Route one watch event and queue the keys it makes due (both modes: `_poll_watches`, and
+        rollouts.controller.threads). A Failed or Error AnalysisRun queues the Rollout it fails ahead of
+        every other key (fanin.urgent); the run's own key is queued as any other."""
+        first = isinstance(obj, dict) and urgent(kind, obj)
+        for key in self.route(kind, event_type, obj):  # never raises: route skips what it cannot route
+            self.queue.add(key, first=first and key.kind != "AnalysisRun")
+
     # ------------------------------------------------------------ processing one key
 
     def process(self, key: Key) -> None:
@@ -302,9 +310,7 @@ class Manager:
                 stream = self.cluster.watch(kind, self.scope.namespace, resource_version=cursor, timeout=0)
                 for event in stream:
                     seen += 1
-                    first = urgent(kind, event.object)
-                    for key in self.route(kind, event.type, event.object):
-                        self.queue.add(key, first=first and key.kind != "AnalysisRun")
+                    self.take_in(kind, event.type, event.object)
                 self._cursors[kind] = stream.resource_version
             except Gone:
                 self.relist(kind)

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from rollouts.controller.fanin import Scope, finished_run, urgent
+from rollouts.controller.fanin import Scope, finished_run
 from rollouts.controller.informer import Cache
 from rollouts.controller.leader import LeaderElector
 from rollouts.controller.metrics import ControllerMetrics
@@ -58,7 +58,7 @@ class Host(Protocol):
 
     def relist(self, kind: str) -> None: ...
 
-    def route(self, kind: str, event_type: str, obj: dict[str, Any]) -> list[Key]: ...
+    def take_in(self, kind: str, event_type: str, obj: Any) -> None: ...
 
     def process(self, key: Key) -> None: ...
 
@@ -189,7 +189,7 @@ class ThreadedRun:
                 stream.close()
             try:
                 for event in stream:
-                    self._route(kind, event.type, event.object)
+                    self.m.take_in(kind, event.type, event.object)
                 cursor = stream.resource_version
             except Gone:
                 cursor = None
@@ -204,11 +204,6 @@ class ThreadedRun:
             finally:
                 with self._lock:
                     self._streams.discard(stream)
-
-    def _route(self, kind: str, event_type: str, obj: Any) -> None:
-        first = isinstance(obj, dict) and urgent(kind, obj)
-        for key in self.m.route(kind, event_type, obj):  # never raises: Manager.route skips what it cannot route
-            self.m.queue.add(key, first=first and key.kind != "AnalysisRun")
 
     def _relist_quietly(self, kind: str) -> None:
         try:

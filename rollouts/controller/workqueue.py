@@ -17,9 +17,11 @@ Rules (client-go's rate-limiting delaying queue, sample-controller's use of it):
 - Keys wait in one lane per kind, in the order they were added; `get(kinds=...)` takes
   the oldest key of those kinds, so workers can be dedicated to a kind (a Rollout worker
   never waits behind a slow measurement); without `kinds`, the oldest key of any kind.
-- `add(key, first=True)` puts the key ahead of every queued key (a Rollout whose analysis
-  just failed: its abort must not wait behind a wave of updates); a key already queued moves
-  to the front, a key processing goes to the front when it is done.
+- `add(key, first=True)` puts the key ahead of every key queued without `first` (a Rollout whose
+  analysis just failed: its abort must not wait behind a wave of updates); keys added first come out
+  among themselves in the order they were added first (FIFO: an older abort is not overtaken by a
+  newer one). A key already queued moves up (one already queued first keeps its place), a key
+  processing is queued first when it is done, in the place its `add` gave it.
 - After `shutdown()`, `get` returns None at once and adds are ignored.
 - `on_take(key, seconds)` is told how long a key waited queued (due) before it was taken
   (client-go's `workqueue_queue_duration_seconds`).
@@ -41,6 +43,7 @@ __all__ = ["BASE_DELAY", "MAX_DELAY", "Key", "WorkQueue"]
 
 BASE_DELAY = 0.005
 MAX_DELAY = 10.0
+_URGENT = 1 << 62  # subtracted from a key added first's order: below every other key's, FIFO among those
 
 
 class Key(NamedTuple):
@@ -76,7 +79,7 @@ class WorkQueue:
         self._heap: list[tuple[float, int, Key]] = []
         self._seq = itertools.count()
         self._failures: dict[Key, int] = {}
-        self._first: set[Key] = set()  # to be queued ahead of the others when next queued
+        self._first: dict[Key, int] = {}  # to be queued ahead of the others when next queued -> its order
         self._shutting_down = False
         subscribe = getattr(clock, "on_advance", None)
         if callable(subscribe):
@@ -90,7 +93,7 @@ class WorkQueue:
                 self._move_first_locked(key)
                 return
             if first:
-                self._first.add(key)
+                self._first.setdefault(key, next(self._seq) - _URGENT)
             self._add_locked(key)
 
     def add_after(self, key: Key, seconds: float) -> None:
@@ -207,9 +210,9 @@ class WorkQueue:
 
     def _enqueue_locked(self, key: Key) -> None:
         lane = self._lanes.setdefault(key.kind, deque())
-        if key in self._first:
-            self._first.discard(key)
-            lane.appendleft((-next(self._seq), key))  # ahead of every lane's head, too
+        order = self._first.pop(key, None)
+        if order is not None:
+            _insert_urgent(lane, order, key)
         else:
             lane.append((next(self._seq), key))
         self._queued_at.setdefault(key, self._clock.monotonic())
@@ -219,9 +222,11 @@ class WorkQueue:
         lane = self._lanes[key.kind]
         for entry in lane:
             if entry[1] == key:
+                if entry[0] < 0:
+                    return  # already queued first: it keeps its place
                 lane.remove(entry)
                 break
-        lane.appendleft((-next(self._seq), key))
+        _insert_urgent(lane, next(self._seq) - _URGENT, key)
         self._cond.notify_all()
 
     def _take_locked(self, kinds: frozenset[str] | None) -> Key | None:
@@ -257,3 +262,9 @@ class WorkQueue:
         if not self._heap:
             return None
         return max(self._heap[0][0] - self._clock.monotonic(), 0.0)
+
+
+def _insert_urgent(lane: deque[tuple[int, Key]], order: int, key: Key) -> None:
+    """Behind the lane's keys added first before it, ahead of the rest (orders stay ascending)."""
+    at = next((i for i, (other, _) in enumerate(lane) if other > order), len(lane))
+    lane.insert(at, (order, key))

@@ -12,11 +12,9 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -29,6 +27,7 @@ from analysis.measure import take
 from analysis.model import AnalysisPhase, Metric
 from analysis.providers import Providers
 from analysis.providers.prometheus import PrometheusProvider
+from tests.http_server import HttpServer, Request, Response
 
 AT = datetime(2024, 1, 1, tzinfo=UTC)
 CLIENT_ID, CLIENT_SECRET, TOKEN = "someId", "my$ecret&+=", "access-T0KEN-1"
@@ -57,33 +56,18 @@ def serve(answer: Any) -> Iterator[Site]:
     """A real HTTP server; `answer(site, seen) -> (status, content_type, body)`."""
     site = Site("")
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-            pass
+    def handle(request: Request) -> Response:
+        parts = urlsplit(request.path)
+        seen = Seen(request.method, parts.path, parts.query, {k.lower(): v for k, v in request.headers.items()},
+                    request.body)
+        site.seen.append(seen)
+        status, kind, payload = answer(site, seen)
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        return Response(status, data, {"Content-Type": kind})
 
-        def _any(self) -> None:
-            parts = urlsplit(self.path)
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-            seen = Seen(self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, body)
-            site.seen.append(seen)
-            status, kind, payload = answer(site, seen)
-            data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _any
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    site.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
+    with HttpServer(handle) as httpd:
+        site.url = httpd.url
         yield site
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 # ---------------------------------------------------------------- OAuth2

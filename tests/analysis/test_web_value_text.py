@@ -6,12 +6,10 @@ webmetric_test.go TestRunSuite with its expectedValue, and Go encoding/json.Mars
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import tenacity
@@ -20,34 +18,18 @@ from analysis.measure import take
 from analysis.model import AnalysisPhase, Metric
 from analysis.providers import gojson
 from analysis.providers.registry import default_providers
+from tests.http_server import HttpServer, Response
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "argo-web-value-vectors.json").read_text(encoding="utf-8"))
 AT = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-class Body(BaseHTTPRequestHandler):
-    bodies: ClassVar[dict[str, bytes]] = {}
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
-
-    def do_GET(self) -> None:
-        body = self.bodies[self.path]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    Body.bodies = {f"/{i}": case["body"].encode() for i, case in enumerate(VECTORS)}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Body)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    bodies = {f"/{i}": case["body"].encode() for i, case in enumerate(VECTORS)}
+    with HttpServer(lambda request: Response(200, bodies[request.path],
+                                             {"Content-Type": "application/json; charset=utf-8"})) as httpd:
+        yield httpd.url
 
 
 def test_the_vectors_hold_argos_cases() -> None:

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,65 +26,56 @@ from rollouts.cli import connect, main
 from rollouts.kube.light import LightCluster, light_cluster
 from rollouts.platform.cluster import ClusterError, Forbidden, NotFound, Unavailable
 from tests.cli.conftest import NS, Shop
+from tests.http_server import HttpServer, Request, Response
 
 TLS = Path(__file__).resolve().parent / "tls"
 ROLLOUT = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "checkout", "namespace": NS}}
 
 
-@dataclass
 class Seen:
-    """What the recording server saw of each request."""
+    """What the recording server saw of each request, and the status it answers with."""
 
-    paths: list[str] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    peers: list[Any] = field(default_factory=list)
-    answer: int = 200
+    def __init__(self) -> None:
+        self.answer = 200
+        self.server = HttpServer(self._answer, tls=_context(), keep_alive=True, name="light-reader-https")
 
+    @property
+    def paths(self) -> list[str]:
+        return [request.path for request in self.server.requests]
 
-class _Recorder(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: Seen
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        return [request.headers for request in self.server.requests]
 
-    def do_GET(self) -> None:
-        seen = self.server.seen  # type: ignore[attr-defined]
-        seen.paths.append(self.path)
-        seen.headers.append(dict(self.headers))
-        seen.peers.append(self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None)
-        if seen.answer != 200:
-            body = json.dumps({"kind": "Status", "code": seen.answer, "message": f"answer {seen.answer}"}).encode()
-        elif "/rollouts/" in self.path:
-            body = json.dumps(ROLLOUT).encode()
-        else:
-            body = json.dumps({"kind": "ReplicaSetList", "items": [{"metadata": {"name": "a"}}]}).encode()
-        self.send_response(seen.answer)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    @property
+    def peers(self) -> list[Any]:
+        return [request.peer_cert for request in self.server.requests]
 
-    def log_message(self, *args: Any) -> None:
-        pass
+    def _answer(self, request: Request) -> Response:
+        if self.answer != 200:
+            return Response.json({"kind": "Status", "code": self.answer, "message": f"answer {self.answer}"},
+                                 self.answer)
+        if "/rollouts/" in request.path:
+            return Response.json(ROLLOUT)
+        return Response.json({"kind": "ReplicaSetList", "items": [{"metadata": {"name": "a"}}]})
 
 
-@pytest.fixture
-def https(request: pytest.FixtureRequest) -> Iterator[tuple[str, Seen]]:
-    """A recording HTTPS server on a free port; marker-free: client certificates are asked for, not required."""
+def _context() -> ssl.SSLContext:
+    """The server's certificate; client certificates are asked for, not required."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(TLS / "server.pem", TLS / "server-key.pem")
     context.load_verify_locations(TLS / "ca.pem")
     context.verify_mode = ssl.CERT_OPTIONAL
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    httpd.daemon_threads = True
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    httpd.seen = Seen()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{httpd.server_address[1]}", httpd.seen  # type: ignore[attr-defined]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    return context
+
+
+@pytest.fixture
+def https() -> Iterator[tuple[str, Seen]]:
+    """A recording HTTPS server on a free port."""
+    seen = Seen()
+    with seen.server as server:
+        yield server.url, seen
+    assert server.errors == []
 
 
 def write(path: Path, cluster: dict[str, Any], user: dict[str, Any], *, namespace: str = NS) -> Path:

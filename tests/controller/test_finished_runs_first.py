@@ -95,3 +95,31 @@ def test_a_resync_queues_every_rollout_and_live_run_but_no_finished_run() -> Non
                       "status": {"phase": phase}})
     keys = resync_keys(cache, Scope())
     assert sorted(str(k) for k in keys) == ["AnalysisRun/ns/web-3", "AnalysisRun/ns/web-4", "Rollout/ns/web"]
+
+
+def owned_run(name: str, rollout: str, phase: str) -> dict[str, Any]:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+            "metadata": {"name": name, "namespace": "default", "resourceVersion": "1",
+                         "ownerReferences": [{"kind": "Rollout", "name": rollout, "controller": True}]},
+            "status": {"phase": phase}}
+
+
+def test_taking_in_a_failed_run_queues_its_rollout_ahead_of_a_wave_in_the_order_the_runs_failed() -> None:
+    """Manager.take_in is what both modes call for every watch event (step mode's poll, the threads'
+    watches): the owners of runs that turned Failed or Error come first, oldest failure first; a
+    finished run itself is never queued, a live one is queued as any key."""
+    clock = SteppedClock(START)
+    manager = Manager(InMemoryCluster(clock=clock.now), Providers({}), clock=clock, leader_election=False)
+    wave = [f"wave-{i}" for i in range(3)]
+    for name in wave:
+        manager.take_in("Rollout", "MODIFIED", {"kind": "Rollout", "metadata": {
+            "name": name, "namespace": "default", "resourceVersion": "1"}})
+    manager.take_in("AnalysisRun", "MODIFIED", owned_run("live-1", "live", "Running"))
+    manager.take_in("AnalysisRun", "MODIFIED", owned_run("older-1", "older", "Failed"))
+    manager.take_in("AnalysisRun", "MODIFIED", owned_run("newer-1", "newer", "Error"))
+    taken = []
+    while (key := manager.queue.pop_ready()) is not None:
+        taken.append(str(key))
+        manager.queue.done(key)
+    assert taken == ["Rollout/default/older", "Rollout/default/newer", *(f"Rollout/default/{n}" for n in wave),
+                     "AnalysisRun/default/live-1", "Rollout/default/live"]

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from rollouts import view
 from rollouts.platform.clock import SteppedClock
 from rollouts.view import render
 from tests.controller.dsl import START, Scenario
+from tests.http_server import HttpServer, Request, Response
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
 
@@ -34,55 +34,32 @@ class Hooks:
         self.scripts: dict[str, list[Any]] = {}
         self.calls: list[tuple[datetime, str, dict[str, Any], str]] = []
         self.lock = threading.Lock()
-        hooks = self
+        self.server = HttpServer(self._answer).start()
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                with hooks.lock:
-                    script = hooks.scripts.get(self.path, [200])
-                    answer = script.pop(0) if len(script) > 1 else script[0]
-                    hooks.calls.append((hooks.clock.now(), self.path, body, str(answer)))
-                if answer == "slow":
-                    time.sleep(0.6)
-                    answer = 200
-                if answer == "loop":
-                    self.send_response(302)
-                    self.send_header("Location", self.path)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                try:
-                    self.send_response(int(answer))
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"no" if int(answer) >= 300 else b"ok")
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the slow answer came after the hook's timeout: the caller left
-
-            def do_GET(self) -> None:
-                with hooks.lock:
-                    hooks.calls.append((hooks.clock.now(), self.path, {"type": "redirected"}, "loop"))
-                self.send_response(302)
-                self.send_header("Location", self.path)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def _answer(self, request: Request) -> Response:
+        if request.method == "GET":  # a redirect followed
+            with self.lock:
+                self.calls.append((self.clock.now(), request.path, {"type": "redirected"}, "loop"))
+            return Response(302, headers={"Location": request.path})
+        body = json.loads(request.body or b"{}")
+        with self.lock:
+            script = self.scripts.get(request.path, [200])
+            answer = script.pop(0) if len(script) > 1 else script[0]
+            self.calls.append((self.clock.now(), request.path, body, str(answer)))
+        if answer == "slow":
+            time.sleep(0.6)
+            answer = 200
+        if answer == "loop":
+            return Response(302, headers={"Location": request.path})
+        return Response(int(answer), b"no" if int(answer) >= 300 else b"ok")
 
     def script(self, path: str, *answers: Any) -> None:
         with self.lock:
             self.scripts[path] = list(answers)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
     def to(self, path: str) -> list[tuple[datetime, dict[str, Any], str]]:
         return [(at, body, answer) for at, p, body, answer in self.calls if p == path]

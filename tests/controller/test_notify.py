@@ -22,7 +22,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -41,6 +40,7 @@ from rollouts.plan.notify import ConfigError, parse
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.events import EventRecorder
 from tests.controller.dsl import START, Scenario
+from tests.http_server import HttpServer, Request, Response
 
 NS = "default"
 CM = "rollouts-notifications"
@@ -74,33 +74,18 @@ class Endpoint:
 def serve(mode: str = "ok") -> Iterator[Endpoint]:
     endpoint = Endpoint(mode=mode)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            if endpoint.mode == "hang":
-                endpoint.release.wait(10)
-            endpoint.received.append(Received(self.path, dict(self.headers), json.loads(raw or b"{}")))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            with contextlib.suppress(OSError):
-                self.wfile.write(b"ok")
+    def handle(request: Request) -> Response:
+        if endpoint.mode == "hang":
+            endpoint.release.wait(10)
+        endpoint.received.append(Received(request.path, request.headers, json.loads(request.body or b"{}")))
+        return Response(200, b"ok")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield endpoint
-    finally:
-        endpoint.release.set()
-        server.shutdown()
-        server.server_close()
+    with HttpServer(handle) as server:
+        endpoint.url = server.url
+        try:
+            yield endpoint
+        finally:
+            endpoint.release.set()
 
 
 def refusing_url() -> str:

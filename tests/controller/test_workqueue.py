@@ -190,10 +190,43 @@ def test_a_key_added_first_goes_ahead_of_a_queued_wave(queue: WorkQueue) -> None
         queue.add(key)
     failing = Key("Rollout", "default", "failing")
     queue.add(failing, first=True)  # new to the queue
-    queue.add(wave[3], first=True)  # already queued: moves to the front, still handed out once
+    queue.add(wave[3], first=True)  # already queued: moves up behind `failing`, still handed out once
     taken = drain(queue)
-    assert taken[:2] == [wave[3], failing] and sorted(taken[2:]) == sorted(k for k in wave if k != wave[3])
+    assert taken[:2] == [failing, wave[3]] and taken[2:] == [k for k in wave if k != wave[3]]
     assert len(taken) == len(set(taken)) == 6
+
+
+def test_keys_added_first_come_out_in_the_order_added_across_kinds_and_ahead_of_the_rest(queue: WorkQueue) -> None:
+    wave = [Key("Rollout", "default", f"w{i}") for i in range(3)]
+    urgent = [Key("Rollout", "default", f"abort{i}") for i in range(4)]
+    run = Key("AnalysisRun", "default", "run")
+    queue.add(wave[0])
+    queue.add(run)
+    queue.add(urgent[0], first=True)
+    queue.add(wave[1])
+    queue.add(urgent[1], first=True)
+    queue.add(Key("Experiment", "default", "exp"), first=True)  # another lane: still in its turn
+    queue.add(wave[2])
+    queue.add(urgent[2], first=True)
+    queue.add(urgent[0], first=True)  # already queued first: keeps its place, is not handed out twice
+    queue.add(wave[2], first=True)  # queued plainly: moves up behind the keys added first before it
+    queue.add(urgent[3], first=True)
+    assert drain(queue) == [urgent[0], urgent[1], Key("Experiment", "default", "exp"), urgent[2], wave[2],
+                            urgent[3], wave[0], run, wave[1]]
+
+
+def test_a_key_added_first_while_processing_keeps_its_turn_among_the_keys_added_first(queue: WorkQueue) -> None:
+    c = Key("Rollout", "default", "c")
+    queue.add(A)
+    assert queue.pop_ready() == A
+    queue.add(A, first=True)  # marked first before B and c
+    queue.add(B, first=True)
+    queue.add(c, first=True)
+    assert queue.pop_ready() == B, "never hand out a key that is being processed"
+    queue.done(A)
+    queue.done(B)
+    assert queue.pop_ready() == A  # its turn came before c's
+    assert queue.pop_ready() == c
 
 
 def test_a_key_added_first_while_processing_goes_first_when_done(queue: WorkQueue) -> None:

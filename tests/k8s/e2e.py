@@ -24,8 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import yaml
 from rollouts.kube.cluster import KubeCluster
 from rollouts.kube.controlplane import ControlPlane
 from rollouts.platform.cluster import ClusterError, NotFound
+from tests.http_server import HttpServer, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "rollouts"
@@ -255,43 +255,16 @@ class Recorder:
 
 # --- a metric backend --------------------------------------------------------------------------
 
-@dataclass
-class WebMetric:
+class WebMetric(HttpServer):
     """A real HTTP server answering `{"ok": <healthy>}` for the web metric provider."""
 
-    healthy: bool = True
-    requests: int = 0
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    def __init__(self, healthy: bool = True) -> None:
+        super().__init__(lambda _: Response.json({"ok": self.healthy}), name="web-metric")
+        self.healthy = healthy
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/health"
-
-    def __enter__(self) -> WebMetric:
-        metric = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                metric.requests += 1
-                body = json.dumps({"ok": metric.healthy}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, name="web-metric", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        return super().url + "/health"
 
 
 def web_template(name: str, url: str, *, count: int = 2, interval: str = "1s") -> dict[str, Any]:

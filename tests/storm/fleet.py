@@ -21,12 +21,10 @@ Rules:
 from __future__ import annotations
 
 import base64
-import json
 import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.http_server import HttpServer, Request, Response
 
 SHAPES = ("steps", "background", "pauses", "bluegreen")
 SECRET = 'st0rm/t0k+n "q" \\ 7'  # raw, percent-encoded, JSON-escaped, repr and base64 all differ
@@ -35,51 +33,26 @@ ANALYZED = ("steps", "background", "bluegreen")
 STEP_COUNT = 2  # measurements of the analysis step and of the pre-promotion run
 
 
-@dataclass
-class Verdicts:
-    """A real HTTP server: `GET /verdict?image=IMAGE` answers `{"ok": <not a bad image>}`."""
+class Verdicts(HttpServer):
+    """A real HTTP server: `GET /verdict?image=IMAGE` answers `{"ok": <not a bad image>}`; it counts
+    the requests (`served`) and those without the Secret's token (`refused`), and keeps none."""
 
-    requests: int = 0
-    refused: int = 0  # requests without the Secret's token
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    def __init__(self) -> None:
+        super().__init__(self._verdict, record=False, name="verdicts")
+        self.refused = 0
+        self._refusals = threading.Lock()
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/verdict"
+        return super().url + "/verdict"
 
-    def __enter__(self) -> Verdicts:
-        verdicts = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                verdicts.requests += 1
-                if self.headers.get("Authorization") != f"Bearer {SECRET}":
-                    verdicts.refused += 1
-                    self.send_response(401)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                image = (parse_qs(urlsplit(self.path).query).get("image") or [""])[0]
-                body = json.dumps({"ok": bool(image) and not is_bad(image)}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="verdicts", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+    def _verdict(self, request: Request) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {SECRET}":
+            with self._refusals:
+                self.refused += 1
+            return Response(401)
+        image = request.query("image") or ""
+        return Response.json({"ok": bool(image) and not is_bad(image)})
 
 
 def image(revision: int, good: bool) -> str:

@@ -68,7 +68,7 @@ def test_controllers_killed_at_random_moments_never_promote_a_bad_canary_nor_ski
         assert_survived(storm, report, KILLS, unsettled)
         # every analysis sent the Secret's token (a good revision measured without it is refused, and
         # would have been aborted), and the token is in nothing the storm produced, in no encoding
-        assert verdicts.requests > verdicts.refused == 0
+        assert verdicts.served > verdicts.refused == 0
         assert all(scraped) and "rollout_reconcile" in produced["metrics"]
         for where, text in produced.items():
             for encoding, form in encodings(fleet.SECRET).items():
