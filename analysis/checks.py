@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from analysis import expr, provider_checks
+from analysis import provider_checks
 from analysis.args import PLACEHOLDER
 from analysis.model import (
     AnalysisRunSpec,
@@ -117,6 +117,8 @@ def _provider_problems(metric: Metric, path: str) -> list[Problem]:
 
 
 def _condition_problems(metric: Metric, path: str) -> list[Problem]:
+    from analysis import expr  # lazily: `rollouts lint` of a file without conditions never builds the language
+
     check = getattr(expr, "check_syntax", None)
     problems = []
     for alias, text in (("successCondition", metric.success_condition), ("failureCondition", metric.failure_condition)):

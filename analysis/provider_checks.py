@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 
 from analysis import jsonpath
 from analysis.args import PLACEHOLDER
-from analysis.expr import times
 from analysis.model import (
     DurationError,
     Metric,
@@ -128,6 +127,8 @@ def prometheus_timeout_problem(timeout: int | None) -> SpecProblem | None:
 
 def range_query_problems(range_query: RangeQuery) -> list[SpecProblem]:
     """provider.prometheus.rangeQuery: start and end time expressions, a positive step (placeholders pass)."""
+    from analysis.expr import times  # lazily: importing it builds the whole condition language
+
     found = []
     where = "provider.prometheus.rangeQuery"
     for name, text in (("start", range_query.start), ("end", range_query.end)):

@@ -4,8 +4,13 @@ Run: .venv/bin/python benchmarks/bench_cli.py [--runs N] [--source DIR]
 
 Each command runs as a fresh process (`python -m rollouts ...`, what the console script
 does) N times, the commands interleaved round by round (these machines are noisy) after
-one warm-up round that is not counted (it also writes the bytecode caches, into a
-directory of its own, as an installed package has them); printed is the median of each in ms and as a
+one warm-up round that is not counted. Measured is the installed state: a pip-installed
+wheel has the bytecode of every module (pip compiles it at install), while an editable
+install under PYTHONDONTWRITEBYTECODE=1 (as in this environment) recompiles our modules
+from source on every run (~100 ms of lint's start-up). So every measured command, the
+`python -c pass` baseline too, runs with the same environment: PYTHONDONTWRITEBYTECODE
+removed and PYTHONPYCACHEPREFIX set to a temporary directory of this run, whose caches the
+unmeasured warm-up run of each command writes. Printed is the median of each in ms and as a
 ratio to `python -c pass` measured in the same run, the ms above that baseline (what
 imports and work cost), and the same for the CPU time (user+sys) of the process, which
 other load on the machine disturbs less than the wall time. `get rollout` talks to an embedded API server
@@ -13,9 +18,14 @@ other load on the machine disturbs less than the wall time. `get rollout` talks 
 Rollout) through a kubeconfig, as tests/cli does. `--source DIR` puts DIR first on
 PYTHONPATH, so another checkout (e.g. `git archive main | tar -x -C DIR`) is measured with
 the same interpreter; `--against DIR` measures this tree and DIR in the same interleaved
-rounds and prints this/against per command: a before/after in one sitting. Targets: eval
-and lint of one file under 150 ms, get rollout under 300 ms. Every run must exit 0;
-nothing here asserts a time.
+rounds and prints this/against per command: a before/after in one sitting.
+
+Targets are ratios to the baseline, judged in the `target` column (`<=8.6x ok`): issue 14
+asks for eval and lint of one file under 150 ms and get rollout under 300 ms, against a bare
+start it put at 1/40 of the 0.7 s eval and lint took then, 17.5 ms; so 150/17.5 = 8.6x and
+300/17.5 = 17.1x of `python -c pass` in the same run (a bare start here is 35-50 ms, and
+pydantic's import alone is several times that, so the absolute figures are machine-bound;
+the ms stay printed). Every run must exit 0; nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -44,7 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 NAMESPACE = "default"
 EXAMPLE = ROOT / "examples" / "istio-canary" / "rollout.yaml"
-TARGETS_MS = {"eval": 150.0, "lint": 150.0, "get": 300.0}
+ISSUE_BARE_START_MS = 700.0 / 40  # issue 14: "about 0.7 s each, 40x a bare Python start"
+TARGETS_MS = {"eval": 150.0, "lint": 150.0, "get": 300.0}  # issue 14's absolute targets
+TARGET_RATIOS = {command: ms / ISSUE_BARE_START_MS for command, ms in TARGETS_MS.items()}  # 8.6x, 8.6x, 17.1x
 
 
 def seed(cluster: InMemoryCluster) -> str:
@@ -91,8 +103,9 @@ def run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float
 
 
 def target_for(label: str) -> float | None:
+    """The target ratio to `python -c pass` of a measured command, None for the baseline and --help."""
     words = label.split()
-    return TARGETS_MS.get(words[1]) if len(words) > 1 and words[0] == "rollouts" else None
+    return TARGET_RATIOS.get(words[1]) if len(words) > 1 and words[0] == "rollouts" else None
 
 
 @dataclass
@@ -117,11 +130,12 @@ class Checkout:
         first = next(iter(medians))
         base, cpu_base = medians[first], cpu_medians[first]
         print(f"rollouts from {self.where}; median of {runs} runs each, interleaved; cpu = user+sys of the process")
-        print(f"{'command':<50} {'wall':>9} {'ratio':>6} {'above':>9} {'cpu':>8} {'ratio':>6} {'target':>9}")
+        print(f"{'command':<50} {'wall':>9} {'ratio':>6} {'above':>9} {'cpu':>8} {'ratio':>6} {'target':>10}")
         for label, median in medians.items():
             target, used = target_for(label), cpu_medians[label]
-            mark = "" if target is None else f"{target:>5.0f}ms" + (" ok" if median < target else " !")
-            print(f"{label[:50]:<50} {median:>7.1f}ms {median / base:>5.1f}x {median - base:>7.1f}ms "
+            ratio = median / base
+            mark = "" if target is None else f"<={target:.1f}x" + (" ok" if ratio <= target else " !")
+            print(f"{label[:50]:<50} {median:>7.1f}ms {ratio:>5.1f}x {median - base:>7.1f}ms "
                   f"{used:>6.1f}ms {used / cpu_base:>5.1f}x {mark}")
         return medians
 

@@ -8,6 +8,9 @@ Rules:
   scalars, except that timestamps stay strings (`restartAt: 2024-01-01T00:00:00Z`
   is the string the API server stores). Empty documents are skipped; a `kind: List`
   is expanded into its items.
+- Parsed with libyaml (PyYAML's C parser) where PyYAML has it, the same constructor and
+  resolvers on top; a text the C parser rejects is parsed again by the pure-Python one, so a
+  syntax error's message, line and column are PyYAML's own as they always were.
 - Bad YAML is data, not an exception: a `SyntaxIssue` with file, line and column,
   and the documents before it in that file are kept. A path that does not exist, or
   paths that hold no manifest at all, raise `ManifestError` (a usage error).
@@ -33,7 +36,11 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader without the timestamp resolver."""
 
 
-_Loader.yaml_implicit_resolvers = {
+class _FastLoader(getattr(yaml, "CSafeLoader", _Loader)):  # type: ignore[misc]
+    """The same, on libyaml's parser."""
+
+
+_Loader.yaml_implicit_resolvers = _FastLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
@@ -89,11 +96,19 @@ def _expand(data: Any) -> Iterator[Any]:
         yield data
 
 
+def _parsed(text: str) -> list[Any] | None:
+    """Every document of `text` by libyaml, or None when it rejects the text."""
+    try:
+        return list(yaml.load_all(text, Loader=_FastLoader))
+    except yaml.YAMLError:
+        return None  # the pure-Python parser says what is wrong, and where
+
+
 def load_text(text: str, file: str, into: Loaded) -> None:
     """Parse every YAML document of `text` into `into` (documents and syntax issues)."""
     index = 0
     try:
-        for data in yaml.load_all(text, Loader=_Loader):
+        for data in _parsed(text) or yaml.load_all(text, Loader=_Loader):
             for item in _expand(data):
                 index += 1
                 into.documents.append(Document(file, index, item))

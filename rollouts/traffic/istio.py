@@ -40,13 +40,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollouts.platform.actions import Action, PatchDestinationRule, PatchVirtualService
 from rollouts.platform.labels import HASH_LABEL, MANAGED_BY
 from rollouts.spec.model import CanaryStrategy, IstioVirtualService, Rollout
 from rollouts.spec.problems import Problem, did_you_mean
 from rollouts.traffic.pingpong import routed_services
+
+if TYPE_CHECKING:  # the router's actions are imported where it makes them: lint needs the checker only
+    from rollouts.platform.actions import Action
 
 ISTIO = "spec.strategy.canary.trafficRouting.istio"
 
@@ -291,6 +293,8 @@ class IstioRouter:
         return istio.destination_rule.name if istio and istio.destination_rule else None
 
     def set_weight(self, weight: int) -> list[Action]:
+        from rollouts.platform.actions import PatchVirtualService
+
         patches: list[Action] = []
         for path, ref, doc in self.references():
             if doc is None:
@@ -314,6 +318,8 @@ class IstioRouter:
                 subset_hash(self.destination_rule, targets.stable_subset))
 
     def update_hash(self, *, canary_hash: str | None, stable_hash: str | None) -> list[Action]:
+        from rollouts.platform.actions import PatchDestinationRule
+
         targets, doc = self.targets(), self.destination_rule
         if doc is None or not targets.canary_subset or not targets.stable_subset:
             return []
