@@ -25,7 +25,11 @@ controller Manager with its real watches, cache, queue and reconcilers (step mod
   and what the controller alone holds (`held`: objects and getsizeof bytes reachable from each
   Manager structure without entering the API server's side; `held_counts`: entries per index),
   each with its least-squares slope per hour, and the largest AnalysisRun status (JSON bytes)
-  seen (bounded by measurement retention). Events older than an hour are deleted every hour, as
+  seen (bounded by measurement retention). The slopes are given three ways, none replacing
+  another: the whole day after its first quarter; the steady state, from the first hour at which
+  every Rollout had been updated twice and every capped structure (CAPS: the event recorder's
+  keys and recent events) was at its cap, with the hour each cap was reached; and the last half.
+  Events older than an hour are deleted every hour, as
   kube-apiserver's default --event-ttl does.
 
 Nothing here asserts a time; tests/benchmarks/test_bench_scale.py runs small sizes and asserts
@@ -575,9 +579,11 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     controller together), and what the controller alone holds (`held`: objects and bytes per
     Manager structure, plus `held_counts`). The in-memory cluster's watch history (`history`
     events per kind, the API server's side) fills in the first hours; the first quarter of the
-    samples is left out of the slopes as warm-up. `frames` (traceback depth) and `on_hour(hour)`
-    (called after each hour's sample, tracing on) are for finding what grows: take tracemalloc
-    snapshots there. `progress` prints each hour's figures as it ends."""
+    samples is left out of the whole-day slopes as warm-up; `steady` (from `steady_from`: every
+    Rollout updated twice, every cap in CAPS reached, `caps_reached` says when) and `last_half`
+    are the same slopes over those hours, per structure in bytes and in objects. `frames`
+    (traceback depth) and `on_hour(hour)` (called after each hour's sample, tracing on) are for
+    finding what grows: take tracemalloc snapshots there. `progress` prints each hour's figures as it ends."""
     f = replicated(n, pause="10m", history=history)
     manager = synced(f)
     per_hour = updates_per_hour if updates_per_hour is not None else max(1, n // 24)
