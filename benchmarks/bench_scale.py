@@ -25,7 +25,11 @@ controller Manager with its real watches, cache, queue and reconcilers (step mod
   and what the controller alone holds (`held`: objects and getsizeof bytes reachable from each
   Manager structure without entering the API server's side; `held_counts`: entries per index),
   each with its least-squares slope per hour, and the largest AnalysisRun status (JSON bytes)
-  seen (bounded by measurement retention). Events older than an hour are deleted every hour, as
+  seen (bounded by measurement retention). The slopes are given three ways, none replacing
+  another: the whole day after its first quarter; the steady state, from the first hour at which
+  every Rollout had been updated twice and every capped structure (CAPS: the event recorder's
+  keys and recent events) was at its cap, with the hour each cap was reached; and the last half.
+  Events older than an hour are deleted every hour, as
   kube-apiserver's default --event-ttl does.
 
 Nothing here asserts a time; tests/benchmarks/test_bench_scale.py runs small sizes and asserts
@@ -62,6 +66,8 @@ from rollouts.memory.cluster import InMemoryCluster
 from rollouts.plan.replicas import pod_template_hash
 from rollouts.plan.steplist import step_hash
 from rollouts.platform.clock import SteppedClock, SystemClock
+from rollouts.platform.events import _CACHE_SIZE as EVENT_KEYS
+from rollouts.platform.events import _KEEP as RECENT_EVENTS
 from rollouts.platform.labels import HASH_LABEL
 from rollouts.spec.model import Rollout
 
@@ -536,7 +542,32 @@ def held_counts(manager: Manager) -> dict[str, int]:
     return {"cached objects": len(cache), "label index": len(cache._labels), "queue": len(manager.queue),
             "metric samples": sum(len(family.samples) for family in metrics.registry.collect()),
             "request series": sum(len(v) for v in metrics._requests.values()),
-            "router refs": len(router._refs) + len(router._ref_of)}
+            "router refs": len(router._refs) + len(router._ref_of),
+            "event keys": len(manager.recorder._seen), "recent events": len(manager.recorder.recorded)}
+
+
+CAPS = {"event keys": EVENT_KEYS, "recent events": RECENT_EVENTS}  # the held_counts entries that have a cap
+
+
+def steady_from(counts: list[dict[str, int]], updated: list[int], *, times: int = 2) -> int | None:
+    """The first hour (index) at which every Rollout had been updated at least `times` times and every
+    capped structure (CAPS) was at its cap; None if the day never got there."""
+    for hour, (entries, least) in enumerate(zip(counts, updated, strict=True)):
+        if least >= times and all(entries[name] >= cap for name, cap in CAPS.items()):
+            return hour
+    return None
+
+
+def slopes(controller: list[dict[str, tuple[int, int]]], samples: list[int], start: int) -> dict[str, Any]:
+    """Least-squares slopes per hour from hour index `start` on: traced bytes, the controller's bytes and
+    objects in all, and bytes and objects per structure."""
+    part = controller[start:]
+    return {"from_hour": start + 1, "hours": len(part), "traced": least_squares_slope(samples[start:]),
+            "held_bytes": least_squares_slope([sum(b for _, b in hour.values()) for hour in part]),
+            "held_objects": least_squares_slope([sum(c for c, _ in hour.values()) for hour in part]),
+            "bytes": {name: least_squares_slope([hour[name][1] for hour in part]) for name in part[0]} if part else {},
+            "objects": {name: least_squares_slope([hour[name][0] for hour in part]) for name in part[0]}
+            if part else {}}
 
 
 def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_every: int = 10,
@@ -548,9 +579,11 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     controller together), and what the controller alone holds (`held`: objects and bytes per
     Manager structure, plus `held_counts`). The in-memory cluster's watch history (`history`
     events per kind, the API server's side) fills in the first hours; the first quarter of the
-    samples is left out of the slopes as warm-up. `frames` (traceback depth) and `on_hour(hour)`
-    (called after each hour's sample, tracing on) are for finding what grows: take tracemalloc
-    snapshots there. `progress` prints each hour's figures as it ends."""
+    samples is left out of the whole-day slopes as warm-up; `steady` (from `steady_from`: every
+    Rollout updated twice, every cap in CAPS reached, `caps_reached` says when) and `last_half`
+    are the same slopes over those hours, per structure in bytes and in objects. `frames`
+    (traceback depth) and `on_hour(hour)` (called after each hour's sample, tracing on) are for
+    finding what grows: take tracemalloc snapshots there. `progress` prints each hour's figures as it ends."""
     f = replicated(n, pause="10m", history=history)
     manager = synced(f)
     per_hour = updates_per_hour if updates_per_hour is not None else max(1, n // 24)
@@ -564,6 +597,8 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     counts: list[dict[str, int]] = []
     outside = (f.recorder, f.cluster, f.backend, f.clock)
     reconciles = manager.reconciles
+    updates = dict.fromkeys(f.names, 0)
+    least_updated: list[int] = []  # per hour: the fewest updates any Rollout had so far
     gc.collect()
     tracemalloc.start(frames)
     for hour in range(hours):
@@ -572,6 +607,8 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
             cursor += per_tick
             f.backend.failing = {name for i, name in enumerate(names) if (cursor + i) % fail_every == 0}
             update(f, names, f"demo:v{image}")
+            for name in names:
+                updates[name] += 1
             image += 1
             manager.run_for(3600.0 / ticks)
         expire_events(f.cluster, f.clock.now() - timedelta(hours=1))
@@ -582,6 +619,7 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
         resident.append(rss())
         controller.append(held(manager, outside=outside))
         counts.append(held_counts(manager))
+        least_updated.append(min(updates.values()))
         if progress:
             mine = controller[-1]
             print(f"  hour {hour + 1}: traced {samples[-1] / KIB / KIB:.2f} MiB, controller holds "
@@ -597,7 +635,13 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     noise = statistics.pstdev(warm) if len(warm) > 1 else 0.0
     held_bytes = [sum(b for _, b in hour.values()) for hour in controller]
     held_objects = [sum(c for c, _ in hour.values()) for hour in controller]
-    return {"n": n, "hours": hours, "updates": cursor, "samples": samples, "slope_per_hour": slope, "noise": noise,
+    steady = steady_from(counts, least_updated)
+    caps = {name: next((hour + 1 for hour, entries in enumerate(counts) if entries[name] >= cap), None)
+            for name, cap in CAPS.items()}
+    return {"least_updated": least_updated, "caps_reached": caps, "steady_from": steady,
+            "steady": slopes(controller, samples, steady) if steady is not None and hours - steady >= 3 else None,
+            "last_half": slopes(controller, samples, hours // 2) if hours >= 4 else None,
+            "n": n, "hours": hours, "updates": cursor, "samples": samples, "slope_per_hour": slope, "noise": noise,
             "max_status_bytes": max(sizes, default=0), "status_sizes": sizes, "runs": runs, "rss": resident,
             "reconciles": manager.reconciles - reconciles,
             "held": controller, "held_counts": counts, "held_bytes": held_bytes, "held_objects": held_objects,
@@ -605,6 +649,10 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
             "held_objects_slope_per_hour": least_squares_slope(held_objects[start:]),
             "held_slopes": {name: least_squares_slope([hour[name][1] for hour in controller[start:]])
                             for name in controller[0]} if controller else {}}
+
+
+def first_hour(least_updated: list[int], times: int) -> int | None:
+    return next((hour + 1 for hour, least in enumerate(least_updated) if least >= times), None)
 
 
 def least_squares_slope(values: list[int]) -> float:
@@ -680,6 +728,18 @@ def main(argv: list[str]) -> None:
         first_counts, last_counts = d["held_counts"][0], d["held_counts"][-1]
         print(f"    entries, first hour -> last: "
               f"{', '.join(f'{k} {first_counts[k]} -> {last_counts[k]}' for k in first_counts)}")
+        print(f"    every Rollout updated at least once by hour {first_hour(d['least_updated'], 1)}, twice by hour "
+              f"{first_hour(d['least_updated'], 2)}; caps reached (hour): "
+              f"{', '.join(f'{k} ({CAPS[k]}) {v}' for k, v in d['caps_reached'].items())}")
+        for label, part in (("steady state (every Rollout updated twice, every cap reached)", d["steady"]),
+                            ("last half of the day", d["last_half"])):
+            if part is None:
+                print(f"    {label}: not reached (or under 3 hours of it)")
+                continue
+            print(f"    {label}, hours {part['from_hour']}..{d['hours']}: traced {part['traced'] / KIB:+.1f} KiB/h; "
+                  f"the controller alone {part['held_bytes'] / KIB:+.1f} KiB/h, {part['held_objects']:+.0f} objects/h")
+            print(f"      by structure, KiB/h: {', '.join(f'{k} {v / KIB:+.1f}' for k, v in part['bytes'].items())}")
+            print(f"      by structure, objects/h: {', '.join(f'{k} {v:+.0f}' for k, v in part['objects'].items())}")
         print(f"  AnalysisRun status: max {d['max_status_bytes']} bytes; runs in the cluster per hour: "
               f"{min(d['runs'])}..{max(d['runs'])}")
     print(f"(total {time.perf_counter() - started:.0f} s)")

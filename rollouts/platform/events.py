@@ -15,6 +15,12 @@ Rules (client-go's EventRecorder and EventCorrelator, simplified):
   instant (a stepped clock, a restart) do not collide.
 - Every recorded event is also kept in `recorder.recorded` (bounded), which tests and
   the demo read without listing the cluster.
+- Bounded in bytes, not only in entries: a message longer than MAX_MESSAGE characters
+  (Kubernetes' own limit on an events.k8s.io note) is cut there with a note of how much
+  was cut, before it is written, kept or passed on (an error body or a hostile value can
+  be any size); the correlation cache (_CACHE_SIZE keys) keys on a 16-byte digest of
+  (object, type, reason, message) and keeps (namespace, Event name, count), so each entry
+  has a fixed size whatever the message; the recent events (_KEEP) hold cut messages.
 - Listeners (`subscribe`) are called with (object, Recorded) after each recording,
   written or not. A listener must return at once (the notifier only enqueues); one
   that raises is logged and never fails the reconcile.
@@ -22,6 +28,7 @@ Rules (client-go's EventRecorder and EventCorrelator, simplified):
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import secrets
@@ -36,12 +43,21 @@ from rollouts.platform.clock import Clock, to_utc
 from rollouts.platform.cluster import AlreadyExists, Cluster, ClusterError, NotFound
 from rollouts.platform.times import format_time
 
-__all__ = ["EventRecorder", "EventType", "Recorded"]
+__all__ = ["MAX_MESSAGE", "EventRecorder", "EventType", "Recorded", "bounded_message"]
 
 log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 4096
 _KEEP = 1000
+MAX_MESSAGE = 1024  # characters: Kubernetes' NoteLengthLimit for events.k8s.io/v1
+
+
+def bounded_message(message: str) -> str:
+    """The message, cut to MAX_MESSAGE characters in all (the cut says how long it was)."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    note = f"... (cut from {len(message)} characters)"
+    return message[:MAX_MESSAGE - len(note)] + note
 
 
 class EventType(StrEnum):
@@ -85,7 +101,7 @@ class EventRecorder:
         self._instance = instance
         self._metrics = metrics
         self._lock = threading.Lock()
-        self._seen: OrderedDict[tuple[str, ...], tuple[str, str, int]] = OrderedDict()  # key -> (ns, name, count)
+        self._seen: OrderedDict[bytes, tuple[str, str, int]] = OrderedDict()  # digest -> (ns, Event name, count)
         self._seq = itertools.count(1)
         self.recorded: deque[Recorded] = deque(maxlen=_KEEP)
         self._listeners: list[Listener] = []
@@ -99,14 +115,16 @@ class EventRecorder:
     ) -> None:
         meta = obj.get("metadata") or {}
         kind, namespace, name = obj.get("kind", ""), meta.get("namespace") or "default", meta.get("name", "")
+        message = bounded_message(message)
         recorded = Recorded(kind, namespace, name, str(type), reason, message)
         self.recorded.append(recorded)
         if self._metrics is not None:
             self._metrics.rollout_events.labels(namespace, name, str(type), reason).inc()
         log.info("event %s %s/%s/%s %s: %s", type, kind, namespace, name, reason, message)
-        key = (kind, namespace, name, meta.get("uid") or "", str(type), reason, message)
+        key = hashlib.blake2b(repr((kind, namespace, name, meta.get("uid") or "", str(type), reason, message)).encode(),
+                              digest_size=16).digest()
         try:
-            self._write(obj, key)
+            self._write(obj, recorded, key)
         except ClusterError as err:
             log.warning("could not record event %s on %s/%s/%s: %s", reason, kind, namespace, name, err)
         for listener in self._listeners:
@@ -115,7 +133,7 @@ class EventRecorder:
             except Exception:  # a listener's bug never fails the reconcile that recorded
                 log.exception("event listener failed on %s %s/%s/%s", reason, kind, namespace, name)
 
-    def _write(self, obj: dict[str, Any], key: tuple[str, ...]) -> None:
+    def _write(self, obj: dict[str, Any], recorded: Recorded, key: bytes) -> None:
         now = format_time(self._clock.now())
         with self._lock:
             seen = self._seen.get(key)
@@ -129,12 +147,14 @@ class EventRecorder:
                 return
             except NotFound:
                 pass
-        created = self._create(obj, key, now)
+        created = self._create(obj, recorded, now)
         self._remember(key, (created["metadata"]["namespace"], created["metadata"]["name"], 1))
 
-    def _create(self, obj: dict[str, Any], key: tuple[str, ...], now: str) -> dict[str, Any]:
+    def _create(self, obj: dict[str, Any], recorded: Recorded, now: str) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
-        kind, namespace, name, uid, type_, reason, message = key
+        kind, namespace, name, type_, reason, message = (recorded.kind, recorded.namespace, recorded.name,
+                                                         recorded.type, recorded.reason, recorded.message)
+        uid = meta.get("uid") or ""
         involved = {
             "apiVersion": obj.get("apiVersion", ""),
             "kind": kind,
@@ -167,7 +187,7 @@ class EventRecorder:
                 continue
         raise AlreadyExists(f"could not find a free Event name for {kind}/{namespace}/{name}")
 
-    def _remember(self, key: tuple[str, ...], value: tuple[str, str, int]) -> None:
+    def _remember(self, key: bytes, value: tuple[str, str, int]) -> None:
         with self._lock:
             self._seen[key] = value
             self._seen.move_to_end(key)

@@ -22,6 +22,8 @@ from types import ModuleType
 
 import pytest
 
+from rollouts.platform.events import MAX_MESSAGE
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scale.py"
 
 
@@ -90,3 +92,25 @@ def test_a_simulated_day_keeps_status_and_the_controllers_holdings_bounded(bench
     reconciler = [hour["rollouts"][1] for hour in day["held"]]  # bytes the Rollout reconciler holds (its memos)
     assert 0 < max(reconciler) <= reconciler[0] * 1.1  # one remembered validation per Rollout, not per update
     assert day["held_bytes"][0] > 0 and len(day["held_slopes"]) == len(bench.STRUCTURES) + 1
+    # the event recorder: within its caps in entries, and in bytes by entries of a bounded size
+    assert all(c["event keys"] <= bench.EVENT_KEYS and c["recent events"] <= bench.RECENT_EVENTS for c in counts)
+    for hour, c in zip(day["held"], counts, strict=True):
+        assert hour["recorder"][1] <= c["event keys"] * 400 + c["recent events"] * (MAX_MESSAGE + 600) + 64 * 1024
+    assert counts[-1]["event keys"] > counts[0]["event keys"]  # still filling: the day is too short for a cap
+    assert day["least_updated"] == [0, 1, 1, 2, 3]  # round robin: 6 updates an hour over 10 Rollouts
+    assert day["steady_from"] is None and day["steady"] is None  # no cap reached, so no steady state claimed
+    assert day["last_half"]["from_hour"] == 3 and day["last_half"]["hours"] == 3
+
+
+def test_steady_state_starts_when_every_rollout_was_updated_twice_and_every_cap_is_reached(
+        bench: ModuleType) -> None:
+    full = {"event keys": bench.EVENT_KEYS, "recent events": bench.RECENT_EVENTS}
+    filling = {"event keys": bench.EVENT_KEYS - 1, "recent events": bench.RECENT_EVENTS}
+    assert bench.steady_from([filling, full, full, full], [2, 2, 2, 3]) == 1
+    assert bench.steady_from([full, full, full, full], [0, 1, 2, 3]) == 2
+    assert bench.steady_from([filling] * 4, [5, 5, 5, 5]) is None
+    controller = [{"cache": (10, 1000 + 0 * h), "recorder": (5 + h, 100 + 50 * h)} for h in range(6)]
+    part = bench.slopes(controller, [7] * 6, 2)
+    assert (part["from_hour"], part["hours"], part["traced"]) == (3, 4, 0.0)
+    assert part["bytes"] == {"cache": 0.0, "recorder": 50.0} and part["objects"] == {"cache": 0.0, "recorder": 1.0}
+    assert part["held_bytes"] == 50.0 and part["held_objects"] == 1.0
