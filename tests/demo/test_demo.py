@@ -116,7 +116,9 @@ def test_short_demo_promotes_v2_aborts_v3_and_v4_and_leaves_nothing_running(
     assert (v4["image"], v4["outcome"], v4["analysis"]["phase"]) == ("demo:v4", "Aborted", "Failed")
     assert v4["final_canary_weight"] == 0 and 0.95 <= v4["success_rate"] < 1 and v4["traffic"]["errors"] > 0
     judged = v4["judge"]
-    assert judged["message"].startswith("Fail (score 0): errors rose decisively"), judged
+    # errors decide the Fail; latency-p99 (no worse in v4) is then still undecided (score 0) or already
+    # decisively safe (score 50), depending on how many buckets came in before errors decided
+    assert re.match(r"Fail \(score (0|50)\): errors rose decisively", judged["message"]), judged["message"]
     assert "measurements passed" in judged["threshold_template"]
     assert judged["threshold_template"].endswith("would have promoted")
     assert judged["stable_traffic"]["errors"] == 0 and judged["stable_traffic"]["requests"] > 0

@@ -67,7 +67,9 @@ def _run(demo: subprocess.Popen[str], log: Path) -> None:
     assert v2["analysis"]["phase"] == "Successful" and v3["analysis"]["phase"] == "Failed"
     # the subtle regression, aborted by the judge (its template kept by the real API server's CRD schema)
     assert (v4["image"], v4["outcome"], v4["analysis"]["phase"]) == ("demo:v4", "Aborted", "Failed")
-    assert v4["judge"]["message"].startswith("Fail (score 0): errors rose decisively")
+    # errors decide the Fail; latency-p99 (no worse in v4) is then still undecided (score 0) or already
+    # decisively safe (score 50), depending on how many buckets came in before errors decided
+    assert re.match(r"Fail \(score (0|50)\): errors rose decisively", v4["judge"]["message"]), v4["judge"]["message"]
     assert v4["judge"]["threshold_template"].endswith("would have promoted")
     assert summary["endpoints"]["api"].startswith("https://127.0.0.1:")
     assert not answers(summary["endpoints"]["api"])  # the control plane it started is stopped
