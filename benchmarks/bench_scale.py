@@ -1,7 +1,8 @@
 """Benchmark: one controller holding many Rollouts (issue 14 item 5), and a simulated day.
 
 Run: .venv/bin/python benchmarks/bench_scale.py [--rollouts 10000] [--wave 1000] [--day-rollouts 1000]
-     [--hours 24] [--quick] [--json]      (`--quick`: 1,000 Rollouts, a wave of 100, 200 Rollouts for 6 hours)
+     [--hours 24] [--warm-up] [--quick] [--json]
+     (`--quick`: 1,000 Rollouts, a wave of 100, 200 Rollouts for 6 hours)
 
 The fleet: N Rollouts (canary, Istio VirtualService with canary and stable Services, a background
 analysis and an analysis step), each deployed and then updated once to completion, so the cache
@@ -20,7 +21,9 @@ controller Manager with its real watches, cache, queue and reconcilers (step mod
   Rollout reconcile p50/p99 (wall) during the wave against a no-op reconcile of a settled Rollout
   (same run), and the worst lag from the write of a failed measurement to the write of canary
   weight 0 to the VirtualService (wall, and controller time);
-- a simulated day at `--day-rollouts`: a steady stream of updates (one in ten failing), at every
+- a simulated day at `--day-rollouts`: a steady stream of updates (one in ten of each Rollout's
+  updates failing, staggered: `fails`), with `--warm-up` after every Rollout was aborted twice and
+  promoted once (WARM_UP: each run history at its limit before the first hour), at every
   simulated hour the whole process's traced memory (the API server and the controller together)
   and what the controller alone holds (`held`: objects and getsizeof bytes reachable from each
   Manager structure without entering the API server's side; `held_counts`: entries per index),
@@ -48,6 +51,7 @@ import threading
 import time
 import tracemalloc
 import types
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -570,9 +574,28 @@ def slopes(controller: list[dict[str, tuple[int, int]]], samples: list[int], sta
             if part else {}}
 
 
+def fails(index: int, updates: int, fail_every: int) -> bool:
+    """Whether the next update of the Rollout at `index`, updated `updates` times so far, fails its
+    analysis: one in `fail_every` of each Rollout's own updates, staggered by index so that one in
+    `fail_every` of any run of consecutive updates fails too. (A position in the stream alone would
+    fail the same Rollouts every time whenever `fail_every` divides the fleet.)"""
+    return (index + updates) % fail_every == 0
+
+
+# The warm-up's rounds, each an update of every Rollout: True fails its analysis. Two aborts fill a
+# Rollout's unsuccessful run history (limit 2) and its abort series; the pass fills the successful one.
+WARM_UP = (True, True, False)
+
+
+def outcome(f: Fleet, name: str) -> str:
+    """How a Rollout's last update ended: "aborted", or its phase."""
+    status = f.cluster.get("Rollout", name, "default").get("status") or {}
+    return "aborted" if status.get("abort") else str(status.get("phase"))
+
+
 def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_every: int = 10,
-        history: int = 1000, frames: int = 1, on_hour: Callable[[int], None] | None = None,
-        progress: bool = False) -> dict[str, Any]:
+        warm_up: bool = False, history: int = 1000, frames: int = 1,
+        on_hour: Callable[[int], None] | None = None, progress: bool = False) -> dict[str, Any]:
     """`hours` simulated hours at N Rollouts with a steady update stream; memory per hour.
 
     Two figures per hour: the whole process's traced memory (tracemalloc: the API server and the
@@ -583,12 +606,40 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     Rollout updated twice, every cap in CAPS reached, `caps_reached` says when) and `last_half`
     are the same slopes over those hours, per structure in bytes and in objects. `frames`
     (traceback depth) and `on_hour(hour)` (called after each hour's sample, tracing on) are for
-    finding what grows: take tracemalloc snapshots there. `progress` prints each hour's figures as it ends."""
+    finding what grows: take tracemalloc snapshots there. `progress` prints each hour's figures as it ends.
+
+    `warm_up`: before the first hour (and before tracing starts), every Rollout is updated once per
+    round of WARM_UP at the same rate, so that the day starts where a controller that has run for a
+    while is: every Rollout aborted twice and promoted once, each run history at its limit. Each
+    round's outcomes are counted (`warm_up["rounds"]`: Rollouts per outcome) when the Rollout is
+    next updated, the last round's after the warm-up settles. The day's failures are `fails`'s."""
     f = replicated(n, pause="10m", history=history)
     manager = synced(f)
     per_hour = updates_per_hour if updates_per_hour is not None else max(1, n // 24)
     ticks, image, cursor = 6, 3, 0
     per_tick = max(1, per_hour // ticks)
+    updates = dict.fromkeys(f.names, 0)
+    warmed: dict[str, Any] | None = None
+    if warm_up:
+        warmed = {"updates": 0, "seconds": 0.0, "rounds": [Counter[str]() for _ in WARM_UP]}
+        started, tick = f.clock.monotonic(), 0
+        for round_, failing in enumerate(WARM_UP):
+            for at in range(0, n, per_tick):
+                names = f.names[at:at + per_tick]
+                if round_:
+                    warmed["rounds"][round_ - 1].update(outcome(f, name) for name in names)
+                f.backend.failing = set(names) if failing else set()
+                update(f, names, f"demo:v{image}")
+                image += 1
+                tick += 1
+                manager.run_for(3600.0 / ticks)
+                if tick % ticks == 0:
+                    expire_events(f.cluster, f.clock.now() - timedelta(hours=1))
+        quiet(manager)
+        warmed["rounds"][-1].update(outcome(f, name) for name in f.names)
+        warmed["rounds"] = [dict(sorted(c.items())) for c in warmed["rounds"]]
+        warmed["updates"], warmed["seconds"] = n * len(WARM_UP), f.clock.monotonic() - started
+        updates = dict.fromkeys(f.names, len(WARM_UP))
     samples: list[int] = []
     sizes: list[int] = []
     runs: list[int] = []
@@ -597,15 +648,16 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     counts: list[dict[str, int]] = []
     outside = (f.recorder, f.cluster, f.backend, f.clock)
     reconciles = manager.reconciles
-    updates = dict.fromkeys(f.names, 0)
     least_updated: list[int] = []  # per hour: the fewest updates any Rollout had so far
     gc.collect()
     tracemalloc.start(frames)
     for hour in range(hours):
         for _tick in range(ticks):
-            names = [f.names[(cursor + i) % n] for i in range(per_tick)]
+            indexes = [(cursor + i) % n for i in range(per_tick)]
+            names = [f.names[index] for index in indexes]
             cursor += per_tick
-            f.backend.failing = {name for i, name in enumerate(names) if (cursor + i) % fail_every == 0}
+            f.backend.failing = {f.names[index] for index in indexes
+                                 if fails(index, updates[f.names[index]], fail_every)}
             update(f, names, f"demo:v{image}")
             for name in names:
                 updates[name] += 1
@@ -638,7 +690,7 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     steady = steady_from(counts, least_updated)
     caps = {name: next((hour + 1 for hour, entries in enumerate(counts) if entries[name] >= cap), None)
             for name, cap in CAPS.items()}
-    return {"least_updated": least_updated, "caps_reached": caps, "steady_from": steady,
+    return {"warm_up": warmed, "least_updated": least_updated, "caps_reached": caps, "steady_from": steady,
             "steady": slopes(controller, samples, steady) if steady is not None and hours - steady >= 3 else None,
             "last_half": slopes(controller, samples, hours // 2) if hours >= 4 else None,
             "n": n, "hours": hours, "updates": cursor, "samples": samples, "slope_per_hour": slope, "noise": noise,
@@ -672,6 +724,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--day-rollouts", type=int, default=1_000)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--updates-per-hour", type=int, default=20, help="the day's update stream")
+    parser.add_argument("--warm-up", action="store_true", help="before the day's first hour, update every Rollout "
+                        "three times (two failing, one passing): the day then starts with every history at its limit")
     parser.add_argument("--idle-window", type=float, default=10.0)
     parser.add_argument("--skip", default="", help="parts of the --rollouts fleet to leave out, comma-separated: "
                         "memory,idle (e.g. a wave-only run: --also 0 --skip memory,idle --day-rollouts 0)")
@@ -712,9 +766,12 @@ def main(argv: list[str]) -> None:
         gc.collect()
     if args.day_rollouts:
         out["day"] = d = day(args.day_rollouts, hours=args.hours, updates_per_hour=args.updates_per_hour,
-                             progress=True)
+                             warm_up=args.warm_up, progress=True)
         first = d["samples"][0]
         print(f"day at {d['n']} Rollouts, {d['hours']} h, {d['updates']} updates, {d['reconciles']} reconciles:")
+        if (warmed := d["warm_up"]) is not None:
+            print(f"  after a warm-up of {warmed['updates']} updates over {warmed['seconds'] / 3600:.1f} h of "
+                  f"controller time, outcomes per round: {'; '.join(str(r) for r in warmed['rounds'])}")
         print(f"  traced memory per hour (MiB): {' '.join(f'{s / KIB / KIB:.1f}' for s in d['samples'])}")
         print(f"  growth after warm-up: {d['slope_per_hour'] / KIB:+.1f} KiB per hour (noise ±{d['noise'] / KIB:.0f} "
               f"KiB; {d['slope_per_hour'] / max(first, 1) * 100:+.3f}% of the total per hour)")

@@ -102,6 +102,24 @@ def test_a_simulated_day_keeps_status_and_the_controllers_holdings_bounded(bench
     assert day["last_half"]["from_hour"] == 3 and day["last_half"]["hours"] == 3
 
 
+def test_the_days_failures_are_one_in_ten_of_every_rollouts_updates_and_of_every_run_of_the_stream(
+        bench: ModuleType) -> None:
+    n, rounds = 1000, 20  # 1,000 divisible by 10: a position in the stream alone would fail 100 Rollouts always
+    per_rollout = [sum(bench.fails(index, k, 10) for k in range(rounds)) for index in range(n)]
+    assert set(per_rollout) == {2}
+    assert all(sum(bench.fails(index, k, 10) for index in range(at, at + 85)) in (8, 9)
+               for k in range(rounds) for at in range(0, n - 85, 85))
+
+
+def test_the_warm_up_aborts_every_rollout_twice_and_then_promotes_it_before_the_first_hour(
+        bench: ModuleType) -> None:
+    day = bench.day(6, hours=3, updates_per_hour=6, history=100, warm_up=True)
+    assert day["warm_up"]["rounds"] == [{"aborted": 6}, {"aborted": 6}, {"Healthy": 6}]
+    assert day["warm_up"]["updates"] == 6 * len(bench.WARM_UP) and day["warm_up"]["seconds"] >= 3 * 3600
+    assert day["least_updated"] == [4, 5, 6]  # the warm-up's three, then one an hour each
+    assert max(day["runs"]) <= 6 * 4 + 2  # both run histories at their limits (2 each), a run or two in flight
+
+
 def test_steady_state_starts_when_every_rollout_was_updated_twice_and_every_cap_is_reached(
         bench: ModuleType) -> None:
     full = {"event keys": bench.EVENT_KEYS, "recent events": bench.RECENT_EVENTS}
