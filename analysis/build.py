@@ -118,6 +118,21 @@ def build_run(
     return AnalysisRun(api_version=API_VERSION, kind="AnalysisRun", metadata=metadata, spec=spec)
 
 
+def template_resolver(templates: Sequence[Mapping[str, Any]]) -> ResolveRef:
+    """The `resolve_ref` of the template documents the caller fetched: a reference finds the one of its kind
+    (ClusterAnalysisTemplate when cluster-scoped) and name, else a SpecError that names the fix."""
+    loaded = [AnalysisTemplate.load(doc) for doc in templates]
+
+    def resolve(ref: TemplateRef) -> AnalysisTemplate:
+        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
+        for template in loaded:
+            if template.kind == kind and template.metadata.name == ref.template_name:
+                return template
+        raise SpecError(f"{kind} {ref.template_name!r} not found; create it or fix templateName")
+
+    return resolve
+
+
 def flatten(templates: Sequence[AnalysisTemplate], *, resolve_ref: ResolveRef | None = None) -> list[AnalysisTemplate]:
     """Each template followed by its nested `templates[]`, depth first, each (kind, name) once."""
     seen: set[tuple[str, str | None]] = set()
