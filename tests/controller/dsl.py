@@ -130,6 +130,19 @@ def route_weights(vs: dict[str, Any], route: str, *, stable: str, canary: str) -
     return found["stable"], found["canary"]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a release story ended (`Scenario.outcome`), to hold a disturbed run (a restart, API faults) against an
+    undisturbed one."""
+
+    history: list[tuple[datetime, int, int]]  # the VirtualService's weights as watched
+    status: dict[str, Any]
+    end: datetime
+    measured_at: list[datetime]  # when the scripted provider measured
+    runs: list[str]  # the AnalysisRuns' names, sorted
+    paused_at: list[str]  # every distinct pause startTime the status showed
+
+
 class Scenario:
     def __init__(self, example: str, *, namespace: str = "default", cluster: Any = None,
                  clock: SteppedClock | None = None, provider: Provider | None = None, route: str = "primary",
@@ -245,6 +258,17 @@ class Scenario:
         return self.status.get("phase")
 
     @property
+    def promoted(self) -> bool:
+        """The update is done: the Rollout is Healthy and its current revision is the stable one."""
+        return self.phase == "Healthy" and self.status.get("stableRS") == self.status.get("currentPodHash")
+
+    def outcome(self) -> Outcome:
+        """What the story ended with: the weights watched, the status, the clock, the measurements, runs and pauses."""
+        return Outcome(history=list(self.weights.entries), status=self.status, end=self.clock.now(),
+                       measured_at=[at for _, at in self.provider.calls],
+                       runs=sorted(r["metadata"]["name"] for r in self.analysis_runs()), paused_at=self.pause_history)
+
+    @property
     def vs_weights(self) -> tuple[int, int]:
         route, stable, canary = self._route
         return route_weights(self.cluster.get("VirtualService", self.vs_name, self.namespace), route,
@@ -304,3 +328,13 @@ class CountingCluster:
 
 __all__ = ["EXAMPLES", "START", "CountingCluster", "Follower", "Scenario", "ScriptedProvider", "WeightHistory",
            "load_example", "route_weights"]
+
+
+def wait_for(predicate: Callable[[], bool], what: str, *, seconds: float = 30.0) -> None:
+    """Threaded tests: wait (real time, generous) for an observable outcome of the controller."""
+    pause = threading.Event()
+    for _ in range(int(seconds * 100)):
+        if predicate():
+            return
+        pause.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
