@@ -20,9 +20,9 @@ import yaml
 
 from analysis.model import Metric
 from analysis.providers import Provider, ProviderError, Providers, Result
-from rollouts.cli.actions import promote_patches
 from rollouts.controller.manager import Manager
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform import commands
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Cluster, Conflict
 
@@ -210,11 +210,7 @@ class Scenario:
         raise AssertionError("could not update the image")
 
     def when_promote(self, *, full: bool = False) -> Scenario:
-        spec, status = promote_patches(self.rollout, full=full)
-        if spec:
-            self.cluster.patch("Rollout", self.rollout_name, self.namespace, spec)
-        if status:
-            self.cluster.patch_status("Rollout", self.rollout_name, self.namespace, status)
+        commands.promote(self.cluster, self.rollout_name, self.namespace, full=full)  # as `rollouts promote`
         return self
 
     def when_abort(self) -> Scenario:
