@@ -17,7 +17,8 @@ Rules:
   analysis.checks' (one checker for lint, the controller and the run); the first error
   is a `SpecError` saying `path: what (fix)`. The analysis core calls it on every
   assessment; `build_run` calls it so a bad template fails when the run is created.
-- Pure: templates referenced by name are fetched by the caller (`resolve_ref`).
+- Pure: templates referenced by name are fetched by the caller (`resolve_ref`; `template_resolver`
+  makes one of the documents fetched, for the Rollout's and the Experiment's runs alike).
 """
 
 from __future__ import annotations
