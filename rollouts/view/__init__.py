@@ -14,7 +14,6 @@ draws it (render). May import: rollouts.platform. Not the cluster, the controlle
 
 from rollouts.platform.labels import HASH_LABEL
 from rollouts.platform.times import parse_time
-from rollouts.view import rows as _rows
 from rollouts.view.facts import (
     ICONS,
     NOT_OBSERVED,
@@ -37,7 +36,17 @@ from rollouts.view.facts import (
     step_text,
     steps_of,
 )
-from rollouts.view.rows import *  # noqa: F403  (every row type: rows.__all__ lists them once, for tree and here)
+from rollouts.view.rows import (
+    AnalysisRunRow,
+    Counts,
+    HookRow,
+    ImageRow,
+    MetricRow,
+    Replicas,
+    ReplicaSetRow,
+    RevisionRow,
+    RolloutView,
+)
 from rollouts.view.tree import (
     analysis_run_row,
     build,
@@ -49,9 +58,9 @@ from rollouts.view.tree import (
 )
 
 __all__ = [
-    "HASH_LABEL", "ICONS", "NOT_OBSERVED", "REVISION_ANNOTATION", "UNPAUSING", "ListRow", "StepRow", "StepState", "age",
-    "analysis_run_row", "build", "change_key", "current_step_index", "describe_step", "generation_observed",
-    "hook_rows", "human_duration", "icon", "list_row", "metric_row", "owned_by", "parse_time", "replica_set_row",
-    "rollout_phase", "set_weight", "step_rows", "step_text", "steps_of", "summary_line",
+    "HASH_LABEL", "ICONS", "NOT_OBSERVED", "REVISION_ANNOTATION", "UNPAUSING", "AnalysisRunRow", "Counts",
+    "HookRow", "ImageRow", "ListRow", "MetricRow", "ReplicaSetRow", "Replicas", "RevisionRow", "RolloutView", "StepRow",
+    "StepState", "age", "analysis_run_row", "build", "change_key", "current_step_index", "describe_step",
+    "generation_observed", "hook_rows", "human_duration", "icon", "list_row", "metric_row", "owned_by", "parse_time",
+    "replica_set_row", "rollout_phase", "set_weight", "step_rows", "step_text", "steps_of", "summary_line",
 ]
-__all__ += _rows.__all__

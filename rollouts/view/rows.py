@@ -10,9 +10,6 @@ from dataclasses import dataclass
 
 from rollouts.view.facts import StepRow, icon
 
-__all__ = ["AnalysisRunRow", "Counts", "HookRow", "ImageRow", "MetricRow", "ReplicaSetRow", "Replicas", "RevisionRow",
-           "RolloutView"]
-
 
 @dataclass(frozen=True)
 class ImageRow:
