@@ -17,7 +17,8 @@ Rules:
   analysis.checks' (one checker for lint, the controller and the run); the first error
   is a `SpecError` saying `path: what (fix)`. The analysis core calls it on every
   assessment; `build_run` calls it so a bad template fails when the run is created.
-- Pure: templates referenced by name are fetched by the caller (`resolve_ref`).
+- Pure: templates referenced by name are fetched by the caller (`resolve_ref`; `template_resolver`
+  makes one of the documents fetched, for the Rollout's and the Experiment's runs alike).
 """
 
 from __future__ import annotations
@@ -116,6 +117,21 @@ def build_run(
     if owner:
         metadata.owner_references = [dict(owner)]
     return AnalysisRun(api_version=API_VERSION, kind="AnalysisRun", metadata=metadata, spec=spec)
+
+
+def template_resolver(templates: Sequence[Mapping[str, Any]]) -> ResolveRef:
+    """The `resolve_ref` of the template documents the caller fetched: a reference finds the one of its kind
+    (ClusterAnalysisTemplate when cluster-scoped) and name, else a SpecError that names the fix."""
+    loaded = [AnalysisTemplate.load(doc) for doc in templates]
+
+    def resolve(ref: TemplateRef) -> AnalysisTemplate:
+        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
+        for template in loaded:
+            if template.kind == kind and template.metadata.name == ref.template_name:
+                return template
+        raise SpecError(f"{kind} {ref.template_name!r} not found; create it or fix templateName")
+
+    return resolve
 
 
 def flatten(templates: Sequence[AnalysisTemplate], *, resolve_ref: ResolveRef | None = None) -> list[AnalysisTemplate]:

@@ -1,5 +1,6 @@
 """Shared fixtures: a real Prometheus with deterministic history, the real Kubernetes control
-plane and the installed wheel (all session-scoped, made only for the tests that ask for them).
+plane and the installed wheel (all session-scoped, made only for the tests that ask for them);
+`closing`, the list of what a test opened (Scenarios), each closed after it.
 
 A missing `prometheus` binary fails the tests that need it, with the install hint: the
 suite never skips a real component.
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -19,6 +21,21 @@ from rollouts.demo.prometheus import INSTALL_HINT, PrometheusServer
 from rollouts.kube.controlplane import ControlPlane
 from tests.fixtures import istio_history
 from tests.fixtures import wheel as wheels
+
+
+class Closable(Protocol):
+    """What `closing` takes: anything a test opens that must be closed."""
+
+    def close(self) -> None: ...
+
+
+@pytest.fixture
+def closing() -> Iterator[list[Closable]]:
+    """Append what the test opens (a Scenario, anything with `close()`); each is closed after the test."""
+    opened: list[Closable] = []
+    yield opened
+    for thing in opened:
+        thing.close()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,19 @@ from rich.table import Table
 from rich.text import Text
 
 from rollouts.demo.bluegreen_record import BlueGreenRecord, Scale, Selectors, scaled_down_version
-from rollouts.demo.summary import ReleaseSummary, Summary, json_number, rate_text, release_summary, server_errors
+from rollouts.demo.summary import (
+    ReleaseSummary,
+    Summary,
+    analysis_json,
+    json_number,
+    last_rates_text,
+    outcome_text,
+    release_json,
+    release_summary,
+    repeats_dropped,
+    server_errors,
+    verdict_line,
+)
 
 
 @dataclass(frozen=True)
@@ -44,11 +56,11 @@ class BlueGreenSummary(ReleaseSummary):
 
     @property
     def active_history(self) -> tuple[str | None, ...]:
-        return _dedup(s.active for s in self.selectors)
+        return repeats_dropped(s.active for s in self.selectors)
 
     @property
     def preview_history(self) -> tuple[str | None, ...]:
-        return _dedup(s.preview for s in self.selectors)
+        return repeats_dropped(s.preview for s in self.selectors)
 
     @property
     def active_switches(self) -> int:
@@ -80,14 +92,6 @@ class BlueGreenSummary(ReleaseSummary):
         return None if self.smoke_requests == 0 else (self.smoke_requests - self.smoke_errors) / self.smoke_requests
 
 
-def _dedup(values: Iterable[str | None]) -> tuple[str | None, ...]:
-    kept: list[str | None] = []
-    for value in values:
-        if not kept or kept[-1] != value:
-            kept.append(value)
-    return tuple(kept)
-
-
 def release_summary_bg(record: BlueGreenRecord) -> BlueGreenSummary:
     base = release_summary(record)
     fields = {name: getattr(base, name) for name in ReleaseSummary.__dataclass_fields__}
@@ -113,13 +117,7 @@ def summarize(records: Sequence[BlueGreenRecord], *, duration_seconds: float, en
 
 def _release_json(r: BlueGreenSummary) -> dict[str, Any]:
     return {
-        "image": r.image,
-        "expected": str(r.expected),
-        "outcome": str(r.outcome),
-        "as_expected": r.as_expected,
-        "duration_seconds": r.duration_seconds,
-        "phase": r.phase,
-        "message": r.message,
+        **release_json(r),
         "new_replicaset": r.canary,
         "new_hash": r.new_hash,
         "old_hash": r.old_hash,
@@ -129,14 +127,7 @@ def _release_json(r: BlueGreenSummary) -> dict[str, Any]:
         "active_switches": r.active_switches,
         "active_switch_version": r.switch_version,
         "switched_after_analysis": r.switched_after_analysis,
-        "analysis": {
-            "run": r.analysis_run,
-            "phase": r.analysis_phase,
-            "values": [json_number(v) for v in r.analysis_values],
-            "min": json_number(min(r.analysis_values, default=None)),
-            "last": json_number(r.analysis_values[-1] if r.analysis_values else None),
-            "succeeded_version": r.analysis_succeeded_version,
-        },
+        "analysis": {**analysis_json(r), "succeeded_version": r.analysis_succeeded_version},
         "production": {"requests": r.production_total, "requests_to_new": r.production_to_new,
                        "errors_from_new": r.production_errors_from_new},
         "smoke": {"requests": r.smoke_requests, "errors": r.smoke_errors,
@@ -171,9 +162,7 @@ def hash_text(history: Sequence[str | None], new_hash: str) -> str:
 def _analysis_text(r: BlueGreenSummary) -> str:
     if not r.analysis_values:
         return f"{r.analysis_phase or '-'} (no values)"
-    values = ", ".join(rate_text(v) for v in r.analysis_values[-4:])
-    more = "…, " if len(r.analysis_values) > 4 else ""
-    return f"{r.analysis_phase}: {more}{values}"
+    return f"{r.analysis_phase}: {last_rates_text(r.analysis_values)}"
 
 
 def table(summary: Summary) -> RenderableType:
@@ -184,18 +173,8 @@ def table(summary: Summary) -> RenderableType:
         grid.add_column(column, no_wrap=column not in ("pre-promotion analysis", "active selector"))
     releases = [r for r in summary.releases if isinstance(r, BlueGreenSummary)]
     for r in releases:
-        verdict = Text(f"{'✔' if r.as_expected else '✖'} {r.outcome}", style="green" if r.as_expected else "red")
-        if not r.as_expected:
-            verdict.append(f" (expected {r.expected})", style="red")
         reached = Text(f"{r.production_to_new} of {r.production_total}",
                        style="green" if (r.production_to_new == 0) == (r.expected == "Aborted") else "red")
-        grid.add_row(r.image, verdict, f"{r.duration_seconds:.0f}s", hash_text(r.active_history, r.new_hash),
+        grid.add_row(r.image, outcome_text(r), f"{r.duration_seconds:.0f}s", hash_text(r.active_history, r.new_hash),
                      hash_text(r.preview_history, r.new_hash), _analysis_text(r), reached)
-    if summary.ok:
-        done = ", ".join(f"{r.image} {r.outcome}" for r in releases)
-        line = Text(f"✔ as expected: {done} (demo took {summary.duration_seconds:.0f}s)", style="bold green")
-    else:
-        wrong = ", ".join(f"{r.image} {r.outcome} (expected {r.expected}: {r.message or r.phase})"
-                          for r in releases if not r.as_expected) or "no release ran"
-        line = Text(f"✖ not as expected: {wrong}", style="bold red")
-    return Group(grid, line)
+    return Group(grid, verdict_line(summary, releases))

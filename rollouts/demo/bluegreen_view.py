@@ -15,11 +15,8 @@ from rich.text import Text
 
 from rollouts.demo.bluegreen_run import BlueGreenFrame
 from rollouts.demo.bluegreen_summary import hash_text
+from rollouts.demo.summary import repeats_dropped
 from rollouts.demo.traffic import Backend
-
-
-def _dedup(values: list[str | None]) -> list[str | None]:
-    return [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v]
 
 
 def _row(grid: Table, frame: BlueGreenFrame, role: str, selector: str | None, backends: tuple[Backend, ...],
@@ -41,8 +38,8 @@ def traffic_table(frame: BlueGreenFrame) -> Table:
                  Text("req/s", style="dim"), Text("ok (last 5s)", style="dim"))
     _row(grid, frame, "active (production)", frame.active, frame.production, frame.traffic)
     _row(grid, frame, "preview (smoke tests)", frame.preview, frame.smoke, frame.smoke_traffic or {})
-    active = hash_text(_dedup([s.active for s in frame.selectors]), frame.new_hash)
-    preview = hash_text(_dedup([s.preview for s in frame.selectors]), frame.new_hash)
+    active = hash_text(repeats_dropped(s.active for s in frame.selectors), frame.new_hash)
+    preview = hash_text(repeats_dropped(s.preview for s in frame.selectors), frame.new_hash)
     grid.add_row(Text("  active over time", style="dim"), Text(active), "", "", "")
     grid.add_row(Text("  preview over time", style="dim"), Text(preview), "", "", "")
     return grid

@@ -26,11 +26,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -127,12 +129,16 @@ def outcome(record: ReleaseRecord) -> Outcome:
     return Outcome.UNFINISHED
 
 
-def weight_history(weights: Iterable[int]) -> tuple[int, ...]:
-    """Consecutive repeats dropped: (0, 0, 20, 20, 50) -> (0, 20, 50)."""
-    kept: list[int] = []
-    for weight in weights:
-        if not kept or kept[-1] != weight:
-            kept.append(weight)
+def repeats_dropped(values: Iterable[T]) -> tuple[T, ...]:
+    """Consecutive repeats dropped (a weight or selector history): (0, 0, 20, 20, 50) -> (0, 20, 50).
+
+    >>> repeats_dropped([0, 0, 20, 20, 50, 0]), repeats_dropped(["a", None, None])
+    ((0, 20, 50, 0), ('a', None))
+    """
+    kept: list[T] = []
+    for value in values:
+        if not kept or kept[-1] != value:
+            kept.append(value)
     return tuple(kept)
 
 
@@ -161,7 +167,7 @@ def release_summary(record: ReleaseRecord) -> ReleaseSummary:
         expected=record.expected,
         outcome=outcome(record),
         duration_seconds=round((record.ended - record.started).total_seconds(), 1),
-        weights=weight_history(record.weights),
+        weights=repeats_dropped(record.weights),
         phase=record.phase,
         message=record.message,
         canary=record.canary,
@@ -192,32 +198,44 @@ def json_number(value: float | None) -> float | None:
     return round(value, 4)
 
 
+def release_json(r: ReleaseSummary) -> dict[str, Any]:
+    """What every strategy's JSON says of a release first: image, outcomes, duration, the Rollout's last phase."""
+    return {
+        "image": r.image,
+        "expected": str(r.expected),
+        "outcome": str(r.outcome),
+        "as_expected": r.as_expected,
+        "duration_seconds": r.duration_seconds,
+        "phase": r.phase,
+        "message": r.message,
+    }
+
+
+def analysis_json(r: ReleaseSummary) -> dict[str, Any]:
+    """The JSON of a release's AnalysisRun: name, phase, the measured values, their minimum and the last."""
+    return {
+        "run": r.analysis_run,
+        "phase": r.analysis_phase,
+        "values": [json_number(v) for v in r.analysis_values],
+        "min": json_number(min(r.analysis_values, default=None)),
+        "last": json_number(r.analysis_values[-1] if r.analysis_values else None),
+    }
+
+
 def to_json(summary: Summary) -> dict[str, Any]:
     return {
         "ok": summary.ok,
         "duration_seconds": summary.duration_seconds,
         "releases": [
             {
-                "image": r.image,
-                "expected": str(r.expected),
-                "outcome": str(r.outcome),
-                "as_expected": r.as_expected,
-                "duration_seconds": r.duration_seconds,
-                "phase": r.phase,
-                "message": r.message,
+                **release_json(r),
                 "canary_replicaset": r.canary,
                 "weights": list(r.weights),
                 "weight_history": r.weight_text,
                 "final_canary_weight": r.final_weight,
                 "success_rate": json_number(r.success_rate),
                 "traffic": {"requests": r.requests, "errors": r.errors, "success_rate": json_number(r.success_rate)},
-                "analysis": {
-                    "run": r.analysis_run,
-                    "phase": r.analysis_phase,
-                    "values": [json_number(v) for v in r.analysis_values],
-                    "min": json_number(min(r.analysis_values, default=None)),
-                    "last": json_number(r.analysis_values[-1] if r.analysis_values else None),
-                },
+                "analysis": analysis_json(r),
             } | ({} if r.judge is None else {"judge": {
                 "message": r.judge,
                 "threshold_template": r.threshold,
@@ -236,6 +254,12 @@ def rate_text(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value * 100:.1f}%"
 
 
+def last_rates_text(values: Sequence[float]) -> str:
+    """The last four analysis values as rates, `…, ` before them when there were more: `…, 99.0%, 98.5%`."""
+    more = "…, " if len(values) > 4 else ""
+    return more + ", ".join(rate_text(v) for v in values[-4:])
+
+
 def _analysis_text(r: ReleaseSummary) -> str:
     if r.judge is not None:
         return f"{r.analysis_phase or '-'}: the judge (below)"
@@ -243,9 +267,25 @@ def _analysis_text(r: ReleaseSummary) -> str:
         return f"{r.analysis_phase or '-'} (no values)"
     if len(set(r.analysis_values)) == 1:
         return f"{r.analysis_phase}: {rate_text(r.analysis_values[0])} × {len(r.analysis_values)}"
-    values = ", ".join(rate_text(v) for v in r.analysis_values[-4:])
-    more = "…, " if len(r.analysis_values) > 4 else ""
-    return f"{r.analysis_phase}: {more}{values}"
+    return f"{r.analysis_phase}: {last_rates_text(r.analysis_values)}"
+
+
+def outcome_text(r: ReleaseSummary) -> Text:
+    """The outcome column: `✔ Promoted` in green, or `✖ Aborted (expected Promoted)` in red."""
+    verdict = Text(f"{'✔' if r.as_expected else '✖'} {r.outcome}", style="green" if r.as_expected else "red")
+    if not r.as_expected:
+        verdict.append(f" (expected {r.expected})", style="red")
+    return verdict
+
+
+def verdict_line(summary: Summary, releases: Sequence[ReleaseSummary]) -> Text:
+    """The line under the table: every release's outcome when all were as expected, else the ones that were not."""
+    if summary.ok:
+        done = ", ".join(f"{r.image} {r.outcome}" for r in releases)
+        return Text(f"✔ as expected: {done} (demo took {summary.duration_seconds:.0f}s)", style="bold green")
+    wrong = ", ".join(f"{r.image} {r.outcome} (expected {r.expected}: {r.message or r.phase})"
+                      for r in releases if not r.as_expected) or "no release ran"
+    return Text(f"✖ not as expected: {wrong}", style="bold red")
 
 
 def table(summary: Summary) -> RenderableType:
@@ -254,22 +294,10 @@ def table(summary: Summary) -> RenderableType:
     for column in ("release", "outcome", "took", "canary weight", "analysis (success rate)", "canary traffic"):
         grid.add_column(column, no_wrap=column != "analysis (success rate)")
     for r in summary.releases:
-        style = "green" if r.as_expected else "red"
-        mark = "✔" if r.as_expected else "✖"
-        verdict = Text(f"{mark} {r.outcome}", style=style)
-        if not r.as_expected:
-            verdict.append(f" (expected {r.expected})", style="red")
         traffic = f"{rate_text(r.success_rate)} ok of {r.requests}"
-        grid.add_row(r.image, verdict, f"{r.duration_seconds:.0f}s", r.weight_text, _analysis_text(r), traffic)
+        grid.add_row(r.image, outcome_text(r), f"{r.duration_seconds:.0f}s", r.weight_text, _analysis_text(r), traffic)
     notes = [note for r in summary.releases for note in judged_lines(r)]
-    if summary.ok:
-        done = ", ".join(f"{r.image} {r.outcome}" for r in summary.releases)
-        line = Text(f"✔ as expected: {done} (demo took {summary.duration_seconds:.0f}s)", style="bold green")
-    else:
-        wrong = ", ".join(f"{r.image} {r.outcome} (expected {r.expected}: {r.message or r.phase})"
-                          for r in summary.releases if not r.as_expected) or "no release ran"
-        line = Text(f"✖ not as expected: {wrong}", style="bold red")
-    return Group(grid, *notes, line)
+    return Group(grid, *notes, verdict_line(summary, summary.releases))
 
 
 def judged_lines(r: ReleaseSummary) -> list[Text]:

@@ -27,8 +27,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from analysis.args import ArgError
-from analysis.build import SpecError, build_run
-from analysis.model import AnalysisTemplate, Argument, DurationError, TemplateRef, parse_duration
+from analysis.build import build_run, template_resolver
+from analysis.model import Argument, DurationError, TemplateRef, parse_duration
 from rollouts.platform.labels import HASH_LABEL, INSTANCE_LABEL, short_hash
 from rollouts.platform.times import format_time
 from rollouts.spec.experiment import Experiment, ExperimentAnalysis, ExperimentTemplate
@@ -134,14 +134,7 @@ def resolve_args(ex: Experiment, args: Sequence[Argument], available_at: datetim
 def run_doc(ex: Experiment, analysis: ExperimentAnalysis, *, templates: Sequence[Mapping[str, Any]],
             available_at: datetime | None) -> dict[str, Any]:
     """The AnalysisRun of one analysis (raises SpecError / ArgError)."""
-    loaded = [AnalysisTemplate.load(doc) for doc in templates]
-
-    def resolve(ref: TemplateRef) -> AnalysisTemplate:
-        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
-        for template in loaded:
-            if template.kind == kind and template.metadata.name == ref.template_name:
-                return template
-        raise SpecError(f"{kind} {ref.template_name!r} not found")
+    resolve = template_resolver(templates)
 
     extra = ex.spec.analysis_run_metadata
     labels = dict((extra.labels if extra else None) or {})

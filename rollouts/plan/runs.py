@@ -60,8 +60,8 @@ from typing import Any
 from analysis import args as arguments
 from analysis import assess, evidence, explain
 from analysis.args import ArgError
-from analysis.build import SpecError, build_run
-from analysis.model import AnalysisPhase, AnalysisTemplate, TemplateRef
+from analysis.build import SpecError, build_run, template_resolver
+from analysis.model import AnalysisPhase
 from rollouts.plan import transitions
 from rollouts.plan.replicas import owner_reference
 from rollouts.plan.state import Pass
@@ -166,14 +166,7 @@ class RunRequest:
 
 def build_run_doc(rollout: Rollout, request: RunRequest, templates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The AnalysisRun document (raises analysis.build.SpecError / analysis.args.ArgError)."""
-    loaded = [AnalysisTemplate.load(doc) for doc in templates]
-
-    def resolve(ref: TemplateRef) -> AnalysisTemplate:
-        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
-        for template in loaded:
-            if template.kind == kind and template.metadata.name == ref.template_name:
-                return template
-        raise SpecError(f"{kind} {ref.template_name!r} not found; create it or fix templateName")
+    resolve = template_resolver(templates)
 
     meta = rollout.metadata
     analysis = request.analysis

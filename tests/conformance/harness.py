@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.providers import Providers
-from rollouts.cli.actions import promote_patches
 from rollouts.controller.manager import Manager
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform import commands
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Conflict
 from rollouts.platform.labels import HASH_LABEL
@@ -157,11 +157,7 @@ class Run:
         return self.update(change)
 
     def promote(self, *, full: bool = False) -> Run:
-        spec, status = promote_patches(self.rollout, full=full)
-        if spec:
-            self.cluster.patch("Rollout", self.name, self.namespace, spec)
-        if status:
-            self.cluster.patch_status("Rollout", self.name, self.namespace, status)
+        commands.promote(self.cluster, self.name, self.namespace, full=full)  # as `rollouts promote`
         return self
 
     def abort(self) -> Run:

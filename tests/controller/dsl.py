@@ -20,9 +20,9 @@ import yaml
 
 from analysis.model import Metric
 from analysis.providers import Provider, ProviderError, Providers, Result
-from rollouts.cli.actions import promote_patches
 from rollouts.controller.manager import Manager
 from rollouts.memory.cluster import InMemoryCluster
+from rollouts.platform import commands
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Cluster, Conflict
 
@@ -130,6 +130,19 @@ def route_weights(vs: dict[str, Any], route: str, *, stable: str, canary: str) -
     return found["stable"], found["canary"]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a release story ended (`Scenario.outcome`), to hold a disturbed run (a restart, API faults) against an
+    undisturbed one."""
+
+    history: list[tuple[datetime, int, int]]  # the VirtualService's weights as watched
+    status: dict[str, Any]
+    end: datetime
+    measured_at: list[datetime]  # when the scripted provider measured
+    runs: list[str]  # the AnalysisRuns' names, sorted
+    paused_at: list[str]  # every distinct pause startTime the status showed
+
+
 class Scenario:
     def __init__(self, example: str, *, namespace: str = "default", cluster: Any = None,
                  clock: SteppedClock | None = None, provider: Provider | None = None, route: str = "primary",
@@ -197,11 +210,7 @@ class Scenario:
         raise AssertionError("could not update the image")
 
     def when_promote(self, *, full: bool = False) -> Scenario:
-        spec, status = promote_patches(self.rollout, full=full)
-        if spec:
-            self.cluster.patch("Rollout", self.rollout_name, self.namespace, spec)
-        if status:
-            self.cluster.patch_status("Rollout", self.rollout_name, self.namespace, status)
+        commands.promote(self.cluster, self.rollout_name, self.namespace, full=full)  # as `rollouts promote`
         return self
 
     def when_abort(self) -> Scenario:
@@ -243,6 +252,17 @@ class Scenario:
     @property
     def phase(self) -> str | None:
         return self.status.get("phase")
+
+    @property
+    def promoted(self) -> bool:
+        """The update is done: the Rollout is Healthy and its current revision is the stable one."""
+        return self.phase == "Healthy" and self.status.get("stableRS") == self.status.get("currentPodHash")
+
+    def outcome(self) -> Outcome:
+        """What the story ended with: the weights watched, the status, the clock, the measurements, runs and pauses."""
+        return Outcome(history=list(self.weights.entries), status=self.status, end=self.clock.now(),
+                       measured_at=[at for _, at in self.provider.calls],
+                       runs=sorted(r["metadata"]["name"] for r in self.analysis_runs()), paused_at=self.pause_history)
 
     @property
     def vs_weights(self) -> tuple[int, int]:
@@ -304,3 +324,13 @@ class CountingCluster:
 
 __all__ = ["EXAMPLES", "START", "CountingCluster", "Follower", "Scenario", "ScriptedProvider", "WeightHistory",
            "load_example", "route_weights"]
+
+
+def wait_for(predicate: Callable[[], bool], what: str, *, seconds: float = 30.0) -> None:
+    """Threaded tests: wait (real time, generous) for an observable outcome of the controller."""
+    pause = threading.Event()
+    for _ in range(int(seconds * 100)):
+        if predicate():
+            return
+        pause.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -7,11 +7,8 @@ as an outside observer sees it; the metric provider is scripted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-
-import pytest
 
 from rollouts import view
 from rollouts.platform.labels import HASH_LABEL, SCALE_DOWN_DEADLINE
@@ -53,14 +50,6 @@ class BlueGreen(Scenario):
     def rs_replicas(self, pod_hash: str) -> int:
         rs = self.cluster.get("ReplicaSet", f"{self.rollout_name}-{pod_hash}", self.namespace)
         return int(rs["spec"]["replicas"])
-
-
-@pytest.fixture
-def closing() -> Iterator[list[Scenario]]:
-    opened: list[Scenario] = []
-    yield opened
-    for scenario in opened:
-        scenario.close()
 
 
 def scenario_of(closing: list[Scenario], edit: Any = None, *, metric: list[float] = HEALTHY) -> BlueGreen:

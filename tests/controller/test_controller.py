@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import json
-import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from rollouts.memory.cluster import InMemoryCluster
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Unavailable
 from rollouts.spec.model import Rollout
-from tests.controller.dsl import START, CountingCluster, Follower, Scenario, ScriptedProvider, load_example
+from tests.controller.dsl import START, CountingCluster, Follower, Scenario, ScriptedProvider, load_example, wait_for
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
 
@@ -46,16 +45,6 @@ def counted() -> Iterator[Scenario]:
     scenario.provider.script("success-rate", [0.99])
     yield scenario
     scenario.close()
-
-
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
-    """Threaded tests: wait (real time, generous) for an observable outcome."""
-    done = threading.Event()
-    for _ in range(3000):
-        if predicate():
-            return
-        done.wait(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ------------------------------------------------------------ writes

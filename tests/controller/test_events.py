@@ -14,16 +14,6 @@ from rollouts.platform.events import EventRecorder
 
 
 @pytest.fixture
-def clock() -> SteppedClock:
-    return SteppedClock()
-
-
-@pytest.fixture
-def cluster(clock: SteppedClock) -> InMemoryCluster:
-    return InMemoryCluster(clock=clock.now, workloads=False)
-
-
-@pytest.fixture
 def rollout(cluster: InMemoryCluster) -> dict[str, Any]:
     return cluster.create({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",

@@ -10,8 +10,7 @@ measures). Argo's examples/rollout-experiment-step.yaml runs as Argo ships it, w
 from __future__ import annotations
 
 import copy
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from rollouts.memory.cluster import InMemoryCluster
 from rollouts.memory.server import serve
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.labels import HASH_LABEL
-from tests.controller.dsl import START, Scenario
+from tests.controller.dsl import START, Scenario, wait_for
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
 OLD_IMAGE = "argoproj/rollouts-demo:blue"
@@ -360,16 +359,6 @@ def test_a_new_revision_mid_experiment_terminates_the_running_experiment(canary:
     assert old["spec"].get("terminate") is True
     assert len(experiments(canary)) == 2, "the new revision ran its own experiment step"
     assert stable_image(canary) == "argoproj/rollouts-demo:green"
-
-
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
-    """Threaded mode: wait (a bounded number of short real pauses) for the controller's threads."""
-    pause = threading.Event()
-    for _ in range(3000):
-        if predicate():
-            return
-        pause.wait(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_standalone_experiment_runs_over_http_with_the_kubernetes_client(tmp_path: Path) -> None:

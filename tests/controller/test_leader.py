@@ -10,22 +10,10 @@ import threading
 from datetime import datetime
 from typing import Any
 
-import pytest
-
 from rollouts.controller.leader import LeaderElector, lock_name
 from rollouts.memory.cluster import InMemoryCluster
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Unavailable
-
-
-@pytest.fixture
-def clock() -> SteppedClock:
-    return SteppedClock()
-
-
-@pytest.fixture
-def cluster(clock: SteppedClock) -> InMemoryCluster:
-    return InMemoryCluster(clock=clock.now, workloads=False)
 
 
 def elector(cluster: Any, identity: str, **kwargs: Any) -> LeaderElector:

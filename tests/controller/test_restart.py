@@ -13,12 +13,9 @@ Once more over HTTP: the embedded API server and the real Kubernetes client.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,20 +23,10 @@ from rollouts.kube.cluster import KubeCluster
 from rollouts.memory.cluster import InMemoryCluster
 from rollouts.memory.server import serve
 from rollouts.platform.clock import SteppedClock
-from tests.controller.dsl import START, Scenario
+from tests.controller.dsl import START, Outcome, Scenario, wait_for
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
 Stop = Callable[[Scenario, str], None]  # drives the scenario's manager to the stop point
-
-
-@dataclass(frozen=True)
-class Outcome:
-    history: list[tuple[datetime, int, int]]
-    status: dict[str, Any]
-    end: datetime
-    measured_at: list[datetime]
-    runs: list[str]
-    paused_at: list[str]
 
 
 EXAMPLES = {
@@ -60,13 +47,8 @@ def story(example: str, stop: Stop | None = None, *, leader_election: bool = Fal
         if stop is not None:
             stop(scenario, first)
             scenario.manager = scenario.new_manager()  # the old one is simply abandoned
-        scenario.run_until(lambda: scenario.phase == "Healthy"
-                           and scenario.status.get("stableRS") == scenario.status.get("currentPodHash"))
-        return Outcome(
-            history=list(scenario.weights.entries), status=scenario.status, end=scenario.clock.now(),
-            measured_at=[at for _, at in scenario.provider.calls],
-            runs=sorted(r["metadata"]["name"] for r in scenario.analysis_runs()), paused_at=scenario.pause_history,
-        )
+        scenario.run_until(lambda: scenario.promoted)
+        return scenario.outcome()
     finally:
         scenario.close()
 
@@ -149,15 +131,6 @@ def test_a_crashed_leader_is_replaced_after_its_lease_and_the_pause_still_ends_o
 
 
 # ------------------------------------------------------------ over HTTP, with threads
-
-
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
-    pause = threading.Event()
-    for _ in range(3000):
-        if predicate():
-            return
-        pause.wait(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_restart_over_http_with_the_kubernetes_client(tmp_path: Path) -> None:

@@ -17,21 +17,12 @@ import requests
 
 from rollouts.dashboard.auth import Reviews
 from rollouts.dashboard.server import Options, Served, build
-from rollouts.memory.cluster import InMemoryCluster
 from rollouts.platform.clock import SteppedClock
-from tests.cli.conftest import NOW, T0, Shop
+from tests.cli.conftest import NOW, cluster, shop
+
+__all__ = ["cluster", "shop"]  # tests/cli's fixtures: the shop in its InMemoryCluster, as the CLI tests have them
 
 Serve = Callable[..., Served]
-
-
-@pytest.fixture
-def cluster() -> InMemoryCluster:
-    return InMemoryCluster(clock=lambda: T0, workloads=False)
-
-
-@pytest.fixture
-def shop(cluster: InMemoryCluster) -> Shop:
-    return Shop(cluster)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from rollouts.demo import judge, scenario
 from rollouts.demo.summary import Outcome, ReleaseRecord, measurement_value, summarize, table, to_json
 from rollouts.view.render import to_text
 from tests.conftest import require_prometheus
+from tests.fixtures.children import Lines
 
 ROLLOUTS = [sys.executable, "-m", "rollouts"]
 DEMO_TIMEOUT = 200
@@ -38,38 +38,6 @@ def accepts(url: str) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)
         return probe.connect_ex((host, int(port))) == 0
-
-
-class Lines:
-    """Collects a child's stderr lines in a thread; `wait_for(pattern)` blocks until one matches."""
-
-    def __init__(self, stream: Any) -> None:
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: Any) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self.lines.append("<EOF>")
-            self._changed.notify_all()
-
-    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        regex = re.compile(pattern)
-        with self._changed:
-            found = self._changed.wait_for(
-                lambda: any(regex.search(line) for line in self.lines) or "<EOF>" in self.lines, timeout)
-            match = next((m for line in self.lines if (m := regex.search(line))), None)
-        assert found and match, f"no line matching {pattern!r} in:\n" + "\n".join(self.lines[-20:])
-        return match
-
-    def text(self) -> str:
-        self._thread.join(10)
-        return "\n".join(self.lines)
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_prometheus
+from tests.fixtures.children import Lines
 
 REPO = Path(__file__).resolve().parents[2]
 APP_LINE = r"app demo-\S+ \(demo:v1\) listening on"
@@ -66,40 +65,6 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
-
-
-class Lines:
-    """A child's output lines, read on a thread; `wait_for(pattern)` blocks (bounded) until one matches."""
-
-    def __init__(self, stream: object, other: Lines | None = None) -> None:
-        self.lines: list[str] = []
-        self.other = other  # the child's other stream, shown when a line does not come
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self.lines.append("<EOF>")
-            self._changed.notify_all()
-
-    def wait_for(self, pattern: str, timeout: float = 60) -> str:
-        regex = re.compile(pattern)
-        with self._changed:
-            self._changed.wait_for(lambda: any(regex.search(line) for line in self.lines) or "<EOF>" in self.lines,
-                                   timeout)
-            found = [line for line in self.lines if regex.search(line)]
-        other = "" if self.other is None else "\nand the other stream:\n" + self.other.text()[-3000:]
-        assert found, f"no line matching {pattern!r} in:\n" + "\n".join(self.lines[-20:]) + other
-        return found[0]
-
-    def text(self) -> str:
-        self._thread.join(10)
-        return "\n".join(line for line in self.lines if line != "<EOF>")
 
 
 seen: list[Process] = []  # every child a test saw, killed after it in any case

@@ -10,8 +10,6 @@ objects are created. `stable_hashes` follows every stableRS the Rollout's status
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import tenacity
@@ -94,12 +92,3 @@ def everything(cluster: Any, *, skip: tuple[str, ...] = ()) -> str:
     """Every object of every kind the cluster holds, as one JSON text (to search for a value)."""
     return json.dumps([obj for kind in KINDS if kind not in skip for obj in cluster.list(kind)])
 
-
-def wait_for(predicate: Callable[[], bool], what: str, *, seconds: float = 30.0) -> None:
-    """Threaded tests: wait (real time, generous) for an observable outcome of the controller."""
-    pause = threading.Event()
-    for _ in range(int(seconds * 100)):
-        if predicate():
-            return
-        pause.wait(0.01)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,12 @@ from rollouts.memory.cluster import InMemoryCluster
 from rollouts.memory.server import serve
 from rollouts.platform.clock import SteppedClock
 from rollouts.platform.cluster import Conflict, Unavailable
-from tests.controller.dsl import START, ScriptedProvider, load_example, route_weights
+from tests.controller.dsl import START, Outcome, ScriptedProvider, load_example, route_weights, wait_for
 from tests.faults.faulty import FaultyCluster
-from tests.faults.harness import NEW_IMAGE, FaultScenario, through_faults, wait_for
+from tests.faults.harness import NEW_IMAGE, FaultScenario, through_faults
 
 ROLLOUT = "rollout-example"
 Arrange = Callable[[FaultyCluster], None]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    history: list[tuple[datetime, int, int]]
-    status: dict[str, Any]
-    end: datetime
-    measured_at: list[datetime]
-    runs: list[str]
 
 
 def story(arrange: Arrange | None = None) -> tuple[Outcome, FaultScenario, FaultyCluster]:
@@ -55,12 +45,8 @@ def story(arrange: Arrange | None = None) -> tuple[Outcome, FaultScenario, Fault
         if arrange is not None:
             arrange(faulty)
         scenario.when_image(NEW_IMAGE)
-        scenario.run_until(lambda: scenario.phase == "Healthy"
-                           and scenario.status.get("stableRS") == scenario.status.get("currentPodHash"))
-        outcome = Outcome(history=list(scenario.weights.entries), status=scenario.status, end=scenario.clock.now(),
-                          measured_at=[at for _, at in scenario.provider.calls],
-                          runs=sorted(r["metadata"]["name"] for r in scenario.analysis_runs()))
-        return outcome, scenario, faulty
+        scenario.run_until(lambda: scenario.promoted)
+        return scenario.outcome(), scenario, faulty
     finally:
         scenario.close()
 

@@ -17,8 +17,7 @@ import pytest
 
 from rollouts.controller.reconciler import references
 from rollouts.platform import wire
-from tests.controller.dsl import Scenario
-from tests.faults.harness import wait_for
+from tests.controller.dsl import Scenario, wait_for
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
 

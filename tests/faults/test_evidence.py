@@ -8,7 +8,6 @@ canary never gets all the traffic and is never promoted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,14 +54,6 @@ def as_step_analysis(scenario: Scenario) -> None:
 
 def istio(provider: Any) -> Scenario:
     return Scenario("istio-canary", provider=provider)
-
-
-@pytest.fixture
-def closing() -> Iterator[list[Scenario]]:
-    opened: list[Scenario] = []
-    yield opened
-    for scenario in opened:
-        scenario.close()
 
 
 def deploy_then_update(scenario: Scenario, closing: list[Scenario], *, healthy_first: bool = True) -> Scenario:

@@ -14,8 +14,7 @@ from typing import Any
 
 from analysis.model import Metric
 from analysis.providers import ProviderError, Result
-from tests.controller.dsl import Scenario
-from tests.faults.harness import wait_for
+from tests.controller.dsl import Scenario, wait_for
 from tests.faults.test_isolation import renamed, rollout_of
 
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"

@@ -64,6 +64,19 @@ def updated(steps: list[dict[str, Any]] = STEPS, image: str = "app:v2", **kwargs
     return world
 
 
+def at_the_indefinite_pause(**kwargs: Any) -> World:
+    """`updated(**kwargs)` taken through STEPS to its last, indefinite pause: v2's pods ready at each weight,
+    the 60 s pause waited out."""
+    world = updated(**kwargs)
+    world.set_ready("app:v2")
+    world.settle()
+    world.step(T0 + seconds(60))
+    world.settle()
+    world.set_ready("app:v2")
+    world.settle()
+    return world
+
+
 def sizes(world: World) -> dict[str, int]:
     return {r["metadata"]["labels"]["rollouts-pod-template-hash"]: r["spec"]["replicas"] for r in world.replica_sets}
 
@@ -210,13 +223,7 @@ def test_the_pause_timer_survives_a_restart() -> None:
 
 
 def test_an_indefinite_pause_waits_for_promote() -> None:
-    world = updated()
-    world.set_ready("app:v2")
-    world.settle()
-    world.step(T0 + seconds(60))
-    world.settle()
-    world.set_ready("app:v2")
-    world.settle()
+    world = at_the_indefinite_pause()
     assert world.status["currentStepIndex"] == 3 and world.status["phase"] == "Paused"
     later = world.plan(T0 + seconds(86_400))
     assert later.requeue_after is None and not later.actions
@@ -613,13 +620,7 @@ def test_progress_deadline(abort: bool) -> None:
 
 
 def test_pauses_do_not_count_against_the_progress_deadline() -> None:
-    world = updated(spec={"progressDeadlineSeconds": 60})
-    world.set_ready("app:v2")
-    world.settle()
-    world.step(T0 + seconds(60))
-    world.settle()
-    world.set_ready("app:v2")
-    world.settle()
+    world = at_the_indefinite_pause(spec={"progressDeadlineSeconds": 60})
     assert world.status["currentStepIndex"] == 3
     world.settle(T0 + seconds(10_000))
     assert world.status["phase"] == "Paused"
