@@ -619,27 +619,34 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
     ticks, image, cursor = 6, 3, 0
     per_tick = max(1, per_hour // ticks)
     updates = dict.fromkeys(f.names, 0)
+
+    def advance(names: list[str], failing: set[str]) -> None:
+        """One tick: the named Rollouts get the next image (`failing` ones fail their analysis), then a tick's time."""
+        nonlocal image
+        f.backend.failing = failing
+        update(f, names, f"demo:v{image}")
+        for name in names:
+            updates[name] += 1
+        image += 1
+        manager.run_for(3600.0 / ticks)
+
     warmed: dict[str, Any] | None = None
     if warm_up:
-        warmed = {"updates": 0, "seconds": 0.0, "rounds": [Counter[str]() for _ in WARM_UP]}
+        rounds = [Counter[str]() for _ in WARM_UP]
         started, tick = f.clock.monotonic(), 0
         for round_, failing in enumerate(WARM_UP):
             for at in range(0, n, per_tick):
                 names = f.names[at:at + per_tick]
                 if round_:
-                    warmed["rounds"][round_ - 1].update(outcome(f, name) for name in names)
-                f.backend.failing = set(names) if failing else set()
-                update(f, names, f"demo:v{image}")
-                image += 1
+                    rounds[round_ - 1].update(outcome(f, name) for name in names)
+                advance(names, set(names) if failing else set())
                 tick += 1
-                manager.run_for(3600.0 / ticks)
                 if tick % ticks == 0:
                     expire_events(f.cluster, f.clock.now() - timedelta(hours=1))
         quiet(manager)
-        warmed["rounds"][-1].update(outcome(f, name) for name in f.names)
-        warmed["rounds"] = [dict(sorted(c.items())) for c in warmed["rounds"]]
-        warmed["updates"], warmed["seconds"] = n * len(WARM_UP), f.clock.monotonic() - started
-        updates = dict.fromkeys(f.names, len(WARM_UP))
+        rounds[-1].update(outcome(f, name) for name in f.names)
+        warmed = {"updates": n * len(WARM_UP), "seconds": f.clock.monotonic() - started,
+                  "rounds": [dict(sorted(c.items())) for c in rounds]}
     samples: list[int] = []
     sizes: list[int] = []
     runs: list[int] = []
@@ -656,13 +663,7 @@ def day(n: int, *, hours: int = 24, updates_per_hour: int | None = None, fail_ev
             indexes = [(cursor + i) % n for i in range(per_tick)]
             names = [f.names[index] for index in indexes]
             cursor += per_tick
-            f.backend.failing = {f.names[index] for index in indexes
-                                 if fails(index, updates[f.names[index]], fail_every)}
-            update(f, names, f"demo:v{image}")
-            for name in names:
-                updates[name] += 1
-            image += 1
-            manager.run_for(3600.0 / ticks)
+            advance(names, {f.names[index] for index in indexes if fails(index, updates[f.names[index]], fail_every)})
         expire_events(f.cluster, f.clock.now() - timedelta(hours=1))
         sizes.append(max(status_sizes(f.cluster), default=0))
         runs.append(len(f.cluster.list("AnalysisRun", "default")))
